@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The agent program, attached to the host-side end of an endpoint's veth: it
+ * sees every frame the endpoint sends.
+ *
+ *   destination hosted on this host ... straight to its interface
+ *   anything else ..................... Geneve (the VPC's VNI) to one of the
+ *                                       network's bouncers, out of the NIC
+ *
+ * When the chosen bouncer is this very host, the agent does the bouncer's
+ * work itself (ARP answers, next hop), since the packet would otherwise
+ * have to leave and re-enter the same NIC.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "mzr_abi.h"
+#include "mzr_maps.h"
+#include "mzr_parse.h"
+#include "mzr_encap.h"
+#include "mzr_route.h"
+
+static __always_inline int mzr_agent_drop(__u32 reason)
+{
+	mzr_count(reason);
+	mzr_count(MZR_C_DROP);
+	return XDP_DROP;
+}
+
+/* Encapsulate towards hop and send: out of the NIC, or to a local bypass endpoint. */
+static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_if_cfg *cfg,
+					   const struct mzr_agent_val *a, __be32 hop,
+					   __u32 hash, __u32 out_ifindex)
+{
+	struct mzr_sub_key sk = { .ip = hop };
+	const __u8 *dst_mac = cfg->mac;
+	__u32 inner_len = ctx->data_end - ctx->data;
+	struct ethhdr *eth;
+
+	if (hop != cfg->ip) {
+		struct mzr_sub_val *sub = bpf_map_lookup_elem(&mzr_substrate, &sk);
+
+		if (!sub)
+			return mzr_agent_drop(MZR_D_NO_SUBSTRATE);
+		dst_mac = sub->mac;
+	}
+	if (bpf_xdp_adjust_head(ctx, -(int)MZR_OUTER_LEN))
+		return mzr_agent_drop(MZR_D_ADJUST);
+	eth = (void *)(long)ctx->data;
+	if ((void *)eth + MZR_OUTER_LEN > (void *)(long)ctx->data_end)
+		return mzr_agent_drop(MZR_D_ADJUST);
+	mzr_outer_write(eth, cfg->mac, dst_mac, cfg->ip, hop, a->vni,
+			0xc000 | (hash >> 18), inner_len);
+	mzr_count(MZR_C_AGENT_ENCAP);
+	mzr_count(XDP_REDIRECT);
+	return bpf_redirect(out_ifindex, 0);
+}
+
+SEC("xdp")
+int mzr_agent(struct xdp_md *ctx)
+{
+	struct mzr_cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+	struct mzr_agent_key ak = { .ifindex = ctx->ingress_ifindex };
+	struct mzr_agent_val *a;
+	struct mzr_if_cfg *cfg;
+	struct mzr_arp *arp = NULL;
+	struct mzr_ep_key ek;
+	struct mzr_ep_val *ep;
+	struct mzr_hop hop;
+	struct ethhdr *eth;
+	__be32 src, dst;
+	__u32 hash, n;
+	int err;
+
+	a = bpf_map_lookup_elem(&mzr_agents, &ak);
+	cfg = mzr_if_cfg_get();
+	if (!a || !cfg || !cfg->ip)
+		return mzr_agent_drop(MZR_D_AGENT_NOCFG);
+
+	eth = mzr_parse_eth(&c);
+	if (!eth)
+		return mzr_agent_drop(MZR_D_AGENT_TRUNC);
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = mzr_parse_ipv4(&c);
+
+		if (!ip)
+			return mzr_agent_drop(MZR_D_AGENT_TRUNC);
+		src = ip->saddr;
+		dst = ip->daddr;
+	} else if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+		arp = mzr_parse_arp(&c);
+		if (!arp)
+			return mzr_agent_drop(MZR_D_AGENT_TRUNC);
+		src = arp->spa;
+		dst = arp->tpa;
+	} else {
+		return mzr_agent_drop(MZR_D_AGENT_PROTO);
+	}
+	/* An endpoint speaks only for its own address. */
+	if (src != a->ip)
+		return mzr_agent_drop(MZR_D_AGENT_SPOOF);
+
+	ek.vni = a->vni;
+	ek.ip = dst;
+	ep = bpf_map_lookup_elem(&mzr_endpoints, &ek);
+	hash = mzr_flow_hash(src, dst);
+
+	/* Same host: never leaves it. */
+	if (ep && ep->ifindex && ep->type == MZR_EP_SIMPLE) {
+		if (ep->flags & MZR_EP_F_BYPASS_DECAP)
+			return mzr_agent_encap(ctx, cfg, a, cfg->ip, hash, ep->ifindex);
+		if (!arp)
+			mzr_mac_copy(eth->h_dest, ep->mac);
+		mzr_count(MZR_C_AGENT_LOCAL);
+		mzr_count(XDP_REDIRECT);
+		return bpf_redirect(ep->ifindex, 0);
+	}
+
+	n = a->nbouncers;
+	if (n == 0 || n > MZR_MAX_HOPS)
+		return mzr_agent_drop(MZR_D_NO_HOPS);
+	hop.ip = mzr_hop_pick(a->bouncer_ip, n, hash);
+	if (hop.ip != cfg->ip)
+		return mzr_agent_encap(ctx, cfg, a, hop.ip, hash, cfg->ifindex);
+
+	/* This host is the bouncer. */
+	if (ep && arp && arp->op == bpf_htons(MZR_ARP_REQUEST) && arp->spa != arp->tpa) {
+		mzr_arp_answer(eth, arp, ep->mac);
+		mzr_count(MZR_C_ARP_REPLY);
+		mzr_count(XDP_TX);
+		return XDP_TX;
+	}
+	if (ep && ep->type == MZR_EP_GATEWAY)
+		return mzr_agent_drop(MZR_D_TO_GATEWAY);
+	if (ep && ep->type == MZR_EP_SCALED)
+		return mzr_agent_drop(MZR_D_SCALED_NO_FN);
+	err = mzr_next_hop(a->vni, src, dst, ep, &hop);
+	if (err)
+		return mzr_agent_drop(err);
+	if (hop.ip == cfg->ip)
+		return mzr_agent_drop(MZR_D_LOOP);
+	mzr_count(hop.path);
+	return mzr_agent_encap(ctx, cfg, a, hop.ip, hash, cfg->ifindex);
+}
+
+char _license[] SEC("license") = "GPL";

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The map ABI of mizar.transit: every key and value the datapath shares with
+ * the control plane. The Python codecs in plugins/module_utils/abi.py mirror
+ * these structs; tests/datapath/test_abi.py checks them against the BTF of
+ * the compiled objects, so a change here that is not made there fails CI.
+ *
+ * Byte order: fields named *_ip hold IPv4 addresses in network order, as
+ * they appear on the wire. Every other integer is in host order.
+ *
+ * Bump MZR_ABI_VERSION with any layout change. The loader compares the BTF
+ * layout of pinned maps with the new object's and migrates entries by field
+ * name when they differ; it never mixes layouts.
+ */
+#ifndef MZR_ABI_H
+#define MZR_ABI_H
+
+#include <linux/types.h>
+
+#define MZR_ABI_VERSION 1
+
+#define MZR_GENEVE_PORT 6081
+#define MZR_GENEVE_PROTO_ETH 0x6558 /* Transparent Ethernet Bridging */
+
+/* Capacities (at least Mizar's). */
+#define MZR_MAX_ENDPOINTS 65536
+#define MZR_MAX_NETWORKS 16384
+#define MZR_MAX_VPCS 8192
+#define MZR_MAX_SUBSTRATE 16384
+#define MZR_MAX_AGENTS 8192
+#define MZR_MAX_HOPS 128    /* bouncers per network, dividers per VPC */
+#define MZR_MAX_BACKENDS 32 /* backends of one scaled endpoint */
+
+/* Tail-call stages: slots of the mzr_stages prog array. */
+enum mzr_stage {
+	MZR_STAGE_ON_XDP_TX = 0,
+	MZR_STAGE_ON_XDP_PASS = 1,
+	MZR_STAGE_ON_XDP_REDIRECT = 2,
+	MZR_STAGE_ON_XDP_DROP = 3,
+	MZR_STAGE_ON_XDP_SCALED_EP = 4,
+	MZR_STAGE_MAX = 5,
+};
+
+/* mzr_if_cfg: one entry (key 0), this host's substrate interface. */
+struct mzr_if_cfg {
+	__be32 ip;
+	__u8 mac[6];
+	__u16 _pad;
+	__u32 ifindex;
+	__u32 flags;
+};
+
+/* mzr_endpoints: (VNI, inner IP) -> endpoint. */
+enum mzr_ep_type {
+	MZR_EP_SIMPLE = 1,
+	MZR_EP_SCALED = 2,
+	MZR_EP_GATEWAY = 3, /* a network's gateway: answered by ARP, never a destination */
+};
+
+#define MZR_EP_F_BYPASS_DECAP 0x1
+
+struct mzr_ep_key {
+	__u32 vni;
+	__be32 ip;
+};
+
+struct mzr_ep_val {
+	__u8 type;      /* enum mzr_ep_type */
+	__u8 flags;     /* MZR_EP_F_* */
+	__u8 nbackends; /* scaled: used entries of backend_ip */
+	__u8 _pad;
+	__be32 host_ip; /* substrate IP of the host of a simple endpoint */
+	__u32 ifindex;  /* non-zero: hosted here, deliver to this interface */
+	__u8 mac[6];
+	__u16 _pad2;
+	__be32 backend_ip[MZR_MAX_BACKENDS]; /* scaled: inner IPs of the backends */
+};
+
+/* mzr_networks: LPM trie on (VNI, inner prefix) -> the network's bouncers. */
+struct mzr_net_key {
+	__u32 prefixlen; /* 32 (the VNI) + the network's prefix length */
+	__u32 vni;
+	__be32 ip;
+};
+
+struct mzr_net_val {
+	__u32 nbouncers;
+	__be32 bouncer_ip[MZR_MAX_HOPS];
+};
+
+/* mzr_vpcs: VNI -> the VPC's dividers. */
+#define MZR_VPC_F_LOCAL_DIVIDER 0x1 /* this host is a divider of the VPC */
+
+struct mzr_vpc_key {
+	__u32 vni;
+};
+
+struct mzr_vpc_val {
+	__u32 flags; /* MZR_VPC_F_* */
+	__u32 ndividers;
+	__be32 divider_ip[MZR_MAX_HOPS];
+};
+
+/* mzr_substrate: substrate host IP -> its MAC. */
+struct mzr_sub_key {
+	__be32 ip;
+};
+
+struct mzr_sub_val {
+	__u8 mac[6];
+	__u16 _pad;
+};
+
+/* mzr_agents: ifindex of an endpoint's host-side veth -> its agent config. */
+struct mzr_agent_key {
+	__u32 ifindex;
+};
+
+struct mzr_agent_val {
+	__u32 vni;
+	__be32 ip;
+	__u8 mac[6];
+	__u16 _pad;
+	__u32 nbouncers;
+	__be32 bouncer_ip[MZR_MAX_HOPS];
+};
+
+/*
+ * mzr_counters: per-CPU __u64 indexed by enum mzr_counter. The first five
+ * mirror the XDP verdicts (enum xdp_action) the pipeline decided, before any
+ * stage function ran. Drop reasons follow; each drop counts one verdict and
+ * one reason.
+ */
+enum mzr_counter {
+	MZR_C_ABORTED = 0,
+	MZR_C_DROP = 1,
+	MZR_C_PASS = 2,
+	MZR_C_TX = 3,
+	MZR_C_REDIRECT = 4,
+	/* transit paths */
+	MZR_C_BOUNCE = 8,        /* to a remote endpoint's host */
+	MZR_C_DIVIDE = 9,        /* to a bouncer of the destination network */
+	MZR_C_TO_DIVIDER = 10,   /* to a divider of the VPC */
+	MZR_C_ARP_REPLY = 11,    /* ARP answered by this bouncer */
+	MZR_C_DECAP = 12,        /* decapsulated to a local endpoint */
+	MZR_C_BYPASS = 13,       /* tunnel packet handed to a bypass endpoint */
+	MZR_C_SCALED = 14,       /* handed to ON_XDP_SCALED_EP */
+	/* agent paths */
+	MZR_C_AGENT_ENCAP = 16,
+	MZR_C_AGENT_LOCAL = 17,
+	/* drop reasons */
+	MZR_D_GENEVE_TRUNC = 32,   /* Geneve header cut short */
+	MZR_D_GENEVE_VERSION = 33, /* version != 0 */
+	MZR_D_GENEVE_OPTLEN = 34,  /* options longer than the packet or malformed */
+	MZR_D_GENEVE_PROTO = 35,   /* inner frame is not Ethernet */
+	MZR_D_INNER_TRUNC = 36,    /* inner Ethernet/IPv4/ARP cut short */
+	MZR_D_INNER_PROTO = 37,    /* inner frame neither IPv4 nor ARP */
+	MZR_D_INNER_IP_BAD = 38,   /* inner IPv4 version/length invalid */
+	MZR_D_INNER_IP_OPTS = 39,  /* inner IPv4 with options */
+	MZR_D_INNER_FRAG = 40,     /* inner IPv4 fragment */
+	MZR_D_INNER_ARP_BAD = 41,  /* inner ARP not Ethernet/IPv4 */
+	MZR_D_TTL = 42,            /* outer TTL would expire */
+	MZR_D_UNKNOWN_VNI = 43,    /* no VPC for the VNI */
+	MZR_D_NO_NETWORK = 44,     /* divider: destination network unknown */
+	MZR_D_NO_SUBSTRATE = 45,   /* next hop has no substrate MAC */
+	MZR_D_NO_HOPS = 46,        /* network or VPC with no bouncer/divider */
+	MZR_D_LOOP = 47,           /* next hop is this host */
+	MZR_D_SCALED_NO_FN = 48,   /* scaled endpoint, ON_XDP_SCALED_EP empty */
+	MZR_D_TO_GATEWAY = 49,     /* IPv4 addressed to a gateway */
+	MZR_D_ADJUST = 50,         /* head adjustment failed */
+	MZR_D_AGENT_NOCFG = 51,    /* agent: interface has no config */
+	MZR_D_AGENT_PROTO = 52,    /* agent: frame neither IPv4 nor ARP */
+	MZR_D_AGENT_TRUNC = 53,    /* agent: frame cut short */
+	MZR_D_AGENT_SPOOF = 54,    /* agent: source is not the endpoint's IP */
+	MZR_C_MAX = 64,
+};
+
+#endif /* MZR_ABI_H */

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Flow hashing: pick one of n bouncers or dividers for a flow. The hash is
+ * symmetric in source and destination, so both directions of a flow within a
+ * network meet the same bouncer (useful to stateful functions), and stable:
+ * the same pair always gets the same choice while the list is unchanged.
+ */
+#ifndef MZR_HASH_H
+#define MZR_HASH_H
+
+#include <linux/types.h>
+
+static __always_inline __u32 mzr_mix32(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x7feb352dU;
+	h ^= h >> 15;
+	h *= 0x846ca68bU;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline __u32 mzr_flow_hash(__be32 a, __be32 b)
+{
+	return mzr_mix32((a ^ b) + 0x9e3779b9U * (a & b));
+}
+
+/* Index in [0, n) with no division: the high half of h * n. */
+static __always_inline __u32 mzr_pick(__u32 h, __u32 n)
+{
+	return (__u32)(((__u64)h * n) >> 32);
+}
+
+#endif /* MZR_HASH_H */

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Packet parsing. A cursor walks the frame; every parse_* checks its own
+ * bounds and returns NULL when the header does not fit, so call sites read
+ * like the packet layout.
+ */
+#ifndef MZR_PARSE_H
+#define MZR_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+
+struct mzr_cursor {
+	void *pos;
+	void *end;
+};
+
+/* Geneve fixed header (RFC 8926). */
+struct mzr_geneve {
+	__u8 ver_optlen; /* version:2, option length in 4-byte words:6 */
+	__u8 flags;      /* O:1 C:1 reserved:6 */
+	__be16 proto;
+	__u8 vni[3];
+	__u8 _rsvd;
+};
+
+/* ARP for Ethernet/IPv4 (RFC 826), the only kind we answer or forward. */
+struct mzr_arp {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[6];
+	__be32 spa;
+	__u8 tha[6];
+	__be32 tpa;
+} __attribute__((packed));
+
+#define MZR_ARP_REQUEST 1
+#define MZR_ARP_REPLY 2
+#define MZR_IP_FRAG_MASK 0x3fff /* MF flag and fragment offset */
+
+/* Geneve header plus the option TLVs up to the inner frame. */
+#define MZR_OUTER_LEN (sizeof(struct ethhdr) + sizeof(struct iphdr) + \
+		       sizeof(struct udphdr) + sizeof(struct mzr_geneve))
+
+#define mzr_no_room(p, end) ((void *)((p) + 1) > (end))
+
+static __always_inline void *mzr_take(struct mzr_cursor *c, __u32 len)
+{
+	void *p = c->pos;
+
+	if (p + len > c->end)
+		return NULL;
+	c->pos = p + len;
+	return p;
+}
+
+static __always_inline struct ethhdr *mzr_parse_eth(struct mzr_cursor *c)
+{
+	return mzr_take(c, sizeof(struct ethhdr));
+}
+
+static __always_inline struct iphdr *mzr_parse_ipv4(struct mzr_cursor *c)
+{
+	return mzr_take(c, sizeof(struct iphdr));
+}
+
+static __always_inline struct udphdr *mzr_parse_udp(struct mzr_cursor *c)
+{
+	return mzr_take(c, sizeof(struct udphdr));
+}
+
+static __always_inline struct mzr_arp *mzr_parse_arp(struct mzr_cursor *c)
+{
+	return mzr_take(c, sizeof(struct mzr_arp));
+}
+
+static __always_inline __u32 mzr_geneve_vni(const struct mzr_geneve *g)
+{
+	return ((__u32)g->vni[0] << 16) | ((__u32)g->vni[1] << 8) | g->vni[2];
+}
+
+/*
+ * Walk the option TLVs that follow a Geneve header: each is class:16,
+ * type:8, reserved:3, length:5 (in 4-byte words, header excluded). The
+ * options must exactly fill the advertised length and lie in the packet.
+ * Returns 0 and leaves the cursor on the inner frame, or -1.
+ */
+static __always_inline int mzr_skip_geneve_opts(struct mzr_cursor *c, __u32 optlen)
+{
+	__u8 *opts = c->pos;
+	__u32 off = 0;
+	int i;
+
+	if ((void *)opts + optlen > c->end)
+		return -1;
+	for (i = 0; i < 64; i++) {
+		__u8 *opt;
+
+		if (off >= optlen)
+			break;
+		if (off > 248) /* optlen is at most 252: keeps the verifier's range tight */
+			return -1;
+		opt = opts + off;
+		if ((void *)(opt + 4) > c->end)
+			return -1;
+		off += 4 + ((__u32)(opt[3] & 0x1f) << 2);
+	}
+	if (off != optlen)
+		return -1;
+	c->pos = opts + optlen;
+	return 0;
+}
+
+#endif /* MZR_PARSE_H */

@@ -1,0 +1,32 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""Capacities of the datapath maps, as fixed by bpf/include/mzr_abi.h.
+
+The inventory validator checks per-host entry counts against these; the
+codecs in abi.py size their arrays from them. tests/datapath/test_abi.py
+checks they equal the compiled objects' map definitions.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+MAX_ENDPOINTS = 65536
+MAX_NETWORKS = 16384
+MAX_VPCS = 8192
+MAX_SUBSTRATE = 16384
+MAX_AGENTS = 8192
+MAX_HOPS = 128  # bouncers per network, dividers per VPC
+MAX_BACKENDS = 32  # backends of one scaled endpoint
+
+# map name (as rendered) -> capacity
+MAP_CAPACITY = {
+    "endpoints": MAX_ENDPOINTS,
+    "networks": MAX_NETWORKS,
+    "vpcs": MAX_VPCS,
+    "substrate": MAX_SUBSTRATE,
+    "agents": MAX_AGENTS,
+}
+
+STAGES = ("on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep")

@@ -1,0 +1,12 @@
+"""Shared pytest setup: import the collection as ansible_collections.mizar.transit."""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(ROOT, ".build")
+BPF_OUT = os.path.join(ROOT, ".build", "bpf")
+
+if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "mizar", "transit")):
+    raise RuntimeError("run scripts/bootstrap first: .build/ansible_collections is missing")
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
