@@ -1,0 +1,761 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""A thin ctypes binding of the system libbpf (libbpf.so.1).
+
+Objects, programs, maps (single and batch operations), pinning, bpf_link,
+BPF_PROG_TEST_RUN and BTF, and nothing else. Errors raise BpfError with the
+failing operation, errno and, for loads, libbpf's own log.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ctypes
+import ctypes.util
+import errno as errno_mod
+import os
+import threading
+
+BPF_ANY = 0
+BPF_NOEXIST = 1
+BPF_EXIST = 2
+
+BPF_MAP_TYPE_HASH = 1
+BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PROG_ARRAY = 3
+BPF_MAP_TYPE_PERCPU_HASH = 5
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LPM_TRIE = 11
+
+BPF_XDP = 37  # enum bpf_attach_type
+BPF_F_REPLACE = 1 << 2
+
+BTF_KIND_INT = 1
+BTF_KIND_ARRAY = 3
+BTF_KIND_STRUCT = 4
+BTF_KIND_TYPEDEF = 8
+BTF_KIND_VOLATILE = 9
+BTF_KIND_CONST = 10
+
+_PERCPU_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, 10, 21)
+
+
+class BpfError(Exception):
+    """A libbpf or bpf() failure: op names the operation, errno the cause."""
+
+    def __init__(self, op, err, log=""):
+        self.op = op
+        self.errno = abs(err) if err else 0
+        self.log = log
+        msg = "%s failed: %s" % (op, os.strerror(self.errno) if self.errno else "unknown error")
+        if log:
+            msg += "\n" + log.strip()
+        super(BpfError, self).__init__(msg)
+
+
+# ---------------------------------------------------------------- structs
+
+
+class _ObjectOpenOpts(ctypes.Structure):
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("object_name", ctypes.c_char_p),
+        ("relaxed_maps", ctypes.c_bool),
+        ("pin_root_path", ctypes.c_char_p),
+        ("_attach_prog_fd", ctypes.c_uint32),
+        ("kconfig", ctypes.c_char_p),
+        ("btf_custom_path", ctypes.c_char_p),
+        ("kernel_log_buf", ctypes.c_char_p),
+        ("kernel_log_size", ctypes.c_size_t),
+        ("kernel_log_level", ctypes.c_uint32),
+    ]
+
+
+class _TestRunOpts(ctypes.Structure):
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("data_in", ctypes.c_void_p),
+        ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p),
+        ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("repeat", ctypes.c_int),
+        ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
+class _BatchOpts(ctypes.Structure):
+    _fields_ = [("sz", ctypes.c_size_t), ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
+
+
+class _LinkCreateOpts(ctypes.Structure):
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("flags", ctypes.c_uint32),
+        ("iter_info", ctypes.c_void_p),
+        ("iter_info_len", ctypes.c_uint32),
+        ("target_btf_id", ctypes.c_uint32),
+        ("_union", ctypes.c_uint8 * 32),
+    ]
+
+
+class _LinkUpdateOpts(ctypes.Structure):
+    _fields_ = [("sz", ctypes.c_size_t), ("flags", ctypes.c_uint32), ("old_prog_fd", ctypes.c_uint32)]
+
+
+class _XdpQueryOpts(ctypes.Structure):
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("prog_id", ctypes.c_uint32),
+        ("drv_prog_id", ctypes.c_uint32),
+        ("hw_prog_id", ctypes.c_uint32),
+        ("skb_prog_id", ctypes.c_uint32),
+        ("attach_mode", ctypes.c_uint8),
+    ]
+
+
+class _XdpAttachOpts(ctypes.Structure):
+    _fields_ = [("sz", ctypes.c_size_t), ("old_prog_fd", ctypes.c_int)]
+
+
+class _BtfType(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32), ("size_or_type", ctypes.c_uint32)]
+
+
+class _BtfMember(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32), ("offset", ctypes.c_uint32)]
+
+
+class _BtfArray(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32), ("index_type", ctypes.c_uint32), ("nelems", ctypes.c_uint32)]
+
+
+# ---------------------------------------------------------------- library
+
+_LOG = threading.local()
+_PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_lib = None
+_libc = None
+_print_cb = None
+
+
+def _sig(lib, name, restype, argtypes):
+    fn = getattr(lib, name)
+    fn.restype = restype
+    fn.argtypes = argtypes
+    return fn
+
+
+def _collect_log(level, fmt, args):
+    buf = ctypes.create_string_buffer(4096)
+    _libc.vsnprintf(buf, len(buf), fmt, ctypes.c_void_p(args))
+    lines = getattr(_LOG, "lines", None)
+    if lines is not None and len(lines) < 2000:
+        lines.append(buf.value.decode("utf-8", "replace"))
+    return 0
+
+
+def lib():
+    """The loaded libbpf.so.1 with the prototypes this module uses."""
+    global _lib, _libc, _print_cb
+    if _lib is not None:
+        return _lib
+    try:
+        handle = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    except OSError:
+        raise BpfError("loading libbpf.so.1 (install the libbpf1 package)", errno_mod.ENOENT)
+    _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+    vp, i, u32, cp = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_char_p
+    sz = ctypes.c_size_t
+    _sig(handle, "libbpf_set_print", vp, [_PRINT_FN])
+    _sig(handle, "bpf_object__open_file", vp, [cp, ctypes.POINTER(_ObjectOpenOpts)])
+    _sig(handle, "bpf_object__load", i, [vp])
+    _sig(handle, "bpf_object__close", None, [vp])
+    _sig(handle, "bpf_object__find_program_by_name", vp, [vp, cp])
+    _sig(handle, "bpf_object__find_map_by_name", vp, [vp, cp])
+    _sig(handle, "bpf_object__next_map", vp, [vp, vp])
+    _sig(handle, "bpf_object__next_program", vp, [vp, vp])
+    _sig(handle, "bpf_object__btf", vp, [vp])
+    _sig(handle, "bpf_program__fd", i, [vp])
+    _sig(handle, "bpf_program__name", cp, [vp])
+    _sig(handle, "bpf_map__fd", i, [vp])
+    _sig(handle, "bpf_map__name", cp, [vp])
+    _sig(handle, "bpf_map__set_pin_path", i, [vp, cp])
+    _sig(handle, "bpf_map__pin_path", cp, [vp])
+    _sig(handle, "bpf_map__reuse_fd", i, [vp, i])
+    _sig(handle, "bpf_map__btf_key_type_id", u32, [vp])
+    _sig(handle, "bpf_map__btf_value_type_id", u32, [vp])
+    _sig(handle, "bpf_map__max_entries", u32, [vp])
+    _sig(handle, "bpf_map__key_size", u32, [vp])
+    _sig(handle, "bpf_map__value_size", u32, [vp])
+    _sig(handle, "bpf_map__type", i, [vp])
+    _sig(handle, "bpf_obj_pin", i, [i, cp])
+    _sig(handle, "bpf_obj_get", i, [cp])
+    _sig(handle, "bpf_obj_get_info_by_fd", i, [i, vp, ctypes.POINTER(u32)])
+    _sig(handle, "bpf_map_lookup_elem", i, [i, vp, vp])
+    _sig(handle, "bpf_map_update_elem", i, [i, vp, vp, ctypes.c_uint64])
+    _sig(handle, "bpf_map_delete_elem", i, [i, vp])
+    _sig(handle, "bpf_map_get_next_key", i, [i, vp, vp])
+    _sig(handle, "bpf_map_update_batch", i, [i, vp, vp, ctypes.POINTER(u32), ctypes.POINTER(_BatchOpts)])
+    _sig(handle, "bpf_map_delete_batch", i, [i, vp, ctypes.POINTER(u32), ctypes.POINTER(_BatchOpts)])
+    _sig(handle, "bpf_map_lookup_batch", i, [i, vp, vp, vp, vp, ctypes.POINTER(u32), ctypes.POINTER(_BatchOpts)])
+    _sig(handle, "bpf_map_get_fd_by_id", i, [u32])
+    _sig(handle, "bpf_prog_get_fd_by_id", i, [u32])
+    _sig(handle, "bpf_link_get_fd_by_id", i, [u32])
+    _sig(handle, "bpf_prog_test_run_opts", i, [i, ctypes.POINTER(_TestRunOpts)])
+    _sig(handle, "bpf_link_create", i, [i, i, ctypes.c_int, ctypes.POINTER(_LinkCreateOpts)])
+    _sig(handle, "bpf_link_update", i, [i, i, ctypes.POINTER(_LinkUpdateOpts)])
+    _sig(handle, "bpf_link_detach", i, [i])
+    _sig(handle, "bpf_xdp_query", i, [i, i, ctypes.POINTER(_XdpQueryOpts)])
+    _sig(handle, "bpf_xdp_attach", i, [i, i, u32, ctypes.POINTER(_XdpAttachOpts)])
+    _sig(handle, "bpf_xdp_detach", i, [i, u32, ctypes.POINTER(_XdpAttachOpts)])
+    _sig(handle, "libbpf_num_possible_cpus", i, [])
+    _sig(handle, "btf__parse", vp, [cp, vp])
+    _sig(handle, "btf__load_from_kernel_by_id", vp, [u32])
+    _sig(handle, "btf__free", None, [vp])
+    _sig(handle, "btf__find_by_name_kind", i, [vp, cp, u32])
+    _sig(handle, "btf__type_by_id", ctypes.POINTER(_BtfType), [vp, u32])
+    _sig(handle, "btf__name_by_offset", cp, [vp, u32])
+    _sig(handle, "btf__resolve_size", ctypes.c_long, [vp, u32])
+    _sig(handle, "btf__resolve_type", i, [vp, u32])
+    _print_cb = _PRINT_FN(_collect_log)
+    handle.libbpf_set_print(_print_cb)
+    _lib = handle
+    return _lib
+
+
+def _check(op, ret):
+    if ret < 0:
+        raise BpfError(op, ret)
+    return ret
+
+
+def _errno_check(op, ptr):
+    if not ptr:
+        raise BpfError(op, ctypes.get_errno() or errno_mod.EINVAL, _take_log())
+    return ptr
+
+
+def _start_log():
+    _LOG.lines = []
+
+
+def _take_log():
+    lines = getattr(_LOG, "lines", None) or []
+    _LOG.lines = None
+    return "".join(lines)
+
+
+def possible_cpus():
+    return _check("libbpf_num_possible_cpus", lib().libbpf_num_possible_cpus())
+
+
+# ---------------------------------------------------------------- fds, pins, info
+
+
+class Fd:
+    """An owned file descriptor, closed once."""
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def close(self):
+        if self.fd is not None and self.fd >= 0:
+            os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+
+def obj_get(path):
+    """An fd for the pinned object at path."""
+    return _check("bpf_obj_get(%s)" % path, lib().bpf_obj_get(path.encode()))
+
+
+def obj_pin(fd, path):
+    _check("bpf_obj_pin(%s)" % path, lib().bpf_obj_pin(fd, path.encode()))
+
+
+def unpin(path):
+    """Remove a pin; absent is fine. Returns True when something was removed."""
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _info(fd, size):
+    buf = ctypes.create_string_buffer(size)
+    ln = ctypes.c_uint32(size)
+    _check("bpf_obj_get_info_by_fd", lib().bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(ln)))
+    return buf.raw
+
+
+def _u32(raw, off):
+    return int.from_bytes(raw[off:off + 4], "little")
+
+
+def map_info(fd):
+    """type, id, key_size, value_size, max_entries, flags, name, btf ids of a map fd."""
+    raw = _info(fd, 96)
+    return {
+        "type": _u32(raw, 0),
+        "id": _u32(raw, 4),
+        "key_size": _u32(raw, 8),
+        "value_size": _u32(raw, 12),
+        "max_entries": _u32(raw, 16),
+        "map_flags": _u32(raw, 20),
+        "name": raw[24:40].split(b"\0", 1)[0].decode(),
+        "btf_id": _u32(raw, 64),
+        "btf_key_type_id": _u32(raw, 68),
+        "btf_value_type_id": _u32(raw, 72),
+    }
+
+
+def prog_info(fd):
+    """type, id, tag (hex), name and btf_id of a program fd."""
+    raw = _info(fd, 232)
+    return {
+        "type": _u32(raw, 0),
+        "id": _u32(raw, 4),
+        "tag": raw[8:16].hex(),
+        "name": raw[64:80].split(b"\0", 1)[0].decode(),
+        "btf_id": _u32(raw, 128),
+    }
+
+
+def link_info(fd):
+    """type, id, prog_id and (for XDP links) ifindex of a link fd."""
+    raw = _info(fd, 64)
+    return {"type": _u32(raw, 0), "id": _u32(raw, 4), "prog_id": _u32(raw, 8), "ifindex": _u32(raw, 16)}
+
+
+def prog_fd_by_id(prog_id):
+    return _check("bpf_prog_get_fd_by_id(%d)" % prog_id, lib().bpf_prog_get_fd_by_id(prog_id))
+
+
+def map_fd_by_id(map_id):
+    return _check("bpf_map_get_fd_by_id(%d)" % map_id, lib().bpf_map_get_fd_by_id(map_id))
+
+
+# ---------------------------------------------------------------- maps
+
+
+class Map:
+    """A BPF map by fd: raw bytes in, raw bytes out. Codecs live in abi.py."""
+
+    def __init__(self, fd, name=None, owned=False):
+        self.fd = fd
+        self._owned = owned
+        info = map_info(fd)
+        self.info = info
+        self.name = name or info["name"]
+        self.type = info["type"]
+        self.key_size = info["key_size"]
+        self.value_size = info["value_size"]
+        self.max_entries = info["max_entries"]
+        self.percpu = self.type in _PERCPU_TYPES
+        self.ncpus = possible_cpus() if self.percpu else 1
+        # per-CPU values come as one 8-byte-aligned slot per possible CPU
+        self.slot = (self.value_size + 7) & ~7 if self.percpu else self.value_size
+        self.value_buf_size = self.slot * self.ncpus
+
+    @classmethod
+    def from_pin(cls, path):
+        return cls(obj_get(path), owned=True)
+
+    def close(self):
+        if self._owned and self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def pin(self, path):
+        obj_pin(self.fd, path)
+
+    def _key(self, key):
+        if len(key) != self.key_size:
+            raise ValueError("%s: key is %d bytes, map wants %d" % (self.name, len(key), self.key_size))
+        return ctypes.create_string_buffer(bytes(key), self.key_size)
+
+    def lookup(self, key):
+        """The value bytes (per-CPU: a list of them), or None."""
+        kb = self._key(key)
+        vb = ctypes.create_string_buffer(self.value_buf_size)
+        ret = lib().bpf_map_lookup_elem(self.fd, kb, vb)
+        if ret == -errno_mod.ENOENT:
+            return None
+        _check("lookup in %s" % self.name, ret)
+        return self._split(vb.raw)
+
+    def _split(self, raw):
+        if not self.percpu:
+            return raw[:self.value_size]
+        return [raw[i * self.slot:i * self.slot + self.value_size] for i in range(self.ncpus)]
+
+    def update(self, key, value, flags=BPF_ANY):
+        if self.percpu:
+            raise ValueError("%s: per-CPU maps are read-only here" % self.name)
+        if len(value) != self.value_size:
+            raise ValueError("%s: value is %d bytes, map wants %d" % (self.name, len(value), self.value_size))
+        kb = self._key(key)
+        vb = ctypes.create_string_buffer(bytes(value), self.value_size)
+        _check("update of %s" % self.name, lib().bpf_map_update_elem(self.fd, kb, vb, flags))
+
+    def delete(self, key):
+        """Delete key; returns False when it was absent."""
+        ret = lib().bpf_map_delete_elem(self.fd, self._key(key))
+        if ret == -errno_mod.ENOENT:
+            return False
+        _check("delete from %s" % self.name, ret)
+        return True
+
+    def keys(self):
+        """Every key, by get_next_key (works for every map type)."""
+        out = []
+        prev = None
+        nk = ctypes.create_string_buffer(self.key_size)
+        while True:
+            ret = lib().bpf_map_get_next_key(self.fd, prev, nk)
+            if ret == -errno_mod.ENOENT:
+                return out
+            _check("get_next_key in %s" % self.name, ret)
+            out.append(nk.raw)
+            prev = ctypes.create_string_buffer(nk.raw, self.key_size)
+
+    def update_batch(self, items, flags=BPF_ANY):
+        """Write (key, value) pairs: one bpf() call per chunk where the map
+        supports batches, one per element otherwise. Returns the count."""
+        items = list(items)
+        if not items:
+            return 0
+        if self.percpu:
+            raise ValueError("%s: per-CPU maps are read-only here" % self.name)
+        for k, v in items:
+            if len(k) != self.key_size or len(v) != self.value_size:
+                raise ValueError("%s: entry of wrong size" % self.name)
+        keys = b"".join(k for k, _ in items)
+        vals = b"".join(v for _, v in items)
+        kb = ctypes.create_string_buffer(keys, len(keys))
+        vb = ctypes.create_string_buffer(vals, len(vals))
+        count = ctypes.c_uint32(len(items))
+        opts = _BatchOpts(ctypes.sizeof(_BatchOpts), flags, 0)
+        ret = lib().bpf_map_update_batch(self.fd, kb, vb, ctypes.byref(count), ctypes.byref(opts))
+        if ret == 0:
+            return len(items)
+        if ret not in (-errno_mod.EINVAL, -errno_mod.ENOTSUP, -524) or count.value:
+            raise BpfError("batch update of %s (%d of %d written)" % (self.name, count.value, len(items)), ret)
+        for k, v in items:  # no batch support for this map type
+            self.update(k, v, flags)
+        return len(items)
+
+    def delete_batch(self, keys):
+        """Delete keys (all must exist), batched where supported."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        raw = b"".join(keys)
+        kb = ctypes.create_string_buffer(raw, len(raw))
+        count = ctypes.c_uint32(len(keys))
+        opts = _BatchOpts(ctypes.sizeof(_BatchOpts), 0, 0)
+        ret = lib().bpf_map_delete_batch(self.fd, kb, ctypes.byref(count), ctypes.byref(opts))
+        if ret == 0:
+            return len(keys)
+        if ret not in (-errno_mod.EINVAL, -errno_mod.ENOTSUP, -524) or count.value:
+            raise BpfError("batch delete from %s (%d of %d deleted)" % (self.name, count.value, len(keys)), ret)
+        for k in keys:
+            self.delete(k)
+        return len(keys)
+
+    def items(self):
+        """Every (key, value) pair: lookup_batch where supported, else key walk."""
+        if self.type in (BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_ARRAY,
+                         BPF_MAP_TYPE_PERCPU_ARRAY):
+            try:
+                return self._items_batch()
+            except BpfError as e:
+                if e.errno not in (errno_mod.EINVAL, errno_mod.ENOTSUP, 524):
+                    raise
+        out = []
+        for k in self.keys():
+            v = self.lookup(k)
+            if v is not None:
+                out.append((k, v))
+        return out
+
+    def _items_batch(self):
+        chunk = max(1, min(self.max_entries, 4096))
+        kb = ctypes.create_string_buffer(self.key_size * chunk)
+        vb = ctypes.create_string_buffer(self.value_buf_size * chunk)
+        token = max(self.key_size, 8)
+        in_b = ctypes.create_string_buffer(token)
+        out_b = ctypes.create_string_buffer(token)
+        opts = _BatchOpts(ctypes.sizeof(_BatchOpts), 0, 0)
+        out = []
+        first = True
+        while True:
+            count = ctypes.c_uint32(chunk)
+            ret = lib().bpf_map_lookup_batch(self.fd, None if first else in_b, out_b, kb, vb,
+                                             ctypes.byref(count), ctypes.byref(opts))
+            if ret < 0 and ret != -errno_mod.ENOENT:
+                raise BpfError("batch lookup in %s" % self.name, ret)
+            kr, vr = kb.raw, vb.raw
+            for i in range(count.value):
+                k = kr[i * self.key_size:(i + 1) * self.key_size]
+                v = self._split(vr[i * self.value_buf_size:(i + 1) * self.value_buf_size])
+                out.append((k, v))
+            if ret == -errno_mod.ENOENT:
+                return out
+            ctypes.memmove(in_b, out_b, token)
+            first = False
+
+
+# ---------------------------------------------------------------- programs
+
+
+class TestRun:
+    """Result of one BPF_PROG_TEST_RUN."""
+
+    def __init__(self, retval, data, duration_ns):
+        self.retval = retval
+        self.data = data
+        self.duration_ns = duration_ns
+
+
+class Program:
+    """A loaded program by fd."""
+
+    def __init__(self, fd, name=None, owned=False):
+        self.fd = fd
+        self._owned = owned
+        self.name = name
+
+    @classmethod
+    def from_pin(cls, path):
+        return cls(obj_get(path), owned=True)
+
+    def close(self):
+        if self._owned and self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def info(self):
+        return prog_info(self.fd)
+
+    def pin(self, path):
+        obj_pin(self.fd, path)
+
+    def test_run(self, data, repeat=1, out_size=None):
+        """Run the program on data (BPF_PROG_TEST_RUN). repeat > 1 re-runs it on
+        the packet it already rewrote: callers measuring a rewriting path
+        must run once per restored packet instead."""
+        data = bytes(data)
+        size_out = out_size or len(data) + 512
+        din = ctypes.create_string_buffer(data, len(data))
+        dout = ctypes.create_string_buffer(size_out)
+        opts = _TestRunOpts()
+        opts.sz = ctypes.sizeof(_TestRunOpts)
+        opts.data_in = ctypes.cast(din, ctypes.c_void_p)
+        opts.data_out = ctypes.cast(dout, ctypes.c_void_p)
+        opts.data_size_in = len(data)
+        opts.data_size_out = size_out
+        opts.repeat = repeat
+        _check("test run of %s" % (self.name or "program"), lib().bpf_prog_test_run_opts(self.fd, ctypes.byref(opts)))
+        return TestRun(opts.retval, dout.raw[:opts.data_size_out], opts.duration)
+
+
+# ---------------------------------------------------------------- objects
+
+
+class BpfObject:
+    """An ELF object opened by libbpf. Maps declared with pinning by name are
+    reused from, or pinned to, pin_root."""
+
+    def __init__(self, path, pin_root=None):
+        self.path = path
+        self._pin_root = ctypes.c_char_p(pin_root.encode()) if pin_root else None
+        opts = _ObjectOpenOpts()
+        opts.sz = ctypes.sizeof(_ObjectOpenOpts)
+        opts.pin_root_path = self._pin_root
+        _start_log()
+        self._obj = _errno_check("opening %s" % path, lib().bpf_object__open_file(path.encode(), ctypes.byref(opts)))
+        _take_log()
+        self.loaded = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._obj:
+            lib().bpf_object__close(self._obj)
+            self._obj = None
+
+    def _map_ptr(self, name):
+        ptr = lib().bpf_object__find_map_by_name(self._obj, name.encode())
+        if not ptr:
+            raise BpfError("%s has no map %s" % (self.path, name), errno_mod.ENOENT)
+        return ptr
+
+    def map_names(self):
+        names = []
+        ptr = lib().bpf_object__next_map(self._obj, None)
+        while ptr:
+            name = lib().bpf_map__name(ptr).decode()
+            if not name.startswith("."):  # .rodata, .bss and friends
+                names.append(name)
+            ptr = lib().bpf_object__next_map(self._obj, ptr)
+        return names
+
+    def program_names(self):
+        names = []
+        ptr = lib().bpf_object__next_program(self._obj, None)
+        while ptr:
+            names.append(lib().bpf_program__name(ptr).decode())
+            ptr = lib().bpf_object__next_program(self._obj, ptr)
+        return names
+
+    def set_pin_path(self, map_name, path):
+        """Before load: pin (or reuse) this map at path; None: neither."""
+        p = path.encode() if path else None
+        _check("set pin path of %s" % map_name, lib().bpf_map__set_pin_path(self._map_ptr(map_name), p))
+
+    def pin_path(self, map_name):
+        p = lib().bpf_map__pin_path(self._map_ptr(map_name))
+        return p.decode() if p else None
+
+    def reuse_fd(self, map_name, fd):
+        """Before load: use an existing map for this one."""
+        _check("reuse fd for %s" % map_name, lib().bpf_map__reuse_fd(self._map_ptr(map_name), fd))
+
+    def map_btf_ids(self, map_name):
+        ptr = self._map_ptr(map_name)
+        return lib().bpf_map__btf_key_type_id(ptr), lib().bpf_map__btf_value_type_id(ptr)
+
+    def map_def(self, map_name):
+        ptr = self._map_ptr(map_name)
+        return {
+            "type": lib().bpf_map__type(ptr),
+            "key_size": lib().bpf_map__key_size(ptr),
+            "value_size": lib().bpf_map__value_size(ptr),
+            "max_entries": lib().bpf_map__max_entries(ptr),
+        }
+
+    def load(self):
+        _start_log()
+        ret = lib().bpf_object__load(self._obj)
+        log = _take_log()
+        if ret < 0:
+            raise BpfError("loading %s" % self.path, ret, log)
+        self.loaded = True
+        return self
+
+    def program(self, name):
+        ptr = lib().bpf_object__find_program_by_name(self._obj, name.encode())
+        if not ptr:
+            raise BpfError("%s has no program %s" % (self.path, name), errno_mod.ENOENT)
+        return Program(_check("fd of %s" % name, lib().bpf_program__fd(ptr)), name)
+
+    def map(self, name):
+        return Map(_check("fd of %s" % name, lib().bpf_map__fd(self._map_ptr(name))), name)
+
+
+# ---------------------------------------------------------------- BTF
+
+
+class Btf:
+    """Read-only view of BTF: from an ELF file or a kernel BTF id."""
+
+    def __init__(self, handle):
+        self._btf = handle
+
+    @classmethod
+    def from_elf(cls, path):
+        return cls(_errno_check("reading BTF of %s" % path, lib().btf__parse(path.encode(), None)))
+
+    @classmethod
+    def from_kernel(cls, btf_id):
+        return cls(_errno_check("loading kernel BTF %d" % btf_id, lib().btf__load_from_kernel_by_id(btf_id)))
+
+    def close(self):
+        if self._btf:
+            lib().btf__free(self._btf)
+            self._btf = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def find_struct(self, name):
+        tid = lib().btf__find_by_name_kind(self._btf, name.encode(), BTF_KIND_STRUCT)
+        if tid < 0:
+            raise BpfError("BTF struct %s" % name, tid)
+        return tid
+
+    def _type(self, tid):
+        return lib().btf__type_by_id(self._btf, tid).contents
+
+    def name(self, tid):
+        return lib().btf__name_by_offset(self._btf, self._type(tid).name_off).decode()
+
+    def size(self, tid):
+        return _check("BTF size of %d" % tid, lib().btf__resolve_size(self._btf, tid))
+
+    def _strip(self, tid):
+        """Skip typedefs and qualifiers."""
+        while True:
+            t = self._type(tid)
+            kind = (t.info >> 24) & 0x1f
+            if kind in (BTF_KIND_TYPEDEF, BTF_KIND_VOLATILE, BTF_KIND_CONST):
+                tid = t.size_or_type
+                continue
+            return tid, t, kind
+
+    def describe(self, tid):
+        """A comparable description of a type: ("int", size), ("array", elem, n)
+        or ("struct", name, size, ((member, byte offset, description), ...))."""
+        tid, t, kind = self._strip(tid)
+        if kind == BTF_KIND_STRUCT:
+            vlen = t.info & 0xffff
+            base = ctypes.addressof(t) + ctypes.sizeof(_BtfType)
+            members = []
+            for i in range(vlen):
+                m = _BtfMember.from_address(base + i * ctypes.sizeof(_BtfMember))
+                mname = lib().btf__name_by_offset(self._btf, m.name_off).decode()
+                members.append((mname, (m.offset & 0xffffff) // 8, self.describe(m.type)))
+            return ("struct", lib().btf__name_by_offset(self._btf, t.name_off).decode(), t.size_or_type,
+                    tuple(members))
+        if kind == BTF_KIND_ARRAY:
+            a = _BtfArray.from_address(ctypes.addressof(t) + ctypes.sizeof(_BtfType))
+            return ("array", self.describe(a.type), a.nelems)
+        return ("int", self.size(tid))
