@@ -571,11 +571,17 @@ class Program:
     def pin(self, path):
         obj_pin(self.fd, path)
 
-    def test_run(self, data, repeat=1, out_size=None):
+    def test_run(self, data, repeat=1, out_size=None, ingress_ifindex=0):
         """Run the program on data (BPF_PROG_TEST_RUN). repeat > 1 re-runs it on
         the packet it already rewrote: callers measuring a rewriting path
-        must run once per restored packet instead."""
+        must run once per restored packet instead. ingress_ifindex (an XDP
+        context field) must name an existing interface of this netns."""
         data = bytes(data)
+        ctx = None
+        if ingress_ifindex:
+            # struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+            ctx = ctypes.create_string_buffer(b"".join(
+                int(v).to_bytes(4, "little") for v in (0, len(data), 0, ingress_ifindex, 0, 0)), 24)
         size_out = out_size or len(data) + 512
         din = ctypes.create_string_buffer(data, len(data))
         dout = ctypes.create_string_buffer(size_out)
@@ -586,6 +592,9 @@ class Program:
         opts.data_size_in = len(data)
         opts.data_size_out = size_out
         opts.repeat = repeat
+        if ctx is not None:
+            opts.ctx_in = ctypes.cast(ctx, ctypes.c_void_p)
+            opts.ctx_size_in = len(ctx)
         _check("test run of %s" % (self.name or "program"), lib().bpf_prog_test_run_opts(self.fd, ctypes.byref(opts)))
         return TestRun(opts.retval, dout.raw[:opts.data_size_out], opts.duration)
 
@@ -759,3 +768,156 @@ class Btf:
             a = _BtfArray.from_address(ctypes.addressof(t) + ctypes.sizeof(_BtfType))
             return ("array", self.describe(a.type), a.nelems)
         return ("int", self.size(tid))
+
+
+# ---------------------------------------------------------------- XDP, links, introspection
+#
+# Used by xdp.py, stages.py and datapath.py. These functions act in the
+# network namespace of the calling thread (ifindexes are per namespace): run
+# them through netlink.run_in_netns() to act in another one.
+
+XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+XDP_FLAGS_HW_MODE = 1 << 3
+XDP_FLAGS_REPLACE = 1 << 4
+
+# enum of bpf_xdp_query's attach_mode (XDP_ATTACHED_*)
+XDP_ATTACHED_NONE = 0
+XDP_ATTACHED_DRV = 1
+XDP_ATTACHED_SKB = 2
+XDP_ATTACHED_HW = 3
+XDP_ATTACHED_MULTI = 4
+
+BPF_LINK_TYPE_XDP = 6
+
+_EXTRA_SIGS = {
+    "bpf_link_get_next_id": (ctypes.c_int, [ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]),
+    "bpf_prog_get_next_id": (ctypes.c_int, [ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]),
+    "bpf_map__map_flags": (ctypes.c_uint32, [ctypes.c_void_p]),
+}
+
+
+def _fn(name):
+    """A libbpf function whose prototype lib() does not declare."""
+    fn = getattr(lib(), name)
+    if name in _EXTRA_SIGS and fn.restype is not _EXTRA_SIGS[name][0]:
+        fn.restype, fn.argtypes = _EXTRA_SIGS[name]
+    return fn
+
+
+def xdp_link_create(prog_fd, ifindex, flags):
+    """A bpf_link attaching prog_fd as XDP on ifindex; flags carries the mode
+    (XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE). Returns the link fd."""
+    opts = _LinkCreateOpts()
+    opts.sz = ctypes.sizeof(_LinkCreateOpts)
+    opts.flags = flags
+    return _check("bpf_link_create(XDP, ifindex %d)" % ifindex,
+                  lib().bpf_link_create(prog_fd, ifindex, BPF_XDP, ctypes.byref(opts)))
+
+
+def link_update(link_fd, prog_fd, old_prog_fd=None):
+    """Point a link at prog_fd in one step. With old_prog_fd the kernel checks
+    (BPF_F_REPLACE) that the link still runs that program, else EPERM."""
+    opts = _LinkUpdateOpts()
+    opts.sz = ctypes.sizeof(_LinkUpdateOpts)
+    if old_prog_fd is not None:
+        opts.flags = BPF_F_REPLACE
+        opts.old_prog_fd = old_prog_fd
+    _check("bpf_link_update", lib().bpf_link_update(link_fd, prog_fd, ctypes.byref(opts)))
+
+
+def link_detach(link_fd):
+    """Detach a link from its hook; the (now defunct) link object lives on
+    while fds or pins hold it."""
+    _check("bpf_link_detach", lib().bpf_link_detach(link_fd))
+
+
+def xdp_query(ifindex):
+    """What XDP runs on ifindex: prog ids per mode and the attach mode."""
+    opts = _XdpQueryOpts()
+    opts.sz = ctypes.sizeof(_XdpQueryOpts)
+    _check("bpf_xdp_query(ifindex %d)" % ifindex, lib().bpf_xdp_query(ifindex, 0, ctypes.byref(opts)))
+    return {
+        "prog_id": opts.prog_id,
+        "drv_prog_id": opts.drv_prog_id,
+        "skb_prog_id": opts.skb_prog_id,
+        "hw_prog_id": opts.hw_prog_id,
+        "attach_mode": opts.attach_mode,
+    }
+
+
+def xdp_attach(ifindex, prog_fd, flags, old_prog_fd=None):
+    """Netlink XDP attach (no link). With old_prog_fd: XDP_FLAGS_REPLACE, the
+    kernel refuses (EEXIST) unless that program is the one attached."""
+    opts = _XdpAttachOpts()
+    opts.sz = ctypes.sizeof(_XdpAttachOpts)
+    if old_prog_fd is not None:
+        flags |= XDP_FLAGS_REPLACE
+        opts.old_prog_fd = old_prog_fd
+    _check("bpf_xdp_attach(ifindex %d)" % ifindex, lib().bpf_xdp_attach(ifindex, prog_fd, flags, ctypes.byref(opts)))
+
+
+def xdp_detach(ifindex, flags, old_prog_fd=None):
+    """Netlink XDP detach, guarded by old_prog_fd like xdp_attach."""
+    opts = _XdpAttachOpts()
+    opts.sz = ctypes.sizeof(_XdpAttachOpts)
+    if old_prog_fd is not None:
+        flags |= XDP_FLAGS_REPLACE
+        opts.old_prog_fd = old_prog_fd
+    _check("bpf_xdp_detach(ifindex %d)" % ifindex, lib().bpf_xdp_detach(ifindex, flags, ctypes.byref(opts)))
+
+
+def link_ids():
+    """Ids of every bpf_link in the system."""
+    out = []
+    cur = ctypes.c_uint32(0)
+    nxt = ctypes.c_uint32(0)
+    while True:
+        ret = _fn("bpf_link_get_next_id")(cur.value, ctypes.byref(nxt))
+        if ret == -errno_mod.ENOENT:
+            return out
+        _check("bpf_link_get_next_id", ret)
+        out.append(nxt.value)
+        cur.value = nxt.value
+
+
+def link_fd_by_id(link_id):
+    return _check("bpf_link_get_fd_by_id(%d)" % link_id, lib().bpf_link_get_fd_by_id(link_id))
+
+
+def prog_map_ids(fd):
+    """Ids of the maps a loaded program uses (prog array included)."""
+    raw = _info(fd, 232)
+    n = _u32(raw, 52)  # nr_map_ids
+    if not n:
+        return []
+    ids = (ctypes.c_uint32 * n)()
+    buf = ctypes.create_string_buffer(232)
+    ctypes.memmove(ctypes.addressof(buf) + 52, ctypes.byref(ctypes.c_uint32(n)), 4)
+    ctypes.memmove(ctypes.addressof(buf) + 56, ctypes.byref(ctypes.c_uint64(ctypes.addressof(ids))), 8)
+    ln = ctypes.c_uint32(232)
+    _check("bpf_obj_get_info_by_fd (map ids)", lib().bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(ln)))
+    return sorted(ids[i] for i in range(min(n, _u32(buf.raw, 52))))
+
+
+def object_map_flags(obj, map_name):
+    """map_flags an opened BpfObject declares for map_name."""
+    return _fn("bpf_map__map_flags")(obj._map_ptr(map_name))
+
+
+def pin_kind(path):
+    """"map", "prog", "link" or None for a bpffs path (by what the kernel says
+    about the object behind it)."""
+    try:
+        fd = obj_get(path)
+    except BpfError:
+        return None
+    try:
+        link = os.readlink("/proc/self/fd/%d" % fd)
+    finally:
+        os.close(fd)
+    for kind in ("map", "prog", "link"):
+        if link == "anon_inode:bpf-" + kind:
+            return kind
+    return None

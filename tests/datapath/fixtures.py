@@ -1,0 +1,396 @@
+"""The datapath fixture table: for each row, the map state ("world"), the
+program, the input packet, the expected verdict, the exact expected output
+bytes and the exact counters that must move. The same table drives the
+functional tests (test_fixtures.py) and the benchmark (bench/datapath.py)."""
+import collections
+
+from scapy.layers.inet import IP
+from scapy.layers.l2 import Ether
+
+import packets as P
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
+VERDICTS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
+
+# Substrate hosts: name -> (ip, mac)
+HOSTS = {
+    "h1": ("192.168.0.1", "02:00:00:00:00:01"),
+    "h2": ("192.168.0.2", "02:00:00:00:00:02"),
+    "b": ("192.168.0.3", "02:00:00:00:00:03"),
+    "h4": ("192.168.0.4", "02:00:00:00:00:04"),
+    "h5": ("192.168.0.5", "02:00:00:00:00:05"),
+    "h6": ("192.168.0.6", "02:00:00:00:00:06"),
+    "d": ("192.168.0.9", "02:00:00:00:00:09"),
+}
+
+
+def ip(h):
+    return HOSTS[h][0]
+
+
+def mac(h):
+    return HOSTS[h][1]
+
+
+def ep_mac(vni, last):
+    return "02:ee:%02x:00:00:%02x" % (vni % 256, last)
+
+
+GW_MAC = "02:99:00:00:00:01"
+LO = 1  # ifindex of lo: test runs of the agent need an existing ingress interface
+
+
+def substrate(*names):
+    return [{"ip": ip(n), "mac": mac(n)} for n in names]
+
+
+def ep(vni, last, **kw):
+    e = {"vni": vni, "ip": "10.0.0.%d" % last, "type": "simple", "host_ip": None, "ifindex": 0,
+         "mac": ep_mac(vni, last), "bypass_decap": False, "backends": []}
+    e.update(kw)
+    return e
+
+
+# The bouncer host "b": bouncer of VPC 100's 10.0.0.0/24 (hosting two of its
+# endpoints), endpoint host, divider of VPC 300, and it knows VPC 200 which
+# reuses 10.0.0.0/24.
+WORLD_B = {
+    "if_cfg": {"ip": ip("b"), "mac": mac("b"), "ifindex": 2},
+    "endpoints": [
+        ep(100, 1, type="gateway", mac=GW_MAC),
+        ep(100, 5, host_ip=ip("h1")),
+        ep(100, 6, host_ip=ip("h2")),
+        ep(100, 7, ifindex=7),
+        ep(100, 8, ifindex=8, bypass_decap=True),
+        ep(100, 9, type="scaled", backends=["10.0.0.5", "10.0.0.6"]),
+        ep(200, 5, host_ip=ip("h6")),
+    ],
+    "networks": [
+        {"vni": 300, "cidr": "10.3.0.0/24", "bouncers": [ip("h4"), ip("h5")]},
+        {"vni": 300, "cidr": "10.3.1.0/24", "bouncers": [ip("h1")]},
+    ],
+    "vpcs": [
+        {"vni": 100, "dividers": [ip("d")], "local_divider": False},
+        {"vni": 200, "dividers": [ip("d")], "local_divider": False},
+        {"vni": 300, "dividers": [ip("b")], "local_divider": True},
+    ],
+    "substrate": substrate("h1", "h2", "h4", "h5", "h6", "d"),
+    "agents": [{"ifindex": LO, "vni": 100, "ip": "10.0.0.7", "mac": ep_mac(100, 7), "bouncers": [ip("b")]}],
+}
+
+# An endpoint host "h1": hosts 10.0.0.5 (agent on lo), 10.0.0.4 and a bypass
+# endpoint 10.0.0.10; its network's bouncer is "b".
+WORLD_H1 = {
+    "if_cfg": {"ip": ip("h1"), "mac": mac("h1"), "ifindex": 2},
+    "endpoints": [ep(100, 5, ifindex=5), ep(100, 4, ifindex=9), ep(100, 10, ifindex=10, bypass_decap=True)],
+    "networks": [],
+    "vpcs": [],
+    "substrate": substrate("b"),
+    "agents": [{"ifindex": LO, "vni": 100, "ip": "10.0.0.5", "mac": ep_mac(100, 5), "bouncers": [ip("b")]}],
+}
+
+# Nothing but the interface: an agent here has no configuration.
+WORLD_BARE = {"if_cfg": {"ip": ip("h2"), "mac": mac("h2"), "ifindex": 2}, "endpoints": [], "networks": [],
+              "vpcs": [], "substrate": [], "agents": []}
+
+WORLDS = {"b": WORLD_B, "h1": WORLD_H1, "bare": WORLD_BARE}
+
+
+def _mix32(h):
+    h ^= h >> 16
+    h = (h * 0x7FEB352D) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x846CA68B) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h
+
+
+def _le(addr):
+    return int.from_bytes(bytes(int(x) for x in addr.split(".")), "little")
+
+
+def flow_hash(src, dst):
+    """bpf/include/mzr_hash.h on two dotted IPv4 addresses."""
+    a, b = _le(src), _le(dst)
+    return _mix32(((a ^ b) + 0x9E3779B9 * (a & b)) & 0xFFFFFFFF)
+
+
+def pick(hops, src, dst):
+    return hops[(flow_hash(src, dst) * len(hops)) >> 32]
+
+
+Fixture = collections.namedtuple(
+    "Fixture", "name description world program packet verdict output counters ingress")
+
+
+def fx(name, description, packet, verdict, output=None, counters=(), world="b", program="transit", ingress=0):
+    """output None: the packet must come out unchanged."""
+    return Fixture(name, description, world, program, packet, verdict, packet if output is None else output,
+                   dict(counters), ingress)
+
+
+# ------------------------------------------------------------------ builders
+
+def enc(inner, vni=100, src="h1", ttl=64, options=b"", **kw):
+    """An encapsulated packet arriving at b from src."""
+    return P.outer(mac(src), mac("b"), ip(src), ip("b"), P.geneve_header(vni, options, **kw) + inner, ttl=ttl)
+
+
+def v4(src_last, dst, vni=100, dst_mac=None, **kw):
+    return P.inner_ipv4(ep_mac(vni, src_last), dst_mac or GW_MAC, "10.0.0.%d" % src_last, dst, **kw)
+
+
+def bounced(pkt, to, ttl=63):
+    return P.retarget(pkt, mac("b"), mac(to), ip("b"), ip(to), ttl)
+
+
+def host_of(addr):
+    return [h for h, (a, _) in HOSTS.items() if a == addr][0]
+
+
+def divided(pkt, hops, src, dst, ttl=63):
+    return bounced(pkt, host_of(pick(hops, src, dst)), ttl)
+
+
+def decapped(frame, dst_mac):
+    return P.with_dst_mac(frame, dst_mac)
+
+
+TX_BOUNCE = {"tx": 1, "bounce": 1}
+TX_DIVIDE = {"tx": 1, "divide": 1}
+TX_TO_DIVIDER = {"tx": 1, "to_divider": 1}
+
+
+def drop(reason):
+    return {"drop": 1, reason: 1}
+
+
+PASS = {"pass": 1}
+
+# ------------------------------------------------------------------ the table
+
+_opt = P.geneve_option(data=b"\x11\x22\x33\x44\x55\x66\x77\x88")
+_in_5_6 = v4(5, "10.0.0.6", dst_mac=ep_mac(100, 6))
+_in_5_7 = v4(5, "10.0.0.7")
+_div_in = P.inner_ipv4(ep_mac(300, 9), GW_MAC, "10.3.1.9", "10.3.0.77")
+_arp_5_6 = P.inner_arp_request(ep_mac(100, 5), "10.0.0.5", "10.0.0.6")
+_arp_5_1 = P.inner_arp_request(ep_mac(100, 5), "10.0.0.5", "10.0.0.1")
+_arp_5_7 = P.inner_arp_request(ep_mac(100, 5), "10.0.0.5", "10.0.0.7")
+
+
+def _arp_answered(request_inner, target_ip, target_mac, requester="h1"):
+    reply = P.inner_arp_reply(target_mac, target_ip, ep_mac(100, 5), "10.0.0.5")
+    pkt = enc(request_inner, src=requester)
+    o = Ether(pkt)
+    return P.outer(mac("b"), mac(requester), ip("b"), ip(requester), P.geneve_header(100) + reply,
+                   ttl=64, ip_id=o[IP].id)
+
+
+FORWARDING = [
+    fx("bouncer", "remote endpoint: outer rewritten to its host, TTL-1, checksum, XDP_TX",
+       enc(_in_5_6), XDP_TX, bounced(enc(_in_5_6), "h2"), TX_BOUNCE),
+    fx("bouncer_options", "Geneve options are walked and carried unchanged",
+       enc(_in_5_6, options=_opt), XDP_TX, bounced(enc(_in_5_6, options=_opt), "h2"), TX_BOUNCE),
+    fx("bouncer_ttl2", "TTL 2 still forwards, with TTL 1",
+       enc(_in_5_6, ttl=2), XDP_TX, bounced(enc(_in_5_6, ttl=2), "h2", ttl=1), TX_BOUNCE),
+    fx("divider", "known network of the VPC: to the bouncer the flow hash picks",
+       enc(_div_in, vni=300), XDP_TX,
+       divided(enc(_div_in, vni=300), [ip("h4"), ip("h5")], "10.3.1.9", "10.3.0.77"), TX_DIVIDE),
+    fx("divider_single", "network with one bouncer",
+       enc(P.inner_ipv4(ep_mac(300, 7), GW_MAC, "10.3.0.7", "10.3.1.20"), vni=300), XDP_TX,
+       bounced(enc(P.inner_ipv4(ep_mac(300, 7), GW_MAC, "10.3.0.7", "10.3.1.20"), vni=300), "h1"), TX_DIVIDE),
+    fx("to_divider", "unknown endpoint, unknown network: to a divider of the VPC",
+       enc(v4(5, "10.0.5.5")), XDP_TX, bounced(enc(v4(5, "10.0.5.5")), "d"), TX_TO_DIVIDER),
+    fx("local", "endpoint hosted here: the exact inner frame, its MAC as destination, XDP_REDIRECT",
+       enc(_in_5_7), XDP_REDIRECT, decapped(_in_5_7, ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
+    fx("local_options", "decapsulation skips the options",
+       enc(_in_5_7, options=_opt + _opt), XDP_REDIRECT, decapped(_in_5_7, ep_mac(100, 7)),
+       {"redirect": 1, "decap": 1}),
+    fx("local_ttl1", "outer TTL does not matter to local delivery",
+       enc(_in_5_7, ttl=1), XDP_REDIRECT, decapped(_in_5_7, ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
+    fx("bypass", "bypass-decap endpoint: the whole tunnel packet, unchanged",
+       enc(v4(5, "10.0.0.8")), XDP_REDIRECT, None, {"redirect": 1, "bypass": 1}),
+    fx("arp_remote", "ARP for a remote endpoint: answered by the bouncer, sent back to the asker's host",
+       enc(_arp_5_6), XDP_TX, _arp_answered(_arp_5_6, "10.0.0.6", ep_mac(100, 6)), {"tx": 1, "arp_reply": 1}),
+    fx("arp_gateway", "ARP for the network's gateway: answered with the gateway MAC",
+       enc(_arp_5_1), XDP_TX, _arp_answered(_arp_5_1, "10.0.0.1", GW_MAC), {"tx": 1, "arp_reply": 1}),
+    fx("arp_local", "ARP for an endpoint hosted here: delivered to it, not answered",
+       enc(_arp_5_7), XDP_REDIRECT, decapped(_arp_5_7, ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
+    fx("arp_gratuitous", "gratuitous ARP is not answered: forwarded to the owner's host",
+       enc(P.inner_arp_request(ep_mac(100, 6), "10.0.0.6", "10.0.0.6"), src="h2"), XDP_TX,
+       bounced(enc(P.inner_arp_request(ep_mac(100, 6), "10.0.0.6", "10.0.0.6"), src="h2"), "h2"), TX_BOUNCE),
+    fx("arp_reply_forwarded", "ARP replies travel like IPv4, by target address",
+       enc(P.inner_arp_reply(ep_mac(100, 6), "10.0.0.6", ep_mac(100, 5), "10.0.0.5"), src="h2"), XDP_TX,
+       bounced(enc(P.inner_arp_reply(ep_mac(100, 6), "10.0.0.6", ep_mac(100, 5), "10.0.0.5"), src="h2"), "h1"),
+       TX_BOUNCE),
+    fx("scaled_no_fn", "scaled endpoint with ON_XDP_SCALED_EP empty: dropped and counted",
+       enc(v4(5, "10.0.0.9")), XDP_DROP, None, {"scaled": 1, "drop": 1, "scaled_no_fn": 1}),
+    fx("to_gateway", "IPv4 addressed to a gateway is dropped",
+       enc(v4(5, "10.0.0.1")), XDP_DROP, None, drop("to_gateway")),
+    fx("divider_no_network", "this host divides the VPC and knows no network for the address: drop",
+       enc(P.inner_ipv4(ep_mac(300, 9), GW_MAC, "10.3.1.9", "10.3.9.9"), vni=300), XDP_DROP, None,
+       drop("no_network")),
+]
+
+ISOLATION = [
+    fx("same_ip_vni100", "10.0.0.5 in VNI 100 goes to its host h1",
+       enc(v4(6, "10.0.0.5")), XDP_TX, bounced(enc(v4(6, "10.0.0.5")), "h1"), TX_BOUNCE),
+    fx("same_ip_vni200", "10.0.0.5 in VNI 200 goes to its own host h6",
+       enc(v4(6, "10.0.0.5", vni=200), vni=200), XDP_TX,
+       bounced(enc(v4(6, "10.0.0.5", vni=200), vni=200), "h6"), TX_BOUNCE),
+    fx("local_other_vni", "VNI 200 traffic for 10.0.0.7 is never delivered to VNI 100's local endpoint",
+       enc(v4(6, "10.0.0.7", vni=200), vni=200), XDP_TX,
+       bounced(enc(v4(6, "10.0.0.7", vni=200), vni=200), "d"), TX_TO_DIVIDER),
+    fx("unknown_vni", "a VNI this host knows nothing of is dropped",
+       enc(v4(6, "10.0.0.5", vni=999), vni=999), XDP_DROP, None, drop("unknown_vni")),
+]
+
+
+def _ipv6_inner():
+    return bytes(Ether(P.ipv6_nd(ep_mac(100, 5))))
+
+
+def _frag(**kw):
+    return v4(5, "10.0.0.6", dst_mac=ep_mac(100, 6), **kw)
+
+
+def _bad_version():
+    b = bytearray(_in_5_6)
+    b[14] = 0x65  # version 6, IHL 5, under an IPv4 ethertype
+    return bytes(b)
+
+
+def _long_totlen():
+    b = bytearray(_in_5_6)
+    b[16:18] = (len(b) - 14 + 40).to_bytes(2, "big")
+    return bytes(b)
+
+
+def _arp_hlen8():
+    b = bytearray(_arp_5_6)
+    b[18] = 8
+    return bytes(b)
+
+
+MALFORMED = [
+    fx("ttl1", "TTL 1 would expire on the way to the next hop", enc(_in_5_6, ttl=1), XDP_DROP, None, drop("ttl")),
+    fx("ttl0", "TTL 0", enc(_in_5_6, ttl=0), XDP_DROP, None, drop("ttl")),
+    fx("geneve_version", "Geneve version 1", enc(_in_5_6, version=1), XDP_DROP, None, drop("geneve_version")),
+    fx("geneve_not_ethernet", "Geneve carrying bare IPv4, not Ethernet",
+       enc(_in_5_6[14:], proto=0x0800), XDP_DROP, None, drop("geneve_proto")),
+    fx("geneve_optlen_beyond", "option length past the end of the packet",
+       P.outer(mac("h1"), mac("b"), ip("h1"), ip("b"), P.geneve_header(100, optlen=63) + b"\0" * 8),
+       XDP_DROP, None, drop("geneve_optlen")),
+    fx("geneve_option_overruns", "an option TLV longer than the option area",
+       P.outer(mac("h1"), mac("b"), ip("h1"), ip("b"),
+               P.geneve_header(100, options=bytes([1, 2, 3, 5]) + b"\0" * 4, optlen=2) + _in_5_6),
+       XDP_DROP, None, drop("geneve_optlen")),
+    fx("inner_ipv6", "inner IPv6 frame", enc(_ipv6_inner()), XDP_DROP, None, drop("inner_proto")),
+    fx("inner_ip_options", "inner IPv4 with options",
+       enc(_frag(options=b"\x01\x01\x01\x00")), XDP_DROP, None, drop("inner_ip_opts")),
+    fx("inner_fragment_mf", "inner first fragment (MF)", enc(_frag(flags="MF")), XDP_DROP, None,
+       drop("inner_frag")),
+    fx("inner_fragment_offset", "inner later fragment", enc(_frag(frag=20)), XDP_DROP, None, drop("inner_frag")),
+    fx("inner_ip_version", "inner header not version 4", enc(_bad_version()), XDP_DROP, None, drop("inner_ip_bad")),
+    fx("inner_ip_totlen", "inner total length beyond the packet", enc(_long_totlen()), XDP_DROP, None,
+       drop("inner_ip_bad")),
+    fx("inner_arp_hlen", "inner ARP with an 8-byte hardware address", enc(_arp_hlen8()), XDP_DROP, None,
+       drop("inner_arp_bad")),
+]
+
+
+def _truncations():
+    """The bouncer packet cut at every header boundary (and inside each
+    header): outer cuts are not Geneve to us and pass; later cuts drop."""
+    full = enc(_in_5_6, options=_opt)
+    marks = [
+        (14, "outer_ip_start", XDP_PASS, PASS), (24, "outer_ip_mid", XDP_PASS, PASS),
+        (34, "outer_udp_start", XDP_PASS, PASS), (38, "outer_udp_mid", XDP_PASS, PASS),
+        (42, "geneve_start", XDP_DROP, drop("geneve_trunc")), (46, "geneve_mid", XDP_DROP, drop("geneve_trunc")),
+        (50, "options_start", XDP_DROP, drop("geneve_optlen")), (55, "options_mid", XDP_DROP, drop("geneve_optlen")),
+        (62, "inner_eth_start", XDP_DROP, drop("inner_trunc")), (70, "inner_eth_mid", XDP_DROP, drop("inner_trunc")),
+        (76, "inner_ip_start", XDP_DROP, drop("inner_trunc")), (86, "inner_ip_mid", XDP_DROP, drop("inner_trunc")),
+    ]
+    return [fx("truncated_" + label, "cut at byte %d (%s)" % (cut, label), full[:cut], verdict, None, counters)
+            for cut, label, verdict, counters in marks]
+
+
+MALFORMED += _truncations()
+
+_host_mac, _peer = "02:00:00:00:00:77", "192.168.0.77"
+HOST_SAFETY = [
+    fx("ssh", "SSH to the host", P.ssh_syn(_host_mac, mac("b"), _peer, ip("b")), XDP_PASS, None, PASS),
+    fx("arp_host", "ARP for the host's own address", P.arp_for_host(_host_mac, _peer, ip("b")), XDP_PASS, None, PASS),
+    fx("dhcp", "DHCP discover broadcast", P.dhcp_discover(_host_mac), XDP_PASS, None, PASS),
+    fx("ipv6_nd", "IPv6 neighbour solicitation", P.ipv6_nd(_host_mac), XDP_PASS, None, PASS),
+    fx("icmp", "ping to the host", P.ping(_host_mac, mac("b"), _peer, ip("b")), XDP_PASS, None, PASS),
+    fx("dns", "other UDP to the host", P.udp_to(_host_mac, mac("b"), _peer, ip("b"), 53), XDP_PASS, None, PASS),
+    fx("geneve_other_host", "Geneve addressed to another host is not ours",
+       P.outer(mac("h1"), mac("b"), ip("h1"), "192.168.0.200", P.geneve_header(100) + _in_5_6), XDP_PASS, None, PASS),
+    fx("geneve_outer_fragment", "an outer fragment goes to the stack for reassembly",
+       P.outer(mac("h1"), mac("b"), ip("h1"), ip("b"), P.geneve_header(100) + _in_5_6, flags="MF"), XDP_PASS,
+       None, PASS),
+]
+
+
+# ------------------------------------------------------------------ agent
+
+def agent_encap(frame, src, dst, vni=100, dst_host="b", src_host="h1"):
+    sport = 0xC000 | (flow_hash(src, dst) >> 18)
+    return P.outer(mac(src_host), mac(dst_host), ip(src_host), ip(dst_host), P.geneve_header(vni) + frame,
+                   ttl=64, sport=sport, ip_id=0, flags="DF")
+
+
+_a_5_6 = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.6")
+_a_5_4 = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.4")
+_a_5_10 = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.10")
+_a_arp = P.inner_arp_request(ep_mac(100, 5), "10.0.0.5", "10.0.0.6")
+_b_7_6 = P.inner_ipv4(ep_mac(100, 7), GW_MAC, "10.0.0.7", "10.0.0.6")
+_b_7_55 = P.inner_ipv4(ep_mac(100, 7), GW_MAC, "10.0.0.7", "10.0.5.5")
+_b_arp = P.inner_arp_request(ep_mac(100, 7), "10.0.0.7", "10.0.0.6")
+
+AGENT = [
+    fx("agent_encap", "endpoint traffic: Geneve to its network's bouncer, out of the NIC",
+       _a_5_6, XDP_REDIRECT, agent_encap(_a_5_6, "10.0.0.5", "10.0.0.6"), {"redirect": 1, "agent_encap": 1},
+       world="h1", program="agent", ingress=LO),
+    fx("agent_arp", "ARP from the endpoint goes to the bouncer too",
+       _a_arp, XDP_REDIRECT, agent_encap(_a_arp, "10.0.0.5", "10.0.0.6"), {"redirect": 1, "agent_encap": 1},
+       world="h1", program="agent", ingress=LO),
+    fx("agent_local", "destination on the same host: straight to it, never leaving the host",
+       _a_5_4, XDP_REDIRECT, P.with_dst_mac(_a_5_4, ep_mac(100, 4)), {"redirect": 1, "agent_local": 1},
+       world="h1", program="agent", ingress=LO),
+    fx("agent_local_bypass", "same-host bypass endpoint: gets the tunnel packet, addressed to this host",
+       _a_5_10, XDP_REDIRECT, agent_encap(_a_5_10, "10.0.0.5", "10.0.0.10", dst_host="h1"),
+       {"redirect": 1, "agent_encap": 1}, world="h1", program="agent", ingress=LO),
+    fx("agent_spoof", "a source address that is not the endpoint's is dropped",
+       P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.99", "10.0.0.6"), XDP_DROP, None, drop("agent_spoof"),
+       world="h1", program="agent", ingress=LO),
+    fx("agent_ipv6", "the overlay carries IPv4 and ARP only", P.ipv6_nd(ep_mac(100, 5)), XDP_DROP, None,
+       drop("agent_proto"), world="h1", program="agent", ingress=LO),
+    fx("agent_truncated", "an IPv4 ethertype with no IPv4 header",
+       P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.6")[:20], XDP_DROP, None, drop("agent_trunc"),
+       world="h1", program="agent", ingress=LO),
+    fx("agent_nocfg", "an interface with no agent configuration carries nothing",
+       _a_5_6, XDP_DROP, None, drop("agent_nocfg"), world="bare", program="agent", ingress=LO),
+    fx("agent_self_bouncer", "this host is the bouncer: encapsulate straight to the endpoint's host",
+       _b_7_6, XDP_REDIRECT, agent_encap(_b_7_6, "10.0.0.7", "10.0.0.6", dst_host="h2", src_host="b"),
+       {"redirect": 1, "agent_encap": 1, "bounce": 1}, program="agent", ingress=LO),
+    fx("agent_self_bouncer_divider", "this host is the bouncer, the endpoint unknown: to the VPC's divider",
+       _b_7_55, XDP_REDIRECT, agent_encap(_b_7_55, "10.0.0.7", "10.0.5.5", dst_host="d", src_host="b"),
+       {"redirect": 1, "agent_encap": 1, "to_divider": 1}, program="agent", ingress=LO),
+    fx("agent_self_bouncer_arp", "this host is the bouncer: the agent answers ARP itself",
+       _b_arp, XDP_TX, P.inner_arp_reply(ep_mac(100, 6), "10.0.0.6", ep_mac(100, 7), "10.0.0.7"),
+       {"tx": 1, "arp_reply": 1}, program="agent", ingress=LO),
+    fx("agent_self_bouncer_gateway", "IPv4 to the gateway is dropped",
+       P.inner_ipv4(ep_mac(100, 7), GW_MAC, "10.0.0.7", "10.0.0.1"), XDP_DROP, None, drop("to_gateway"),
+       program="agent", ingress=LO),
+]
+
+ALL = FORWARDING + ISOLATION + MALFORMED + HOST_SAFETY + AGENT
+BY_NAME = dict((f.name, f) for f in ALL)
+assert len(BY_NAME) == len(ALL), "fixture names must be unique"
+
+
+def abi_stages():
+    from ansible_collections.mizar.transit.plugins.module_utils import abi
+    return list(abi.STAGES)
