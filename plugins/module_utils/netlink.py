@@ -1,0 +1,530 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""Network namespaces, veths, bridges, addresses and routes, over netlink.
+
+Every function takes netns=None (the calling thread's namespace) or the name
+of a namespace under /run/netns (or an absolute path to a namespace file)
+and acts there. Functions that change something are idempotent and return
+True when they changed something, so modules can report `changed` honestly.
+
+Acting in another namespace happens on a short-lived thread that setns()
+into it: only that thread moves, never the process, and the mount namespace
+is untouched, so /sys/fs/bpf pins stay visible (unlike `ip netns exec`,
+which remounts /sys). BPF calls that take an ifindex (XDP attach, query)
+use run_in_netns() the same way.
+
+pyroute2 is optional at import time (HAS_PYROUTE2) so that modules can
+report it with missing_required_lib.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ctypes
+import errno
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+import threading
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2 import netns as _pr_netns
+    from pyroute2.netlink.exceptions import NetlinkError as _PrNetlinkError
+
+    HAS_PYROUTE2 = True
+    PYROUTE2_IMPORT_ERROR = None
+except ImportError as _e:  # pragma: no cover - exercised when pyroute2 is absent
+    HAS_PYROUTE2 = False
+    PYROUTE2_IMPORT_ERROR = _e
+
+    class _PrNetlinkError(Exception):
+        pass
+
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+IFF_UP = 0x1
+IFNAMSIZ = 16
+
+SIOCETHTOOL = 0x8946
+ETHTOOL_GTXCSUM = 0x16
+ETHTOOL_STXCSUM = 0x17
+
+
+class NetlinkError(Exception):
+    """A namespace or link operation failed; errno is kept when known."""
+
+    def __init__(self, msg, err=0):
+        self.errno = err
+        super(NetlinkError, self).__init__(msg)
+
+
+def _need_pyroute2():
+    if not HAS_PYROUTE2:
+        raise NetlinkError("pyroute2 is required: %s" % PYROUTE2_IMPORT_ERROR)
+
+
+# ---------------------------------------------------------------- namespaces
+
+
+def netns_path(netns):
+    """The namespace file of a name (under /run/netns) or an absolute path."""
+    if not netns or "/" in netns and not os.path.isabs(netns):
+        raise NetlinkError("bad network namespace name %r" % (netns,), errno.EINVAL)
+    return netns if os.path.isabs(netns) else os.path.join(NETNS_RUN_DIR, netns)
+
+
+def netns_exists(netns):
+    return os.path.exists(netns_path(netns))
+
+
+def netns_list():
+    """Names of the namespaces under /run/netns."""
+    try:
+        return sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def netns_add(name):
+    """Create a named namespace (like `ip netns add`). Returns changed."""
+    _need_pyroute2()
+    if netns_exists(name):
+        return False
+    _pr_netns.create(name)
+    return True
+
+
+def netns_del(name):
+    """Delete a named namespace; its interfaces go with it once nothing else
+    holds it. Returns changed."""
+    _need_pyroute2()
+    if not netns_exists(name):
+        return False
+    _pr_netns.remove(name)
+    return True
+
+
+_libc = None
+
+
+def _setns(fd):
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise NetlinkError("setns: %s" % os.strerror(err), err)
+
+
+def run_in_netns(netns, fn, *args, **kwargs):
+    """fn(*args, **kwargs) run in netns (None: right here), its result
+    returned and its exception re-raised. Sockets fn creates stay in netns."""
+    if netns is None:
+        return fn(*args, **kwargs)
+    path = netns_path(netns)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise NetlinkError("network namespace %s: %s" % (netns, e.strerror), e.errno)
+    out = {}
+
+    def body():
+        try:
+            _setns(fd)
+            out["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # handed to the caller's thread
+            out["error"] = e
+
+    try:
+        t = threading.Thread(target=body, name="netns-%s" % os.path.basename(path))
+        t.start()
+        t.join()
+    finally:
+        os.close(fd)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def netns_socket(netns, family=socket.AF_INET, type=socket.SOCK_DGRAM, proto=0):
+    """A socket living in netns (to talk from inside it without a process)."""
+    return run_in_netns(netns, socket.socket, family, type, proto)
+
+
+def sysctl(key, value=None, netns=None):
+    """Read (value None) or write a /proc/sys key, e.g.
+    "net/ipv6/conf/eth0/disable_ipv6", in netns. Writing returns changed."""
+    path = "/proc/sys/" + key.replace(".", "/") if "/" not in key else "/proc/sys/" + key
+
+    def body():
+        with open(path) as f:
+            cur = f.read().strip()
+        if value is None:
+            return cur
+        if cur == str(value):
+            return False
+        with open(path, "w") as f:
+            f.write(str(value))
+        return True
+
+    return run_in_netns(netns, body)
+
+
+# ---------------------------------------------------------------- links
+
+
+def _ipr():
+    _need_pyroute2()
+    return IPRoute()
+
+
+def _nl(op, fn):
+    try:
+        return fn()
+    except _PrNetlinkError as e:
+        code = e.code if hasattr(e, "code") else 0
+        raise NetlinkError("%s: %s" % (op, os.strerror(code) if code else e), code)
+
+
+def _link_dict(msg):
+    linkinfo = msg.get("IFLA_LINKINFO")
+    return {
+        "index": msg["index"],
+        "ifname": msg.get("IFLA_IFNAME"),
+        "mac": msg.get("IFLA_ADDRESS"),
+        "mtu": msg.get("IFLA_MTU"),
+        "up": bool(msg["flags"] & IFF_UP),
+        "kind": linkinfo.get("IFLA_INFO_KIND") if linkinfo else None,
+        "master": msg.get("IFLA_MASTER"),
+        "peer_index": msg.get("IFLA_LINK"),
+    }
+
+
+def _find(ipr, iface):
+    """The link message for a name or index, or None."""
+    try:
+        if isinstance(iface, int):
+            msgs = ipr.link("get", index=iface)
+        else:
+            msgs = ipr.link("get", ifname=iface)
+    except _PrNetlinkError as e:
+        if getattr(e, "code", 0) in (errno.ENODEV, errno.ENOENT):
+            return None
+        raise
+    return msgs[0] if msgs else None
+
+
+def link(iface, netns=None):
+    """{index, ifname, mac, mtu, up, kind, master, peer_index} of a link by
+    name or index, or None when absent."""
+
+    def body():
+        with _ipr() as ipr:
+            msg = _find(ipr, iface)
+            return _link_dict(msg) if msg is not None else None
+
+    return run_in_netns(netns, body)
+
+
+def links(netns=None):
+    """Every link of netns, as link() describes them."""
+
+    def body():
+        with _ipr() as ipr:
+            return [_link_dict(m) for m in ipr.link("dump")]
+
+    return run_in_netns(netns, body)
+
+
+def ifindex(iface, netns=None):
+    """The ifindex of an interface given by name or index (checked)."""
+    found = link(iface, netns)
+    if found is None:
+        raise NetlinkError("no interface %s%s" % (iface, " in netns %s" % netns if netns else ""),
+                           errno.ENODEV)
+    return found["index"]
+
+
+def _require(ipr, iface, netns):
+    msg = _find(ipr, iface)
+    if msg is None:
+        raise NetlinkError("no interface %s%s" % (iface, " in netns %s" % netns if netns else ""),
+                           errno.ENODEV)
+    return msg
+
+
+def veth_add(ifname, peer, netns=None, peer_netns=None):
+    """A veth pair: ifname in netns, peer in peer_netns (default: netns).
+    Returns changed; an existing ifname that is not a veth is an error."""
+
+    def body():
+        with _ipr() as ipr:
+            msg = _find(ipr, ifname)
+            if msg is not None:
+                if _link_dict(msg)["kind"] != "veth":
+                    raise NetlinkError("%s exists and is not a veth" % ifname, errno.EEXIST)
+                return False
+            peer_spec = {"ifname": peer}
+            fd = None
+            if peer_netns is not None and peer_netns != netns:
+                fd = os.open(netns_path(peer_netns), os.O_RDONLY)
+                peer_spec["net_ns_fd"] = fd
+            try:
+                _nl("creating veth %s/%s" % (ifname, peer),
+                    lambda: ipr.link("add", ifname=ifname, kind="veth", peer=peer_spec))
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            return True
+
+    return run_in_netns(netns, body)
+
+
+def bridge_add(name, netns=None):
+    """A bridge, up. Returns changed."""
+
+    def body():
+        with _ipr() as ipr:
+            changed = False
+            msg = _find(ipr, name)
+            if msg is None:
+                _nl("creating bridge %s" % name, lambda: ipr.link("add", ifname=name, kind="bridge"))
+                msg = _require(ipr, name, netns)
+                changed = True
+            elif _link_dict(msg)["kind"] != "bridge":
+                raise NetlinkError("%s exists and is not a bridge" % name, errno.EEXIST)
+            if not msg["flags"] & IFF_UP:
+                _nl("setting %s up" % name, lambda: ipr.link("set", index=msg["index"], state="up"))
+                changed = True
+            return changed
+
+    return run_in_netns(netns, body)
+
+
+def link_set(iface, netns=None, up=None, mac=None, mtu=None, master=None, nomaster=False):
+    """Bring a link to the given state (None leaves a property alone); master
+    is a bridge name or index in the same namespace. Returns changed."""
+
+    def body():
+        with _ipr() as ipr:
+            msg = _require(ipr, iface, netns)
+            cur = _link_dict(msg)
+            idx = cur["index"]
+            changes = {}
+            if mac is not None and (cur["mac"] or "").lower() != mac.lower():
+                changes["address"] = mac.lower()
+            if mtu is not None and cur["mtu"] != mtu:
+                changes["mtu"] = mtu
+            if master is not None:
+                midx = _require(ipr, master, netns)["index"]
+                if cur["master"] != midx:
+                    changes["master"] = midx
+            elif nomaster and cur["master"]:
+                changes["master"] = 0
+            if changes:
+                _nl("setting %s on %s" % (", ".join(sorted(changes)), iface),
+                    lambda: ipr.link("set", index=idx, **changes))
+            if up is not None and up != cur["up"]:
+                _nl("setting %s %s" % (iface, "up" if up else "down"),
+                    lambda: ipr.link("set", index=idx, state="up" if up else "down"))
+                return True
+            return bool(changes)
+
+    return run_in_netns(netns, body)
+
+
+def link_del(iface, netns=None):
+    """Delete a link (a veth takes its peer along). Returns changed."""
+
+    def body():
+        with _ipr() as ipr:
+            msg = _find(ipr, iface)
+            if msg is None:
+                return False
+            _nl("deleting %s" % iface, lambda: ipr.link("del", index=msg["index"]))
+            return True
+
+    return run_in_netns(netns, body)
+
+
+# ---------------------------------------------------------------- addresses, routes
+
+
+def addrs(iface, netns=None):
+    """IPv4 addresses of a link as "a.b.c.d/len" strings."""
+
+    def body():
+        with _ipr() as ipr:
+            idx = _require(ipr, iface, netns)["index"]
+            return ["%s/%d" % (a.get("IFA_ADDRESS"), a["prefixlen"])
+                    for a in ipr.addr("dump", index=idx, family=socket.AF_INET)]
+
+    return run_in_netns(netns, body)
+
+
+def addr_add(iface, cidr, netns=None):
+    """Add an IPv4 address "a.b.c.d/len" to a link. Returns changed."""
+    iface_addr = ipaddress.ip_interface(cidr)
+    want = "%s/%d" % (iface_addr.ip, iface_addr.network.prefixlen)
+
+    def body():
+        with _ipr() as ipr:
+            idx = _require(ipr, iface, netns)["index"]
+            have = ["%s/%d" % (a.get("IFA_ADDRESS"), a["prefixlen"])
+                    for a in ipr.addr("dump", index=idx, family=socket.AF_INET)]
+            if want in have:
+                return False
+            _nl("adding %s to %s" % (want, iface),
+                lambda: ipr.addr("add", index=idx, address=str(iface_addr.ip),
+                                 prefixlen=iface_addr.network.prefixlen))
+            return True
+
+    return run_in_netns(netns, body)
+
+
+def route_add(dst, gateway=None, iface=None, netns=None):
+    """An IPv4 route to dst ("default" or a CIDR) via gateway and/or out of
+    iface. An existing route to dst with other attributes is replaced.
+    Returns changed."""
+    default = dst in ("default", "0.0.0.0/0")
+    net = ipaddress.ip_network("0.0.0.0/0" if default else dst)
+
+    def body():
+        with _ipr() as ipr:
+            oif = _require(ipr, iface, netns)["index"] if iface is not None else None
+            spec = {"dst": str(net.network_address), "dst_len": net.prefixlen}
+            for r in ipr.route("dump", family=socket.AF_INET, table=254):
+                rdst = r.get("RTA_DST") or "0.0.0.0"
+                if rdst == spec["dst"] and r["dst_len"] == net.prefixlen:
+                    same = ((gateway is None or r.get("RTA_GATEWAY") == gateway) and
+                            (oif is None or r.get("RTA_OIF") == oif))
+                    if same:
+                        return False
+            args = dict(spec)
+            if gateway is not None:
+                args["gateway"] = gateway
+            if oif is not None:
+                args["oif"] = oif
+            _nl("route to %s" % dst, lambda: ipr.route("replace", **args))
+            return True
+
+    return run_in_netns(netns, body)
+
+
+# ---------------------------------------------------------------- offloads
+
+
+def _ethtool_value(sock, ifname, cmd, data=0):
+    val = ctypes.create_string_buffer(struct.pack("II", cmd, data), 8)
+    ifr = struct.pack("%dsP" % IFNAMSIZ, ifname.encode(), ctypes.addressof(val))
+    ifr += b"\0" * (40 - len(ifr))
+    fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifr)
+    return struct.unpack("II", val.raw)[1]
+
+
+def tx_checksum(ifname, enabled, netns=None):
+    """Switch transmit checksum offload of ifname (like ethtool -K tx).
+
+    An endpoint's interface must not leave its checksums to offload: its
+    frames are encapsulated (or redirected) by XDP on the host side, which
+    never completes a partial checksum, so the far side would drop them.
+    Returns changed."""
+
+    def body():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                cur = bool(_ethtool_value(s, ifname, ETHTOOL_GTXCSUM))
+                if cur == bool(enabled):
+                    return False
+                _ethtool_value(s, ifname, ETHTOOL_STXCSUM, 1 if enabled else 0)
+            except OSError as e:
+                raise NetlinkError("tx checksum offload of %s: %s" % (ifname, e.strerror), e.errno)
+            return True
+
+    return run_in_netns(netns, body)
+
+
+# ---------------------------------------------------------------- composed plumbing
+
+
+def endpoint_veth(netns, host_ifname, ip, mac, host_netns=None, ifname="eth0", mtu=1450,
+                  gateway=None, disable_ipv6=True):
+    """Plumb an endpoint: a veth whose inside end is `ifname` in netns (the
+    endpoint's namespace, created if needed) with ip ("a.b.c.d/len"), mac,
+    mtu, a default route via gateway and transmit checksum offload off, and
+    whose host end `host_ifname` sits up in host_netns.
+
+    Returns {changed, ifindex, host_ifindex, host_mac, mac}: host_ifindex is
+    what the agent and endpoint map entries are keyed by."""
+    changed = netns_add(netns)
+    tmp = "mzt%x" % (abs(hash((netns, host_ifname))) & 0xfffffff)
+    if link(host_ifname, host_netns) is None:
+        # create both ends next to each other, then move the inside one and
+        # rename it: the final name may be taken in host_netns (eth0 is)
+        changed |= veth_add(host_ifname, tmp, netns=host_netns)
+        _move_rename(tmp, host_netns, netns, ifname)
+    elif link(ifname, netns) is None:
+        raise NetlinkError("%s exists in %s but %s is missing in %s" % (
+            host_ifname, host_netns or "this namespace", ifname, netns), errno.EEXIST)
+    if disable_ipv6:
+        changed |= sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, 1, netns=netns)
+    changed |= link_set(ifname, netns=netns, mac=mac, mtu=mtu)
+    changed |= tx_checksum(ifname, False, netns=netns)
+    changed |= link_set(ifname, netns=netns, up=True)
+    changed |= link_set("lo", netns=netns, up=True)
+    changed |= addr_add(ifname, ip, netns=netns)
+    if gateway:
+        changed |= route_add("default", gateway=gateway, iface=ifname, netns=netns)
+    changed |= link_set(host_ifname, netns=host_netns, mtu=mtu, up=True)
+    inside = link(ifname, netns)
+    host = link(host_ifname, host_netns)
+    return {"changed": changed, "ifindex": inside["index"], "mac": inside["mac"],
+            "host_ifindex": host["index"], "host_mac": host["mac"]}
+
+
+def bridge_veth(netns, ifname, bridge_netns, bridge, port_ifname, ip=None, mac=None, mtu=None,
+                disable_ipv6=True):
+    """Plumb a host into a shared segment: a veth whose end `ifname` sits up
+    in netns (created if needed) with optional ip and mac, and whose other
+    end `port_ifname` is a port of `bridge` (created if needed) in
+    bridge_netns. Returns {changed, ifindex, mac, port_ifindex}."""
+    changed = netns_add(netns)
+    if bridge_netns is not None:
+        changed |= netns_add(bridge_netns)
+    changed |= bridge_add(bridge, netns=bridge_netns)
+    if link(ifname, netns) is None:
+        changed |= veth_add(ifname, port_ifname, netns=netns, peer_netns=bridge_netns)
+    if disable_ipv6:
+        changed |= sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, 1, netns=netns)
+        changed |= sysctl("net/ipv6/conf/%s/disable_ipv6" % port_ifname, 1, netns=bridge_netns)
+    changed |= link_set(ifname, netns=netns, mac=mac, mtu=mtu)
+    changed |= link_set(port_ifname, netns=bridge_netns, master=bridge, mtu=mtu, up=True)
+    changed |= link_set(ifname, netns=netns, up=True)
+    changed |= link_set("lo", netns=netns, up=True)
+    if ip:
+        changed |= addr_add(ifname, ip, netns=netns)
+    here = link(ifname, netns)
+    return {"changed": changed, "ifindex": here["index"], "mac": here["mac"],
+            "port_ifindex": link(port_ifname, bridge_netns)["index"]}
+
+
+def _move_rename(ifname, from_netns, to_netns, new_name):
+    """Move a link to another namespace under a new name."""
+
+    def body():
+        with _ipr() as ipr:
+            idx = _require(ipr, ifname, from_netns)["index"]
+            fd = os.open(netns_path(to_netns), os.O_RDONLY)
+            try:
+                _nl("moving %s to %s as %s" % (ifname, to_netns, new_name),
+                    lambda: ipr.link("set", index=idx, net_ns_fd=fd, ifname=new_name))
+            finally:
+                os.close(fd)
+
+    run_in_netns(from_netns, body)

@@ -1,0 +1,151 @@
+"""Fixtures for tests against the real kernel: BPF objects, private pin
+directories, network namespaces, compiled test programs.
+
+These tests need root, a mounted bpffs and a working libbpf. Without them
+every test fails (never skips): a green run must mean the datapath ran.
+"""
+import itertools
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.mizar.transit.plugins.module_utils import libbpf, netlink, xdp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BPF_OUT = os.path.join(ROOT, ".build", "bpf")
+BPF_INCLUDE = os.path.join(ROOT, "bpf", "include")
+PROGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs")
+BPFFS = "/sys/fs/bpf"
+
+# Short, unique per run: namespace and pin names carry it, so that a run
+# never touches another run's (or a person's) objects.
+RUN = "mzt%04x" % (os.getpid() & 0xffff)
+_seq = itertools.count(1)
+
+
+def _bpffs_mounted():
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == BPFFS and line.split()[2] == "bpf" for line in f)
+
+
+def pytest_collection_modifyitems(items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.kernel)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_ready():
+    """Fail loudly when the kernel tests cannot really run."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not root (BPF, XDP and namespaces need it)")
+    if not _bpffs_mounted():
+        problems.append("no bpffs at %s (mount -t bpf bpf %s)" % (BPFFS, BPFFS))
+    try:
+        libbpf.lib()
+    except libbpf.BpfError as e:
+        problems.append(str(e))
+    if not netlink.HAS_PYROUTE2:
+        problems.append("pyroute2 missing (run scripts/bootstrap)")
+    for name in ("transit", "agent", "pass"):
+        if not os.path.exists(os.path.join(BPF_OUT, "%s.bpf.o" % name)):
+            problems.append("%s/%s.bpf.o missing (run scripts/bootstrap)" % (BPF_OUT, name))
+    if problems:
+        pytest.fail("kernel tests cannot run: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def obj_dir():
+    return BPF_OUT
+
+
+def unique(kind):
+    return "%s-%s%d" % (RUN, kind, next(_seq))
+
+
+def bpffs_rmtree(path):
+    """Remove a pin tree, detaching pinned links first (a pinned link keeps
+    its program attached even after the pin's directory is gone)."""
+    if not os.path.exists(path):
+        return
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if libbpf.pin_kind(p) == "link":
+                xdp.link_detach_pinned(p)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def pin_dir():
+    """A fresh pin directory under /sys/fs/bpf, removed afterwards."""
+    path = os.path.join(BPFFS, unique("pins"))
+    os.mkdir(path)
+    yield path
+    bpffs_rmtree(path)
+    assert not os.path.exists(path), "pin dir %s left behind" % path
+
+
+class Namespaces:
+    """Creates uniquely named network namespaces; deletes them all at the end."""
+
+    def __init__(self):
+        self.names = []
+
+    def __call__(self, label):
+        name = "%s-%s" % (RUN, label)
+        if netlink.netns_exists(name):
+            netlink.netns_del(name)
+        netlink.netns_add(name)
+        self.names.append(name)
+        return name
+
+    def cleanup(self):
+        errors = []
+        for name in reversed(self.names):
+            try:
+                netlink.netns_del(name)
+            except Exception as e:  # keep going: leave as little as possible
+                errors.append("%s: %s" % (name, e))
+        self.names = []
+        return errors
+
+
+@pytest.fixture
+def netns():
+    ns = Namespaces()
+    yield ns
+    errors = ns.cleanup()
+    assert not errors, errors
+
+
+def compile_bpf(src, out_dir, include=BPF_INCLUDE):
+    """Build one .bpf.c into out_dir like bpf/Makefile does; returns the .o."""
+    out = os.path.join(out_dir, os.path.basename(src).replace(".bpf.c", ".bpf.o"))
+    arch_inc = "/usr/include/%s-linux-gnu" % os.uname().machine
+    cmd = ["clang", "-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-I", include, "-I", arch_inc,
+           "-c", src, "-o", out]
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if res.returncode:
+        pytest.fail("compiling %s failed:\n%s" % (src, res.stdout), pytrace=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def stage_obj(tmp_path_factory):
+    """tests/kernel/progs/stage_verdicts.bpf.c, compiled."""
+    return compile_bpf(os.path.join(PROGS, "stage_verdicts.bpf.c"), str(tmp_path_factory.mktemp("stages")))
+
+
+@pytest.fixture
+def veth(netns):
+    """A namespace with a veth pair a0 <-> a1, both up. Returns the namespace."""
+    ns = netns("x")
+    netlink.veth_add("a0", "a1", netns=ns)
+    netlink.link_set("a0", netns=ns, up=True)
+    netlink.link_set("a1", netns=ns, up=True)
+    return ns

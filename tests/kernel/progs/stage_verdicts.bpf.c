@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Tiny stage programs for the kernel tests: each returns one verdict, so a
+ * test can tell which program a tail call reached. stage_count also bumps
+ * a counter slot the datapath never uses, proving a stage program loaded
+ * from its own object shares the pinned maps with the transit program.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "mzr_abi.h"
+#include "mzr_maps.h"
+
+#define STAGE_TEST_COUNTER 60 /* unused by the datapath (see enum mzr_counter) */
+
+SEC("xdp")
+int stage_drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int stage_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int stage_aborted(struct xdp_md *ctx)
+{
+	return XDP_ABORTED;
+}
+
+SEC("xdp")
+int stage_tx(struct xdp_md *ctx)
+{
+	return XDP_TX;
+}
+
+SEC("xdp")
+int stage_count(struct xdp_md *ctx)
+{
+	mzr_count(STAGE_TEST_COUNTER);
+	return XDP_DROP;
+}
+
+char _license[] SEC("license") = "GPL";
