@@ -1,0 +1,573 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""The tenant model: the inventory read into typed, normalized objects.
+
+build() reads the inventory data (see docs/inventory.md) and reports what
+is wrong with each item on its own: unknown keys, wrong types, malformed
+addresses and names, missing fields, fields that do not fit the item's kind.
+Relations between items (containment, duplicates, references to hosts and
+endpoints, capacities) are validate.py's concern; it runs on what build()
+returns. A field that could not be read is None, and the checks that need
+it skip it, so each defect is reported once.
+
+The inventory data is one mapping:
+
+    {"mizar_model_version": 1,           # optional
+     "mizar_vpcs": [...],
+     "mizar_functions": [...],           # optional
+     "hosts": {"h1": {"mizar_interface": "eth0", ...}, ...}}   # group mizar_hosts
+
+Defaults and derived values are filled in here: xdp mode, pin dir,
+endpoint MACs, host-side interface names, gateways.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+try:
+    from collections.abc import Mapping
+except ImportError:  # pragma: no cover - Python 2 is not supported, kept for sanity tooling
+    from collections import Mapping
+
+from ansible_collections.mizar.transit.plugins.module_utils import addr
+from ansible_collections.mizar.transit.plugins.module_utils.capacity import STAGES
+from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, close_match, suggest
+
+MODEL_VERSION = 1
+
+XDP_MODES = ("native", "generic")
+DEFAULT_XDP_MODE = "native"
+DEFAULT_PIN_DIR = "/sys/fs/bpf/mizar"
+BPFFS_ROOT = "/sys/fs/bpf"
+
+INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "hosts")
+HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir")
+# mizar_* variables that live in hostvars too but are not per-host settings
+SHARED_KEYS = ("mizar_vpcs", "mizar_functions", "mizar_model_version", "mizar_render_dir")
+VPC_KEYS = ("name", "vni", "cidr", "dividers", "networks")
+NETWORK_KEYS = ("name", "cidr", "bouncers", "endpoints")
+ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap", "netns", "iface")
+FUNCTION_KEYS = ("name", "stage", "program", "hosts", "config")
+ENDPOINT_TYPES = ("simple", "scaled")
+GATEWAY = "gateway"
+MIN_PREFIXLEN = 30  # a network needs a network, a gateway and a broadcast address, and room for one endpoint
+
+
+class Host:
+    __slots__ = ("name", "path", "interface", "ip", "mac", "xdp_mode", "pin_dir")
+
+    def __init__(self, name):
+        self.name = name
+        self.path = "hostvars[%s]" % name
+        self.interface = None
+        self.ip = None
+        self.mac = None
+        self.xdp_mode = DEFAULT_XDP_MODE
+        self.pin_dir = DEFAULT_PIN_DIR
+
+
+class Vpc:
+    __slots__ = ("path", "name", "vni", "cidr", "net", "plen", "dividers", "networks")
+
+    def __init__(self, path):
+        self.path = path
+        self.name = self.vni = self.cidr = self.net = self.plen = None
+        self.dividers = []
+        self.networks = []
+
+
+class Network:
+    __slots__ = ("path", "vpc", "name", "fullname", "cidr", "net", "plen", "bouncers", "endpoints", "gateway")
+
+    def __init__(self, path, vpc):
+        self.path = path
+        self.vpc = vpc
+        self.name = self.fullname = self.cidr = self.net = self.plen = None
+        self.bouncers = []
+        self.endpoints = []
+        self.gateway = None  # an Endpoint of type gateway, when the CIDR is usable
+
+    @property
+    def sort_key(self):
+        return (self.vpc.vni, self.net, self.plen)
+
+
+class Endpoint:
+    """A simple or scaled endpoint, or a network's gateway (type 'gateway')."""
+
+    __slots__ = ("path", "network", "name", "fullname", "ip", "ip_int", "host", "mac", "type", "backends",
+                 "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given")
+
+    def __init__(self, path, network):
+        self.path = path
+        self.network = network
+        self.name = self.fullname = self.ip = self.ip_int = self.host = self.mac = None
+        self.type = "simple"
+        self.backends = []
+        self.backend_eps = []  # resolved by validate.py
+        self.bypass_decap = False
+        self.netns = self.iface = self.host_iface = None
+        self.vni = None
+        self.mac_given = False
+
+
+class Function:
+    __slots__ = ("path", "name", "stage", "program", "hosts", "config")
+
+    def __init__(self, path):
+        self.path = path
+        self.name = self.stage = self.program = None
+        self.hosts = None  # None: every transit host
+        self.config = {}
+
+
+class Model:
+    __slots__ = ("version", "hosts", "vpcs", "functions")
+
+    def __init__(self):
+        self.version = MODEL_VERSION
+        self.hosts = {}  # name -> Host, in group order
+        self.vpcs = []
+        self.functions = []
+
+    def networks(self):
+        for vpc in self.vpcs:
+            for net in vpc.networks:
+                yield net
+
+    def endpoints(self):
+        for vpc in self.vpcs:
+            for net in vpc.networks:
+                for ep in net.endpoints:
+                    yield ep
+
+
+# ---------------------------------------------------------------- field readers
+
+_MISSING = object()
+
+
+def _kind(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean (%s)" % value
+    if isinstance(value, int):
+        return "an integer (%d)" % value
+    if isinstance(value, str):
+        return "a string (%r)" % value
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return "a %s" % type(value).__name__
+
+
+def _is_list(value):
+    return isinstance(value, (list, tuple))
+
+
+def _check_keys(raw, allowed, path, errors, what):
+    for key in raw:
+        if key not in allowed:
+            errors.add("%s.%s" % (path, key), "unknown key %r in %s%s; the allowed keys are: %s"
+                       % (key, what, suggest(key, allowed), ", ".join(allowed)))
+
+
+def _mapping(raw, path, errors, what):
+    if isinstance(raw, Mapping):
+        return True
+    errors.add(path, "%s must be a mapping (key: value lines), not %s" % (what, _kind(raw)))
+    return False
+
+
+def _string(raw, key, path, errors, required=True):
+    value = raw.get(key, _MISSING)
+    if value is _MISSING or (value is None and not required):
+        if required:
+            errors.add("%s.%s" % (path, key), "%s is required: add it" % key)
+        return None
+    if not isinstance(value, str) or not value:
+        errors.add("%s.%s" % (path, key), "%s must be a non-empty string, not %s" % (key, _kind(value)))
+        return None
+    return str(value)
+
+
+def _name(raw, path, errors):
+    name = _string(raw, "name", path, errors)
+    if name is not None:
+        problem = addr.name_problem(name)
+        if problem:
+            errors.add(path + ".name", problem)
+            return None
+    return name
+
+
+def _list(raw, key, path, errors):
+    """An optional list; absent or null is empty. None when it is not a list."""
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not _is_list(value):
+        errors.add("%s.%s" % (path, key), "%s must be a list, not %s" % (key, _kind(value)))
+        return None
+    return value
+
+
+def _host_names(raw, key, path, errors):
+    """A list of inventory host names (their membership is checked by validate.py)."""
+    items = _list(raw, key, path, errors)
+    if items is None:
+        return []
+    names = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            errors.add("%s.%s[%d]" % (path, key, i), "a host name must be a non-empty string, not %s" % _kind(item))
+        else:
+            names.append(str(item))
+    return names
+
+
+def _cidr(raw, path, errors):
+    text = _string(raw, "cidr", path, errors)
+    if text is None:
+        return None
+    try:
+        return addr.parse_cidr(text)
+    except ValueError as e:
+        errors.add(path + ".cidr", "%s; IPv4 CIDRs only" % e)
+        return None
+
+
+# ---------------------------------------------------------------- the inventory
+
+
+def build(inventory, errors=None):
+    """Inventory data -> Model, reporting per-item defects into errors."""
+    if errors is None:
+        errors = ErrorList()
+    model = Model()
+    if not _mapping(inventory, "inventory", errors, "the inventory data"):
+        return model
+    _check_keys(inventory, INVENTORY_KEYS, "inventory", errors, "the inventory data")
+
+    version = inventory.get("mizar_model_version")
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, int) or version != MODEL_VERSION:
+            errors.add("mizar_model_version", "model version %r is not supported: this collection reads version %d "
+                       "(see docs/inventory.md, 'Model versions', for migrations)" % (version, MODEL_VERSION))
+
+    hosts = inventory.get("hosts")
+    if hosts is None:
+        hosts = {}
+    if _mapping(hosts, "hosts", errors, "the hosts of group mizar_hosts (host name -> its variables)"):
+        for name, hvars in hosts.items():
+            host = _host(name, hvars, errors)
+            if host is not None:
+                model.hosts[host.name] = host
+
+    vpcs = inventory.get("mizar_vpcs")
+    if vpcs is None:
+        vpcs = []
+    if not _is_list(vpcs):
+        errors.add("mizar_vpcs", "mizar_vpcs must be a list of VPCs, not %s" % _kind(vpcs))
+        vpcs = []
+    for i, raw in enumerate(vpcs):
+        vpc = _vpc(raw, "mizar_vpcs[%d]" % i, errors)
+        if vpc is not None:
+            model.vpcs.append(vpc)
+
+    functions = inventory.get("mizar_functions")
+    if functions is None:
+        functions = []
+    if not _is_list(functions):
+        errors.add("mizar_functions", "mizar_functions must be a list of functions, not %s" % _kind(functions))
+        functions = []
+    for i, raw in enumerate(functions):
+        fn = _function(raw, "mizar_functions[%d]" % i, errors)
+        if fn is not None:
+            model.functions.append(fn)
+    return model
+
+
+def _host(name, hvars, errors):
+    if not isinstance(name, str) or not name:
+        errors.add("hosts", "a host name must be a non-empty string, not %s" % _kind(name))
+        return None
+    host = Host(str(name))
+    path = host.path
+    if hvars is None:
+        hvars = {}
+    if not _mapping(hvars, path, errors, "the variables of host %s" % name):
+        return host
+    for key in hvars:
+        if isinstance(key, str) and key.startswith("mizar_") and key not in HOST_KEYS and key not in SHARED_KEYS:
+            # Other mizar_* variables may belong to roles; a near miss of a host setting is a typo.
+            near = close_match(key, HOST_KEYS)
+            if near:
+                errors.add("%s.%s" % (path, key), 'unknown host variable %r (did you mean "%s"?)' % (key, near))
+
+    iface = hvars.get("mizar_interface")
+    if iface is None:
+        errors.add(path + ".mizar_interface", "mizar_interface is required: set it to the substrate NIC "
+                   "of %s (e.g. eth0)" % name)
+    else:
+        problem = addr.ifname_problem(iface)
+        if problem:
+            errors.add(path + ".mizar_interface", "%s: set mizar_interface to the name of the substrate NIC" % problem)
+        else:
+            host.interface = str(iface)
+
+    ip = hvars.get("mizar_underlay_ip")
+    if ip is not None:
+        try:
+            addr.parse_ipv4(ip)
+            host.ip = str(ip)
+        except ValueError as e:
+            errors.add(path + ".mizar_underlay_ip", "%s: set the host's substrate IPv4 address, or leave it out "
+                       "to discover it from facts" % e)
+
+    mac = hvars.get("mizar_underlay_mac")
+    if mac is not None:
+        try:
+            host.mac = addr.parse_mac(mac)
+        except ValueError as e:
+            errors.add(path + ".mizar_underlay_mac", "%s; or leave it out to discover it from facts" % e)
+
+    mode = hvars.get("mizar_xdp_mode")
+    if mode is not None:
+        if mode not in XDP_MODES:
+            errors.add(path + ".mizar_xdp_mode", "XDP mode %r is not one of %s%s (native is the default; generic "
+                       "works on any NIC, slower)" % (mode, ", ".join(XDP_MODES), suggest(mode, XDP_MODES)))
+        else:
+            host.xdp_mode = str(mode)
+
+    pin_dir = hvars.get("mizar_bpf_pin_dir")
+    if pin_dir is not None:
+        problem = pin_dir_problem(pin_dir)
+        if problem:
+            errors.add(path + ".mizar_bpf_pin_dir", problem)
+        else:
+            host.pin_dir = str(pin_dir)
+    return host
+
+
+def pin_dir_problem(path):
+    """Why path is not a usable pin directory, or None. It must be absolute,
+    normalized, and lie below a bpffs mount: /sys/fs/bpf, or a directory
+    whose name says bpf (e.g. a dedicated mount /run/bpffs)."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        return ("the BPF pin directory must be an absolute path below the bpffs mount, not %s "
+                "(default %s)" % (_kind(path), DEFAULT_PIN_DIR))
+    parts = path.split("/")[1:]
+    if path.endswith("/") or "" in parts or "." in parts or ".." in parts or any(c.isspace() for c in path):
+        return "%r is not a normalized path: no '.', '..', '//', spaces or trailing '/' (e.g. %s)" % (path, DEFAULT_PIN_DIR)
+    if path.startswith(BPFFS_ROOT + "/"):
+        return None
+    if len(parts) >= 2 and any("bpf" in p for p in parts[:-1]):
+        return None
+    return ("%r is not below a bpffs mount: pins only live on bpffs, mounted at %s (use e.g. %s)"
+            % (path, BPFFS_ROOT, DEFAULT_PIN_DIR))
+
+
+def _vpc(raw, path, errors):
+    if not _mapping(raw, path, errors, "a VPC"):
+        return None
+    _check_keys(raw, VPC_KEYS, path, errors, "a VPC")
+    vpc = Vpc(path)
+    vpc.name = _name(raw, path, errors)
+    vni = raw.get("vni", _MISSING)
+    if vni is _MISSING or vni is None:
+        errors.add(path + ".vni", "vni is required: give the VPC a unique Geneve VNI from 1 to %d" % addr.MAX_VNI)
+    elif isinstance(vni, bool) or not isinstance(vni, int):
+        errors.add(path + ".vni", "vni must be an integer from 1 to %d, not %s" % (addr.MAX_VNI, _kind(vni)))
+    elif not 1 <= vni <= addr.MAX_VNI:
+        errors.add(path + ".vni", "vni %d is out of range: a VNI is 1 to %d (24 bits, 0 is reserved)"
+                   % (vni, addr.MAX_VNI))
+    else:
+        vpc.vni = int(vni)
+    parsed = _cidr(raw, path, errors)
+    if parsed:
+        vpc.net, vpc.plen = parsed
+        vpc.cidr = addr.cidr_text(vpc.net, vpc.plen)
+    vpc.dividers = _host_names(raw, "dividers", path, errors)
+    nets = _list(raw, "networks", path, errors) or []
+    for j, nraw in enumerate(nets):
+        net = _network(nraw, "%s.networks[%d]" % (path, j), vpc, errors)
+        if net is not None:
+            vpc.networks.append(net)
+    return vpc
+
+
+def _network(raw, path, vpc, errors):
+    if not _mapping(raw, path, errors, "a network"):
+        return None
+    _check_keys(raw, NETWORK_KEYS, path, errors, "a network")
+    net = Network(path, vpc)
+    net.name = _name(raw, path, errors)
+    if net.name is not None and vpc.name is not None:
+        net.fullname = "%s/%s" % (vpc.name, net.name)
+    parsed = _cidr(raw, path, errors)
+    if parsed:
+        if parsed[1] > MIN_PREFIXLEN:
+            errors.add(path + ".cidr", "network %s is too small: it needs a network, a gateway and a broadcast "
+                       "address and room for endpoints, so at most /%d" % (addr.cidr_text(*parsed), MIN_PREFIXLEN))
+        else:
+            net.net, net.plen = parsed
+            net.cidr = addr.cidr_text(net.net, net.plen)
+            gw = Endpoint(path + ".cidr", net)
+            gw.type = GATEWAY
+            gw.name = GATEWAY
+            gw.fullname = "%s/%s" % (net.fullname, GATEWAY) if net.fullname else None
+            gw.ip_int = net.net + 1
+            gw.ip = addr.ip_text(gw.ip_int)
+            if vpc.vni is not None:
+                gw.vni = vpc.vni
+                gw.mac = addr.derived_mac(vpc.vni, gw.ip)
+            net.gateway = gw
+    if "bouncers" not in raw or raw.get("bouncers") is None:
+        errors.add(path + ".bouncers", "bouncers is required: list at least one host of mizar_hosts to "
+                   "bounce this network's traffic")
+    else:
+        net.bouncers = _host_names(raw, "bouncers", path, errors)
+    eps = _list(raw, "endpoints", path, errors) or []
+    for k, eraw in enumerate(eps):
+        ep = _endpoint(eraw, "%s.endpoints[%d]" % (path, k), net, errors)
+        if ep is not None:
+            net.endpoints.append(ep)
+    return net
+
+
+def _endpoint(raw, path, net, errors):
+    if not isinstance(raw, Mapping):
+        errors.add(path, "an endpoint must be a mapping (key: value lines), not %s" % _kind(raw))
+        return None
+    for key in raw:
+        if key not in ENDPOINT_KEYS:
+            errors.add("%s.%s" % (path, key), "unknown key %r in an endpoint%s; the allowed keys are: %s"
+                       % (key, suggest(key, ENDPOINT_KEYS), ", ".join(ENDPOINT_KEYS)))
+    ep = Endpoint(path, net)
+    vni = ep.vni = net.vpc.vni
+    ep.name = _name(raw, path, errors)
+    if ep.name is not None and net.fullname is not None:
+        ep.fullname = "%s/%s" % (net.fullname, ep.name)
+
+    kind = raw.get("type", "simple")
+    if kind not in ENDPOINT_TYPES:
+        errors.add(path + ".type", "endpoint type %r is not one of %s%s" % (kind, ", ".join(ENDPOINT_TYPES),
+                                                                           suggest(kind, ENDPOINT_TYPES)))
+        kind = None
+    ep.type = kind
+
+    ip = raw.get("ip")
+    if ip is None:
+        errors.add(path + ".ip", "ip is required: give the endpoint an address in its network %s" % (net.cidr or ""))
+    else:
+        try:
+            ep.ip_int = addr.parse_ipv4(ip)
+            ep.ip = str(ip)
+        except ValueError as e:
+            errors.add(path + ".ip", "%s: give the endpoint an IPv4 address in its network" % e)
+
+    host_iface = None
+    if vni is not None and ep.ip is not None:
+        mac, host_iface = addr.derived(vni, ep.ip)
+    mac_raw = raw.get("mac")
+    if mac_raw is not None:
+        try:
+            ep.mac = addr.parse_mac(mac_raw)
+            ep.mac_given = True
+        except ValueError as e:
+            errors.add(path + ".mac", "%s; or leave mac out to derive one from the VNI and IP" % e)
+    elif host_iface is not None:
+        ep.mac = mac
+
+    bypass = raw.get("bypass_decap", False)
+    if not isinstance(bypass, bool):
+        errors.add(path + ".bypass_decap", "bypass_decap must be true or false, not %s" % _kind(bypass))
+    else:
+        ep.bypass_decap = bypass
+
+    if kind == "scaled":
+        for key in ("host", "netns", "iface"):
+            if raw.get(key) is not None:
+                errors.add("%s.%s" % (path, key), "a scaled endpoint has no %s: it lives on its backends; remove "
+                           "%s, or make the endpoint type simple" % (key, key))
+        backends = raw.get("backends")
+        if backends is None or (_is_list(backends) and not backends):
+            errors.add(path + ".backends", "a scaled endpoint needs backends: list the names of endpoints of "
+                       "the same VPC that serve it")
+        elif not _is_list(backends):
+            errors.add(path + ".backends", "backends must be a list of endpoint names, not %s" % _kind(backends))
+        else:
+            names = []
+            for i, b in enumerate(backends):
+                if not isinstance(b, str) or not b:
+                    errors.add("%s.backends[%d]" % (path, i), "a backend is the name of an endpoint of the same VPC, "
+                               "not %s" % _kind(b))
+                else:
+                    names.append(str(b))
+            ep.backends = names
+    elif kind == "simple":
+        if raw.get("backends") is not None:
+            errors.add(path + ".backends", "only scaled endpoints have backends: remove backends or set "
+                       "type: scaled")
+        host = raw.get("host")
+        if host is None:
+            errors.add(path + ".host", "host is required for a simple endpoint: name the host of mizar_hosts "
+                       "it lives on")
+        elif not isinstance(host, str) or not host:
+            errors.add(path + ".host", "host must be the name of a host of mizar_hosts, not %s" % _kind(host))
+        else:
+            ep.host = str(host)
+        netns, iface = raw.get("netns"), raw.get("iface")
+        if netns is None and iface is None:
+            errors.add(path, "a simple endpoint lives in a namespace or on an interface: set netns (created "
+                       "for it) or iface (an existing interface of the host)")
+        elif netns is not None and iface is not None:
+            errors.add(path + ".iface", "set only one of netns and iface: netns makes a namespace and veth for "
+                       "the endpoint, iface adopts an existing interface")
+        elif netns is not None:
+            problem = addr.netns_problem(netns)
+            if problem:
+                errors.add(path + ".netns", problem)
+            else:
+                ep.netns = str(netns)
+                ep.host_iface = host_iface
+        else:
+            problem = addr.ifname_problem(iface)
+            if problem:
+                errors.add(path + ".iface", "%s: name an existing interface of the host" % problem)
+            else:
+                ep.iface = ep.host_iface = str(iface)
+    return ep
+
+
+def _function(raw, path, errors):
+    if not _mapping(raw, path, errors, "a function"):
+        return None
+    _check_keys(raw, FUNCTION_KEYS, path, errors, "a function")
+    fn = Function(path)
+    fn.name = _name(raw, path, errors)
+    stage = raw.get("stage")
+    if stage is None:
+        errors.add(path + ".stage", "stage is required: one of %s" % ", ".join(STAGES))
+    elif stage not in STAGES:
+        errors.add(path + ".stage", "unknown stage %r%s: a function runs at one of %s"
+                   % (stage, suggest(stage, STAGES), ", ".join(STAGES)))
+    else:
+        fn.stage = str(stage)
+    fn.program = _string(raw, "program", path, errors)
+    if raw.get("hosts") is not None:
+        fn.hosts = _host_names(raw, "hosts", path, errors)
+    config = raw.get("config")
+    if config is None:
+        fn.config = {}
+    elif not isinstance(config, Mapping):
+        errors.add(path + ".config", "config must be a mapping of the function's settings, not %s" % _kind(config))
+        fn.config = None
+    else:
+        fn.config = config
+    return fn

@@ -1,0 +1,276 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""Per-host rendering: the exact map entries each transit host must hold.
+
+    renderings = render_inventory(inventory, facts=None, offline=False)
+    # {host: {"host", "interface", "maps": {endpoints, networks, vpcs,
+    #          substrate, agents}, "local_endpoints", "functions"}}
+
+The shape (field names, ordering) is the contract with the datapath codecs
+(abi.py) and the apply modules; docs/inventory.md describes it. The same
+inventory gives the same rendering, whatever the order of hosts, VPCs,
+networks or endpoints in it; only the order of bouncers, dividers and
+backends in their lists follows the inventory (it is the datapath's order
+for picking one).
+
+Host underlay addresses come from the inventory (mizar_underlay_ip/_mac)
+or, when absent there, from facts ({host: {"ip": .., "mac": ..}}). When
+one is still unknown, offline rendering writes null; otherwise it is an
+error naming the host and the field, if any rendered entry needs it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+try:
+    from collections.abc import Mapping
+except ImportError:  # pragma: no cover
+    from collections import Mapping
+
+try:
+    import yaml
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml = None
+    HAS_YAML = False
+
+from ansible_collections.mizar.transit.plugins.module_utils import addr
+from ansible_collections.mizar.transit.plugins.module_utils import functions as fnreg
+from ansible_collections.mizar.transit.plugins.module_utils.capacity import STAGES
+from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, InvalidInventory
+from ansible_collections.mizar.transit.plugins.module_utils.validate import check
+
+MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents")
+_NO_IP = 1 << 32  # sorts unresolved (offline) substrate entries last
+
+
+def render_inventory(inventory, facts=None, offline=False, hosts=None, registry=None, base_dir=None):
+    """Validate the inventory and render it: {host: rendering}.
+
+    facts: {host: {"ip": .., "mac": ..}} filling addresses the inventory
+    leaves out. offline: unknown addresses render as null instead of
+    failing. hosts: render only these hosts (default: all of mizar_hosts).
+    base_dir: where relative paths of user function sources are rooted
+    (default: the current directory). Raises InvalidInventory with every
+    error."""
+    model, plans = check(inventory, registry)
+    errors = ErrorList()
+    ips, macs = resolve_addresses(model, facts, errors)
+    if hosts is None:
+        names = list(model.hosts)
+    else:
+        names = [str(h) for h in hosts]
+        for h in names:
+            if h not in model.hosts:
+                errors.add("hosts", "cannot render %r: it is not a host of group mizar_hosts" % h)
+    if not offline:
+        _check_resolved(plans, [h for h in names if h in plans], ips, macs, errors)
+    if errors:
+        raise InvalidInventory(errors.sorted())
+    return render(model, plans, ips, macs, [h for h in names if h in plans], base_dir)
+
+
+def resolve_addresses(model, facts, errors):
+    """{host: ip or None}, {host: mac or None}: the inventory first, then facts."""
+    facts = facts or {}
+    ips, macs = {}, {}
+    if not isinstance(facts, Mapping):
+        errors.add("facts", "facts must map host names to {ip, mac}")
+        facts = {}
+    owners = {}
+    for name, host in model.hosts.items():
+        ip, mac = host.ip, host.mac
+        fact = facts.get(name) or {}
+        if not isinstance(fact, Mapping):
+            errors.add("facts[%s]" % name, "facts of a host are a mapping {ip, mac}")
+            fact = {}
+        if ip is None and fact.get("ip") is not None:
+            try:
+                addr.parse_ipv4(fact["ip"])
+                ip = str(fact["ip"])
+            except ValueError as e:
+                errors.add("facts[%s].ip" % name, "%s: set mizar_underlay_ip for %s instead" % (e, name))
+        if mac is None and fact.get("mac") is not None:
+            try:
+                mac = addr.parse_mac(fact["mac"])
+            except ValueError as e:
+                errors.add("facts[%s].mac" % name, "%s: set mizar_underlay_mac for %s instead" % (e, name))
+        if ip is not None:
+            if ip in owners and host.ip is None:
+                errors.add("facts[%s].ip" % name, "discovered underlay IP %s is also %s's: set mizar_underlay_ip "
+                           "of the hosts to their substrate addresses" % (ip, owners[ip]))
+            owners.setdefault(ip, name)
+        ips[name] = ip
+        macs[name] = mac
+    return ips, macs
+
+
+def _check_resolved(plans, names, ips, macs, errors):
+    """Every address a rendered entry needs must be known."""
+    if all(v is not None for v in ips.values()) and all(v is not None for v in macs.values()):
+        return
+    need_ip, need_mac = {}, {}
+    for name in names:
+        plan = plans[name]
+        for other in [name] + sorted(plan.substrate):
+            need_ip.setdefault(other, set()).add(name)
+            need_mac.setdefault(other, set()).add(name)
+        for vpc in plan.vpcs:
+            for d in vpc.dividers:
+                need_ip.setdefault(d, set()).add(name)
+    for field, var, need, known in (("IP", "mizar_underlay_ip", need_ip, ips),
+                                    ("MAC", "mizar_underlay_mac", need_mac, macs)):
+        for host in sorted(need):
+            if known.get(host) is None:
+                users = sorted(need[host])
+                shown = ", ".join(users[:3]) + (" and %d more" % (len(users) - 3) if len(users) > 3 else "")
+                errors.add("hostvars[%s].%s" % (host, var), "the underlay %s of %s is unknown and the maps of %s "
+                           "need it: set %s, gather facts from %s, or render offline"
+                           % (field, host, shown, var, host))
+
+
+def render(model, plans, ips, macs, names=None, base_dir=None):
+    """Renderings of the given hosts (default: all) of a checked model."""
+    r = _Renderer(model, ips, macs, base_dir)
+    out = {}
+    for name in (model.hosts if names is None else names):
+        out[name] = r.host(plans[name])
+    return out
+
+
+def _ip_key(ip):
+    return addr.parse_ipv4(ip) if ip is not None else _NO_IP
+
+
+def _ep_key(ep):
+    return (ep.vni, ep.ip_int)
+
+
+def _net_key(net):
+    return (net.vpc.vni, net.net, net.plen)
+
+
+def _vpc_key(vpc):
+    return vpc.vni
+
+
+class _Renderer:
+    """Shapes placed model objects into entries; per-item parts are built once."""
+
+    def __init__(self, model, ips, macs, base_dir):
+        self.model = model
+        self.ips = ips
+        self.macs = macs
+        self.ip_keys = dict((h, _ip_key(ip)) for h, ip in ips.items())
+        self.base_dir = base_dir
+        self.remote = {}    # Endpoint -> remote entry template
+        self.bouncers = {}  # Network -> [bouncer IPs]
+        self.dividers = {}  # Vpc -> [divider IPs]
+
+    def bouncer_ips(self, net):
+        ips = self.bouncers.get(net)
+        if ips is None:
+            ips = self.bouncers[net] = [self.ips[b] for b in net.bouncers]
+        return ips
+
+    def divider_ips(self, vpc):
+        ips = self.dividers.get(vpc)
+        if ips is None:
+            ips = self.dividers[vpc] = [self.ips[d] for d in vpc.dividers]
+        return ips
+
+    def remote_entry(self, ep):
+        tpl = self.remote.get(ep)
+        if tpl is None:
+            tpl = self.remote[ep] = {
+                "vni": ep.vni, "ip": ep.ip, "name": ep.fullname, "type": ep.type,
+                "host_ip": self.ips[ep.host] if ep.type == "simple" else None, "iface": None, "mac": ep.mac,
+                "bypass_decap": ep.bypass_decap, "backends": [b.ip for b in ep.backend_eps],
+            }
+        entry = dict(tpl)
+        entry["backends"] = list(tpl["backends"])
+        return entry
+
+    def host(self, plan):
+        name = plan.name
+        host = self.model.hosts[name]
+        my_ip = self.ips[name]
+
+        entries = []
+        for ep in sorted(plan.remote.union(plan.hosted), key=_ep_key):
+            entry = self.remote_entry(ep)
+            if ep.host == name and ep.type == "simple":
+                entry["iface"] = ep.host_iface
+                entry["host_ip"] = my_ip
+            entries.append(entry)
+
+        agents, local = [], []
+        for ep in plan.hosted:
+            net = ep.network
+            agents.append({"iface": ep.host_iface, "vni": ep.vni, "ip": ep.ip, "mac": ep.mac, "name": ep.fullname,
+                           "bouncers": list(self.bouncer_ips(net))})
+            local.append({"name": ep.fullname, "vni": ep.vni, "ip": ep.ip, "prefixlen": net.plen, "mac": ep.mac,
+                          "gateway": net.gateway.ip, "netns": ep.netns, "iface": ep.host_iface,
+                          "bypass_decap": ep.bypass_decap})
+        agents.sort(key=lambda a: a["iface"])
+        local.sort(key=lambda e: e["name"])
+
+        networks = [{"vni": net.vpc.vni, "cidr": net.cidr, "name": net.fullname,
+                     "bouncers": list(self.bouncer_ips(net))}
+                    for net in sorted(plan.networks, key=_net_key)]
+        vpcs = [{"vni": vpc.vni, "name": vpc.name, "dividers": list(self.divider_ips(vpc)),
+                 "local_divider": plan.vpcs[vpc]}
+                for vpc in sorted(plan.vpcs, key=_vpc_key)]
+        ip_keys = self.ip_keys
+        substrate = [{"ip": self.ips[h], "mac": self.macs[h], "name": h}
+                     for h in sorted(plan.substrate, key=lambda h: (ip_keys[h], h))]
+
+        return {
+            "host": name,
+            "interface": {"name": host.interface, "ip": my_ip, "mac": self.macs[name], "xdp_mode": host.xdp_mode,
+                          "pin_dir": host.pin_dir},
+            "maps": {"endpoints": entries, "networks": networks, "vpcs": vpcs, "substrate": substrate,
+                     "agents": agents},
+            "local_endpoints": local,
+            "functions": [self.function(fn) for fn in sorted(plan.functions, key=_fn_key)],
+        }
+
+    def function(self, fn):
+        program = fn.program
+        if fnreg.is_user_source(program):
+            program = os.path.abspath(os.path.join(self.base_dir or os.getcwd(), program))
+        return {"name": fn.name, "stage": fn.stage, "program": program, "config": _plain(fn.config)}
+
+
+def _fn_key(fn):
+    return (STAGES.index(fn.stage), fn.name)
+
+
+def _plain(value):
+    """Config as plain dicts, lists and scalars (as YAML writes them)."""
+    if isinstance(value, Mapping):
+        return dict((str(k), _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def count_entries(renderings):
+    """Map entries in renderings (the five maps, every host)."""
+    return sum(len(r["maps"][m]) for r in renderings.values() for m in MAP_NAMES)
+
+
+def dump(rendering):
+    """One rendering as YAML: sorted keys, block style; byte-stable."""
+    if not HAS_YAML:
+        raise RuntimeError("PyYAML is required to write renderings")
+    return yaml.safe_dump(rendering, sort_keys=True, default_flow_style=False)

@@ -1,0 +1,340 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""Validation of the inventory: every defect, with its path and a fix.
+
+model.build() reports what is wrong with each item on its own; this module
+checks the relations between items: containment and overlap of CIDRs,
+uniqueness (VNIs, names, endpoint IPs and MACs, namespaces and interfaces
+on a host), references (hosts of mizar_hosts, backends, shipped
+functions), function configs, and the per-host map capacities.
+
+    errors = validate(inventory)            # ErrorList, empty when valid
+    model, plans = check(inventory)         # or raises InvalidInventory
+
+Any error means nothing is applied.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.mizar.transit.plugins.module_utils import addr
+from ansible_collections.mizar.transit.plugins.module_utils import capacity
+from ansible_collections.mizar.transit.plugins.module_utils import functions as fnreg
+from ansible_collections.mizar.transit.plugins.module_utils import model as mdl
+from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, InvalidInventory, suggest
+from ansible_collections.mizar.transit.plugins.module_utils.placement import place
+
+
+def validate(inventory, registry=None):
+    """Every error of the inventory, in path order (empty when it is valid)."""
+    errors, _model, _plans = _run(inventory, registry)
+    return errors
+
+
+def check(inventory, registry=None):
+    """(Model, {host: HostPlan}) of a valid inventory; InvalidInventory otherwise."""
+    errors, model, plans = _run(inventory, registry)
+    if errors:
+        raise InvalidInventory(errors)
+    return model, plans
+
+
+def _run(inventory, registry):
+    errors = ErrorList()
+    model = mdl.build(inventory, errors)
+    if registry is None:
+        try:
+            registry = fnreg.default_registry()
+        except fnreg.SchemaError as e:
+            errors.add("mizar_functions", "the collection's function registry is broken: %s" % e)
+            registry = fnreg.Registry()
+    _Checker(model, errors, registry).run()
+    plans = place(model)
+    _check_capacity(plans, errors)
+    return errors.sorted(), model, plans
+
+
+def _host_ref(name, hosts, path, errors, role):
+    if name not in hosts:
+        errors.add(path, "%s %r is not a host of group mizar_hosts%s: add it to the group in the inventory, or "
+                   "name one of its hosts" % (role, name, suggest(name, hosts)))
+        return False
+    return True
+
+
+def _host_list(names, hosts, path, key, errors, role, limit):
+    seen = set()
+    for i, name in enumerate(names):
+        here = "%s.%s[%d]" % (path, key, i)
+        if name in seen:
+            errors.add(here, "%s %r is listed twice: list each host once" % (role, name))
+        seen.add(name)
+        _host_ref(name, hosts, here, errors, role)
+    if len(names) > limit:
+        errors.add("%s.%s" % (path, key), "%d %ss, more than the %d the datapath holds: list at most %d"
+                   % (len(names), role, limit, limit))
+
+
+class _Checker:
+    def __init__(self, model, errors, registry):
+        self.model = model
+        self.errors = errors
+        self.registry = registry
+        self.hosts = model.hosts
+        self.names_in_vpc = {}  # id(vpc) -> {endpoint name: Endpoint}
+
+    def run(self):
+        self.check_hosts()
+        self.check_vpcs()
+        endpoints_by_host = {}
+        for vpc in self.model.vpcs:
+            self.check_networks(vpc)
+            self.check_endpoints(vpc, endpoints_by_host)
+        self.check_backends()
+        self.check_host_interfaces(endpoints_by_host)
+        self.check_functions()
+
+    # ------------------------------------------------------------ hosts
+
+    def check_hosts(self):
+        ips, macs = {}, {}
+        for host in self.hosts.values():
+            if host.ip is not None:
+                if host.ip in ips:
+                    self.errors.add(host.path + ".mizar_underlay_ip", "underlay IP %s is also %s's: every transit "
+                                    "host needs its own substrate address" % (host.ip, ips[host.ip]))
+                else:
+                    ips[host.ip] = host.name
+            if host.mac is not None:
+                if host.mac in macs:
+                    self.errors.add(host.path + ".mizar_underlay_mac", "underlay MAC %s is also %s's: every transit "
+                                    "host NIC has its own MAC" % (host.mac, macs[host.mac]))
+                else:
+                    macs[host.mac] = host.name
+
+    # ------------------------------------------------------------ VPCs
+
+    def check_vpcs(self):
+        errors, hosts = self.errors, self.hosts
+        names, vnis = {}, {}
+        for vpc in self.model.vpcs:
+            if vpc.name is not None:
+                if vpc.name in names:
+                    errors.add(vpc.path + ".name", "VPC name %r is already used by %s: VPC names must be unique"
+                               % (vpc.name, names[vpc.name]))
+                else:
+                    names[vpc.name] = vpc.path
+            if vpc.vni is not None:
+                if vpc.vni in vnis:
+                    errors.add(vpc.path + ".vni", "VNI %d is already used by %s: every VPC needs its own VNI"
+                               % (vpc.vni, vnis[vpc.vni]))
+                else:
+                    vnis[vpc.vni] = vpc.path
+            _host_list(vpc.dividers, hosts, vpc.path, "dividers", errors, "divider", capacity.MAX_HOPS)
+            if len(vpc.networks) > 1 and not vpc.dividers:
+                errors.add(vpc.path + ".dividers", "VPC %s has %d networks and no divider, so its networks cannot "
+                           "reach each other: list at least one host of mizar_hosts in dividers"
+                           % (vpc.name, len(vpc.networks)))
+
+    # ------------------------------------------------------------ networks
+
+    def check_networks(self, vpc):
+        errors, hosts = self.errors, self.hosts
+        names = {}
+        placed = []
+        for net in vpc.networks:
+            if net.name is not None:
+                if net.name in names:
+                    errors.add(net.path + ".name", "network name %r is already used in VPC %s by %s: names of a "
+                               "VPC's networks must be unique" % (net.name, vpc.name, names[net.name]))
+                else:
+                    names[net.name] = net.path
+            if net.net is not None:
+                if vpc.net is not None and not addr.subnet_of(net.net, net.plen, vpc.net, vpc.plen):
+                    errors.add(net.path + ".cidr", "network %s is outside its VPC's CIDR %s: choose a network "
+                               "inside %s, or widen the VPC" % (net.cidr, vpc.cidr, vpc.cidr))
+                placed.append(net)
+            _host_list(net.bouncers, hosts, net.path, "bouncers", errors, "bouncer", capacity.MAX_HOPS)
+        # overlaps: sweep in address order, remembering the furthest end so far
+        placed.sort(key=lambda n: (n.net, n.plen))
+        widest, widest_end = None, -1
+        for net in placed:
+            if widest is not None and net.net <= widest_end:
+                errors.add(net.path + ".cidr", "network %s overlaps %s (%s) in VPC %s: networks of one VPC must "
+                           "not overlap; pick a disjoint range" % (net.cidr, widest.cidr, widest.path, vpc.name))
+            end = addr.broadcast(net.net, net.plen)
+            if end > widest_end:
+                widest, widest_end = net, end
+
+    # ------------------------------------------------------------ endpoints
+
+    def check_endpoints(self, vpc, by_host):
+        errors, hosts = self.errors, self.hosts
+        names, ips, macs = {}, {}, {}
+        for net in vpc.networks:
+            gw = net.gateway
+            if gw is not None and gw.mac is not None:
+                macs[gw.mac] = "the gateway of %s" % net.path
+        for net in vpc.networks:
+            gw = net.gateway
+            for ep in net.endpoints:
+                path = ep.path
+                if ep.name is not None:
+                    if ep.name in names:
+                        errors.add(path + ".name", "endpoint name %r is already used in VPC %s by %s: endpoint "
+                                   "names are unique in a VPC" % (ep.name, vpc.name, names[ep.name].path))
+                    else:
+                        names[ep.name] = ep
+                ip = ep.ip_int
+                if ip is not None:
+                    if ip in ips:
+                        errors.add(path + ".ip", "IP %s is already used in VPC %s by %s: give each endpoint its own "
+                                   "address" % (ep.ip, vpc.name, ips[ip]))
+                    else:
+                        ips[ip] = path
+                    if net.net is not None:
+                        if not addr.in_network(ip, net.net, net.plen):
+                            errors.add(path + ".ip", "IP %s is outside its network %s: choose an address in %s, "
+                                       "or move the endpoint to the network that holds it" % (ep.ip, net.cidr, net.cidr))
+                        elif ip == net.net:
+                            errors.add(path + ".ip", "IP %s is the network address of %s: use a host address "
+                                       "(the first, %s, is the gateway)" % (ep.ip, net.cidr, gw.ip))
+                        elif ip == addr.broadcast(net.net, net.plen):
+                            errors.add(path + ".ip", "IP %s is the broadcast address of %s: use a host address "
+                                       "below it" % (ep.ip, net.cidr))
+                        elif ip == gw.ip_int:
+                            errors.add(path + ".ip", "IP %s is the gateway of %s (its first host address): use "
+                                       "another address" % (ep.ip, net.cidr))
+                if ep.mac is not None:
+                    if ep.mac in macs:
+                        errors.add(path + ".mac", "MAC %s (%s) is already used in VPC %s by %s: give one endpoint "
+                                   "another MAC, or leave mac out to derive a unique one"
+                                   % (ep.mac, "given" if ep.mac_given else "derived", vpc.name, macs[ep.mac]))
+                    else:
+                        macs[ep.mac] = path
+                if ep.type == "simple" and ep.host is not None:
+                    if _host_ref(ep.host, hosts, path + ".host", errors, "endpoint host"):
+                        by_host.setdefault(ep.host, []).append(ep)
+        self.names_in_vpc[id(vpc)] = names
+
+    def check_backends(self):
+        errors = self.errors
+        by_vpc = self.names_in_vpc
+        owners = {}  # endpoint name -> VPC names holding one (for cross-VPC messages)
+        for vpc in self.model.vpcs:
+            for name in by_vpc.get(id(vpc), {}):
+                owners.setdefault(name, []).append(vpc.name)
+        for vpc in self.model.vpcs:
+            names = by_vpc.get(id(vpc), {})
+            for net in vpc.networks:
+                for ep in net.endpoints:
+                    if ep.type != "scaled" or not ep.backends:
+                        continue
+                    resolved, seen = [], set()
+                    for i, bname in enumerate(ep.backends):
+                        here = "%s.backends[%d]" % (ep.path, i)
+                        if bname in seen:
+                            errors.add(here, "backend %r is listed twice: list each backend once" % bname)
+                            continue
+                        seen.add(bname)
+                        backend = names.get(bname)
+                        if backend is None:
+                            elsewhere = [v for v in owners.get(bname, []) if v != vpc.name]
+                            if elsewhere:
+                                errors.add(here, "backend %r is an endpoint of VPC %s, not of %s: backends must be "
+                                           "endpoints of the scaled endpoint's own VPC"
+                                           % (bname, elsewhere[0], vpc.name))
+                            else:
+                                errors.add(here, "no endpoint named %r in VPC %s%s: a backend is the name of an "
+                                           "endpoint of the same VPC" % (bname, vpc.name, suggest(bname, names)))
+                        elif backend.type == "scaled":
+                            errors.add(here, "backend %r is itself a scaled endpoint: backends must be simple "
+                                       "endpoints" % bname)
+                        elif backend.type == "simple":
+                            resolved.append(backend)
+                    if len(ep.backends) > capacity.MAX_BACKENDS:
+                        errors.add(ep.path + ".backends", "%d backends, more than the %d a scaled endpoint holds: "
+                                   "list at most %d" % (len(ep.backends), capacity.MAX_BACKENDS, capacity.MAX_BACKENDS))
+                    ep.backend_eps = resolved
+
+    def check_host_interfaces(self, by_host):
+        """Namespaces and host-side interfaces of one host must not clash."""
+        errors = self.errors
+        for hname in sorted(by_host):
+            host = self.hosts[hname]
+            netns, ifaces = {}, {}
+            for ep in by_host[hname]:
+                if ep.netns is not None:
+                    if ep.netns in netns:
+                        errors.add(ep.path + ".netns", "namespace %r on host %s is already %s's: each netns "
+                                   "endpoint gets its own namespace (with eth0 inside)" % (ep.netns, hname,
+                                                                                         netns[ep.netns]))
+                    else:
+                        netns[ep.netns] = ep.path
+                if ep.host_iface is not None:
+                    key = "iface" if ep.iface is not None else "netns"
+                    if ep.host_iface in ifaces:
+                        errors.add("%s.%s" % (ep.path, key), "interface %s on host %s is already %s's: each endpoint "
+                                   "needs its own interface" % (ep.host_iface, hname, ifaces[ep.host_iface]))
+                    else:
+                        ifaces[ep.host_iface] = ep.path
+                    if ep.iface is not None and ep.iface == host.interface:
+                        errors.add(ep.path + ".iface", "interface %s is the substrate NIC of %s (mizar_interface): "
+                                   "an endpoint needs an interface of its own" % (ep.iface, hname))
+
+    # ------------------------------------------------------------ functions
+
+    def check_functions(self):
+        errors, hosts, registry = self.errors, self.hosts, self.registry
+        context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts)
+        names = {}
+        slots = {}  # (host, stage) -> function path
+        for fn in self.model.functions:
+            path = fn.path
+            if fn.name is not None:
+                if fn.name in names:
+                    errors.add(path + ".name", "function name %r is already used by %s: function names must be "
+                               "unique" % (fn.name, names[fn.name]))
+                else:
+                    names[fn.name] = path
+            spec = None
+            if fn.program is not None and not fnreg.is_user_source(fn.program):
+                spec = registry.get(fn.program)
+                if spec is None:
+                    available = ", ".join(registry.names()) or "none yet"
+                    errors.add(path + ".program", "unknown program %r%s: name a function shipped in bpf/functions "
+                               "(%s) or give the path of your own C source (*.c)"
+                               % (fn.program, suggest(fn.program, registry.names()), available))
+            if spec is not None and fn.stage is not None and fn.stage not in spec.stages:
+                errors.add(path + ".stage", "function %s cannot run at %s: it runs at %s"
+                           % (spec.name, fn.stage, ", ".join(spec.stages)))
+            if fn.hosts is not None:
+                _host_list(fn.hosts, hosts, path, "hosts", errors, "function host", max(len(hosts), 1))
+            if fn.config is not None:
+                config = fnreg.check_config(fn.config, spec, path + ".config", errors, context)
+                if config is not None:
+                    fn.config = config
+            if fn.stage is not None:
+                for hname in (hosts if fn.hosts is None else fn.hosts):
+                    key = (hname, fn.stage)
+                    if key in slots and hname in hosts:
+                        errors.add(path + ".stage", "stage %s of host %s already runs %s: a stage holds one "
+                                   "function per host; move one of them to other hosts or another stage"
+                                   % (fn.stage, hname, slots[key]))
+                    else:
+                        slots[key] = path
+
+
+def _check_capacity(plans, errors):
+    for name in plans:
+        counts = plans[name].counts()
+        for mapname in sorted(counts):
+            limit = capacity.MAP_CAPACITY[mapname]
+            if counts[mapname] > limit:
+                plan = plans[name]
+                errors.add("hostvars[%s]" % name, "host %s would hold %d entries in its %s map, more than its "
+                           "capacity %d (it hosts %d endpoints, bounces %d networks, divides %d VPCs): spread "
+                           "these roles over more hosts" % (name, counts[mapname], mapname, limit,
+                                                            len(plan.hosted), len(plan.bounced), len(plan.divided)))
