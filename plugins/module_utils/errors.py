@@ -93,7 +93,7 @@ def suggest(word, candidates):
     """' (did you mean "x"?)' for a likely typo of one of candidates, else ''."""
     if not isinstance(word, str):
         return ""
-    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
     return ' (did you mean "%s"?)' % close[0] if close else ""
 
 

@@ -237,6 +237,8 @@ def _check_options(mapping, options, path, errors, ctx):
         requires = options[oname].get("requires") or {}
         if oname in out and oname in mapping:
             for other, allowed in sorted(requires.items()):
+                if mapping.get(other) is not None and other not in out:
+                    continue  # the sibling is wrong itself, and reported
                 if out.get(other) not in allowed:
                     errors.add("%s.%s" % (path, oname), "%s applies only when %s is %s, not %r: remove %s or "
                                "change %s" % (oname, other, " or ".join(map(str, allowed)), out.get(other),

@@ -432,6 +432,9 @@ def _network(raw, path, vpc, errors):
                    "bounce this network's traffic")
     else:
         net.bouncers = _host_names(raw, "bouncers", path, errors)
+        if _is_list(raw.get("bouncers")) and not raw.get("bouncers"):
+            errors.add(path + ".bouncers", "bouncers is empty: list at least one host of mizar_hosts to bounce "
+                       "this network's traffic")
     eps = _list(raw, "endpoints", path, errors) or []
     for k, eraw in enumerate(eps):
         ep = _endpoint(eraw, "%s.endpoints[%d]" % (path, k), net, errors)

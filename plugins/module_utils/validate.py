@@ -157,6 +157,12 @@ class _Checker:
                                "inside %s, or widen the VPC" % (net.cidr, vpc.cidr, vpc.cidr))
                 placed.append(net)
             _host_list(net.bouncers, hosts, net.path, "bouncers", errors, "bouncer", capacity.MAX_HOPS)
+        max_plens = getattr(capacity, "MAX_PLENS", None)  # distinct prefix lengths the datapath probes per VPC
+        plens = sorted(set(n.plen for n in placed))
+        if max_plens is not None and len(plens) > max_plens:
+            errors.add(vpc.path + ".networks", "the networks of VPC %s have %d different prefix lengths (%s), more "
+                       "than the %d the datapath looks up: use at most %d distinct network sizes in one VPC"
+                       % (vpc.name, len(plens), ", ".join("/%d" % p for p in plens), max_plens, max_plens))
         # overlaps: sweep in address order, remembering the furthest end so far
         placed.sort(key=lambda n: (n.net, n.plen))
         widest, widest_end = None, -1
@@ -188,8 +194,10 @@ class _Checker:
                     else:
                         names[ep.name] = ep
                 ip = ep.ip_int
+                ip_ok = ip is not None
                 if ip is not None:
                     if ip in ips:
+                        ip_ok = False
                         errors.add(path + ".ip", "IP %s is already used in VPC %s by %s: give each endpoint its own "
                                    "address" % (ep.ip, vpc.name, ips[ip]))
                     else:
@@ -202,12 +210,15 @@ class _Checker:
                             errors.add(path + ".ip", "IP %s is the network address of %s: use a host address "
                                        "(the first, %s, is the gateway)" % (ep.ip, net.cidr, gw.ip))
                         elif ip == addr.broadcast(net.net, net.plen):
+                            ip_ok = False
                             errors.add(path + ".ip", "IP %s is the broadcast address of %s: use a host address "
                                        "below it" % (ep.ip, net.cidr))
                         elif ip == gw.ip_int:
+                            ip_ok = False
                             errors.add(path + ".ip", "IP %s is the gateway of %s (its first host address): use "
                                        "another address" % (ep.ip, net.cidr))
-                if ep.mac is not None:
+                # a derived MAC follows from the IP: when the IP is wrong, that error says it all
+                if ep.mac is not None and (ep.mac_given or ip_ok):
                     if ep.mac in macs:
                         errors.add(path + ".mac", "MAC %s (%s) is already used in VPC %s by %s: give one endpoint "
                                    "another MAC, or leave mac out to derive a unique one"

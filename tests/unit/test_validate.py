@@ -1,0 +1,365 @@
+"""Validation: one defect per inventory, each with its own path and message."""
+import re
+
+import pytest
+
+from ansible_collections.mizar.transit.plugins.module_utils import addr, capacity
+from ansible_collections.mizar.transit.plugins.module_utils.errors import InvalidInventory, format_errors
+from ansible_collections.mizar.transit.plugins.module_utils.validate import check, validate
+
+from unit_inventory import base, hostvars
+
+
+def V(inv, i=0):
+    return inv["mizar_vpcs"][i]
+
+
+def N(inv, i=0, j=0):
+    return V(inv, i)["networks"][j]
+
+
+def E(inv, i=0, j=0, k=0):
+    return N(inv, i, j)["endpoints"][k]
+
+
+def F(inv, i=0):
+    return inv["mizar_functions"][i]
+
+
+def H(inv, name):
+    return inv["hosts"][name]
+
+
+def RULE(inv):
+    return F(inv)["config"]["rules"][0]
+
+
+def _many_backends(inv):
+    eps = N(inv)["endpoints"]
+    names = []
+    for i in range(33):
+        name = "b%d" % i
+        eps.append({"name": name, "ip": "10.1.0.%d" % (100 + i), "host": "h2", "netns": name})
+        names.append(name)
+    E(inv, k=2)["backends"] = names
+
+
+def _second_scaled(inv):
+    N(inv)["endpoints"].append({"name": "lb2", "ip": "10.1.0.8", "type": "scaled", "backends": ["ep1"]})
+    E(inv, k=2)["backends"] = ["ep1", "lb2"]
+
+
+def _cross_vpc(inv):
+    E(inv, k=2)["backends"] = ["ep1", "other"]
+
+
+def _second_acl(inv):
+    inv["mizar_functions"].append({"name": "acl2", "stage": "on_xdp_redirect", "program": "acl", "hosts": ["h1"],
+                                   "config": {"rules": []}})
+
+
+# (id, mutation, path, message pattern)
+CASES = [
+    # unknown keys, with suggestions
+    ("vpc-unknown-key", lambda inv: V(inv).update(nmae="x"), "mizar_vpcs[0].nmae",
+     r"unknown key 'nmae' in a VPC \(did you mean \"name\"\?\)"),
+    ("network-unknown-key", lambda inv: N(inv).update(bouncer=["h3"]), "mizar_vpcs[0].networks[0].bouncer",
+     r"unknown key 'bouncer' in a network \(did you mean \"bouncers\"\?\)"),
+    ("endpoint-unknown-key", lambda inv: E(inv).update(bypass_decapp=True),
+     "mizar_vpcs[0].networks[0].endpoints[0].bypass_decapp", r"did you mean \"bypass_decap\""),
+    ("function-unknown-key", lambda inv: F(inv).update(stages="x"), "mizar_functions[0].stages",
+     r"unknown key 'stages' in a function \(did you mean \"stage\"\?\)"),
+    ("host-var-typo", lambda inv: H(inv, "h1").update(mizar_interfce="eth1"), "hostvars[h1].mizar_interfce",
+     r"unknown host variable 'mizar_interfce' \(did you mean \"mizar_interface\"\?\)"),
+    ("inventory-unknown-key", lambda inv: inv.update(mizar_vpc=[]), "inventory.mizar_vpc",
+     r"did you mean \"mizar_vpcs\""),
+    # wrong types
+    ("vni-string", lambda inv: V(inv).update(vni="100"), "mizar_vpcs[0].vni", r"must be an integer .*not a string"),
+    ("vni-bool", lambda inv: V(inv).update(vni=True), "mizar_vpcs[0].vni", r"must be an integer .*not a boolean"),
+    ("networks-not-list", lambda inv: V(inv, 1).update(networks="net1"), "mizar_vpcs[1].networks",
+     r"networks must be a list, not a string"),
+    ("bypass-not-bool", lambda inv: E(inv).update(bypass_decap="yes"),
+     "mizar_vpcs[0].networks[0].endpoints[0].bypass_decap", r"must be true or false"),
+    ("endpoint-not-mapping", lambda inv: N(inv, 1, 0)["endpoints"].append("ep9"),
+     "mizar_vpcs[1].networks[0].endpoints[1]", r"an endpoint must be a mapping"),
+    ("vpcs-not-list", lambda inv: inv.update(mizar_vpcs={"name": "vpc1"}, mizar_functions=[]), "mizar_vpcs",
+     r"mizar_vpcs must be a list of VPCs, not a mapping"),
+    ("endpoint-type", lambda inv: E(inv).update(type="scaledd"), "mizar_vpcs[0].networks[0].endpoints[0].type",
+     r"endpoint type 'scaledd' is not one of simple, scaled \(did you mean \"scaled\"\?\)"),
+    # ranges
+    ("vni-zero", lambda inv: V(inv).update(vni=0), "mizar_vpcs[0].vni", r"vni 0 is out of range: a VNI is 1 to 16777215"),
+    ("vni-too-big", lambda inv: V(inv).update(vni=1 << 24), "mizar_vpcs[0].vni", r"out of range"),
+    ("model-version", lambda inv: inv.update(mizar_model_version=2), "mizar_model_version",
+     r"model version 2 is not supported.*version 1"),
+    # malformed addresses
+    ("vpc-cidr-plen", lambda inv: V(inv).update(cidr="10.1.0.0/33"), "mizar_vpcs[0].cidr",
+     r"prefix length after '/' must be 0 to 32"),
+    ("network-cidr-host-bits", lambda inv: N(inv).update(cidr="10.1.0.1/24"), "mizar_vpcs[0].networks[0].cidr",
+     r"has host bits set: the network is 10.1.0.0/24"),
+    ("network-cidr-ipv6", lambda inv: V(inv, 1).update(cidr="fd00::/64"), "mizar_vpcs[1].cidr",
+     r"not an IPv4 address.*IPv4 CIDRs only"),
+    ("ip-octet", lambda inv: E(inv).update(ip="10.1.0.256"), "mizar_vpcs[0].networks[0].endpoints[0].ip",
+     r"256 is more than 255"),
+    ("ip-leading-zero", lambda inv: E(inv).update(ip="10.1.0.05"), "mizar_vpcs[0].networks[0].endpoints[0].ip",
+     r"leading zero.*write 10.1.0.5"),
+    ("mac-short", lambda inv: E(inv).update(mac="02:00:00:00:00"), "mizar_vpcs[0].networks[0].endpoints[0].mac",
+     r"is not a MAC address: write six hex byte pairs"),
+    ("mac-multicast", lambda inv: E(inv).update(mac="01:00:5e:00:00:01"),
+     "mizar_vpcs[0].networks[0].endpoints[0].mac", r"multicast MAC address"),
+    ("underlay-ip", lambda inv: H(inv, "h2").update(mizar_underlay_ip="192.168.50"),
+     "hostvars[h2].mizar_underlay_ip", r"is not an IPv4 address"),
+    ("underlay-mac", lambda inv: H(inv, "h2").update(mizar_underlay_mac="zz:00:00:00:00:01"),
+     "hostvars[h2].mizar_underlay_mac", r"is not a MAC address"),
+    # containment and overlap
+    ("endpoint-outside-network", lambda inv: E(inv).update(ip="10.1.1.50"),
+     "mizar_vpcs[0].networks[0].endpoints[0].ip", r"IP 10.1.1.50 is outside its network 10.1.0.0/24"),
+    ("networks-overlap", lambda inv: N(inv, 0, 1).update(cidr="10.1.0.0/23"), "mizar_vpcs[0].networks[0].cidr",
+     r"network 10.1.0.0/24 overlaps 10.1.0.0/23 \(mizar_vpcs\[0\].networks\[1\]\) in VPC vpc1"),
+    ("network-outside-vpc", lambda inv: (N(inv, 0, 1).update(cidr="10.2.1.0/24"), E(inv, 0, 1, 0).update(ip="10.2.1.5")),
+     "mizar_vpcs[0].networks[1].cidr", r"network 10.2.1.0/24 is outside its VPC's CIDR 10.1.0.0/16"),
+    ("network-too-small", lambda inv: V(inv, 1)["networks"][0].update(cidr="10.1.0.4/31", endpoints=[]),
+     "mizar_vpcs[1].networks[0].cidr", r"network 10.1.0.4/31 is too small.*at most /30"),
+    ("endpoint-network-address", lambda inv: E(inv).update(ip="10.1.0.0"),
+     "mizar_vpcs[0].networks[0].endpoints[0].ip", r"is the network address of 10.1.0.0/24"),
+    ("endpoint-broadcast", lambda inv: E(inv).update(ip="10.1.0.255"),
+     "mizar_vpcs[0].networks[0].endpoints[0].ip", r"is the broadcast address of 10.1.0.0/24"),
+    ("endpoint-gateway", lambda inv: E(inv).update(ip="10.1.0.1"),
+     "mizar_vpcs[0].networks[0].endpoints[0].ip", r"IP 10.1.0.1 is the gateway of 10.1.0.0/24"),
+    # duplicates
+    ("duplicate-vni", lambda inv: V(inv, 1).update(vni=100), "mizar_vpcs[1].vni",
+     r"VNI 100 is already used by mizar_vpcs\[0\]"),
+    ("duplicate-vpc-name", lambda inv: V(inv, 1).update(name="vpc1"), "mizar_vpcs[1].name",
+     r"VPC name 'vpc1' is already used by mizar_vpcs\[0\]"),
+    ("duplicate-network-name", lambda inv: N(inv, 0, 1).update(name="net1"), "mizar_vpcs[0].networks[1].name",
+     r"network name 'net1' is already used in VPC vpc1"),
+    ("duplicate-endpoint-name", lambda inv: E(inv, 0, 1, 0).update(name="ep1"),
+     "mizar_vpcs[0].networks[1].endpoints[0].name", r"endpoint name 'ep1' is already used in VPC vpc1"),
+    ("duplicate-endpoint-ip", lambda inv: E(inv, k=1).update(ip="10.1.0.5"),
+     "mizar_vpcs[0].networks[0].endpoints[1].ip",
+     r"IP 10.1.0.5 is already used in VPC vpc1 by mizar_vpcs\[0\].networks\[0\].endpoints\[0\]"),
+    ("duplicate-mac-derived", lambda inv: E(inv, k=1).update(mac=addr.derived_mac(100, "10.1.0.5")),
+     "mizar_vpcs[0].networks[0].endpoints[1].mac",
+     r"MAC 02:[0-9a-f:]+ \(given\) is already used in VPC vpc1 by mizar_vpcs\[0\].networks\[0\].endpoints\[0\]"),
+    ("duplicate-function-name", lambda inv: (_second_acl(inv), F(inv, 1).update(name="acl1", stage="on_xdp_tx")),
+     "mizar_functions[1].name", r"function name 'acl1' is already used by mizar_functions\[0\]"),
+    ("duplicate-underlay-ip", lambda inv: H(inv, "h2").update(mizar_underlay_ip="192.168.50.1"),
+     "hostvars[h2].mizar_underlay_ip", r"underlay IP 192.168.50.1 is also h1's"),
+    ("duplicate-bouncer", lambda inv: N(inv).update(bouncers=["h3", "h3"]),
+     "mizar_vpcs[0].networks[0].bouncers[1]", r"bouncer 'h3' is listed twice"),
+    ("duplicate-netns-on-host", lambda inv: E(inv, 0, 1, 0).update(netns="ep1"),
+     "mizar_vpcs[0].networks[1].endpoints[0].netns", r"namespace 'ep1' on host h1 is already"),
+    ("iface-is-substrate-nic", lambda inv: E(inv, k=1).update(iface="eth0"),
+     "mizar_vpcs[0].networks[0].endpoints[1].iface", r"interface eth0 is the substrate NIC of h2"),
+    # hosts of mizar_hosts
+    ("bouncer-unknown", lambda inv: N(inv).update(bouncers=["h9"]), "mizar_vpcs[0].networks[0].bouncers[0]",
+     r"bouncer 'h9' is not a host of group mizar_hosts"),
+    ("divider-unknown", lambda inv: V(inv).update(dividers=["h33"]), "mizar_vpcs[0].dividers[0]",
+     r"divider 'h33' is not a host of group mizar_hosts \(did you mean \"h3\"\?\)"),
+    ("endpoint-host-unknown", lambda inv: E(inv).update(host="h4"), "mizar_vpcs[0].networks[0].endpoints[0].host",
+     r"endpoint host 'h4' is not a host of group mizar_hosts"),
+    ("bouncers-empty", lambda inv: N(inv).update(bouncers=[]), "mizar_vpcs[0].networks[0].bouncers",
+     r"bouncers is empty: list at least one host"),
+    ("bouncers-missing", lambda inv: N(inv).pop("bouncers"), "mizar_vpcs[0].networks[0].bouncers",
+     r"bouncers is required"),
+    ("no-divider", lambda inv: V(inv).pop("dividers"), "mizar_vpcs[0].dividers",
+     r"VPC vpc1 has 2 networks and no divider"),
+    # scaled endpoints
+    ("backend-unknown", lambda inv: E(inv, k=2).update(backends=["ep1", "ep9"]),
+     "mizar_vpcs[0].networks[0].endpoints[2].backends[1]", r"no endpoint named 'ep9' in VPC vpc1"),
+    ("backends-empty", lambda inv: E(inv, k=2).update(backends=[]), "mizar_vpcs[0].networks[0].endpoints[2].backends",
+     r"a scaled endpoint needs backends"),
+    ("backend-cross-vpc", _cross_vpc, "mizar_vpcs[0].networks[0].endpoints[2].backends[1]",
+     r"backend 'other' is an endpoint of VPC vpc2, not of vpc1"),
+    ("backend-scaled", _second_scaled, "mizar_vpcs[0].networks[0].endpoints[2].backends[1]",
+     r"backend 'lb2' is itself a scaled endpoint"),
+    ("backends-too-many", _many_backends, "mizar_vpcs[0].networks[0].endpoints[2].backends",
+     r"33 backends, more than the 32 a scaled endpoint holds"),
+    ("scaled-with-host", lambda inv: E(inv, k=2).update(host="h1"), "mizar_vpcs[0].networks[0].endpoints[2].host",
+     r"a scaled endpoint has no host"),
+    ("scaled-with-netns", lambda inv: E(inv, k=2).update(netns="lb"), "mizar_vpcs[0].networks[0].endpoints[2].netns",
+     r"a scaled endpoint has no netns"),
+    ("simple-with-backends", lambda inv: E(inv).update(backends=["ep2"]),
+     "mizar_vpcs[0].networks[0].endpoints[0].backends", r"only scaled endpoints have backends"),
+    # simple endpoints
+    ("simple-no-place", lambda inv: E(inv).pop("netns"), "mizar_vpcs[0].networks[0].endpoints[0]",
+     r"set netns \(created for it\) or iface"),
+    ("simple-both-places", lambda inv: E(inv).update(iface="veth9"), "mizar_vpcs[0].networks[0].endpoints[0].iface",
+     r"set only one of netns and iface"),
+    ("simple-no-host", lambda inv: E(inv).pop("host"), "mizar_vpcs[0].networks[0].endpoints[0].host",
+     r"host is required for a simple endpoint"),
+    ("netns-name", lambda inv: E(inv).update(netns="my ns"), "mizar_vpcs[0].networks[0].endpoints[0].netns",
+     r"'my ns' is not a usable network namespace name"),
+    ("iface-too-long", lambda inv: E(inv, k=1).update(iface="averyveryverylong"),
+     "mizar_vpcs[0].networks[0].endpoints[1].iface", r"is 17 characters long; Linux interface names have at most 15"),
+    ("endpoint-name", lambda inv: E(inv, 0, 1, 0).update(name="ep/3"), "mizar_vpcs[0].networks[1].endpoints[0].name",
+     r"'ep/3' is not a valid name"),
+    # functions
+    ("function-stage", lambda inv: F(inv).update(stage="on_xdp_redirct"), "mizar_functions[0].stage",
+     r"unknown stage 'on_xdp_redirct' \(did you mean \"on_xdp_redirect\"\?\)"),
+    ("function-program", lambda inv: F(inv).update(program="acll"), "mizar_functions[0].program",
+     r"unknown program 'acll' \(did you mean \"acl\"\?\): name a function shipped in bpf/functions"),
+    ("function-stage-not-allowed", lambda inv: F(inv).update(stage="on_xdp_pass"), "mizar_functions[0].stage",
+     r"function acl cannot run at on_xdp_pass: it runs at on_xdp_redirect, on_xdp_tx"),
+    ("function-host-unknown", lambda inv: F(inv).update(hosts=["h1", "h7"]), "mizar_functions[0].hosts[1]",
+     r"function host 'h7' is not a host of group mizar_hosts"),
+    ("function-stage-conflict", _second_acl, "mizar_functions[1].stage",
+     r"stage on_xdp_redirect of host h1 already runs mizar_functions\[0\]"),
+    ("function-config-type", lambda inv: F(inv).update(config=["rules"]), "mizar_functions[0].config",
+     r"config must be a mapping"),
+    ("acl-rules-missing", lambda inv: F(inv).update(config={}), "mizar_functions[0].config.rules",
+     r"rules is required"),
+    ("acl-unknown-setting", lambda inv: F(inv)["config"].update(rule=[]), "mizar_functions[0].config.rule",
+     r"unknown setting 'rule' \(did you mean \"rules\"\?\)"),
+    ("acl-vpc-unknown", lambda inv: RULE(inv).update(vpc="vpc9"), "mizar_functions[0].config.rules[0].vpc",
+     r"no VPC named 'vpc9' in mizar_vpcs"),
+    ("acl-cidr", lambda inv: RULE(inv).update(dst="10.1.1/24"), "mizar_functions[0].config.rules[0].dst",
+     r"is not an IPv4 address"),
+    ("acl-port-icmp", lambda inv: RULE(inv).update(protocol="icmp"), "mizar_functions[0].config.rules[0].port",
+     r"port applies only when protocol is tcp or udp, not 'icmp'"),
+    ("acl-port-range", lambda inv: RULE(inv).update(port=70000), "mizar_functions[0].config.rules[0].port",
+     r"70000 is out of range: use 1 to 65535"),
+    ("acl-protocol", lambda inv: RULE(inv).update(protocol="tpc"), "mizar_functions[0].config.rules[0].protocol",
+     r"'tpc' is not one of tcp, udp, icmp, any \(did you mean \"tcp\"\?\)"),
+    ("acl-action-missing", lambda inv: RULE(inv).pop("action"), "mizar_functions[0].config.rules[0].action",
+     r"action is required"),
+    # host settings
+    ("interface-missing", lambda inv: H(inv, "h3").pop("mizar_interface"), "hostvars[h3].mizar_interface",
+     r"mizar_interface is required"),
+    ("interface-name", lambda inv: H(inv, "h3").update(mizar_interface="eth0:1"), "hostvars[h3].mizar_interface",
+     r"contains ':', which Linux does not allow"),
+    ("xdp-mode", lambda inv: H(inv, "h3").update(mizar_xdp_mode="nativ"), "hostvars[h3].mizar_xdp_mode",
+     r"XDP mode 'nativ' is not one of native, generic \(did you mean \"native\"\?\)"),
+    ("pin-dir-relative", lambda inv: H(inv, "h3").update(mizar_bpf_pin_dir="bpf/mizar"),
+     "hostvars[h3].mizar_bpf_pin_dir", r"must be an absolute path below the bpffs mount"),
+    ("pin-dir-not-bpffs", lambda inv: H(inv, "h3").update(mizar_bpf_pin_dir="/tmp/mizar"),
+     "hostvars[h3].mizar_bpf_pin_dir", r"'/tmp/mizar' is not below a bpffs mount"),
+    ("pin-dir-dotdot", lambda inv: H(inv, "h3").update(mizar_bpf_pin_dir="/sys/fs/bpf/../mizar"),
+     "hostvars[h3].mizar_bpf_pin_dir", r"is not a normalized path"),
+]
+
+
+def test_base_inventory_is_valid():
+    assert list(validate(base())) == []
+
+
+@pytest.mark.parametrize("mutate,path,pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_one_defect(mutate, path, pattern):
+    inv = base()
+    mutate(inv)
+    errors = validate(inv)
+    assert [e.path for e in errors] == [path], format_errors(errors)
+    assert re.search(pattern, errors[0].message), errors[0].message
+
+
+def test_there_are_at_least_forty_cases():
+    assert len(CASES) >= 40
+    assert len(set(c[0] for c in CASES)) == len(CASES)
+
+
+def test_capacity_exceeded(monkeypatch):
+    monkeypatch.setitem(capacity.MAP_CAPACITY, "agents", 1)
+    errors = validate(base())
+    assert [e.path for e in errors] == ["hostvars[h1]", "hostvars[h2]"]
+    assert re.search(r"host h1 would hold 2 entries in its agents map, more than its capacity 1 "
+                     r"\(it hosts 2 endpoints, bounces 1 networks, divides 0 VPCs\)", errors[0].message)
+
+
+def test_too_many_bouncers(monkeypatch):
+    monkeypatch.setattr(capacity, "MAX_HOPS", 1)
+    inv = base()
+    N(inv).update(bouncers=["h3", "h2"])
+    errors = validate(inv)
+    assert [e.path for e in errors] == ["mizar_vpcs[0].networks[0].bouncers"]
+    assert "2 bouncers, more than the 1 the datapath holds" in errors[0].message
+
+
+def test_too_many_prefix_lengths(monkeypatch):
+    monkeypatch.setattr(capacity, "MAX_PLENS", 1, raising=False)
+    inv = base()
+    N(inv, 0, 1).update(cidr="10.1.1.0/25")
+    errors = validate(inv)
+    assert [e.path for e in errors] == ["mizar_vpcs[0].networks"]
+    assert "2 different prefix lengths (/24, /25)" in errors[0].message
+
+
+def test_several_defects_are_all_reported():
+    inv = base()
+    V(inv).update(vni="100")                         # type
+    N(inv, 0, 1).update(cidr="10.2.1.0/24")          # outside the VPC (and so is ep3)
+    E(inv).update(ip="10.1.0.1")                     # gateway
+    E(inv, k=1).update(host="h4")                    # not a transit host
+    E(inv, k=2).update(backends=["ep1", "nope"])     # unknown backend
+    V(inv, 1).update(name="vpc1")                    # duplicate VPC name
+    F(inv).update(stage="on_xdp_drop")               # acl cannot run there
+    H(inv, "h2").update(mizar_xdp_mode="fast")       # bad mode
+    inv["hosts"]["h3"].pop("mizar_interface")        # missing
+    errors = validate(inv)
+    assert [e.path for e in errors] == [
+        "hostvars[h2].mizar_xdp_mode",
+        "hostvars[h3].mizar_interface",
+        "mizar_functions[0].stage",
+        "mizar_vpcs[0].networks[0].endpoints[0].ip",
+        "mizar_vpcs[0].networks[0].endpoints[1].host",
+        "mizar_vpcs[0].networks[0].endpoints[2].backends[1]",
+        "mizar_vpcs[0].networks[1].cidr",
+        "mizar_vpcs[0].networks[1].endpoints[0].ip",
+        "mizar_vpcs[0].vni",
+        "mizar_vpcs[1].name",
+    ], format_errors(errors)
+    text = errors.format()
+    assert text.startswith("10 errors in the mizar inventory (nothing was applied):\n- hostvars[h2].mizar_xdp_mode: ")
+    assert len(text.splitlines()) == 11
+    with pytest.raises(InvalidInventory) as info:
+        check(inv)
+    assert info.value.errors == errors
+    assert str(info.value) == text
+
+
+def test_errors_are_plain_data():
+    inv = base()
+    E(inv).update(ip="10.1.0.1")
+    errors = validate(inv)
+    assert errors.as_dicts() == [{"path": "mizar_vpcs[0].networks[0].endpoints[0].ip",
+                                  "message": errors[0].message}]
+    assert str(errors[0]).startswith("mizar_vpcs[0].networks[0].endpoints[0].ip: IP 10.1.0.1 is the gateway")
+
+
+def test_empty_inventory_is_valid():
+    assert list(validate({"hosts": {}, "mizar_vpcs": []})) == []
+
+
+def test_not_a_mapping():
+    errors = validate(["mizar_vpcs"])
+    assert [(e.path, e.message) for e in errors] == [
+        ("inventory", "the inventory data must be a mapping (key: value lines), not a list")]
+
+
+def test_optional_host_addresses():
+    inv = base()
+    inv["hosts"]["h3"] = {"mizar_interface": "eth1"}
+    assert list(validate(inv)) == []
+
+
+def test_role_variables_are_not_typos():
+    inv = base()
+    H(inv, "h1").update(mizar_lab_bridge="br0", mizar_render_dir="/tmp")
+    assert list(validate(inv)) == []
+
+
+def test_same_cidr_in_two_vpcs_is_fine():
+    inv = base()
+    V(inv, 1)["networks"][0]["endpoints"][0]["mac"] = addr.derived_mac(100, "10.1.0.5")  # MACs are per VPC
+    assert list(validate(inv)) == []
+
+
+def test_user_source_function_config_passes_through():
+    inv = base()
+    inv["mizar_functions"].append({"name": "mine", "stage": "on_xdp_pass", "program": "fn/mine.c",
+                                   "config": {"anything": [1, 2]}})
+    assert list(validate(inv)) == []
+
+
+def test_pin_dir_on_other_bpffs_mount():
+    inv = base()
+    inv["hosts"]["h1"] = hostvars(1, mizar_bpf_pin_dir="/run/bpffs/mizar")
+    assert list(validate(inv)) == []

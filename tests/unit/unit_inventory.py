@@ -1,0 +1,102 @@
+"""Inventories and expected entries shared by the unit tests."""
+import copy
+
+from ansible_collections.mizar.transit.plugins.module_utils import addr
+
+
+def hostvars(n, **extra):
+    """Variables of transit host h<n>: eth0, 192.168.50.<n>, 02:00:00:00:00:<n>."""
+    hv = {"mizar_interface": "eth0", "mizar_underlay_ip": "192.168.50.%d" % n,
+          "mizar_underlay_mac": "02:00:00:00:00:%02x" % n}
+    hv.update(extra)
+    return hv
+
+
+def hosts(*numbers):
+    return dict(("h%d" % n, hostvars(n)) for n in numbers)
+
+
+def ip_of(host):
+    return "192.168.50.%d" % int(host[1:])
+
+
+def mac_of(host):
+    return "02:00:00:00:00:%02x" % int(host[1:])
+
+
+BASE = {
+    "hosts": hosts(1, 2, 3),
+    "mizar_vpcs": [
+        {"name": "vpc1", "vni": 100, "cidr": "10.1.0.0/16", "dividers": ["h3"], "networks": [
+            {"name": "net1", "cidr": "10.1.0.0/24", "bouncers": ["h3"], "endpoints": [
+                {"name": "ep1", "ip": "10.1.0.5", "host": "h1", "netns": "ep1"},
+                {"name": "ep2", "ip": "10.1.0.6", "host": "h2", "iface": "veth-ep2"},
+                {"name": "lb", "ip": "10.1.0.7", "type": "scaled", "backends": ["ep1", "ep2"]},
+            ]},
+            {"name": "net2", "cidr": "10.1.1.0/24", "bouncers": ["h2"], "endpoints": [
+                {"name": "ep3", "ip": "10.1.1.5", "host": "h1", "netns": "ep3"},
+            ]},
+        ]},
+        {"name": "vpc2", "vni": 200, "cidr": "10.1.0.0/16", "networks": [
+            {"name": "net1", "cidr": "10.1.0.0/24", "bouncers": ["h1"], "endpoints": [
+                {"name": "other", "ip": "10.1.0.5", "host": "h2", "netns": "vpc2-other"},
+            ]},
+        ]},
+    ],
+    "mizar_functions": [
+        {"name": "acl1", "stage": "on_xdp_redirect", "program": "acl", "config": {"rules": [
+            {"vpc": "vpc1", "dst": "10.1.1.0/24", "protocol": "tcp", "port": 22, "action": "drop"},
+        ]}},
+    ],
+}
+
+
+def base():
+    """A valid inventory with two VPCs (same CIDR), a scaled endpoint and an ACL."""
+    return copy.deepcopy(BASE)
+
+
+# ---------------------------------------------------------------- expected entries
+
+
+def iface_cfg(host, name="eth0", xdp_mode="native", pin_dir="/sys/fs/bpf/mizar"):
+    return {"name": name, "ip": ip_of(host), "mac": mac_of(host), "xdp_mode": xdp_mode, "pin_dir": pin_dir}
+
+
+def ep_entry(vni, ip, name, host=None, iface=None, mac=None, type="simple", backends=(), bypass_decap=False):
+    return {"vni": vni, "ip": ip, "name": name, "type": type, "host_ip": ip_of(host) if host else None,
+            "iface": iface, "mac": mac or addr.derived_mac(vni, ip), "bypass_decap": bypass_decap,
+            "backends": list(backends)}
+
+
+def gw_entry(vni, ip, name):
+    return ep_entry(vni, ip, name, type="gateway")
+
+
+def net_entry(vni, cidr, name, bouncers):
+    return {"vni": vni, "cidr": cidr, "name": name, "bouncers": [ip_of(b) for b in bouncers]}
+
+
+def vpc_entry(vni, name, dividers, local_divider):
+    return {"vni": vni, "name": name, "dividers": [ip_of(d) for d in dividers], "local_divider": local_divider}
+
+
+def sub_entry(host):
+    return {"ip": ip_of(host), "mac": mac_of(host), "name": host}
+
+
+def agent_entry(iface, vni, ip, name, bouncers, mac=None):
+    return {"iface": iface, "vni": vni, "ip": ip, "mac": mac or addr.derived_mac(vni, ip), "name": name,
+            "bouncers": [ip_of(b) for b in bouncers]}
+
+
+def local_ep(name, vni, ip, prefixlen, gateway, iface, netns=None, mac=None, bypass_decap=False):
+    return {"name": name, "vni": vni, "ip": ip, "prefixlen": prefixlen, "mac": mac or addr.derived_mac(vni, ip),
+            "gateway": gateway, "netns": netns, "iface": iface, "bypass_decap": bypass_decap}
+
+
+def rendering(host, endpoints=(), networks=(), vpcs=(), substrate=(), agents=(), local=(), functions=(), **iface):
+    return {"host": host, "interface": iface_cfg(host, **iface),
+            "maps": {"endpoints": list(endpoints), "networks": list(networks), "vpcs": list(vpcs),
+                     "substrate": list(substrate), "agents": list(agents)},
+            "local_endpoints": list(local), "functions": list(functions)}
