@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""Filters mizar.transit.validate and mizar.transit.render: the inventory
+model of module_utils, for playbooks. Their documentation is in validate.yml
+and render.yml next to this file (ansible-doc -t filter mizar.transit.render).
+
+Both read the transit hosts' settings from hostvars:
+
+    {{ hostvars | mizar.transit.validate(groups['mizar_hosts']) }}
+    {{ hostvars | mizar.transit.render(groups['mizar_hosts'], offline=true) }}
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+try:
+    from collections.abc import Mapping
+except ImportError:  # pragma: no cover
+    from collections import Mapping
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.mizar.transit.plugins.module_utils import model as mdl
+from ansible_collections.mizar.transit.plugins.module_utils import render as mz_render
+from ansible_collections.mizar.transit.plugins.module_utils import validate as mz_validate
+from ansible_collections.mizar.transit.plugins.module_utils.errors import InvalidInventory
+
+_UNSET = object()
+
+
+def inventory_from_hostvars(hostvars, hosts, vpcs=None, functions=None, model_version=None):
+    """The inventory data of module_utils/model.py from Ansible's hostvars.
+
+    hosts: the hosts of group mizar_hosts. vpcs, functions, model_version:
+    taken from the first of those hosts whose variables have them when not
+    given (group_vars/all puts them in every host's variables)."""
+    if hosts is None:
+        hosts = []
+    if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError("mizar.transit: hosts must be a list of host names, e.g. groups['mizar_hosts']")
+    if not isinstance(hostvars, Mapping) and not hasattr(hostvars, "__getitem__"):
+        raise AnsibleFilterError("mizar.transit: the input must be hostvars")
+    per_host = {}
+    shared = {"mizar_vpcs": vpcs, "mizar_functions": functions, "mizar_model_version": model_version}
+    for name in hosts:
+        hv = _host_vars(hostvars, name)
+        per_host[str(name)] = dict((k, hv[k]) for k in hv if isinstance(k, str) and k.startswith("mizar_")
+                                   and k not in mdl.SHARED_KEYS)
+        for key in shared:
+            if shared[key] is None and hv.get(key) is not None:
+                shared[key] = hv.get(key)
+    inventory = {"hosts": per_host, "mizar_vpcs": shared["mizar_vpcs"] or [],
+                 "mizar_functions": shared["mizar_functions"] or []}
+    if shared["mizar_model_version"] is not None:
+        inventory["mizar_model_version"] = shared["mizar_model_version"]
+    return inventory
+
+
+def _host_vars(hostvars, name):
+    try:
+        hv = hostvars[name]
+    except KeyError:
+        raise AnsibleFilterError("mizar.transit: %r is in the host list but not in hostvars" % (name,))
+    return hv if hv is not None else {}
+
+
+def facts_from_hostvars(hostvars, hosts):
+    """{host: {ip, mac}} from gathered facts of each host's mizar_interface."""
+    facts = {}
+    for name in hosts or []:
+        hv = _host_vars(hostvars, name)
+        gathered = hv.get("ansible_facts") or {}
+        iface = hv.get("mizar_interface")
+        if not isinstance(gathered, Mapping) or not isinstance(iface, str):
+            continue
+        nic = gathered.get(iface.replace("-", "_").replace(".", "_")) or {}
+        if not isinstance(nic, Mapping):
+            continue
+        fact = {}
+        ipv4 = nic.get("ipv4")
+        if isinstance(ipv4, Mapping) and ipv4.get("address"):
+            fact["ip"] = ipv4.get("address")
+        if nic.get("macaddress"):
+            fact["mac"] = nic.get("macaddress")
+        if fact:
+            facts[str(name)] = fact
+    return facts
+
+
+def validate(hostvars, hosts, vpcs=None, functions=None, model_version=None):
+    """Every error of the inventory as [{path, message}]; empty when valid."""
+    inventory = inventory_from_hostvars(hostvars, hosts, vpcs, functions, model_version)
+    return mz_validate.validate(inventory).as_dicts()
+
+
+def render(hostvars, hosts, vpcs=None, functions=None, model_version=None, facts=None, offline=False,
+           limit=None, base_dir=None):
+    """{host: rendering} of the valid inventory; fails with every error otherwise."""
+    inventory = inventory_from_hostvars(hostvars, hosts, vpcs, functions, model_version)
+    merged = facts_from_hostvars(hostvars, hosts)
+    if facts is not None:
+        if not isinstance(facts, Mapping):
+            raise AnsibleFilterError("mizar.transit.render: facts must map host names to {ip, mac}")
+        for name, fact in facts.items():
+            merged[str(name)] = fact
+    try:
+        return mz_render.render_inventory(inventory, facts=merged, offline=bool(offline), hosts=limit,
+                                          base_dir=base_dir)
+    except InvalidInventory as e:
+        raise AnsibleFilterError(str(e))
+
+
+class FilterModule(object):
+    """mizar.transit inventory filters."""
+
+    def filters(self):
+        return {
+            "validate": validate,
+            "render": render,
+        }
