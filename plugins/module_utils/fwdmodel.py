@@ -1,0 +1,217 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""A forwarding model: where an IPv4 packet goes through rendered tables.
+
+It mirrors the datapath (bpf/agent.bpf.c, bpf/transit.bpf.c,
+bpf/include/mzr_route.h, mzr_hash.h) step by step, over the renderings
+render.py produces, so it is the reference for what the maps mean:
+
+    model = ForwardingModel(renderings)
+    result = model.send("vpc1/net1/ep1", "10.1.0.6")
+    result.delivered_to   # endpoint name, or None
+    result.path           # hosts the packet visited, the source's host first
+    result.drop_reason    # None, or the datapath's reason (abi.DROP_REASONS)
+
+Agent (the source endpoint's host): a destination hosted here (simple,
+with an interface) is delivered. Otherwise the packet is encapsulated to
+bouncer agent.bouncers[pick(hash(src, dst), n)]; if that bouncer is this
+host, it does the bouncer's work itself.
+
+Transit (a host receiving (vni, src, dst)): an endpoint entry of type
+gateway drops (to_gateway), scaled drops (scaled_no_fn: no stage function
+is modelled), with an interface delivers, else goes to its host_ip. With
+no entry: the networks LPM on (vni, dst) picks a bouncer; else the VPC
+(unknown_vni when absent; no_network when this host is a divider of it)
+picks a divider. A next hop equal to this host drops (loop), one with no
+substrate entry drops (no_substrate); the outer TTL starts at 64 and a
+forward with TTL <= 1 drops (ttl).
+
+Two reasons exist only in the model: no_host (a next-hop IP that is no
+rendered host's) and substrate_mismatch (a substrate MAC that is not the
+next host's interface MAC: the frame would not arrive).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import socket
+
+OUTER_TTL = 64
+_M32 = 0xFFFFFFFF
+
+
+def be32(ip):
+    """IPv4 text -> the u32 a little-endian load of its wire bytes gives (a __be32 in C)."""
+    return int.from_bytes(socket.inet_aton(ip), "little")
+
+
+def mix32(h):
+    h ^= h >> 16
+    h = (h * 0x7FEB352D) & _M32
+    h ^= h >> 15
+    h = (h * 0x846CA68B) & _M32
+    h ^= h >> 16
+    return h
+
+
+def flow_hash(src_ip, dst_ip):
+    """mzr_flow_hash of two IPv4 texts: symmetric in src and dst."""
+    a, b = be32(src_ip), be32(dst_ip)
+    return mix32(((a ^ b) + 0x9E3779B9 * (a & b)) & _M32)
+
+
+def pick(h, n):
+    """mzr_pick: index in [0, n) from the high half of h * n."""
+    return (h * n) >> 32
+
+
+class Result:
+    __slots__ = ("delivered_to", "path", "drop_reason")
+
+    def __init__(self, delivered_to=None, path=None, drop_reason=None):
+        self.delivered_to = delivered_to
+        self.path = list(path or [])
+        self.drop_reason = drop_reason
+
+    def __eq__(self, other):
+        return isinstance(other, Result) and (self.delivered_to, self.path, self.drop_reason) == \
+            (other.delivered_to, other.path, other.drop_reason)
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __repr__(self):
+        return "Result(delivered_to=%r, path=%r, drop_reason=%r)" % (self.delivered_to, self.path, self.drop_reason)
+
+
+class _Host:
+    """The tables of one host, indexed for lookups."""
+
+    def __init__(self, rendering):
+        self.name = rendering["host"]
+        self.ip = rendering["interface"]["ip"]
+        self.mac = rendering["interface"]["mac"]
+        maps = rendering["maps"]
+        self.endpoints = dict(((e["vni"], e["ip"]), e) for e in maps["endpoints"])
+        self.networks = {}  # vni -> [(prefixlen, network u32, entry)], longest prefix first
+        for e in maps["networks"]:
+            net, plen = e["cidr"].split("/")
+            self.networks.setdefault(e["vni"], []).append((int(plen), _u32(net), e))
+        for nets in self.networks.values():
+            nets.sort(key=lambda t: -t[0])
+        self.vpcs = dict((e["vni"], e) for e in maps["vpcs"])
+        self.substrate = dict((e["ip"], e) for e in maps["substrate"])
+        self.agents = dict((e["name"], e) for e in maps["agents"])
+
+    def lpm(self, vni, ip):
+        addr = _u32(ip)
+        for plen, net, entry in self.networks.get(vni, ()):
+            mask = (_M32 << (32 - plen)) & _M32
+            if addr & mask == net:
+                return entry
+        return None
+
+
+def _u32(ip):
+    return int.from_bytes(socket.inet_aton(ip), "big")
+
+
+class ForwardingModel:
+    """The overlay as the datapath would forward through renderings ({host: rendering})."""
+
+    def __init__(self, renderings):
+        self.hosts = dict((name, _Host(r)) for name, r in renderings.items())
+        self.by_ip = dict((h.ip, h) for h in self.hosts.values())
+        self.sources = {}  # endpoint name -> (host, agent entry)
+        for h in self.hosts.values():
+            for name, agent in h.agents.items():
+                self.sources[name] = (h, agent)
+
+    def send(self, src_endpoint_name, dst_ip):
+        """Follow one IPv4 packet from a local (simple) endpoint to dst_ip."""
+        if src_endpoint_name not in self.sources:
+            raise KeyError("no agent for endpoint %r in the renderings" % src_endpoint_name)
+        host, agent = self.sources[src_endpoint_name]
+        vni, src = agent["vni"], agent["ip"]
+        path = [host.name]
+        h = flow_hash(src, dst_ip)
+
+        ep = host.endpoints.get((vni, dst_ip))
+        if ep is not None and ep["iface"] and ep["type"] == "simple":
+            return Result(ep["name"], path)
+        n = len(agent["bouncers"])
+        if n == 0:
+            return Result(None, path, "no_hops")
+        hop = agent["bouncers"][pick(h, n)]
+        if hop == host.ip:
+            # this host is the bouncer: the agent does the bouncer's work
+            if ep is not None and ep["type"] == "gateway":
+                return Result(None, path, "to_gateway")
+            if ep is not None and ep["type"] == "scaled":
+                return Result(None, path, "scaled_no_fn")
+            hop, err = self._next_hop(host, vni, h, dst_ip, ep)
+            if err:
+                return Result(None, path, err)
+            if hop == host.ip:
+                return Result(None, path, "loop")
+        err = self._check_link(host, hop)
+        if err:
+            return Result(None, path, err)
+        return self._transit(self.by_ip[hop], vni, h, dst_ip, OUTER_TTL, path)
+
+    def _check_link(self, host, hop):
+        sub = host.substrate.get(hop)
+        if sub is None:
+            return "no_substrate"
+        nxt = self.by_ip.get(hop)
+        if nxt is None:
+            return "no_host"
+        if sub["mac"] != nxt.mac:
+            return "substrate_mismatch"
+        return None
+
+    def _next_hop(self, host, vni, h, dst_ip, ep):
+        """mzr_next_hop: (next hop IP, None) or (None, drop reason)."""
+        if ep is not None:
+            return ep["host_ip"], None
+        net = host.lpm(vni, dst_ip)
+        if net is not None:
+            n = len(net["bouncers"])
+            if n == 0:
+                return None, "no_hops"
+            return net["bouncers"][pick(h, n)], None
+        vpc = host.vpcs.get(vni)
+        if vpc is None:
+            return None, "unknown_vni"
+        if vpc["local_divider"]:
+            return None, "no_network"
+        n = len(vpc["dividers"])
+        if n == 0:
+            return None, "no_hops"
+        return vpc["dividers"][pick(h, n)], None
+
+    def _transit(self, host, vni, h, dst_ip, ttl, path):
+        while True:
+            path.append(host.name)
+            ep = host.endpoints.get((vni, dst_ip))
+            if ep is not None:
+                if ep["type"] == "gateway":
+                    return Result(None, path, "to_gateway")
+                if ep["type"] == "scaled":
+                    return Result(None, path, "scaled_no_fn")
+                if ep["iface"]:
+                    return Result(ep["name"], path)
+            hop, err = self._next_hop(host, vni, h, dst_ip, ep)
+            if err:
+                return Result(None, path, err)
+            if ttl <= 1:
+                return Result(None, path, "ttl")
+            if hop == host.ip:
+                return Result(None, path, "loop")
+            err = self._check_link(host, hop)
+            if err:
+                return Result(None, path, err)
+            ttl -= 1
+            host = self.by_ip[hop]

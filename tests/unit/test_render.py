@@ -1,0 +1,328 @@
+"""Rendering on the topologies of Mizar's functional tests: the full entry set of every host."""
+import hashlib
+
+import pytest
+
+from ansible_collections.mizar.transit.plugins.module_utils import addr
+from ansible_collections.mizar.transit.plugins.module_utils.errors import InvalidInventory
+from ansible_collections.mizar.transit.plugins.module_utils.fwdmodel import ForwardingModel
+from ansible_collections.mizar.transit.plugins.module_utils.render import count_entries, dump, render_inventory
+
+from unit_inventory import (agent_entry, base, ep_entry, gw_entry, hosts, local_ep, net_entry, rendering,
+                            sub_entry, vpc_entry)
+
+veth = addr.veth_name
+
+
+def _one_network(bouncers, placements, dividers=None):
+    """vpc1 (VNI 100) with net1 10.0.0.0/24; placements: [(name, ip, host)] as netns endpoints."""
+    vpc = {"name": "vpc1", "vni": 100, "cidr": "10.0.0.0/16", "networks": [
+        {"name": "net1", "cidr": "10.0.0.0/24", "bouncers": bouncers,
+         "endpoints": [{"name": n, "ip": ip, "host": h, "netns": n} for n, ip, h in placements]}]}
+    if dividers is not None:
+        vpc["dividers"] = dividers
+    return vpc
+
+
+def _all_pairs_delivered(renderings, endpoints):
+    fwd = ForwardingModel(renderings)
+    for src in endpoints:
+        for dst_name, dst_ip in endpoints.items():
+            if dst_name != src:
+                result = fwd.send(src, dst_ip)
+                assert result.delivered_to == dst_name, (src, dst_name, result)
+
+
+def _hosted(name, ip, host, net="vpc1/net1", vni=100):
+    return ep_entry(vni, ip, "%s/%s" % (net, name), host=host, iface=veth(vni, ip))
+
+
+def _remote(name, ip, host, net="vpc1/net1", vni=100):
+    return ep_entry(vni, ip, "%s/%s" % (net, name), host=host)
+
+
+def _agent(name, ip, bouncers, net="vpc1/net1", vni=100):
+    return agent_entry(veth(vni, ip), vni, ip, "%s/%s" % (net, name), bouncers)
+
+
+def _local(name, ip, gateway="10.0.0.1", net="vpc1/net1", vni=100, prefixlen=24):
+    return local_ep("%s/%s" % (net, name), vni, ip, prefixlen, gateway, veth(vni, ip), netns=name)
+
+
+def test_derived_names_known_values():
+    digest = hashlib.sha256(b"100/10.1.0.5").hexdigest()
+    assert digest.startswith("e76b32797f")
+    assert addr.derived_mac(100, "10.1.0.5") == "02:e7:6b:32:79:7f"
+    assert addr.veth_name(100, "10.1.0.5") == "mze76b32797f"
+    assert len(addr.veth_name(16777215, "255.255.255.254")) == 12
+
+
+def test_one_bouncer_two_endpoint_hosts():
+    inv = {"hosts": hosts(1, 2, 3),
+           "mizar_vpcs": [_one_network(["h3"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}
+    r = render_inventory(inv)
+    assert r == {
+        "h1": rendering("h1", endpoints=[_hosted("ep1", "10.0.0.2", "h1")], substrate=[sub_entry("h3")],
+                        agents=[_agent("ep1", "10.0.0.2", ["h3"])], local=[_local("ep1", "10.0.0.2")]),
+        "h2": rendering("h2", endpoints=[_hosted("ep2", "10.0.0.3", "h2")], substrate=[sub_entry("h3")],
+                        agents=[_agent("ep2", "10.0.0.3", ["h3"])], local=[_local("ep2", "10.0.0.3")]),
+        "h3": rendering("h3", endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"),
+                                         _remote("ep1", "10.0.0.2", "h1"), _remote("ep2", "10.0.0.3", "h2")],
+                        vpcs=[vpc_entry(100, "vpc1", [], False)], substrate=[sub_entry("h1"), sub_entry("h2")]),
+    }
+    _all_pairs_delivered(r, {"vpc1/net1/ep1": "10.0.0.2", "vpc1/net1/ep2": "10.0.0.3"})
+    fwd = ForwardingModel(r)
+    assert fwd.send("vpc1/net1/ep1", "10.0.0.3").path == ["h1", "h3", "h2"]
+    assert fwd.send("vpc1/net1/ep1", "10.0.0.1").drop_reason == "to_gateway"
+
+
+def test_two_bouncers():
+    inv = {"hosts": hosts(1, 2, 3, 4),
+           "mizar_vpcs": [_one_network(["h3", "h4"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}
+    r = render_inventory(inv)
+    bouncer = dict(endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"), _remote("ep1", "10.0.0.2", "h1"),
+                              _remote("ep2", "10.0.0.3", "h2")],
+                   vpcs=[vpc_entry(100, "vpc1", [], False)], substrate=[sub_entry("h1"), sub_entry("h2")])
+    assert r == {
+        "h1": rendering("h1", endpoints=[_hosted("ep1", "10.0.0.2", "h1")],
+                        substrate=[sub_entry("h3"), sub_entry("h4")],
+                        agents=[_agent("ep1", "10.0.0.2", ["h3", "h4"])], local=[_local("ep1", "10.0.0.2")]),
+        "h2": rendering("h2", endpoints=[_hosted("ep2", "10.0.0.3", "h2")],
+                        substrate=[sub_entry("h3"), sub_entry("h4")],
+                        agents=[_agent("ep2", "10.0.0.3", ["h3", "h4"])], local=[_local("ep2", "10.0.0.3")]),
+        "h3": rendering("h3", **bouncer),
+        "h4": rendering("h4", **bouncer),
+    }
+    _all_pairs_delivered(r, {"vpc1/net1/ep1": "10.0.0.2", "vpc1/net1/ep2": "10.0.0.3"})
+
+
+def test_bouncer_that_hosts_endpoints():
+    inv = {"hosts": hosts(1, 2),
+           "mizar_vpcs": [_one_network(["h1"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}
+    r = render_inventory(inv)
+    assert r == {
+        "h1": rendering("h1", endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"),
+                                         _hosted("ep1", "10.0.0.2", "h1"), _remote("ep2", "10.0.0.3", "h2")],
+                        vpcs=[vpc_entry(100, "vpc1", [], False)], substrate=[sub_entry("h2")],
+                        agents=[_agent("ep1", "10.0.0.2", ["h1"])], local=[_local("ep1", "10.0.0.2")]),
+        "h2": rendering("h2", endpoints=[_hosted("ep2", "10.0.0.3", "h2")], substrate=[sub_entry("h1")],
+                        agents=[_agent("ep2", "10.0.0.3", ["h1"])], local=[_local("ep2", "10.0.0.3")]),
+    }
+    _all_pairs_delivered(r, {"vpc1/net1/ep1": "10.0.0.2", "vpc1/net1/ep2": "10.0.0.3"})
+    fwd = ForwardingModel(r)
+    assert fwd.send("vpc1/net1/ep1", "10.0.0.3").path == ["h1", "h2"]  # the agent bounces itself
+    assert fwd.send("vpc1/net1/ep2", "10.0.0.2").path == ["h2", "h1"]
+
+
+def test_two_vpcs_same_cidr_on_shared_hosts():
+    vpc2 = _one_network(["h3", "h1"], [("b1", "10.0.0.2", "h1"), ("b2", "10.0.0.3", "h2")])
+    vpc2.update(name="vpc2", vni=200)
+    inv = {"hosts": hosts(1, 2, 3),
+           "mizar_vpcs": [_one_network(["h3"], [("a1", "10.0.0.2", "h1"), ("a2", "10.0.0.3", "h2")]), vpc2]}
+    r = render_inventory(inv)
+
+    def v2(fn, name, ip, *args):
+        return fn(name, ip, *args, net="vpc2/net1", vni=200)
+
+    assert r == {
+        "h1": rendering(
+            "h1",
+            endpoints=[_hosted("a1", "10.0.0.2", "h1"), gw_entry(200, "10.0.0.1", "vpc2/net1/gateway"),
+                       v2(_hosted, "b1", "10.0.0.2", "h1"), v2(_remote, "b2", "10.0.0.3", "h2")],
+            vpcs=[vpc_entry(200, "vpc2", [], False)],
+            substrate=[sub_entry("h2"), sub_entry("h3")],
+            agents=sorted([_agent("a1", "10.0.0.2", ["h3"]), v2(_agent, "b1", "10.0.0.2", ["h3", "h1"])],
+                          key=lambda a: a["iface"]),
+            local=[_local("a1", "10.0.0.2"), v2(_local, "b1", "10.0.0.2")]),
+        "h2": rendering(
+            "h2",
+            endpoints=[_hosted("a2", "10.0.0.3", "h2"), v2(_hosted, "b2", "10.0.0.3", "h2")],
+            substrate=[sub_entry("h1"), sub_entry("h3")],
+            agents=sorted([_agent("a2", "10.0.0.3", ["h3"]), v2(_agent, "b2", "10.0.0.3", ["h3", "h1"])],
+                          key=lambda a: a["iface"]),
+            local=[_local("a2", "10.0.0.3"), v2(_local, "b2", "10.0.0.3")]),
+        "h3": rendering(
+            "h3",
+            endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"), _remote("a1", "10.0.0.2", "h1"),
+                       _remote("a2", "10.0.0.3", "h2"), gw_entry(200, "10.0.0.1", "vpc2/net1/gateway"),
+                       v2(_remote, "b1", "10.0.0.2", "h1"), v2(_remote, "b2", "10.0.0.3", "h2")],
+            vpcs=[vpc_entry(100, "vpc1", [], False), vpc_entry(200, "vpc2", [], False)],
+            substrate=[sub_entry("h1"), sub_entry("h2")]),
+    }
+    _all_pairs_delivered(r, {"vpc1/net1/a1": "10.0.0.2", "vpc1/net1/a2": "10.0.0.3"})
+    _all_pairs_delivered(r, {"vpc2/net1/b1": "10.0.0.2", "vpc2/net1/b2": "10.0.0.3"})
+    # the same address in the other VPC is never reached: a1 -> 10.0.0.3 is a2, not b2
+    assert ForwardingModel(r).send("vpc1/net1/a1", "10.0.0.3").delivered_to == "vpc1/net1/a2"
+
+
+ACL = {"name": "acl-all", "stage": "on_xdp_tx", "program": "acl", "config": {"rules": [
+    {"vpc": "vpc1", "dst": "10.0.2.0/24", "protocol": "tcp", "port": 22, "action": "drop"}]}}
+COUNT = {"name": "count", "stage": "on_xdp_pass", "program": "/opt/fn/count.c", "hosts": ["h4"],
+         "config": {"every": 10}}
+
+
+def _multi_network_inventory():
+    return {
+        "hosts": hosts(1, 2, 3, 4),
+        "mizar_vpcs": [{"name": "vpc1", "vni": 100, "cidr": "10.0.0.0/16", "dividers": ["h1", "h4"], "networks": [
+            {"name": "net1", "cidr": "10.0.1.0/24", "bouncers": ["h1"], "endpoints": [
+                {"name": "e1", "ip": "10.0.1.10", "host": "h1", "netns": "e1"},
+                {"name": "e2", "ip": "10.0.1.11", "host": "h2", "iface": "veth-e2", "mac": "02:00:0A:00:01:0B"},
+            ]},
+            {"name": "net2", "cidr": "10.0.2.0/24", "bouncers": ["h3"], "endpoints": [
+                {"name": "e3", "ip": "10.0.2.10", "host": "h2", "netns": "e3", "bypass_decap": True},
+                {"name": "e4", "ip": "10.0.2.11", "host": "h3", "netns": "e4"},
+                {"name": "s1", "ip": "10.0.2.100", "type": "scaled", "backends": ["e1", "e3"]},
+            ]},
+        ]}],
+        "mizar_functions": [COUNT, ACL],
+    }
+
+
+def test_multi_network_vpc_two_dividers():
+    r = render_inventory(_multi_network_inventory())
+    n1, n2 = "vpc1/net1", "vpc1/net2"
+    acl = {"name": "acl-all", "stage": "on_xdp_tx", "program": "acl", "config": {"rules": [
+        {"vpc": "vpc1", "src": "0.0.0.0/0", "dst": "10.0.2.0/24", "protocol": "tcp", "port": 22, "action": "drop"}]}}
+    count = {"name": "count", "stage": "on_xdp_pass", "program": "/opt/fn/count.c", "config": {"every": 10}}
+    networks = [net_entry(100, "10.0.1.0/24", n1, ["h1"]), net_entry(100, "10.0.2.0/24", n2, ["h3"])]
+    e2_mac = "02:00:0a:00:01:0b"
+    e3_hosted = ep_entry(100, "10.0.2.10", n2 + "/e3", host="h2", iface=veth(100, "10.0.2.10"), bypass_decap=True)
+    e3_remote = ep_entry(100, "10.0.2.10", n2 + "/e3", host="h2", bypass_decap=True)
+    assert r["h1"] == rendering(  # bouncer of net1, divider, endpoint host
+        "h1",
+        endpoints=[gw_entry(100, "10.0.1.1", n1 + "/gateway"), _hosted("e1", "10.0.1.10", "h1", n1),
+                   ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", mac=e2_mac)],
+        networks=networks,
+        vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], True)],
+        substrate=[sub_entry("h2"), sub_entry("h3"), sub_entry("h4")],
+        agents=[_agent("e1", "10.0.1.10", ["h1"], n1)],
+        local=[_local("e1", "10.0.1.10", "10.0.1.1", n1)],
+        functions=[acl])
+    assert r["h2"] == rendering(  # hosts e2 (adopted interface) and e3 (bypass)
+        "h2",
+        endpoints=[ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", iface="veth-e2", mac=e2_mac), e3_hosted],
+        substrate=[sub_entry("h1"), sub_entry("h3")],
+        agents=sorted([agent_entry("veth-e2", 100, "10.0.1.11", n1 + "/e2", ["h1"], mac=e2_mac),
+                       _agent("e3", "10.0.2.10", ["h3"], n2)], key=lambda a: a["iface"]),
+        local=[local_ep(n1 + "/e2", 100, "10.0.1.11", 24, "10.0.1.1", "veth-e2", mac=e2_mac),
+               local_ep(n2 + "/e3", 100, "10.0.2.10", 24, "10.0.2.1", veth(100, "10.0.2.10"), netns="e3",
+                        bypass_decap=True)],
+        functions=[acl])
+    assert r["h3"] == rendering(  # bouncer of net2 (with a scaled endpoint), endpoint host
+        "h3",
+        endpoints=[_remote("e1", "10.0.1.10", "h1", n1), gw_entry(100, "10.0.2.1", n2 + "/gateway"), e3_remote,
+                   _hosted("e4", "10.0.2.11", "h3", n2),
+                   ep_entry(100, "10.0.2.100", n2 + "/s1", type="scaled", backends=["10.0.1.10", "10.0.2.10"])],
+        vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], False)],
+        substrate=[sub_entry("h1"), sub_entry("h2"), sub_entry("h4")],
+        agents=[_agent("e4", "10.0.2.11", ["h3"], n2)],
+        local=[_local("e4", "10.0.2.11", "10.0.2.1", n2)],
+        functions=[acl])
+    assert r["h4"] == rendering(  # divider only
+        "h4",
+        networks=networks,
+        vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], True)],
+        substrate=[sub_entry("h1"), sub_entry("h3")],
+        functions=[acl, count])
+    assert sorted(r) == ["h1", "h2", "h3", "h4"]
+    assert count_entries(r) == 31  # 10 + 6 + 10 + 5
+    eps = {n1 + "/e1": "10.0.1.10", n1 + "/e2": "10.0.1.11", n2 + "/e3": "10.0.2.10", n2 + "/e4": "10.0.2.11"}
+    _all_pairs_delivered(r, eps)
+    fwd = ForwardingModel(r)
+    assert fwd.send(n1 + "/e2", "10.0.2.100").drop_reason == "scaled_no_fn"
+    assert fwd.send(n1 + "/e2", "10.0.3.7").drop_reason == "no_network"
+
+
+def test_hosted_entry_wins_over_remote():
+    r = render_inventory(_multi_network_inventory())
+    h1 = dict(((e["vni"], e["ip"]), e) for e in r["h1"]["maps"]["endpoints"])
+    assert h1[(100, "10.0.1.10")]["iface"] == veth(100, "10.0.1.10")
+    assert len(r["h1"]["maps"]["endpoints"]) == 3
+
+
+def test_never_a_substrate_entry_for_itself():
+    r = render_inventory(_multi_network_inventory())
+    for host, rendering_ in r.items():
+        assert host not in [s["name"] for s in rendering_["maps"]["substrate"]]
+
+
+def test_user_source_relative_to_base_dir():
+    inv = _multi_network_inventory()
+    inv["mizar_functions"][0] = dict(COUNT, program="fn/count.c")
+    r = render_inventory(inv, base_dir="/srv/inventory")
+    assert r["h4"]["functions"][1]["program"] == "/srv/inventory/fn/count.c"
+
+
+def test_facts_fill_missing_addresses():
+    inv = {"hosts": hosts(1, 2, 3),
+           "mizar_vpcs": [_one_network(["h3"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}
+    inv["hosts"]["h3"] = {"mizar_interface": "eth0"}
+    facts = {"h3": {"ip": "192.168.50.3", "mac": "02:00:00:00:00:03"}, "h1": {"ip": "10.9.9.9"}}
+    assert render_inventory(inv, facts=facts) == render_inventory(
+        {"hosts": hosts(1, 2, 3), "mizar_vpcs": inv["mizar_vpcs"]})  # the inventory wins over facts (h1)
+
+
+def test_unresolved_address_is_an_error():
+    inv = {"hosts": hosts(1, 2, 3),
+           "mizar_vpcs": [_one_network(["h3"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}
+    inv["hosts"]["h3"] = {"mizar_interface": "eth0", "mizar_underlay_ip": "192.168.50.3"}
+    with pytest.raises(InvalidInventory) as info:
+        render_inventory(inv)
+    assert [(e.path, e.message) for e in info.value.errors] == [
+        ("hostvars[h3].mizar_underlay_mac", "the underlay MAC of h3 is unknown and the maps of h1, h2, h3 need it: "
+         "set mizar_underlay_mac, gather facts from h3, or render offline")]
+    # only the hosts that need it count
+    inv["hosts"]["h4"] = {"mizar_interface": "eth0"}
+    with pytest.raises(InvalidInventory) as info:
+        render_inventory(inv, hosts=["h1"])
+    assert [e.path for e in info.value.errors] == ["hostvars[h3].mizar_underlay_mac"]
+    assert "maps of h1 need it" in info.value.errors[0].message
+
+
+def test_offline_renders_null():
+    inv = {"hosts": hosts(1, 2),
+           "mizar_vpcs": [_one_network(["h1"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}
+    inv["hosts"]["h2"] = {"mizar_interface": "eth0"}
+    r = render_inventory(inv, offline=True)
+    assert r["h1"]["maps"]["substrate"] == [{"ip": None, "mac": None, "name": "h2"}]
+    assert r["h2"]["interface"]["ip"] is None
+    assert r["h2"]["maps"]["agents"][0]["bouncers"] == ["192.168.50.1"]
+    assert r["h1"]["maps"]["endpoints"][2]["host_ip"] is None
+    assert "host_ip: null" in dump(r["h1"])
+
+
+def test_limit_to_some_hosts():
+    r = render_inventory(_multi_network_inventory(), hosts=["h4", "h2"])
+    assert sorted(r) == ["h2", "h4"]
+    with pytest.raises(InvalidInventory) as info:
+        render_inventory(_multi_network_inventory(), hosts=["h9"])
+    assert "cannot render 'h9'" in str(info.value)
+
+
+def test_invalid_inventory_renders_nothing():
+    inv = base()
+    inv["mizar_vpcs"][0]["vni"] = 0
+    with pytest.raises(InvalidInventory) as info:
+        render_inventory(inv)
+    assert [e.path for e in info.value.errors] == ["mizar_vpcs[0].vni"]
+
+
+def test_discovered_addresses_must_differ():
+    inv = {"hosts": {"h1": {"mizar_interface": "eth0"}, "h2": {"mizar_interface": "eth0"}},
+           "mizar_vpcs": [_one_network(["h1"], [("ep2", "10.0.0.3", "h2")])]}
+    facts = {"h1": {"ip": "192.168.50.1", "mac": "02:00:00:00:00:01"},
+             "h2": {"ip": "192.168.50.1", "mac": "02:00:00:00:00:02"}}
+    with pytest.raises(InvalidInventory) as info:
+        render_inventory(inv, facts=facts)
+    assert [e.path for e in info.value.errors] == ["facts[h2].ip"]
+
+
+def test_base_inventory_entries():
+    r = render_inventory(base())
+    # vpc2's bouncer h1 holds vpc2; vpc1's divider h3 holds both networks of vpc1
+    assert [v["name"] for v in r["h1"]["maps"]["vpcs"]] == ["vpc2"]
+    assert [n["name"] for n in r["h3"]["maps"]["networks"]] == ["vpc1/net1", "vpc1/net2"]
+    lb = [e for e in r["h3"]["maps"]["endpoints"] if e["name"] == "vpc1/net1/lb"][0]
+    assert lb["backends"] == ["10.1.0.5", "10.1.0.6"] and lb["type"] == "scaled" and lb["host_ip"] is None
+    assert [f["name"] for f in r["h2"]["functions"]] == ["acl1"]
