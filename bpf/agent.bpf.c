@@ -17,6 +17,7 @@
 #include "mzr_maps.h"
 #include "mzr_parse.h"
 #include "mzr_encap.h"
+#include "mzr_tables.h"
 #include "mzr_route.h"
 
 static __always_inline int mzr_agent_drop(__u32 reason)
@@ -26,29 +27,23 @@ static __always_inline int mzr_agent_drop(__u32 reason)
 	return XDP_DROP;
 }
 
-/* Encapsulate towards hop and send: out of the NIC, or to a local bypass endpoint. */
+/*
+ * Encapsulate towards the substrate host (ip, mac) and send: out of the NIC,
+ * or to a local bypass endpoint.
+ */
 static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_if_cfg *cfg,
-					   const struct mzr_agent_val *a, __be32 hop,
-					   __u32 hash, __u32 out_ifindex)
+					   const struct mzr_agent *a, __be32 hop_ip,
+					   const __u8 *hop_mac, __u32 hash, __u32 out_ifindex)
 {
-	struct mzr_sub_key sk = { .ip = hop };
-	const __u8 *dst_mac = cfg->mac;
 	__u32 inner_len = ctx->data_end - ctx->data;
 	struct ethhdr *eth;
 
-	if (hop != cfg->ip) {
-		struct mzr_sub_val *sub = bpf_map_lookup_elem(&mzr_substrate, &sk);
-
-		if (!sub)
-			return mzr_agent_drop(MZR_D_NO_SUBSTRATE);
-		dst_mac = sub->mac;
-	}
 	if (bpf_xdp_adjust_head(ctx, -(int)MZR_OUTER_LEN))
 		return mzr_agent_drop(MZR_D_ADJUST);
 	eth = (void *)(long)ctx->data;
 	if ((void *)eth + MZR_OUTER_LEN > (void *)(long)ctx->data_end)
 		return mzr_agent_drop(MZR_D_ADJUST);
-	mzr_outer_write(eth, cfg->mac, dst_mac, cfg->ip, hop, a->vni,
+	mzr_outer_write(eth, cfg->mac, hop_mac, cfg->ip, hop_ip, a->vni,
 			0xc000 | (hash >> 18), inner_len);
 	mzr_count(MZR_C_AGENT_ENCAP);
 	mzr_count(XDP_REDIRECT);
@@ -62,19 +57,18 @@ int mzr_agent(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
-	struct mzr_agent_key ak = { .ifindex = ctx->ingress_ifindex };
-	struct mzr_agent_val *a;
+	struct mzr_agent *a;
 	struct mzr_if_cfg *cfg;
 	struct mzr_arp *arp = NULL;
-	struct mzr_ep_key ek;
-	struct mzr_ep_val *ep;
+	struct mzr_endpoint *ep;
+	struct mzr_host *bouncer;
 	struct mzr_hop hop;
 	struct ethhdr *eth;
 	__be32 src, dst;
 	__u32 hash, n;
 	int err;
 
-	a = bpf_map_lookup_elem(&mzr_agents, &ak);
+	a = mzr_agent_find(ctx->ingress_ifindex);
 	cfg = mzr_if_cfg_get();
 	if (!a || !cfg || !cfg->ip)
 		return mzr_agent_drop(MZR_D_AGENT_NOCFG);
@@ -102,15 +96,13 @@ int mzr_agent(struct xdp_md *ctx)
 	if (src != a->ip)
 		return mzr_agent_drop(MZR_D_AGENT_SPOOF);
 
-	ek.vni = a->vni;
-	ek.ip = dst;
-	ep = bpf_map_lookup_elem(&mzr_endpoints, &ek);
+	ep = mzr_ep_find(a->vni, dst);
 	hash = mzr_flow_hash(src, dst);
 
 	/* Same host: never leaves it. */
 	if (ep && ep->ifindex && ep->type == MZR_EP_SIMPLE) {
 		if (ep->flags & MZR_EP_F_BYPASS_DECAP)
-			return mzr_agent_encap(ctx, cfg, a, cfg->ip, hash, ep->ifindex);
+			return mzr_agent_encap(ctx, cfg, a, cfg->ip, cfg->mac, hash, ep->ifindex);
 		if (!arp)
 			mzr_mac_copy(eth->h_dest, ep->mac);
 		mzr_count(MZR_C_AGENT_LOCAL);
@@ -121,9 +113,11 @@ int mzr_agent(struct xdp_md *ctx)
 	n = a->nbouncers;
 	if (n == 0 || n > MZR_MAX_HOPS)
 		return mzr_agent_drop(MZR_D_NO_HOPS);
-	hop.ip = mzr_hop_pick(a->bouncer_ip, n, hash);
-	if (hop.ip != cfg->ip)
-		return mzr_agent_encap(ctx, cfg, a, hop.ip, hash, cfg->ifindex);
+	bouncer = mzr_host_get(mzr_hop_slot(a->bouncer, n, src, dst));
+	if (!bouncer)
+		return mzr_agent_drop(MZR_D_NO_SUBSTRATE);
+	if (bouncer->ip != cfg->ip)
+		return mzr_agent_encap(ctx, cfg, a, bouncer->ip, bouncer->mac, hash, cfg->ifindex);
 
 	/* This host is the bouncer. */
 	if (ep && arp && arp->op == bpf_htons(MZR_ARP_REQUEST) && arp->spa != arp->tpa) {
@@ -139,10 +133,10 @@ int mzr_agent(struct xdp_md *ctx)
 	err = mzr_next_hop(a->vni, src, dst, ep, &hop);
 	if (err)
 		return mzr_agent_drop(err);
-	if (hop.ip == cfg->ip)
+	if (hop.host->ip == cfg->ip)
 		return mzr_agent_drop(MZR_D_LOOP);
 	mzr_count(hop.path);
-	return mzr_agent_encap(ctx, cfg, a, hop.ip, hash, cfg->ifindex);
+	return mzr_agent_encap(ctx, cfg, a, hop.host->ip, hop.host->mac, hash, cfg->ifindex);
 }
 
 char _license[] SEC("license") = "GPL";

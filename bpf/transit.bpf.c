@@ -21,6 +21,7 @@
 #include "mzr_maps.h"
 #include "mzr_parse.h"
 #include "mzr_encap.h"
+#include "mzr_tables.h"
 #include "mzr_route.h"
 
 struct {
@@ -60,18 +61,12 @@ struct mzr_outer {
 static __always_inline int mzr_forward(struct xdp_md *ctx, struct mzr_outer *o,
 				       const struct mzr_if_cfg *cfg, const struct mzr_hop *hop)
 {
-	struct mzr_sub_key sk = { .ip = hop->ip };
-	struct mzr_sub_val *sub;
 	__u8 ttl = o->ip->ttl;
 
-	if (ttl <= 1)
-		return mzr_drop(ctx, MZR_D_TTL);
-	if (hop->ip == cfg->ip)
+	if (hop->host->ip == cfg->ip)
 		return mzr_drop(ctx, MZR_D_LOOP);
-	sub = bpf_map_lookup_elem(&mzr_substrate, &sk);
-	if (!sub)
-		return mzr_drop(ctx, MZR_D_NO_SUBSTRATE);
-	mzr_outer_retarget(o->eth, o->ip, o->udp, cfg->mac, sub->mac, cfg->ip, hop->ip, ttl - 1);
+	mzr_outer_retarget(o->eth, o->ip, o->udp, cfg->mac, hop->host->mac, cfg->ip, hop->host->ip,
+			   ttl - 1);
 	mzr_count(hop->path);
 	return mzr_verdict(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX);
 }
@@ -89,7 +84,7 @@ static __always_inline int mzr_arp_reply(struct xdp_md *ctx, struct mzr_outer *o
 }
 
 /* Hand the packet to an endpoint hosted on this host. */
-static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_ep_val *ep,
+static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endpoint *ep,
 				       __u32 outer_len)
 {
 	if (ep->flags & MZR_EP_F_BYPASS_DECAP) {
@@ -122,11 +117,10 @@ int mzr_transit(struct xdp_md *ctx)
 	struct mzr_geneve *g;
 	struct ethhdr *ieth;
 	struct mzr_arp *arp = NULL;
-	struct mzr_ep_key ek;
-	struct mzr_ep_val *ep;
+	struct mzr_endpoint *ep;
 	struct mzr_hop hop;
 	__be32 src, dst;
-	__u32 outer_len;
+	__u32 outer_len, vni;
 	int err;
 
 	/* 1. Anything but Geneve to this host belongs to the host. */
@@ -188,9 +182,8 @@ int mzr_transit(struct xdp_md *ctx)
 		return mzr_drop(ctx, MZR_D_INNER_PROTO);
 	}
 
-	ek.vni = mzr_geneve_vni(g);
-	ek.ip = dst;
-	ep = bpf_map_lookup_elem(&mzr_endpoints, &ek);
+	vni = mzr_geneve_vni(g);
+	ep = mzr_ep_find(vni, dst);
 	if (ep) {
 		/* 2. ARP for an endpoint or gateway that is not here: answer it. */
 		if (arp && arp->op == bpf_htons(MZR_ARP_REQUEST) && !ep->ifindex &&
@@ -207,8 +200,10 @@ int mzr_transit(struct xdp_md *ctx)
 		if (ep->ifindex)
 			return mzr_deliver(ctx, ep, outer_len);
 	}
-	/* 4. Bouncer, Divider, VPC fallback. */
-	err = mzr_next_hop(ek.vni, src, dst, ep, &hop);
+	/* 4. Bouncer, Divider, VPC fallback. The TTL check comes first: it is free. */
+	if (o.ip->ttl <= 1)
+		return mzr_drop(ctx, MZR_D_TTL);
+	err = mzr_next_hop(vni, src, dst, ep, &hop);
 	if (err)
 		return mzr_drop(ctx, err);
 	return mzr_forward(ctx, &o, cfg, &hop);

@@ -22,14 +22,44 @@
 #define MZR_GENEVE_PORT 6081
 #define MZR_GENEVE_PROTO_ETH 0x6558 /* Transparent Ethernet Bridging */
 
+/*
+ * Lookups on the forwarding paths must be cheap: a BPF hash map lookup
+ * costs about as much as the whole bouncer path may. So the keyed tables
+ * are open-addressing hash tables laid out in ARRAY maps, whose lookups the
+ * verifier inlines. The control plane (plugins/module_utils/tables.py)
+ * places every entry within MZR_PROBES slots of its home slot
+ * mzr_slot_hash(a, b) & (slots - 1), and updates them so that a reader
+ * always sees either the old or the new complete entry:
+ *
+ *   tag 0 ............ empty: a probe stops here (miss)
+ *   tag MZR_TAG_DEAD .. tombstone or staged entry: a probe goes on
+ *   any other tag ..... a live entry (the VNI, or the ifindex for agents)
+ *
+ * Substrate hosts and scaled endpoints' backend lists are plain arrays
+ * indexed by a slot number the control plane allocates (0 = none); the
+ * tables refer to hosts by that slot.
+ */
+#define MZR_PROBES 16
+#define MZR_TAG_EMPTY 0
+#define MZR_TAG_DEAD 0xffffffffU
+
+#define MZR_EP_SLOTS (1 << 19)     /* 4 x 131,072 endpoints */
+#define MZR_NET_SLOTS (1 << 16)    /* >= 4 x 16,384 networks */
+#define MZR_VPC_SLOTS (1 << 15)    /* >= 4 x 8,192 VPCs */
+#define MZR_AGENT_SLOTS (1 << 15)  /* >= 4 x 8,192 local endpoints */
+#define MZR_HOST_SLOTS 16384       /* substrate hosts, slot 0 unused */
+#define MZR_BACKEND_SLOTS 4096     /* scaled endpoints, slot 0 unused */
+
 /* Capacities (at least Mizar's). */
-#define MZR_MAX_ENDPOINTS 65536
+#define MZR_MAX_ENDPOINTS 131072
 #define MZR_MAX_NETWORKS 16384
 #define MZR_MAX_VPCS 8192
-#define MZR_MAX_SUBSTRATE 16384
+#define MZR_MAX_SUBSTRATE (MZR_HOST_SLOTS - 1)
 #define MZR_MAX_AGENTS 8192
+#define MZR_MAX_SCALED (MZR_BACKEND_SLOTS - 1)
 #define MZR_MAX_HOPS 128    /* bouncers per network, dividers per VPC */
 #define MZR_MAX_BACKENDS 32 /* backends of one scaled endpoint */
+#define MZR_MAX_PLENS 8     /* distinct network prefix lengths in one VPC */
 
 /* Tail-call stages: slots of the mzr_stages prog array. */
 enum mzr_stage {
@@ -50,7 +80,14 @@ struct mzr_if_cfg {
 	__u32 flags;
 };
 
-/* mzr_endpoints: (VNI, inner IP) -> endpoint. */
+/* mzr_substrate[slot]: a substrate host (ip 0: free slot). */
+struct mzr_host {
+	__be32 ip;
+	__u8 mac[6];
+	__u16 _pad;
+};
+
+/* mzr_endpoints: flat table keyed by (VNI, inner IP). */
 enum mzr_ep_type {
 	MZR_EP_SIMPLE = 1,
 	MZR_EP_SCALED = 2,
@@ -59,70 +96,55 @@ enum mzr_ep_type {
 
 #define MZR_EP_F_BYPASS_DECAP 0x1
 
-struct mzr_ep_key {
-	__u32 vni;
+struct mzr_endpoint {
+	__u32 vni; /* tag */
 	__be32 ip;
-};
-
-struct mzr_ep_val {
-	__u8 type;      /* enum mzr_ep_type */
-	__u8 flags;     /* MZR_EP_F_* */
-	__u8 nbackends; /* scaled: used entries of backend_ip */
-	__u8 _pad;
-	__be32 host_ip; /* substrate IP of the host of a simple endpoint */
-	__u32 ifindex;  /* non-zero: hosted here, deliver to this interface */
+	__u8 type;     /* enum mzr_ep_type */
+	__u8 flags;    /* MZR_EP_F_* */
+	__u16 host;    /* simple, remote: substrate slot of its host */
+	__u32 ifindex; /* non-zero: hosted here, deliver to this interface */
 	__u8 mac[6];
-	__u16 _pad2;
-	__be32 backend_ip[MZR_MAX_BACKENDS]; /* scaled: inner IPs of the backends */
+	__u16 backends; /* scaled: mzr_backends slot */
 };
 
-/* mzr_networks: LPM trie on (VNI, inner prefix) -> the network's bouncers. */
-struct mzr_net_key {
-	__u32 prefixlen; /* 32 (the VNI) + the network's prefix length */
-	__u32 vni;
+/* mzr_backends[slot]: the backends of one scaled endpoint. */
+struct mzr_backend_set {
+	__u32 vni; /* the owning scaled endpoint, 0: free slot */
 	__be32 ip;
+	__u32 n;
+	__be32 backend_ip[MZR_MAX_BACKENDS];
 };
 
-struct mzr_net_val {
-	__u32 nbouncers;
-	__be32 bouncer_ip[MZR_MAX_HOPS];
+/* mzr_networks: flat table keyed by (VNI, prefix length, network address). */
+struct mzr_network {
+	__u32 vni; /* tag */
+	__be32 ip; /* network address */
+	__u8 plen;
+	__u8 _pad;
+	__u16 nbouncers;
+	__u16 bouncer[MZR_MAX_HOPS]; /* substrate slots */
 };
 
-/* mzr_vpcs: VNI -> the VPC's dividers. */
+/* mzr_vpcs: flat table keyed by VNI. */
 #define MZR_VPC_F_LOCAL_DIVIDER 0x1 /* this host is a divider of the VPC */
 
-struct mzr_vpc_key {
-	__u32 vni;
+struct mzr_vpc {
+	__u32 vni; /* tag */
+	__u8 flags; /* MZR_VPC_F_* */
+	__u8 nplens;
+	__u16 ndividers;
+	__u8 plens[MZR_MAX_PLENS];   /* prefix lengths of the VPC's networks known here, longest first */
+	__u16 divider[MZR_MAX_HOPS]; /* substrate slots */
 };
 
-struct mzr_vpc_val {
-	__u32 flags; /* MZR_VPC_F_* */
-	__u32 ndividers;
-	__be32 divider_ip[MZR_MAX_HOPS];
-};
-
-/* mzr_substrate: substrate host IP -> its MAC. */
-struct mzr_sub_key {
-	__be32 ip;
-};
-
-struct mzr_sub_val {
-	__u8 mac[6];
-	__u16 _pad;
-};
-
-/* mzr_agents: ifindex of an endpoint's host-side veth -> its agent config. */
-struct mzr_agent_key {
-	__u32 ifindex;
-};
-
-struct mzr_agent_val {
+/* mzr_agents: flat table keyed by the ifindex of an endpoint's host-side veth. */
+struct mzr_agent {
+	__u32 ifindex; /* tag */
 	__u32 vni;
 	__be32 ip;
 	__u8 mac[6];
-	__u16 _pad;
-	__u32 nbouncers;
-	__be32 bouncer_ip[MZR_MAX_HOPS];
+	__u16 nbouncers;
+	__u16 bouncer[MZR_MAX_HOPS]; /* substrate slots */
 };
 
 /*

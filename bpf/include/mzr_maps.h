@@ -20,45 +20,52 @@ struct {
 } mzr_if_cfg SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MZR_MAX_ENDPOINTS);
-	__type(key, struct mzr_ep_key);
-	__type(value, struct mzr_ep_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MZR_EP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mzr_endpoint);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_endpoints SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, MZR_MAX_NETWORKS);
-	__type(key, struct mzr_net_key);
-	__type(value, struct mzr_net_val);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MZR_NET_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mzr_network);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_networks SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MZR_MAX_VPCS);
-	__type(key, struct mzr_vpc_key);
-	__type(value, struct mzr_vpc_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MZR_VPC_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mzr_vpc);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_vpcs SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MZR_MAX_SUBSTRATE);
-	__type(key, struct mzr_sub_key);
-	__type(value, struct mzr_sub_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MZR_HOST_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mzr_host);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_substrate SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MZR_MAX_AGENTS);
-	__type(key, struct mzr_agent_key);
-	__type(value, struct mzr_agent_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MZR_AGENT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mzr_agent);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_agents SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MZR_BACKEND_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mzr_backend_set);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mzr_backends SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

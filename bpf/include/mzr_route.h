@@ -7,57 +7,66 @@
 #ifndef MZR_ROUTE_H
 #define MZR_ROUTE_H
 
-#include "mzr_maps.h"
-#include "mzr_hash.h"
+#include "mzr_tables.h"
 
 struct mzr_hop {
-	__be32 ip;  /* substrate IP of the next host */
-	__u32 path; /* MZR_C_BOUNCE, MZR_C_DIVIDE or MZR_C_TO_DIVIDER */
+	struct mzr_host *host; /* the next substrate host */
+	__u32 path;            /* MZR_C_BOUNCE, MZR_C_DIVIDE or MZR_C_TO_DIVIDER */
 };
 
-static __always_inline __be32 mzr_hop_pick(const __be32 *ips, __u32 n, __u32 hash)
+static __always_inline __u32 mzr_hop_slot(const __u16 *slots, __u32 n, __be32 src, __be32 dst)
 {
-	return ips[mzr_pick(hash, n) & (MZR_MAX_HOPS - 1)];
+	return slots[mzr_pick(mzr_flow_hash(src, dst), n) & (MZR_MAX_HOPS - 1)];
 }
 
 /*
- * Next hop for (vni, dst) given the endpoint entry (or NULL). Returns 0 and
+ * Next hop for (vni, dst) given its endpoint entry (or NULL). Returns 0 and
  * fills hop, or a drop reason.
  */
 static __always_inline int mzr_next_hop(__u32 vni, __be32 src, __be32 dst,
-					const struct mzr_ep_val *ep, struct mzr_hop *hop)
+					const struct mzr_endpoint *ep, struct mzr_hop *hop)
 {
-	struct mzr_net_key nk = { .prefixlen = 64, .vni = vni, .ip = dst };
-	struct mzr_vpc_key vk = { .vni = vni };
-	struct mzr_net_val *net;
-	struct mzr_vpc_val *vpc;
-	__u32 n;
+	struct mzr_network *net = NULL;
+	struct mzr_vpc *vpc;
+	__u32 slot, n;
+	int i;
 
 	if (ep) { /* Bouncer: the endpoint's own host */
-		hop->ip = ep->host_ip;
+		slot = ep->host;
 		hop->path = MZR_C_BOUNCE;
-		return 0;
+		goto found;
 	}
-	net = bpf_map_lookup_elem(&mzr_networks, &nk);
+	vpc = mzr_vpc_find(vni);
+	if (!vpc)
+		return MZR_D_UNKNOWN_VNI;
+	for (i = 0; i < MZR_MAX_PLENS; i++) {
+		__u8 plen;
+
+		if (i >= vpc->nplens)
+			break;
+		plen = vpc->plens[i];
+		net = mzr_net_find(vni, plen, dst & mzr_prefix_mask(plen));
+		if (net)
+			break;
+	}
 	if (net) { /* Divider: a bouncer of the destination network */
 		n = net->nbouncers;
 		if (n == 0 || n > MZR_MAX_HOPS)
 			return MZR_D_NO_HOPS;
-		hop->ip = mzr_hop_pick(net->bouncer_ip, n, mzr_flow_hash(src, dst));
+		slot = mzr_hop_slot(net->bouncer, n, src, dst);
 		hop->path = MZR_C_DIVIDE;
-		return 0;
+		goto found;
 	}
-	vpc = bpf_map_lookup_elem(&mzr_vpcs, &vk);
-	if (!vpc)
-		return MZR_D_UNKNOWN_VNI;
 	if (vpc->flags & MZR_VPC_F_LOCAL_DIVIDER)
 		return MZR_D_NO_NETWORK;
 	n = vpc->ndividers;
 	if (n == 0 || n > MZR_MAX_HOPS)
 		return MZR_D_NO_HOPS;
-	hop->ip = mzr_hop_pick(vpc->divider_ip, n, mzr_flow_hash(src, dst));
+	slot = mzr_hop_slot(vpc->divider, n, src, dst);
 	hop->path = MZR_C_TO_DIVIDER;
-	return 0;
+found:
+	hop->host = mzr_host_get(slot);
+	return hop->host ? 0 : MZR_D_NO_SUBSTRATE;
 }
 
 #endif /* MZR_ROUTE_H */

@@ -58,62 +58,46 @@ DROP_REASONS = {
 COUNTER_SLOTS = 64
 
 
+TAG_EMPTY = 0
+TAG_DEAD = 0xFFFFFFFF
+H = capacity.MAX_HOPS
+
+
 class IfCfg(ctypes.Structure):
     _fields_ = [("ip", u32), ("mac", Mac), ("_pad", u16), ("ifindex", u32), ("flags", u32)]
 
 
-class EpKey(ctypes.Structure):
-    _fields_ = [("vni", u32), ("ip", u32)]
+class Host(ctypes.Structure):
+    _fields_ = [("ip", u32), ("mac", Mac), ("_pad", u16)]
 
 
-class EpVal(ctypes.Structure):
-    _fields_ = [
-        ("type", u8), ("flags", u8), ("nbackends", u8), ("_pad", u8),
-        ("host_ip", u32), ("ifindex", u32), ("mac", Mac), ("_pad2", u16),
-        ("backend_ip", u32 * capacity.MAX_BACKENDS),
-    ]
+class Endpoint(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ip", u32), ("type", u8), ("flags", u8), ("host", u16), ("ifindex", u32),
+                ("mac", Mac), ("backends", u16)]
 
 
-class NetKey(ctypes.Structure):
-    _fields_ = [("prefixlen", u32), ("vni", u32), ("ip", u32)]
+class BackendSet(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ip", u32), ("n", u32), ("backend_ip", u32 * capacity.MAX_BACKENDS)]
 
 
-class NetVal(ctypes.Structure):
-    _fields_ = [("nbouncers", u32), ("bouncer_ip", u32 * capacity.MAX_HOPS)]
+class Network(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ip", u32), ("plen", u8), ("_pad", u8), ("nbouncers", u16), ("bouncer", u16 * H)]
 
 
-class VpcKey(ctypes.Structure):
-    _fields_ = [("vni", u32)]
+class Vpc(ctypes.Structure):
+    _fields_ = [("vni", u32), ("flags", u8), ("nplens", u8), ("ndividers", u16),
+                ("plens", u8 * capacity.MAX_PLENS), ("divider", u16 * H)]
 
 
-class VpcVal(ctypes.Structure):
-    _fields_ = [("flags", u32), ("ndividers", u32), ("divider_ip", u32 * capacity.MAX_HOPS)]
-
-
-class SubKey(ctypes.Structure):
-    _fields_ = [("ip", u32)]
-
-
-class SubVal(ctypes.Structure):
-    _fields_ = [("mac", Mac), ("_pad", u16)]
-
-
-class AgentKey(ctypes.Structure):
-    _fields_ = [("ifindex", u32)]
-
-
-class AgentVal(ctypes.Structure):
-    _fields_ = [
-        ("vni", u32), ("ip", u32), ("mac", Mac), ("_pad", u16),
-        ("nbouncers", u32), ("bouncer_ip", u32 * capacity.MAX_HOPS),
-    ]
+class Agent(ctypes.Structure):
+    _fields_ = [("ifindex", u32), ("vni", u32), ("ip", u32), ("mac", Mac), ("nbouncers", u16),
+                ("bouncer", u16 * H)]
 
 
 # C struct name for every codec, for the BTF comparison.
 C_NAMES = {
-    IfCfg: "mzr_if_cfg", EpKey: "mzr_ep_key", EpVal: "mzr_ep_val", NetKey: "mzr_net_key",
-    NetVal: "mzr_net_val", VpcKey: "mzr_vpc_key", VpcVal: "mzr_vpc_val", SubKey: "mzr_sub_key",
-    SubVal: "mzr_sub_val", AgentKey: "mzr_agent_key", AgentVal: "mzr_agent_val",
+    IfCfg: "mzr_if_cfg", Host: "mzr_host", Endpoint: "mzr_endpoint", BackendSet: "mzr_backend_set",
+    Network: "mzr_network", Vpc: "mzr_vpc", Agent: "mzr_agent",
 }
 
 
@@ -142,197 +126,262 @@ def bytes_to_mac(b):
     return ":".join("%02x" % x for x in bytes(b))
 
 
-def _hops(arr, ips, what):
-    if len(ips) > len(arr):
-        raise ValueError("%d %s, at most %d fit" % (len(ips), what, len(arr)))
-    for i, ip in enumerate(ips):
-        arr[i] = ip_to_u32(ip)
-    return len(ips)
-
-
-def _unhops(arr, n):
-    return [u32_to_ip(arr[i]) for i in range(min(n, len(arr)))]
-
-
 def _put_mac(field, mac):
     ctypes.memmove(field, mac_to_bytes(mac), 6)
 
 
-# ---------------------------------------------------------------- map specs
+def _mix32(h):
+    h ^= h >> 16
+    h = (h * 0x7FEB352D) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x846CA68B) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h
 
 
-class MapSpec:
-    """How one map's logical entries become bytes. Subclasses define
-    key_of(entry), encode_value(entry) and decode(key, value)."""
+def slot_hash(a, b):
+    """mzr_slot_hash() of bpf/include/mzr_tables.h."""
+    return _mix32((a * 0x9E3779B1 + b) & 0xFFFFFFFF)
 
+
+def flow_hash(src, dst):
+    """mzr_flow_hash() of bpf/include/mzr_hash.h, on dotted IPv4 addresses."""
+    a, b = ip_to_u32(src), ip_to_u32(dst)
+    return _mix32(((a ^ b) + 0x9E3779B9 * (a & b)) & 0xFFFFFFFF)
+
+
+def pick(hops, src, dst):
+    """The hop the datapath picks for the flow src -> dst among hops."""
+    return hops[(flow_hash(src, dst) * len(hops)) >> 32]
+
+
+def _cidr(cidr):
+    addr, _, plen = cidr.partition("/")
+    plen = int(plen or 32)
+    mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+    net = int.from_bytes(socket.inet_aton(addr), "big") & mask
+    return net.to_bytes(4, "big"), plen
+
+
+# ---------------------------------------------------------------- table codecs
+#
+# A codec knows one map: the logical key of an entry, the home slot of a
+# key, and how an entry becomes the slot's bytes and back. Hosts are
+# referred to by substrate slot: encode takes host_slot(ip) -> slot, decode
+# host_ip(slot) -> ip.
+
+
+class FlatCodec:
     pin_name = None
-    key_type = None
-    value_type = None
+    ctype = None
+    slots = None
+    tag_field = "vni"
 
-    def key_of(self, entry):
+    def key(self, entry):
         raise NotImplementedError
 
-    def encode_value(self, entry):
+    def hash_words(self, entry):
         raise NotImplementedError
 
-    def decode(self, key, value):
+    def home(self, entry):
+        return slot_hash(*self.hash_words(entry)) & (self.slots - 1)
+
+    def encode(self, entry, host_slot, backend_slot=None):
         raise NotImplementedError
 
-    def encode(self, entry):
-        return self.key_of(entry), self.encode_value(entry)
+    def decode(self, raw, host_ip, backends=None):
+        raise NotImplementedError
 
-    def _k(self, raw):
-        return self.key_type.from_buffer_copy(raw)
-
-    def _v(self, raw):
-        return self.value_type.from_buffer_copy(raw)
+    def tag_of(self, raw):
+        return int.from_bytes(raw[:4], "little")
 
 
-class IfCfgSpec(MapSpec):
-    """{ip, mac, ifindex} -> the single entry of mzr_if_cfg."""
-
-    pin_name = "mzr_if_cfg"
-    key_type = u32
-    value_type = IfCfg
-
-    def key_of(self, entry):
-        return bytes(u32(0))
-
-    def encode_value(self, entry):
-        v = IfCfg(ip=ip_to_u32(entry["ip"]), ifindex=entry["ifindex"], flags=entry.get("flags", 0))
-        _put_mac(v.mac, entry["mac"])
-        return bytes(v)
-
-    def decode(self, key, value):
-        v = self._v(value)
-        return {"ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac), "ifindex": v.ifindex, "flags": v.flags}
+def _slots(arr, ips, host_slot):
+    for i, ip in enumerate(ips):
+        arr[i] = host_slot(ip)
+    return len(ips)
 
 
-class EndpointSpec(MapSpec):
+def _ips(arr, n, host_ip):
+    return [host_ip(arr[i]) for i in range(min(n, len(arr)))]
+
+
+class EndpointCodec(FlatCodec):
     """{vni, ip, type, host_ip, ifindex, mac, bypass_decap, backends}."""
 
     pin_name = "mzr_endpoints"
-    key_type = EpKey
-    value_type = EpVal
+    ctype = Endpoint
+    slots = capacity.EP_SLOTS
 
-    def key_of(self, entry):
-        return bytes(EpKey(vni=entry["vni"], ip=ip_to_u32(entry["ip"])))
+    def key(self, entry):
+        return (entry["vni"], entry["ip"])
 
-    def encode_value(self, entry):
-        v = EpVal(type=EP_TYPES[entry.get("type", "simple")],
-                  flags=EP_F_BYPASS_DECAP if entry.get("bypass_decap") else 0,
-                  host_ip=ip_to_u32(entry.get("host_ip")), ifindex=entry.get("ifindex") or 0)
+    def hash_words(self, entry):
+        return entry["vni"], ip_to_u32(entry["ip"])
+
+    def encode(self, entry, host_slot, backend_slot=None):
+        kind = entry.get("type", "simple")
+        v = Endpoint(vni=entry["vni"], ip=ip_to_u32(entry["ip"]), type=EP_TYPES[kind],
+                     flags=EP_F_BYPASS_DECAP if entry.get("bypass_decap") else 0,
+                     ifindex=entry.get("ifindex") or 0)
+        if kind == "simple" and not v.ifindex:
+            v.host = host_slot(entry["host_ip"])
+        if kind == "scaled":
+            v.backends = backend_slot(self.key(entry))
         _put_mac(v.mac, entry.get("mac"))
-        v.nbackends = _hops(v.backend_ip, entry.get("backends") or [], "backends")
         return bytes(v)
 
-    def decode(self, key, value):
-        k, v = self._k(key), self._v(value)
+    def decode(self, raw, host_ip, backends=None):
+        v = Endpoint.from_buffer_copy(raw)
+        kind = EP_TYPE_NAMES.get(v.type, str(v.type))
         return {
-            "vni": k.vni, "ip": u32_to_ip(k.ip), "type": EP_TYPE_NAMES.get(v.type, str(v.type)),
-            "host_ip": u32_to_ip(v.host_ip) if v.host_ip else None, "ifindex": v.ifindex,
+            "vni": v.vni, "ip": u32_to_ip(v.ip), "type": kind,
+            "host_ip": host_ip(v.host) if v.host else None, "ifindex": v.ifindex,
             "mac": bytes_to_mac(v.mac), "bypass_decap": bool(v.flags & EP_F_BYPASS_DECAP),
-            "backends": _unhops(v.backend_ip, v.nbackends),
+            "backends": list(backends(v.backends)) if (kind == "scaled" and backends) else [],
         }
 
 
-class NetworkSpec(MapSpec):
-    """{vni, cidr, bouncers} in the LPM trie keyed by (VNI, prefix)."""
+class NetworkCodec(FlatCodec):
+    """{vni, cidr, bouncers}."""
 
     pin_name = "mzr_networks"
-    key_type = NetKey
-    value_type = NetVal
+    ctype = Network
+    slots = capacity.NET_SLOTS
 
-    def key_of(self, entry):
-        addr, _, plen = entry["cidr"].partition("/")
-        return bytes(NetKey(prefixlen=32 + int(plen or 32), vni=entry["vni"], ip=ip_to_u32(addr)))
+    def key(self, entry):
+        net, plen = _cidr(entry["cidr"])
+        return (entry["vni"], "%s/%d" % (socket.inet_ntoa(net), plen))
 
-    def encode_value(self, entry):
-        v = NetVal()
-        v.nbouncers = _hops(v.bouncer_ip, entry["bouncers"], "bouncers")
+    def hash_words(self, entry):
+        net, plen = _cidr(entry["cidr"])
+        return entry["vni"] | (plen << 24), int.from_bytes(net, "little")
+
+    def encode(self, entry, host_slot, backend_slot=None):
+        net, plen = _cidr(entry["cidr"])
+        v = Network(vni=entry["vni"], ip=int.from_bytes(net, "little"), plen=plen)
+        v.nbouncers = _slots(v.bouncer, entry["bouncers"], host_slot)
         return bytes(v)
 
-    def decode(self, key, value):
-        k, v = self._k(key), self._v(value)
-        return {"vni": k.vni, "cidr": "%s/%d" % (u32_to_ip(k.ip), k.prefixlen - 32),
-                "bouncers": _unhops(v.bouncer_ip, v.nbouncers)}
+    def decode(self, raw, host_ip, backends=None):
+        v = Network.from_buffer_copy(raw)
+        return {"vni": v.vni, "cidr": "%s/%d" % (u32_to_ip(v.ip), v.plen),
+                "bouncers": _ips(v.bouncer, v.nbouncers, host_ip)}
 
 
-class VpcSpec(MapSpec):
-    """{vni, dividers, local_divider}."""
+class VpcCodec(FlatCodec):
+    """{vni, dividers, local_divider}; the prefix lengths to try come from
+    the networks this host holds for the VNI (entry["plens"])."""
 
     pin_name = "mzr_vpcs"
-    key_type = VpcKey
-    value_type = VpcVal
+    ctype = Vpc
+    slots = capacity.VPC_SLOTS
 
-    def key_of(self, entry):
-        return bytes(VpcKey(vni=entry["vni"]))
+    def key(self, entry):
+        return entry["vni"]
 
-    def encode_value(self, entry):
-        v = VpcVal(flags=VPC_F_LOCAL_DIVIDER if entry.get("local_divider") else 0)
-        v.ndividers = _hops(v.divider_ip, entry.get("dividers") or [], "dividers")
+    def hash_words(self, entry):
+        return entry["vni"], 0
+
+    def encode(self, entry, host_slot, backend_slot=None):
+        plens = sorted(set(entry.get("plens") or []), reverse=True)
+        if len(plens) > capacity.MAX_PLENS:
+            raise ValueError("VNI %d: %d network prefix lengths, at most %d" % (entry["vni"], len(plens),
+                                                                                 capacity.MAX_PLENS))
+        v = Vpc(vni=entry["vni"], flags=VPC_F_LOCAL_DIVIDER if entry.get("local_divider") else 0,
+                nplens=len(plens))
+        for i, p in enumerate(plens):
+            v.plens[i] = p
+        v.ndividers = _slots(v.divider, entry.get("dividers") or [], host_slot)
         return bytes(v)
 
-    def decode(self, key, value):
-        k, v = self._k(key), self._v(value)
-        return {"vni": k.vni, "dividers": _unhops(v.divider_ip, v.ndividers),
-                "local_divider": bool(v.flags & VPC_F_LOCAL_DIVIDER)}
+    def decode(self, raw, host_ip, backends=None):
+        v = Vpc.from_buffer_copy(raw)
+        return {"vni": v.vni, "dividers": _ips(v.divider, v.ndividers, host_ip),
+                "local_divider": bool(v.flags & VPC_F_LOCAL_DIVIDER),
+                "plens": [v.plens[i] for i in range(min(v.nplens, capacity.MAX_PLENS))]}
 
 
-class SubstrateSpec(MapSpec):
-    """{ip, mac}."""
-
-    pin_name = "mzr_substrate"
-    key_type = SubKey
-    value_type = SubVal
-
-    def key_of(self, entry):
-        return bytes(SubKey(ip=ip_to_u32(entry["ip"])))
-
-    def encode_value(self, entry):
-        v = SubVal()
-        _put_mac(v.mac, entry["mac"])
-        return bytes(v)
-
-    def decode(self, key, value):
-        return {"ip": u32_to_ip(self._k(key).ip), "mac": bytes_to_mac(self._v(value).mac)}
-
-
-class AgentSpec(MapSpec):
+class AgentCodec(FlatCodec):
     """{ifindex, vni, ip, mac, bouncers}."""
 
     pin_name = "mzr_agents"
-    key_type = AgentKey
-    value_type = AgentVal
+    ctype = Agent
+    slots = capacity.AGENT_SLOTS
+    tag_field = "ifindex"
 
-    def key_of(self, entry):
-        return bytes(AgentKey(ifindex=entry["ifindex"]))
+    def key(self, entry):
+        return entry["ifindex"]
 
-    def encode_value(self, entry):
-        v = AgentVal(vni=entry["vni"], ip=ip_to_u32(entry["ip"]))
+    def hash_words(self, entry):
+        return entry["ifindex"], 0
+
+    def encode(self, entry, host_slot, backend_slot=None):
+        v = Agent(ifindex=entry["ifindex"], vni=entry["vni"], ip=ip_to_u32(entry["ip"]))
         _put_mac(v.mac, entry.get("mac"))
-        v.nbouncers = _hops(v.bouncer_ip, entry["bouncers"], "bouncers")
+        v.nbouncers = _slots(v.bouncer, entry["bouncers"], host_slot)
         return bytes(v)
 
-    def decode(self, key, value):
-        k, v = self._k(key), self._v(value)
-        return {"ifindex": k.ifindex, "vni": v.vni, "ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac),
-                "bouncers": _unhops(v.bouncer_ip, v.nbouncers)}
+    def decode(self, raw, host_ip, backends=None):
+        v = Agent.from_buffer_copy(raw)
+        return {"ifindex": v.ifindex, "vni": v.vni, "ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac),
+                "bouncers": _ips(v.bouncer, v.nbouncers, host_ip)}
 
 
-# rendered map name -> spec
-SPECS = {
-    "if_cfg": IfCfgSpec(),
-    "endpoints": EndpointSpec(),
-    "networks": NetworkSpec(),
-    "vpcs": VpcSpec(),
-    "substrate": SubstrateSpec(),
-    "agents": AgentSpec(),
+def encode_if_cfg(entry):
+    v = IfCfg(ip=ip_to_u32(entry["ip"]), ifindex=entry["ifindex"], flags=entry.get("flags", 0))
+    _put_mac(v.mac, entry["mac"])
+    return bytes(v)
+
+
+def decode_if_cfg(raw):
+    v = IfCfg.from_buffer_copy(raw)
+    return {"ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac), "ifindex": v.ifindex, "flags": v.flags}
+
+
+def encode_host(entry):
+    v = Host(ip=ip_to_u32(entry["ip"]))
+    _put_mac(v.mac, entry["mac"])
+    return bytes(v)
+
+
+def decode_host(raw):
+    v = Host.from_buffer_copy(raw)
+    return {"ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac)} if v.ip else None
+
+
+def encode_backends(key, ips):
+    if len(ips) > capacity.MAX_BACKENDS:
+        raise ValueError("%d backends, at most %d" % (len(ips), capacity.MAX_BACKENDS))
+    v = BackendSet(vni=key[0], ip=ip_to_u32(key[1]), n=len(ips))
+    for i, ip in enumerate(ips):
+        v.backend_ip[i] = ip_to_u32(ip)
+    return bytes(v)
+
+
+def decode_backends(raw):
+    """(owner key, [ips]) or None for a free slot."""
+    v = BackendSet.from_buffer_copy(raw)
+    if not v.vni:
+        return None
+    return (v.vni, u32_to_ip(v.ip)), [u32_to_ip(v.backend_ip[i]) for i in range(min(v.n, capacity.MAX_BACKENDS))]
+
+
+# rendered map name -> codec of its flat table
+TABLES = {
+    "endpoints": EndpointCodec(),
+    "networks": NetworkCodec(),
+    "vpcs": VpcCodec(),
+    "agents": AgentCodec(),
 }
 
+IF_CFG_MAP = "mzr_if_cfg"
+SUBSTRATE_MAP = "mzr_substrate"
+BACKENDS_MAP = "mzr_backends"
 COUNTERS_MAP = "mzr_counters"
 STAGES_MAP = "mzr_stages"
-DATA_MAPS = tuple(s.pin_name for s in SPECS.values()) + (COUNTERS_MAP,)
+DATA_MAPS = tuple(c.pin_name for c in TABLES.values()) + (IF_CFG_MAP, SUBSTRATE_MAP, BACKENDS_MAP,
+                                                         COUNTERS_MAP)
 
 
 def sum_counters(values_per_key):

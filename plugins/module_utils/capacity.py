@@ -12,13 +12,24 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-MAX_ENDPOINTS = 65536
+MAX_ENDPOINTS = 131072
 MAX_NETWORKS = 16384
 MAX_VPCS = 8192
-MAX_SUBSTRATE = 16384
-MAX_AGENTS = 8192
+MAX_SUBSTRATE = 16383  # substrate hosts one host forwards to
+MAX_AGENTS = 8192  # endpoints hosted on one host
+MAX_SCALED = 4095  # scaled endpoints one host knows
 MAX_HOPS = 128  # bouncers per network, dividers per VPC
 MAX_BACKENDS = 32  # backends of one scaled endpoint
+MAX_PLENS = 8  # distinct network prefix lengths in one VPC
+
+# Slots of the flat tables (open addressing in ARRAY maps, see mzr_abi.h).
+PROBES = 16
+EP_SLOTS = 1 << 19
+NET_SLOTS = 1 << 16
+VPC_SLOTS = 1 << 15
+AGENT_SLOTS = 1 << 15
+HOST_SLOTS = MAX_SUBSTRATE + 1  # slot 0 unused
+BACKEND_SLOTS = MAX_SCALED + 1  # slot 0 unused
 
 # map name (as rendered) -> capacity
 MAP_CAPACITY = {

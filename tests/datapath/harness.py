@@ -4,7 +4,7 @@ import os
 import shutil
 import uuid
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf
+from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, tables
 
 BPF_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "bpf")
 OBJECTS = {"transit": "transit.bpf.o", "agent": "agent.bpf.o", "pass": "pass.bpf.o"}
@@ -34,30 +34,23 @@ class Harness:
             o = libbpf.BpfObject(os.path.join(BPF_OUT, obj), pin_root=self.pin_dir).load()
             self.objects[name] = o
             self.programs[name] = o.program(o.program_names()[0])
-        self.maps = dict((spec.pin_name, libbpf.Map.from_pin(os.path.join(self.pin_dir, spec.pin_name)))
-                         for spec in abi.SPECS.values())
-        self.counters_map = libbpf.Map.from_pin(os.path.join(self.pin_dir, abi.COUNTERS_MAP))
+        self.maps = tables.Maps(self.pin_dir)
+        self.counters_map = self.maps[abi.COUNTERS_MAP]
         self.stages = libbpf.Map.from_pin(os.path.join(self.pin_dir, abi.STAGES_MAP))
         self.world = None
 
     def close(self):
-        for m in list(self.maps.values()) + [self.counters_map, self.stages]:
-            m.close()
+        self.maps.close()
+        self.stages.close()
         for o in self.objects.values():
             o.close()
         shutil.rmtree(self.pin_dir, ignore_errors=True)
 
     def load_world(self, world):
-        """Replace all map contents with a world's entries (batched)."""
+        """Converge the maps to a world's entries."""
         if self.world is world:
             return
-        for name, spec in abi.SPECS.items():
-            m = self.maps[spec.pin_name]
-            if name == "if_cfg":
-                m.update(*spec.encode(world["if_cfg"]))
-                continue
-            m.delete_batch(m.keys())
-            m.update_batch(spec.encode(e) for e in world[name])
+        tables.converge(self.pin_dir, world)
         self.world = world
 
     def counters(self):

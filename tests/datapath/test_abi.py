@@ -40,15 +40,19 @@ def test_codec_matches_btf(obj, codec):
     assert _ctypes_layout(codec) == _btf_layout(desc)
 
 
-def test_map_definitions_match_specs():
+def test_map_definitions_match_codecs():
     require_bpf()
     with libbpf.BpfObject(os.path.join(BPF_OUT, "transit.bpf.o")) as obj:
-        for name, spec in abi.SPECS.items():
-            d = obj.map_def(spec.pin_name)
-            assert d["key_size"] == ctypes.sizeof(spec.key_type), name
-            assert d["value_size"] == ctypes.sizeof(spec.value_type), name
-            if name in capacity.MAP_CAPACITY:
-                assert d["max_entries"] == capacity.MAP_CAPACITY[name], name
+        for name, codec in abi.TABLES.items():
+            d = obj.map_def(codec.pin_name)
+            assert d["type"] == libbpf.BPF_MAP_TYPE_ARRAY, name
+            assert d["value_size"] == ctypes.sizeof(codec.ctype), name
+            assert d["max_entries"] == codec.slots, name
+        for pin, ctype, slots in ((abi.SUBSTRATE_MAP, abi.Host, capacity.HOST_SLOTS),
+                                  (abi.BACKENDS_MAP, abi.BackendSet, capacity.BACKEND_SLOTS),
+                                  (abi.IF_CFG_MAP, abi.IfCfg, 1)):
+            d = obj.map_def(pin)
+            assert (d["value_size"], d["max_entries"]) == (ctypes.sizeof(ctype), slots), pin
         assert obj.map_def(abi.STAGES_MAP)["max_entries"] == len(abi.STAGES)
         assert obj.map_def(abi.COUNTERS_MAP)["max_entries"] == abi.COUNTER_SLOTS
 
@@ -71,22 +75,49 @@ def test_enums_match_header():
     assert dict(("MZR_EP_" + k.upper(), v) for k, v in abi.EP_TYPES.items()) == _enum("mzr_ep_type")
     text = open(HEADER).read()
     assert int(re.search(r"#define MZR_ABI_VERSION (\d+)", text).group(1)) == abi.ABI_VERSION
-    for const in ("MAX_ENDPOINTS", "MAX_NETWORKS", "MAX_VPCS", "MAX_SUBSTRATE", "MAX_AGENTS", "MAX_HOPS",
-                  "MAX_BACKENDS"):
+    for const in ("MAX_ENDPOINTS", "MAX_NETWORKS", "MAX_VPCS", "MAX_AGENTS", "MAX_HOPS", "MAX_BACKENDS",
+                  "MAX_PLENS"):
         assert int(re.search(r"#define MZR_%s (\d+)" % const, text).group(1)) == getattr(capacity, const)
 
 
-@pytest.mark.parametrize("name", sorted(abi.SPECS))
+def test_constants_match_header():
+    text = open(HEADER).read()
+
+    def define(name):
+        m = re.search(r"#define MZR_%s \(?(\d+)(?: << (\d+))?" % name, text)
+        return int(m.group(1)) << int(m.group(2) or 0)
+    for name in ("EP_SLOTS", "NET_SLOTS", "VPC_SLOTS", "AGENT_SLOTS", "HOST_SLOTS", "BACKEND_SLOTS", "PROBES"):
+        assert define(name) == getattr(capacity, name), name
+    assert int(re.search(r"#define MZR_TAG_DEAD (0x[0-9a-fA-F]+)U", text).group(1), 16) == abi.TAG_DEAD
+    assert capacity.MAX_SUBSTRATE == capacity.HOST_SLOTS - 1
+    assert capacity.MAX_SCALED == capacity.BACKEND_SLOTS - 1
+    for slots, limit in ((capacity.EP_SLOTS, capacity.MAX_ENDPOINTS), (capacity.NET_SLOTS, capacity.MAX_NETWORKS),
+                         (capacity.VPC_SLOTS, capacity.MAX_VPCS), (capacity.AGENT_SLOTS, capacity.MAX_AGENTS)):
+        assert slots >= 4 * limit  # load factor at most 1/4 keeps probe runs short
+
+
+SAMPLES = {
+    "endpoints": {"vni": 7, "ip": "10.0.0.9", "type": "simple", "host_ip": "192.168.0.1", "ifindex": 0,
+                  "mac": "02:aa:bb:cc:dd:ee", "bypass_decap": True, "backends": []},
+    "networks": {"vni": 16777215, "cidr": "10.1.2.0/23", "bouncers": ["192.168.0.1", "192.168.0.2"]},
+    "vpcs": {"vni": 1, "dividers": ["192.168.0.1"], "local_divider": True, "plens": [24, 16]},
+    "agents": {"ifindex": 12, "vni": 5, "ip": "10.0.0.4", "mac": "02:00:00:00:00:44",
+               "bouncers": ["192.168.0.%d" % (i % 2 + 1) for i in range(128)]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_codec_roundtrip(name):
-    samples = {
-        "if_cfg": {"ip": "192.168.0.3", "mac": "02:00:00:00:00:03", "ifindex": 2, "flags": 0},
-        "endpoints": {"vni": 7, "ip": "10.0.0.9", "type": "scaled", "host_ip": None, "ifindex": 0,
-                      "mac": "02:aa:bb:cc:dd:ee", "bypass_decap": True, "backends": ["10.0.0.1", "10.0.0.2"]},
-        "networks": {"vni": 16777215, "cidr": "10.1.2.0/23", "bouncers": ["192.168.0.1", "192.168.0.2"]},
-        "vpcs": {"vni": 1, "dividers": ["192.168.0.9"], "local_divider": True},
-        "substrate": {"ip": "192.168.0.1", "mac": "02:00:00:00:00:01"},
-        "agents": {"ifindex": 12, "vni": 5, "ip": "10.0.0.4", "mac": "02:00:00:00:00:44",
-                   "bouncers": ["192.168.0.%d" % i for i in range(1, 129)]},
-    }
-    spec = abi.SPECS[name]
-    assert spec.decode(*spec.encode(samples[name])) == samples[name]
+    slots = {"192.168.0.1": 1, "192.168.0.2": 2}
+    ips = dict((v, k) for k, v in slots.items())
+    codec = abi.TABLES[name]
+    raw = codec.encode(SAMPLES[name], slots.__getitem__, lambda key: 0)
+    assert len(raw) == ctypes.sizeof(codec.ctype)
+    assert codec.decode(raw, ips.get, lambda s: []) == SAMPLES[name]
+    assert codec.key(codec.decode(raw, ips.get)) == codec.key(SAMPLES[name])
+
+
+def test_hashes_match_datapath_examples():
+    # the bouncer a divider picks in the fixture table is computed with these
+    assert abi.pick(["a", "b"], "10.3.1.9", "10.3.0.77") in ("a", "b")
+    assert abi.flow_hash("10.0.0.1", "10.0.0.2") == abi.flow_hash("10.0.0.2", "10.0.0.1")

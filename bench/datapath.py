@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Datapath benchmark: ns per packet for each pipeline path, against the
+floor (a program that only returns XDP_PASS) measured in the same run.
+
+BPF_PROG_TEST_RUN with repeat > 1 re-runs the program on the packet it
+already rewrote (a bounced packet is no longer addressed to this host, a
+decapsulated one is no longer Geneve), so it would time some other path.
+So the program under test is reached through bench/restore.bpf.c, which
+puts the original packet back (head and bytes) before every repetition and
+tail-calls it. The wrapper's own cost is measured the same way with the
+floor program as target and subtracted:
+
+    path ns = floor + (wrapper -> path) - (wrapper -> floor)
+
+Paths that leave the packet as it was (pass, bypass) are also timed
+directly with repeat, as a cross-check. After every timed call the verdict
+and the output bytes are checked against the fixture table.
+
+    bench/datapath.py            # table
+    bench/datapath.py --json     # {"floor_ns": F, "paths": {...}}
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, ".build"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "datapath"))
+
+import fixtures as F  # noqa: E402
+from harness import Harness  # noqa: E402
+from ansible_collections.mizar.transit.plugins.module_utils import libbpf  # noqa: E402
+
+PATHS = [  # (name in the report, fixture, target as a multiple of the floor or "+5")
+    ("bouncer", "bouncer", "2.5x"),
+    ("divider", "divider", "3.5x"),
+    ("local", "local", "2.5x"),
+    ("bypass", "bypass", None),
+    ("pass", "ssh", "+5"),
+]
+
+
+def _check(f, r):
+    if r.retval != f.verdict or r.data != f.output:
+        raise SystemExit("%s: wrong verdict %s or output during the benchmark" % (f.name, F.VERDICTS.get(r.retval)))
+
+
+class Restorer:
+    """bench/restore.bpf.c, built and loaded beside the harness."""
+
+    def __init__(self, h):
+        out = os.path.join(tempfile.mkdtemp(prefix="mzr-bench-"), "restore.bpf.o")
+        subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-Wall",
+                        "-I/usr/include/%s-linux-gnu" % os.uname().machine,
+                        "-c", os.path.join(HERE, "restore.bpf.c"), "-o", out], check=True)
+        self.obj = libbpf.BpfObject(out).load()
+        self.prog = self.obj.program("bench_restore")
+        self.packet = self.obj.map("bench_packet")
+        self.target = self.obj.map("bench_target")
+        self.h = h
+
+    def close(self):
+        self.obj.close()
+
+    def run(self, program, f, repeat):
+        """Time program on f's packet, restored before every repetition."""
+        data = f.packet
+        self.packet.update(bytes(4), len(data).to_bytes(4, "little") + data + bytes(256 - len(data)))
+        self.target.update(bytes(4), self.h.programs[program].fd.to_bytes(4, "little"))
+        r = self.prog.test_run(data, repeat=repeat, ingress_ifindex=f.ingress)
+        return r
+
+
+def measure(rounds, repeat):
+    h = Harness()
+    w = Restorer(h)
+    try:
+        bounce = F.BY_NAME["bouncer"]
+        floor_fx = bounce._replace(name="floor", verdict=F.XDP_PASS, output=bounce.packet, program="pass")
+        floor, wrapped_floor = [], []
+        wrapped = dict((name, []) for name, _, _ in PATHS)
+        direct = dict((name, []) for name, _, _ in PATHS)
+        for _ in range(rounds):  # interleaved, so drift hits every path alike
+            r = h.programs["pass"].test_run(floor_fx.packet, repeat=repeat)
+            _check(floor_fx, r)
+            floor.append(r.duration_ns)
+            r = w.run("pass", floor_fx, repeat)
+            _check(floor_fx, r)
+            wrapped_floor.append(r.duration_ns)
+            for name, fx, _ in PATHS:
+                f = F.BY_NAME[fx]
+                h.load_world(F.WORLDS[f.world])
+                r = w.run(f.program, f, repeat)
+                _check(f, r)
+                wrapped[name].append(r.duration_ns)
+                if f.output == f.packet:
+                    r = h.programs[f.program].test_run(f.packet, repeat=repeat, ingress_ifindex=f.ingress)
+                    _check(f, r)
+                    direct[name].append(r.duration_ns)
+        floor_ns = statistics.median(floor)
+        wrapper_ns = statistics.median(wrapped_floor) - floor_ns
+        paths = {}
+        for name, fx, target in PATHS:
+            ns = statistics.median(wrapped[name]) - wrapper_ns
+            paths[name] = {"ns": ns, "verdict": F.VERDICTS[F.BY_NAME[fx].verdict],
+                           "direct_ns": statistics.median(direct[name]) if direct[name] else None,
+                           "ratio": round(ns / floor_ns, 2), "target": target, "met": _met(ns, floor_ns, target)}
+        return {"floor_ns": floor_ns, "paths": paths, "wrapper_ns": wrapper_ns, "rounds": rounds,
+                "repeat": repeat}
+    finally:
+        w.close()
+        h.close()
+
+
+def _met(ns, floor, target):
+    if target is None:
+        return None
+    if target.startswith("+"):
+        return ns <= floor + float(target[1:])
+    return ns <= floor * float(target[:-1])
+
+
+def table(res):
+    row = "%-9s %8s %8s %-13s %-8s %-7s %s"
+    lines = [row % ("path", "ns/pkt", "x floor", "verdict", "direct", "target", "met")]
+    lines.append(row % ("floor", "%.1f" % res["floor_ns"], "1.00", "XDP_PASS", "", "", ""))
+    for name, p in res["paths"].items():
+        met = "" if p["met"] is None else ("yes" if p["met"] else "NO")
+        direct = "" if p["direct_ns"] is None else "%.1f" % p["direct_ns"]
+        lines.append(row % (name, "%.1f" % p["ns"], "%.2f" % p["ratio"], p["verdict"], direct,
+                            p["target"] or "", met))
+    lines.append("(median of %d rounds of %d repetitions; restore wrapper: %.1f ns, subtracted; "
+                 "direct: plain repeat, for paths that leave the packet unchanged)" % (
+                     res["rounds"], res["repeat"], res["wrapper_ns"]))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument("--repeat", type=int, default=100000, help="in-kernel repetitions per round")
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
+    args = ap.parse_args()
+    res = measure(args.rounds, args.repeat)
+    print(json.dumps(res, indent=2) if args.json else table(res))
+
+
+if __name__ == "__main__":
+    main()
