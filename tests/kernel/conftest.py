@@ -149,3 +149,47 @@ def veth(netns):
     netlink.link_set("a0", netns=ns, up=True)
     netlink.link_set("a1", netns=ns, up=True)
     return ns
+
+
+def edit_struct(text, struct, edit):
+    """Rewrite the member lines of `struct <struct> { ... };` in a header with
+    edit(lines) -> lines. Fails loudly when the struct is not found."""
+    head = "struct %s {\n" % struct
+    start = text.find(head)
+    end = text.find("\n};", start)
+    if start < 0 or end < 0:
+        pytest.fail("struct %s not found in mzr_abi.h: update this test's ABI edit" % struct, pytrace=False)
+    body = text[start + len(head):end + 1]
+    lines = body.splitlines(True)
+    return text[:start + len(head)] + "".join(edit(lines)) + text[end + 1:]
+
+
+def member_line(lines, name):
+    """Index of the member line declaring `name` (e.g. "ifindex")."""
+    for i, line in enumerate(lines):
+        decl = line.split("/*")[0].strip().rstrip(";")
+        if decl.split()[-1:] == [name] or decl.endswith(" " + name) or decl.split("[")[0].endswith(" " + name):
+            return i
+    pytest.fail("member %s not found: update this test's ABI edit" % name, pytrace=False)
+
+
+def build_variant(out_dir, edit_header=None, extra_srcs=()):
+    """Build the datapath objects from a copy of bpf/ whose mzr_abi.h went
+    through edit_header(text) -> text; also builds extra_srcs (stage
+    programs) against the edited headers. Returns the object directory."""
+    src = os.path.join(out_dir, "bpf")
+    shutil.copytree(os.path.join(ROOT, "bpf"), src)
+    if edit_header is not None:
+        hdr = os.path.join(src, "include", "mzr_abi.h")
+        with open(hdr) as f:
+            text = f.read()
+        with open(hdr, "w") as f:
+            f.write(edit_header(text))
+    objs = os.path.join(out_dir, "objs")
+    res = subprocess.run(["make", "-s", "-C", src, "OUT=" + objs], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True)
+    if res.returncode:
+        pytest.fail("building the variant datapath failed:\n%s" % res.stdout, pytrace=False)
+    for s in extra_srcs:
+        compile_bpf(s, objs, include=os.path.join(src, "include"))
+    return objs

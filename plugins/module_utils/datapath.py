@@ -1,0 +1,649 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""The datapath of one host: load, attach, program, inspect, tear down.
+
+A Datapath owns a pin directory (see stages.Layout): the maps shared by the
+transit, agent and pass programs (and by stage programs), the programs and
+the XDP links that attach them.
+
+Loading is idempotent and never mixes map layouts:
+
+* nothing pinned: the objects are loaded and their maps pinned;
+* pinned maps with the same layout as the new objects (type, key and value
+  size, max_entries, flags, and the BTF description of the key and value
+  types, so a reordered struct of the same size counts as a change): the
+  maps are reused with all their entries. A program whose instructions and
+  maps are unchanged (same tag, same map ids) stays as it is; a changed one
+  replaces the old one in every link through bpf_link_update;
+* any layout difference: a migration. The new objects are loaded with
+  fresh maps in <pin_dir>/maps_new; every entry of every data map is copied
+  converting by BTF member name (members in both layouts are copied, arrays
+  keep their common prefix, new members start zeroed; integers that change
+  size keep their low-order bytes); stage programs are reloaded against the
+  new maps (their objects must be given); every link is switched to the
+  program of the same role from the new objects; then maps_new and maps are
+  exchanged by rename and the old pins removed. Per-CPU counters restart
+  from zero across a migration (they are statistics, not state). Entries
+  written to the old maps by someone else during a migration would be lost:
+  the Datapath is meant to be the only writer.
+
+Attachments are always bpf_links pinned in <pin_dir>/links (named after
+the namespace and interface), so a migration or a program change can find
+and switch every one of them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ctypes
+import errno
+import os
+import re
+import struct
+
+from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, stages, tables, xdp
+
+ROLES = {
+    "transit": ("transit.bpf.o", "mzr_transit"),
+    "agent": ("agent.bpf.o", "mzr_agent"),
+    "pass": ("pass.bpf.o", "mzr_pass"),
+}
+ROLE_OF_PROG = dict((prog, role) for role, (_obj, prog) in ROLES.items())
+LOAD_ORDER = ("transit", "agent", "pass")  # transit declares every shared map
+MODES = tuple(sorted(xdp.MODES))
+RENAME_EXCHANGE = 1 << 1
+
+
+class DatapathError(Exception):
+    """A datapath operation that cannot be carried out."""
+
+
+# ---------------------------------------------------------------- layouts
+
+
+def pinned_layout(path):
+    """Layout of the map pinned at path: sizes, flags and BTF descriptions."""
+    fd = libbpf.obj_get(path)
+    try:
+        info = libbpf.map_info(fd)
+    finally:
+        os.close(fd)
+    out = {"type": info["type"], "key_size": info["key_size"], "value_size": info["value_size"],
+           "max_entries": info["max_entries"], "flags": info["map_flags"], "key": None, "value": None,
+           "id": info["id"]}
+    if info["btf_id"]:
+        btf = libbpf.Btf.from_kernel(info["btf_id"])
+        try:
+            if info["btf_key_type_id"]:
+                out["key"] = btf.describe(info["btf_key_type_id"])
+            if info["btf_value_type_id"]:
+                out["value"] = btf.describe(info["btf_value_type_id"])
+        finally:
+            btf.close()
+    return out
+
+
+def object_layout(obj, btf, name):
+    """Layout of map name as the (opened, not loaded) object declares it."""
+    d = obj.map_def(name)
+    kid, vid = obj.map_btf_ids(name)
+    return {"type": d["type"], "key_size": d["key_size"], "value_size": d["value_size"],
+            "max_entries": d["max_entries"], "flags": libbpf.object_map_flags(obj, name),
+            "key": btf.describe(kid) if kid else None, "value": btf.describe(vid) if vid else None}
+
+
+_COMPARED = ("type", "key_size", "value_size", "max_entries", "flags", "key", "value")
+
+
+def layout_changes(old, new):
+    """Names of the layout properties that differ ([] = same layout). A BTF
+    description missing on either side is compared by sizes alone."""
+    out = []
+    for k in _COMPARED:
+        if k in ("key", "value") and (old[k] is None or new[k] is None):
+            continue
+        if old[k] != new[k]:
+            out.append(k)
+    return out
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def desc_size(desc):
+    if desc[0] == "int":
+        return desc[1]
+    if desc[0] == "array":
+        return desc_size(desc[1]) * desc[2]
+    return desc[2]
+
+
+def convert(old, new, data):
+    """Bytes of a value of BTF description old, re-laid as description new:
+    struct members by name, arrays by common prefix, integers by low-order
+    bytes (host order), anything else zero."""
+    size = desc_size(new)
+    if old == new:
+        return bytes(data[:size])
+    out = bytearray(size)
+    if old[0] == "struct" and new[0] == "struct":
+        old_members = dict((m[0], (m[1], m[2])) for m in old[3])
+        for mname, off, mdesc in new[3]:
+            if mname in old_members and mname:
+                ooff, odesc = old_members[mname]
+                part = convert(odesc, mdesc, data[ooff:ooff + desc_size(odesc)])
+                out[off:off + len(part)] = part
+    elif old[0] == "array" and new[0] == "array":
+        osz, nsz = desc_size(old[1]), desc_size(new[1])
+        for i in range(min(old[2], new[2])):
+            part = convert(old[1], new[1], data[i * osz:(i + 1) * osz])
+            out[i * nsz:i * nsz + len(part)] = part
+    elif old[0] == "int" and new[0] == "int":
+        n = min(old[1], new[1])
+        out[:n] = data[:n]
+    return bytes(out)
+
+
+def _converter(old, new, size_old, size_new):
+    if old is None or new is None:
+        if size_old != size_new:
+            raise DatapathError("no BTF to convert a %d-byte layout to %d bytes" % (size_old, size_new))
+        return lambda b: bytes(b)
+    return lambda b: convert(old, new, b)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+_NONZERO = re.compile(b"[^\\x00]+")
+
+
+def nonzero_slots(blob, size):
+    """Indexes of the values of `size` bytes in blob that are not all zero
+    (scanned by the regex engine: fast on big, mostly empty tables)."""
+    out = []
+    last = -1
+    for m in _NONZERO.finditer(blob):
+        for slot in range(max(m.start() // size, last + 1), (m.end() - 1) // size + 1):
+            out.append(slot)
+        last = (m.end() - 1) // size
+    return out
+
+
+def array_entries(m):
+    """[(key bytes, value bytes)] of the non-zero slots of an ARRAY map."""
+    blob = libbpf.read_array_blob(m)
+    size = m.value_size
+    return [(struct.pack("<I", s), blob[s * size:(s + 1) * size]) for s in nonzero_slots(blob, size)]
+
+
+def _esc(text):
+    return text.replace("%", "%25").replace(".", "%2e").replace("/", "%2f")
+
+
+def _unesc(text):
+    return text.replace("%2f", "/").replace("%2e", ".").replace("%25", "%")
+
+
+def link_name(iface, netns=None):
+    """Pin name of the link attaching XDP to iface in netns ("" = the
+    Datapath's own namespace): "<netns>:<iface>" with '.' escaped, since
+    bpffs refuses dots."""
+    return "%s:%s" % (_esc(netns or ""), _esc(str(iface)))
+
+
+def parse_link_name(name):
+    ns, _, iface = name.partition(":")
+    return (_unesc(ns) or None), _unesc(iface)
+
+
+def _rmtree_pins(path):
+    """Unpin everything under path and remove the directories."""
+    removed = 0
+    if not os.path.isdir(path):
+        return removed
+    for dirpath, dirs, files in os.walk(path, topdown=False):
+        for f in files:
+            if libbpf.unpin(os.path.join(dirpath, f)):
+                removed += 1
+        for d in dirs:
+            try:
+                os.rmdir(os.path.join(dirpath, d))
+            except FileNotFoundError:
+                pass
+    os.rmdir(path)
+    return removed
+
+
+_libc = None
+
+
+def _exchange(a, b):
+    """Swap two paths in one step (renameat2 RENAME_EXCHANGE); False when
+    the filesystem cannot."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(_libc, "renameat2"):
+        return False
+    at_fdcwd = -100
+    ret = _libc.renameat2(at_fdcwd, a.encode(), at_fdcwd, b.encode(), RENAME_EXCHANGE)
+    if ret == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, "exchanging %s and %s: %s" % (a, b, os.strerror(err)))
+
+
+def _prog_summary_at(path):
+    if not os.path.exists(path):
+        return None
+    fd = libbpf.obj_get(path)
+    try:
+        info = libbpf.prog_info(fd)
+        return {"prog_id": info["id"], "name": info["name"], "tag": info["tag"],
+                "map_ids": libbpf.prog_map_ids(fd)}
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- the datapath
+
+
+class Datapath:
+    """The datapath pinned at pin_dir, built from the objects in obj_dir.
+    netns is where its interfaces live unless an attach says otherwise."""
+
+    def __init__(self, pin_dir, obj_dir, netns=None):
+        self.pin_dir = pin_dir
+        self.obj_dir = obj_dir
+        self.netns = netns
+        self.layout = stages.Layout(pin_dir)
+
+    # ------------------------------------------------------------ load
+
+    def _obj_path(self, role):
+        path = os.path.join(self.obj_dir, ROLES[role][0])
+        if not os.path.exists(path):
+            raise DatapathError("%s missing (build the BPF objects: scripts/bootstrap)" % path)
+        return path
+
+    def _new_layouts(self):
+        """{map: layout} declared by the objects (every map of every role)."""
+        out = {}
+        for role in LOAD_ORDER:
+            path = self._obj_path(role)
+            obj = libbpf.BpfObject(path)
+            btf = None
+            try:
+                names = obj.map_names()
+                if names:
+                    btf = libbpf.Btf.from_elf(path)
+                for m in names:
+                    lay = object_layout(obj, btf, m)
+                    if m in out and layout_changes(out[m], lay):
+                        raise DatapathError("%s and another object disagree on the layout of %s" % (path, m))
+                    out[m] = lay
+            finally:
+                if btf is not None:
+                    btf.close()
+                obj.close()
+        return out
+
+    def layout_diff(self):
+        """{map: [changed properties]} between the pinned maps and the
+        objects; maps not pinned yet are absent; {} means all reusable."""
+        out = {}
+        for m, new in self._new_layouts().items():
+            path = self.layout.map(m)
+            if os.path.exists(path):
+                changes = layout_changes(pinned_layout(path), new)
+                if changes:
+                    out[m] = changes
+        return out
+
+    def _load_objects(self, maps_dir):
+        """Open and load every role's object with pin_root maps_dir.
+        Returns {role: BpfObject}; the caller closes them."""
+        objs = {}
+        try:
+            for role in LOAD_ORDER:
+                obj = libbpf.BpfObject(self._obj_path(role), pin_root=maps_dir)
+                objs[role] = obj
+                obj.load()
+        except Exception:
+            for o in objs.values():
+                o.close()
+            raise
+        return objs
+
+    def load(self, stage_sources=None):
+        """Load (or reload) the datapath; see the module doc. stage_sources
+        ({stage: (obj_path, prog_name)}) is needed only by a migration while
+        stages are installed. Returns {changed, action: created|reused|
+        migrated, maps: {map: created|reused|migrated}, programs: {role:
+        {prog_id, tag, changed}}, entries: {map: copied} (migration),
+        relinked: [link names]}."""
+        lay = self.layout
+        lay.make_dirs()
+        new = self._new_layouts()
+        pinned = [m for m in new if os.path.exists(lay.map(m))]
+        diff = {}
+        for m in pinned:
+            changes = layout_changes(pinned_layout(lay.map(m)), new[m])
+            if changes:
+                diff[m] = changes
+        if diff:
+            return self._migrate(new, diff, stage_sources or {})
+        maps = dict((m, "reused" if m in pinned else "created") for m in new)
+        objs = self._load_objects(lay.maps)
+        try:
+            programs, relinked = self._adopt_programs(objs)
+        finally:
+            for o in objs.values():
+                o.close()
+        changed = any(v == "created" for v in maps.values()) or any(p["changed"] for p in programs.values())
+        return {"changed": changed, "action": "reused" if pinned else "created", "maps": maps,
+                "programs": programs, "entries": {}, "relinked": relinked, "layout_changes": {}}
+
+    def _adopt_programs(self, objs):
+        """Keep pinned programs identical to the new ones; replace the others
+        (pin and every link running them)."""
+        programs = {}
+        relinked = []
+        for role, obj in objs.items():
+            prog = obj.program(ROLES[role][1])
+            info = prog.info()
+            new = {"prog_id": info["id"], "name": info["name"], "tag": info["tag"],
+                   "map_ids": libbpf.prog_map_ids(prog.fd)}
+            old = _prog_summary_at(self.layout.prog(role))
+            if stages.same_program(old, new):
+                programs[role] = {"prog_id": old["prog_id"], "tag": old["tag"], "changed": False}
+                continue
+            if old is not None:
+                relinked += self._relink({old["prog_id"]: prog})
+            stages.pin_replace(prog.fd, self.layout.prog(role))
+            programs[role] = {"prog_id": info["id"], "tag": info["tag"], "changed": True}
+        return programs, relinked
+
+    def _relink(self, by_old_id, rollback=None):
+        """Switch every pinned link running a program in by_old_id to its
+        replacement (atomically per link, expecting the old program).
+        rollback, a list, collects (link path, old prog fd, new prog fd)."""
+        done = []
+        for path in self.layout.link_pins():
+            lfd = libbpf.obj_get(path)
+            try:
+                info = libbpf.link_info(lfd)
+                new_prog = by_old_id.get(info["prog_id"])
+                if new_prog is None or not info["ifindex"]:
+                    continue
+                old_fd = libbpf.prog_fd_by_id(info["prog_id"])
+                try:
+                    libbpf.link_update(lfd, new_prog.fd, old_prog_fd=old_fd)
+                finally:
+                    if rollback is not None:
+                        rollback.append((path, old_fd, new_prog.fd))
+                    else:
+                        os.close(old_fd)
+                done.append(os.path.basename(path))
+            finally:
+                os.close(lfd)
+        return done
+
+    def _migrate(self, new, diff, stage_sources):
+        lay = self.layout
+        # stage programs are bound to the old maps: they must be reloaded
+        table = {}
+        if os.path.exists(lay.map(abi.STAGES_MAP)):
+            with libbpf.Map.from_pin(lay.map(abi.STAGES_MAP)) as arr:
+                table = stages.table(arr)
+        missing = [abi.STAGE_NAMES[s] for s in table if abi.STAGE_NAMES[s] not in stage_sources]
+        if missing:
+            raise DatapathError("map layout changed (%s) while stages %s are installed: give their objects "
+                                "(stage_sources) so they can be reloaded against the new maps" % (
+                                    ", ".join(sorted(diff)), ", ".join(sorted(missing))))
+        if os.path.exists(lay.maps_new):  # left by an aborted migration: never in use
+            _rmtree_pins(lay.maps_new)
+        os.mkdir(lay.maps_new)
+        opened = []
+        rollback = []
+        swapped = False
+        try:
+            objs = self._load_objects(lay.maps_new)
+            opened += objs.values()
+
+            # 1. copy every data map, converting by BTF member name
+            entries = {}
+            for m in new:
+                if m == abi.STAGES_MAP or not os.path.exists(lay.map(m)):
+                    continue
+                entries[m] = self._copy_map(lay.map(m), os.path.join(lay.maps_new, m), new[m])
+
+            # 2. the stage table, against the new maps
+            stage_progs = {}
+            for sname, (obj_path, prog_name) in sorted(stage_sources.items()):
+                obj = libbpf.BpfObject(obj_path, pin_root=lay.maps_new)
+                opened.append(obj)
+                obj.load()
+                stage_progs[stages.name_of(sname)] = obj.program(prog_name)
+            with libbpf.Map.from_pin(os.path.join(lay.maps_new, abi.STAGES_MAP)) as arr:
+                for sname, prog in stage_progs.items():
+                    arr.update(struct.pack("<I", stages.slot_of(sname)), struct.pack("<I", prog.fd))
+
+            # 3. every link to the program of the same role in the new objects
+            by_old_id = {}
+            for path in lay.link_pins():
+                lfd = libbpf.obj_get(path)
+                try:
+                    info = libbpf.link_info(lfd)
+                finally:
+                    os.close(lfd)
+                if not info["ifindex"]:
+                    continue
+                summary = stages._prog_summary(info["prog_id"])
+                role = ROLE_OF_PROG.get(summary["name"]) if summary else None
+                if role is None:
+                    raise DatapathError("link %s runs %s, which is none of %s" % (
+                        path, summary and summary["name"], ", ".join(sorted(ROLE_OF_PROG))))
+                by_old_id[info["prog_id"]] = objs[role].program(ROLES[role][1])
+            relinked = self._relink(by_old_id, rollback)
+
+            # 4. swap the map directories, then the program pins
+            if not _exchange(lay.maps_new, lay.maps):
+                os.rename(lay.maps, lay.maps_old)
+                os.rename(lay.maps_new, lay.maps)
+                os.rename(lay.maps_old, lay.maps_new)
+            swapped = True
+            for role, obj in objs.items():
+                stages.pin_replace(obj.program(ROLES[role][1]).fd, lay.prog(role))
+            for sname in abi.STAGES:
+                if sname in stage_progs:
+                    stages.pin_replace(stage_progs[sname].fd, lay.stage(sname))
+                else:
+                    libbpf.unpin(lay.stage(sname))
+        except Exception:
+            if not swapped:
+                for path, old_fd, new_fd in rollback:
+                    stages._rollback(path, old_fd, new_fd)
+            raise
+        finally:
+            for _p, old_fd, _n in rollback:
+                os.close(old_fd)
+            for o in opened:
+                o.close()
+        _rmtree_pins(lay.maps_new)  # the old maps now
+        programs = dict((role, _prog_summary_at(lay.prog(role))) for role in ROLES)
+        return {"changed": True, "action": "migrated",
+                "maps": dict((m, "migrated" if m in diff else "copied") for m in new),
+                "programs": dict((r, {"prog_id": p["prog_id"], "tag": p["tag"], "changed": True})
+                                 for r, p in programs.items()),
+                "entries": entries, "relinked": relinked, "layout_changes": diff}
+
+    def _copy_map(self, old_path, new_path, new_layout):
+        """Copy the entries of one map into its new incarnation; returns the
+        count. All-zero array slots are skipped (the new array starts zeroed);
+        per-CPU maps (counters) are not copied."""
+        old_layout = pinned_layout(old_path)
+        with libbpf.Map.from_pin(old_path) as old, libbpf.Map.from_pin(new_path) as new:
+            if old.percpu or new.percpu or old.type == libbpf.BPF_MAP_TYPE_PROG_ARRAY:
+                return 0
+            ck = _converter(old_layout["key"], new_layout["key"], old.key_size, new.key_size)
+            cv = _converter(old_layout["value"], new_layout["value"], old.value_size, new.value_size)
+            if old.type == libbpf.BPF_MAP_TYPE_ARRAY:
+                items = [(ck(k), cv(v)) for k, v in array_entries(old)]
+            else:
+                items = [(ck(k), cv(v)) for k, v in old.items()]
+            if new.type == libbpf.BPF_MAP_TYPE_ARRAY:
+                items = [kv for kv in items if struct.unpack("<I", kv[0][:4])[0] < new.max_entries]
+            done = 0
+            for i in range(0, len(items), 8192):
+                done += new.update_batch(items[i:i + 8192])
+            return done
+
+    # ------------------------------------------------------------ programs, attach
+
+    def program(self, role):
+        """The pinned program of a role (transit, agent, pass)."""
+        if role not in ROLES:
+            raise DatapathError("unknown role %r: one of %s" % (role, ", ".join(sorted(ROLES))))
+        path = self.layout.prog(role)
+        if not os.path.exists(path):
+            raise DatapathError("no %s program pinned at %s: load() first" % (role, path))
+        return libbpf.Program.from_pin(path)
+
+    def prog_ids(self):
+        """Ids of the programs this datapath pinned (what counts as ours)."""
+        ids = set()
+        if os.path.isdir(self.layout.progs):
+            for f in os.listdir(self.layout.progs):
+                s = _prog_summary_at(os.path.join(self.layout.progs, f))
+                if s:
+                    ids.add(s["prog_id"])
+        return ids
+
+    def attach(self, role, iface, mode="native", netns=None, switch_mode=False):
+        """Attach the role's program to iface (in netns, default the
+        Datapath's) by a link pinned in <pin_dir>/links. See xdp.attach."""
+        ns = netns if netns is not None else self.netns
+        prog = self.program(role)
+        try:
+            res = xdp.attach(iface, prog, mode, netns=ns, link_pin=self.layout.link(link_name(iface, ns)),
+                             via="link", switch_mode=switch_mode, ours=self.prog_ids())
+        finally:
+            prog.close()
+        res["role"] = role
+        return res
+
+    def detach(self, iface, netns=None):
+        ns = netns if netns is not None else self.netns
+        return xdp.detach(iface, netns=ns, link_pin=self.layout.link(link_name(iface, ns)),
+                          ours=self.prog_ids())
+
+    def attachments(self):
+        """[{link, netns, iface, link_id, ifindex, prog_id, role, mode}] for
+        every pinned link (ifindex 0: its interface is gone)."""
+        out = []
+        for path in self.layout.link_pins():
+            name = os.path.basename(path)
+            ns, iface = parse_link_name(name)
+            fd = libbpf.obj_get(path)
+            try:
+                info = libbpf.link_info(fd)
+            finally:
+                os.close(fd)
+            s = stages._prog_summary(info["prog_id"]) if info["prog_id"] else None
+            entry = {"link": name, "netns": ns, "iface": iface, "link_id": info["id"],
+                     "ifindex": info["ifindex"], "prog_id": info["prog_id"],
+                     "role": ROLE_OF_PROG.get(s["name"]) if s else None, "tag": s["tag"] if s else None,
+                     "mode": None}
+            if info["ifindex"]:
+                try:
+                    entry["mode"] = xdp.query(info["ifindex"], netns=ns if ns is not None else self.netns)["mode"]
+                except Exception:  # namespace gone meanwhile
+                    pass
+            out.append(entry)
+        return out
+
+    # ------------------------------------------------------------ map entries
+
+    @property
+    def maps_dir(self):
+        """Where the maps are pinned (what tables.py calls a pin dir)."""
+        return self.layout.maps
+
+    def map(self, name):
+        """The pinned map by name (mzr_endpoints, ...); the caller closes it."""
+        path = self.layout.map(name)
+        if not os.path.exists(path):
+            raise DatapathError("no map pinned at %s: load() first" % path)
+        return libbpf.Map.from_pin(path)
+
+    def converge(self, desired, check_mode=False):
+        """Bring the maps to the desired logical state (the renderer's per-host
+        maps: if_cfg, substrate, endpoints, networks, vpcs, agents) with the
+        ordered, never-half-visible writes of tables.py; returns its plan
+        (plan.changed, plan.diff)."""
+        if not os.path.isdir(self.layout.maps):
+            raise DatapathError("no maps at %s: load() first" % self.layout.maps)
+        return tables.converge(self.layout.maps, desired, check_mode=check_mode)
+
+    def read_state(self):
+        """The logical state the maps hold (tables.read_state)."""
+        return tables.read_state(self.layout.maps)
+
+    def counters(self):
+        """{counter or drop reason: total over CPUs}."""
+        with self.map(abi.COUNTERS_MAP) as m:
+            per_slot = dict((struct.unpack("<I", k)[0], v) for k, v in m.items())
+        return abi.sum_counters(per_slot)
+
+    def status(self):
+        """What is loaded and attached, entry counts, counters and stages."""
+        lay = self.layout
+        if not os.path.isdir(lay.maps):
+            return {"pin_dir": self.pin_dir, "loaded": False}
+        programs = {}
+        for role in ROLES:
+            s = _prog_summary_at(lay.prog(role))
+            programs[role] = {"prog_id": s["prog_id"], "tag": s["tag"], "name": s["name"]} if s else None
+        maps = {}
+        for f in sorted(os.listdir(lay.maps)):
+            with libbpf.Map.from_pin(lay.map(f)) as m:
+                if m.type == libbpf.BPF_MAP_TYPE_PROG_ARRAY:
+                    n = len(stages.table(m))
+                elif m.percpu:
+                    n = m.max_entries
+                elif m.type == libbpf.BPF_MAP_TYPE_ARRAY:
+                    n = len(nonzero_slots(libbpf.read_array_blob(m), m.value_size))
+                else:
+                    n = len(m.keys())
+                maps[f] = {"id": m.info["id"], "entries": n, "max_entries": m.max_entries}
+        totals = self.counters() if os.path.exists(lay.map(abi.COUNTERS_MAP)) else {}
+        verdicts = dict((k, totals.get(k, 0)) for k in abi.COUNTERS)
+        drops = dict((k, v) for k, v in totals.items() if k in abi.DROP_REASONS and v)
+        return {"pin_dir": self.pin_dir, "loaded": True, "programs": programs,
+                "attachments": self.attachments(), "maps": maps, "counters": verdicts, "drops": drops,
+                "stages": stages.Stages(self.pin_dir).list() if abi.STAGES_MAP in maps else {}}
+
+    # ------------------------------------------------------------ teardown
+
+    def teardown(self):
+        """Detach every link, unpin everything, remove pin_dir. Returns
+        {changed, detached: [link names], unpinned: count}."""
+        detached = []
+        for path in self.layout.link_pins():
+            fd = libbpf.obj_get(path)
+            try:
+                live = libbpf.link_info(fd)["ifindex"] != 0
+            finally:
+                os.close(fd)
+            xdp.link_detach_pinned(path)
+            if live:
+                detached.append(os.path.basename(path))
+        existed = os.path.isdir(self.pin_dir)
+        unpinned = _rmtree_pins(self.pin_dir) if existed else 0
+        return {"changed": existed, "detached": detached, "unpinned": unpinned}

@@ -1,0 +1,285 @@
+"""The datapath loader: idempotent loads, program changes, map layout
+migrations, status and teardown, on the real kernel."""
+import os
+import struct
+import time
+
+import pytest
+
+from ansible_collections.mizar.transit.plugins.module_utils import datapath, libbpf, netlink, stages, xdp
+
+from .conftest import PROGS, build_variant, edit_struct, member_line
+from .packets import XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, geneve_icmp, plain_udp
+
+H1, H2, H3 = "192.168.77.1", "192.168.77.2", "192.168.77.3"
+MAC = {H1: "02:00:00:00:77:01", H2: "02:00:00:00:77:02", H3: "02:00:00:00:77:03"}
+VNI = 1000
+
+
+def desired(ifindex):
+    """A small but complete state for host H1: one endpoint here, one on
+    H2, a gateway, the network (bouncer H3), the VPC, an agent."""
+    return {
+        "if_cfg": {"ip": H1, "mac": MAC[H1], "ifindex": ifindex},
+        "substrate": [{"ip": H2, "mac": MAC[H2]}, {"ip": H3, "mac": MAC[H3]}],
+        "endpoints": [
+            {"vni": VNI, "ip": "10.0.0.2", "type": "simple", "ifindex": 7, "mac": "02:0a:00:00:00:02"},
+            {"vni": VNI, "ip": "10.0.0.3", "type": "simple", "host_ip": H2, "mac": "02:0a:00:00:00:03"},
+            {"vni": VNI, "ip": "10.0.0.1", "type": "gateway", "mac": "02:0a:00:00:00:01"},
+        ],
+        "networks": [{"vni": VNI, "cidr": "10.0.0.0/24", "bouncers": [H3]}],
+        "vpcs": [{"vni": VNI, "dividers": [H3], "local_divider": False}],
+        "agents": [{"ifindex": 7, "vni": VNI, "ip": "10.0.0.2", "mac": "02:0a:00:00:00:02", "bouncers": [H3]}],
+    }
+
+
+def map_ids(d):
+    return dict((m, v["id"]) for m, v in d.status()["maps"].items())
+
+
+def raw_state(d):
+    """Every map's bytes (arrays whole; the counters excluded: packets move them)."""
+    out = {}
+    for m in sorted(os.listdir(d.maps_dir)):
+        if m in ("mzr_counters", "mzr_stages"):
+            continue
+        with d.map(m) as mp:
+            out[m] = libbpf.read_array_blob(mp)
+    return out
+
+
+@pytest.fixture
+def dp(veth, pin_dir, obj_dir):
+    d = datapath.Datapath(pin_dir, obj_dir, netns=veth)
+    yield d
+    d.teardown()
+
+
+def attached(d, iface):
+    (a,) = [x for x in d.attachments() if x["iface"] == iface]
+    return a
+
+
+def run_attached(d, iface, pkt):
+    fd = libbpf.prog_fd_by_id(attached(d, iface)["prog_id"])
+    try:
+        return libbpf.Program(fd).test_run(pkt)
+    finally:
+        os.close(fd)
+
+
+def test_load_is_idempotent_and_keeps_state(dp):
+    first = dp.load()
+    assert (first["changed"], first["action"]) == (True, "created")
+    assert set(first["maps"].values()) == {"created"}
+    plan = dp.converge(desired(2))
+    assert plan.changed
+    ids, progs, state = map_ids(dp), dp.status()["programs"], raw_state(dp)
+
+    again = datapath.Datapath(dp.pin_dir, dp.obj_dir, netns=dp.netns).load()
+    assert (again["changed"], again["action"]) == (False, "reused")
+    assert set(again["maps"].values()) == {"reused"}
+    assert all(not p["changed"] for p in again["programs"].values())
+    assert map_ids(dp) == ids, "an unchanged reload keeps every map"
+    assert dp.status()["programs"] == progs, "and every program"
+    assert raw_state(dp) == state, "and every entry"
+    assert not dp.converge(desired(2)).changed
+    assert dp.layout_diff() == {}
+
+
+def test_changed_code_same_layout_relinks_and_keeps_maps(dp, tmp_path):
+    dp.load()
+    dp.converge(desired(2))
+    dp.attach("transit", "a0")
+    dp.attach("agent", "a1")
+    before = dict((a["iface"], a) for a in dp.attachments())
+    ids, state = map_ids(dp), raw_state(dp)
+    assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_DROP
+
+    # same maps, different code: Geneve on another UDP port
+    variant = build_variant(str(tmp_path), lambda t: t.replace("MZR_GENEVE_PORT 6081", "MZR_GENEVE_PORT 6082"))
+    res = datapath.Datapath(dp.pin_dir, variant, netns=dp.netns).load()
+    assert (res["changed"], res["action"]) == (True, "reused")
+    assert res["programs"]["transit"]["changed"] and res["programs"]["agent"]["changed"]
+    assert not res["programs"]["pass"]["changed"]
+    assert sorted(res["relinked"]) == sorted(datapath.link_name(i, dp.netns) for i in ("a0", "a1"))
+
+    after = dict((a["iface"], a) for a in dp.attachments())
+    for iface in ("a0", "a1"):
+        assert after[iface]["link_id"] == before[iface]["link_id"], "switched in place, never detached"
+        assert after[iface]["prog_id"] != before[iface]["prog_id"]
+        assert after[iface]["mode"] == "native"
+    assert after["a0"]["prog_id"] == res["programs"]["transit"]["prog_id"]
+    assert map_ids(dp) == ids and raw_state(dp) == state
+    # the new code runs: 6081 is no longer ours
+    assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_PASS
+    assert run_attached(dp, "a0", geneve_bad_version(H1, port=6082)).retval == XDP_DROP
+
+
+def _edit_abi(text):
+    # same size, other order: libbpf alone would happily reuse this map
+    def swap(lines):
+        i, j = member_line(lines, "ifindex"), member_line(lines, "flags")
+        lines[i], lines[j] = lines[j], lines[i]
+        return lines
+
+    # a new leading member: every offset moves, the size grows
+    def prepend(lines):
+        return ["\t__u32 mzt_weight;\n"] + lines
+
+    return edit_struct(edit_struct(text, "mzr_if_cfg", swap), "mzr_host", prepend)
+
+
+def _member(btf_desc, name):
+    for mname, off, desc in btf_desc[3]:
+        if mname == name:
+            return off, datapath.desc_size(desc)
+    raise AssertionError("no member %s" % name)
+
+
+def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj):
+    dp.load()
+    dp.converge(desired(2))
+    dp.attach("transit", "a0")
+    dp.attach("agent", "a1")
+    st = stages.Stages(dp.pin_dir)
+    st.install("on_xdp_pass", stage_obj, "stage_count")
+    old_ids = map_ids(dp)
+    old_state = raw_state(dp)
+    links_before = dict((a["iface"], a["link_id"]) for a in dp.attachments())
+    old_hosts = dict((h["ip"], h["mac"]) for h in dp.read_state()["substrate"].values())
+
+    variant = build_variant(str(tmp_path), _edit_abi, extra_srcs=[os.path.join(PROGS, "stage_verdicts.bpf.c")])
+    new_dp = datapath.Datapath(dp.pin_dir, variant, netns=dp.netns)
+    assert sorted(new_dp.layout_diff()) == ["mzr_if_cfg", "mzr_substrate"]
+    assert new_dp.layout_diff()["mzr_if_cfg"] == ["value"], "same sizes: only BTF tells"
+
+    # stages are bound to the old maps: without their objects, refuse and change nothing
+    with pytest.raises(datapath.DatapathError, match="on_xdp_pass"):
+        new_dp.load()
+    assert map_ids(dp) == old_ids and not os.path.exists(os.path.join(dp.pin_dir, "maps_new"))
+
+    res = new_dp.load(stage_sources={"on_xdp_pass": (os.path.join(variant, "stage_verdicts.bpf.o"),
+                                                     "stage_count")})
+    assert (res["changed"], res["action"]) == (True, "migrated")
+    assert res["maps"]["mzr_substrate"] == "migrated" and res["maps"]["mzr_endpoints"] == "copied"
+    assert res["entries"]["mzr_substrate"] == len(old_hosts) and res["entries"]["mzr_endpoints"] == 3
+    assert sorted(res["relinked"]) == sorted(datapath.link_name(i, dp.netns) for i in ("a0", "a1"))
+    assert not os.path.exists(os.path.join(dp.pin_dir, "maps_new"))
+
+    new_ids = map_ids(dp)
+    assert not set(new_ids.values()) & set(old_ids.values()), "every map is new"
+    # unchanged layouts: byte for byte
+    new_state = raw_state(dp)
+    for m in ("mzr_endpoints", "mzr_networks", "mzr_vpcs", "mzr_agents"):
+        assert new_state[m] == old_state[m], m
+    # changed layouts: by member name, new members zero
+    with dp.map("mzr_substrate") as sub:
+        layout = datapath.pinned_layout(os.path.join(dp.maps_dir, "mzr_substrate"))
+        ip_off, _ = _member(layout["value"], "ip")
+        mac_off, _ = _member(layout["value"], "mac")
+        w_off, _ = _member(layout["value"], "mzt_weight")
+        assert (w_off, ip_off) == (0, 4)
+        hosts = {}
+        for _k, v in sub.items():
+            ip = ".".join(str(b) for b in v[ip_off:ip_off + 4])
+            if ip != "0.0.0.0":
+                hosts[ip] = ":".join("%02x" % b for b in v[mac_off:mac_off + 6])
+                assert v[w_off:w_off + 4] == bytes(4)
+    assert hosts == old_hosts
+    with dp.map("mzr_if_cfg") as cfg:
+        layout = datapath.pinned_layout(os.path.join(dp.maps_dir, "mzr_if_cfg"))
+        v = cfg.lookup(bytes(4))
+        off, _ = _member(layout["value"], "ifindex")
+        assert struct.unpack("<I", v[off:off + 4])[0] == 2
+        off, _ = _member(layout["value"], "ip")
+        assert v[off:off + 4] == bytes(int(x) for x in H1.split("."))
+
+    # links kept, programs switched, and no program sees an old map
+    for a in dp.attachments():
+        assert a["link_id"] == links_before[a["iface"]] and a["mode"] == "native"
+        fd = libbpf.prog_fd_by_id(a["prog_id"])
+        try:
+            assert set(libbpf.prog_map_ids(fd)) <= set(new_ids.values()), a
+        finally:
+            os.close(fd)
+    assert st.list()["on_xdp_pass"]["name"] == "stage_count"
+    _wait_freed(old_ids.values())
+
+    # and it forwards from the migrated state: bounce to H2 with H2's MAC
+    r = run_attached(dp, "a0", geneve_icmp(H3, H1, MAC[H1], VNI, "10.0.0.2", "10.0.0.3"))
+    assert r.retval == XDP_TX
+    assert r.data[0:6] == bytes(int(x, 16) for x in MAC[H2].split(":"))
+    assert r.data[30:34] == bytes(int(x) for x in H2.split("."))
+    # the reloaded stage shares the new maps
+    assert run_attached(dp, "a0", plain_udp()).retval == XDP_DROP
+    with dp.map("mzr_counters") as m:
+        assert sum(struct.unpack("<Q", v)[0] for v in m.lookup(struct.pack("<I", 60))) == 1
+
+    # reloading the variant again is a no-op
+    again = datapath.Datapath(dp.pin_dir, variant, netns=dp.netns).load()
+    assert (again["changed"], again["action"]) == (False, "reused") and map_ids(dp) == new_ids
+
+
+def _wait_freed(ids, timeout=10.0):
+    """The kernel frees unpinned, unreferenced maps asynchronously."""
+    deadline = time.monotonic() + timeout
+    left = list(ids)
+    while left:
+        still = []
+        for i in left:
+            try:
+                os.close(libbpf.map_fd_by_id(i))
+                still.append(i)
+            except libbpf.BpfError:
+                pass
+        left = still
+        if left and time.monotonic() > deadline:
+            raise AssertionError("old maps %s still exist" % left)
+        if left:
+            time.sleep(0.05)
+
+
+def test_status_reports_programs_attachments_entries_counters(dp):
+    dp.load()
+    dp.converge(desired(2))
+    dp.attach("transit", "a0")
+    for _ in range(3):
+        assert run_attached(dp, "a0", plain_udp()).retval == XDP_PASS
+    assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_DROP
+    s = dp.status()
+    assert s["loaded"]
+    assert set(s["programs"]) == {"transit", "agent", "pass"}
+    assert s["programs"]["transit"]["name"] == "mzr_transit" and len(s["programs"]["transit"]["tag"]) == 16
+    (a,) = s["attachments"]
+    assert (a["iface"], a["netns"], a["role"], a["mode"]) == ("a0", dp.netns, "transit", "native")
+    assert a["prog_id"] == s["programs"]["transit"]["prog_id"]
+    assert s["maps"]["mzr_substrate"]["entries"] == len(dp.read_state()["substrate"])
+    assert s["maps"]["mzr_endpoints"]["entries"] == 3
+    assert s["maps"]["mzr_agents"]["entries"] == 1
+    assert s["maps"]["mzr_if_cfg"]["entries"] == 1
+    assert s["counters"]["pass"] == 3 and s["counters"]["drop"] == 1
+    assert s["drops"] == {"geneve_version": 1}
+    assert all(v is None for v in s["stages"].values())
+
+
+def test_teardown_leaves_nothing(dp, netns, stage_obj):
+    other = netns("y")
+    netlink.veth_add("b0", "b1", netns=other)
+    netlink.link_set("b0", netns=other, up=True)
+    netlink.link_set("b1", netns=other, up=True)
+    dp.load()
+    dp.attach("transit", "a0")
+    dp.attach("agent", "a1")
+    dp.attach("pass", "b1", netns=other)
+    stages.Stages(dp.pin_dir).install("on_xdp_drop", stage_obj, "stage_pass")
+    assert len(dp.attachments()) == 3
+
+    res = dp.teardown()
+    assert res["changed"] and sorted(res["detached"]) == sorted(
+        [datapath.link_name("a0", dp.netns), datapath.link_name("a1", dp.netns), datapath.link_name("b1", other)])
+    assert not os.path.exists(dp.pin_dir), "no pins left"
+    for iface, ns in (("a0", dp.netns), ("a1", dp.netns), ("b1", other)):
+        assert not xdp.query(iface, netns=ns)["attached"], iface
+    assert dp.teardown() == {"changed": False, "detached": [], "unpinned": 0}
+    assert dp.status() == {"pin_dir": dp.pin_dir, "loaded": False}
