@@ -1,0 +1,116 @@
+"""playbooks/render.yml, run for real with ansible-playbook on the example inventory."""
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+from ansible_collections.mizar.transit.plugins.filter.mizar import inventory_from_hostvars
+from ansible_collections.mizar.transit.plugins.module_utils.render import render_inventory
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+EXAMPLE = os.path.join(ROOT, "inventories", "example")
+PLAYBOOK = os.path.join(ROOT, "playbooks", "render.yml")
+
+
+def _env(tmp_path):
+    env = dict(os.environ)
+    for key in list(env):
+        if key.startswith("ANSIBLE_"):
+            del env[key]
+    env.update(ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    return env
+
+
+def _run(tmp_path, inventory, *extra, cwd=None):
+    return subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, PLAYBOOK] + list(extra),
+                          cwd=str(cwd or tmp_path), env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+
+
+def _expected(tmp_path, inventory):
+    out = subprocess.run([os.path.join(BIN, "ansible-inventory"), "-i", inventory, "--list"], cwd=str(tmp_path),
+                         env=_env(tmp_path), capture_output=True, text=True, timeout=300, check=True)
+    data = json.loads(out.stdout)
+    hosts = data["mizar_hosts"]["hosts"]
+    return render_inventory(inventory_from_hostvars(data["_meta"]["hostvars"], hosts), offline=True)
+
+
+def _read(directory):
+    out = {}
+    for fname in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, fname)) as f:
+            text = f.read()
+        assert text.startswith("# Rendered by mizar.transit (playbooks/render.yml) for %s;" % fname[:-4])
+        out[fname[:-4]] = yaml.safe_load(text)
+    return out
+
+
+def test_renders_the_example_inventory(tmp_path):
+    proc = _run(tmp_path, EXAMPLE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = _read(tmp_path / "rendered")  # the default: ./rendered
+    assert sorted(files) == ["node1", "node2", "node3", "node4"]
+    assert files == _expected(tmp_path, EXAMPLE)
+    node4 = files["node4"]
+    assert node4["interface"] == {"name": "ens4", "ip": "192.168.50.14", "mac": "02:00:c0:a8:32:0e",
+                                  "xdp_mode": "generic", "pin_dir": "/sys/fs/bpf/mizar"}
+    assert [f["name"] for f in node4["functions"]] == ["db-no-ssh"]
+    assert node4["local_endpoints"][0]["iface"] == "tap-db1"
+    node3 = files["node3"]
+    assert node3["maps"]["vpcs"] == [{"vni": 100, "name": "blue", "dividers": ["192.168.50.13", "192.168.50.14"],
+                                      "local_divider": True}]
+    assert [n["name"] for n in node3["maps"]["networks"]] == ["blue/web", "blue/db"]
+    node1 = files["node1"]
+    assert sorted(e["name"] for e in node1["local_endpoints"]) == ["blue/web/web1", "green/apps/app1"]
+    assert [a["vni"] for a in node1["maps"]["agents"] if a["ip"] == "10.1.1.10"] in ([100, 200], [200, 100])
+    assert "changed=0" not in proc.stdout  # files were written
+
+    # a second run changes nothing, and a stale rendering of a removed host goes away
+    (tmp_path / "rendered" / "node9.yml").write_text("# Rendered by mizar.transit (playbooks/render.yml) for node9;\n")
+    (tmp_path / "rendered" / "notes.yml").write_text("mine: true\n")
+    proc = _run(tmp_path, EXAMPLE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "changed=1 " in proc.stdout
+    assert sorted(os.listdir(tmp_path / "rendered")) == ["node1.yml", "node2.yml", "node3.yml", "node4.yml",
+                                                         "notes.yml"]
+
+
+def test_offline_null_and_output_dir(tmp_path):
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"all": {
+        "children": {"mizar_hosts": {"hosts": {
+            "a": {"mizar_interface": "eth0", "mizar_underlay_ip": "192.168.9.1"},
+            "b": {"mizar_interface": "eth0", "mizar_underlay_ip": "192.168.9.2", "mizar_underlay_mac": "02:00:00:00:09:02"},
+        }}},
+        "vars": {"mizar_vpcs": [{"name": "v", "vni": 7, "cidr": "10.7.0.0/24", "networks": [
+            {"name": "n", "cidr": "10.7.0.0/24", "bouncers": ["b"], "endpoints": [
+                {"name": "e", "ip": "10.7.0.9", "host": "a", "netns": "e"}]}]}]},
+    }}))
+    out = tmp_path / "out"
+    proc = _run(tmp_path, str(inv), "-e", "mizar_render_dir=%s" % out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    files = _read(out)
+    assert files == _expected(tmp_path, str(inv))
+    assert files["a"]["interface"]["mac"] is None
+    assert files["b"]["maps"]["substrate"] == [{"ip": "192.168.9.1", "mac": None, "name": "a"}]
+
+
+def test_invalid_inventory_fails_with_all_messages(tmp_path):
+    inv = tmp_path / "bad.yml"
+    inv.write_text(yaml.safe_dump({"all": {
+        "children": {"mizar_hosts": {"hosts": {"a": {"mizar_interface": "eth0", "mizar_xdp_mode": "turbo"}}}},
+        "vars": {"mizar_vpcs": [{"name": "v", "vni": 0, "cidr": "10.7.0.0/24", "networks": [
+            {"name": "n", "cidr": "10.7.0.0/24", "bouncers": ["z"]}]}]},
+    }}))
+    proc = _run(tmp_path, str(inv), "-e", "mizar_render_dir=%s" % (tmp_path / "out"))
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "3 error(s) in the mizar inventory; nothing was rendered" in text
+    assert "hostvars[a].mizar_xdp_mode: XDP mode 'turbo' is not one of native, generic" in text
+    assert "mizar_vpcs[0].networks[0].bouncers[0]: bouncer 'z' is not a host of group mizar_hosts" in text
+    assert "mizar_vpcs[0].vni: vni 0 is out of range" in text
+    assert not (tmp_path / "out").exists()
