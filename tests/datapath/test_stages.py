@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 @pytest.fixture(scope="module")
 def stage_progs(dp, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("bpf") / "stage_test.bpf.o")
-    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-Wall", "-Werror",
+    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
                     "-I", os.path.join(ROOT, "bpf", "include"),
                     "-I", "/usr/include/%s-linux-gnu" % os.uname().machine,
                     "-c", os.path.join(HERE, "progs", "stage_test.bpf.c"), "-o", out], check=True)
