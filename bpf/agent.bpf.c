@@ -38,6 +38,10 @@ static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_
 	__u32 inner_len = ctx->data_end - ctx->data;
 	struct ethhdr *eth;
 
+	/* Compute it here, as a scalar: left for later, the compiler would
+	 * spill the packet pointer in 32 bits, which the verifier refuses. */
+	asm volatile("" : "+r"(inner_len));
+
 	if (bpf_xdp_adjust_head(ctx, -(int)MZR_OUTER_LEN))
 		return mzr_agent_drop(MZR_D_ADJUST);
 	eth = (void *)(long)ctx->data;

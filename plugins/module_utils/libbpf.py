@@ -155,8 +155,11 @@ def _sig(lib, name, restype, argtypes):
     return fn
 
 
+_LOG_BUF = ctypes.create_string_buffer(1 << 22)  # a verifier log arrives as one message
+
+
 def _collect_log(level, fmt, args):
-    buf = ctypes.create_string_buffer(4096)
+    buf = _LOG_BUF
     _libc.vsnprintf(buf, len(buf), fmt, ctypes.c_void_p(args))
     lines = getattr(_LOG, "lines", None)
     if lines is not None and len(lines) < 2000:
