@@ -1,0 +1,210 @@
+"""A small Mizar overlay in network namespaces, with the real datapath.
+
+    lab = Lab("mzdemo", obj_dir)
+    lab.vpc(1000, bouncers=["h3"])
+    lab.endpoint("ep1", 1000, "10.0.0.2", "h1")
+    lab.endpoint("ep2", 1000, "10.0.0.3", "h2")
+    lab.build()          # namespaces, veths, bridge, datapaths, maps
+    lab.ping("ep1", "10.0.0.3")
+    lab.destroy()
+
+Hosts h1..hN are namespaces whose substrate NIC eth0 (192.168.150.N/24)
+plugs into a bridge in a "wire" namespace. An endpoint is a namespace whose
+eth0 (derived MAC, MTU 1450, default route via the gateway) pairs with a
+host-side veth in its host. Each host runs its own Datapath with its own
+pin directory, in native XDP mode:
+
+  transit ... on the host's eth0
+  agent ..... on every local endpoint's host-side veth
+  pass ...... on every endpoint's eth0 and on each host's bridge port,
+              the far ends of the veths the datapath transmits into
+
+Maps follow the Mizar model: an endpoint's host holds the endpoint (with
+the host-side ifindex), its agent entry (the network's bouncers) and the
+bouncers' substrate entries; a bouncer holds every endpoint of its networks
+(with their hosts), the gateway, the network, the VPC (it is the divider
+here too) and the endpoint hosts' substrate entries.
+
+Used by tests/kernel/test_forwarding.py and by scripts/demo_datapath.py.
+"""
+import ipaddress
+import os
+import re
+import subprocess
+
+from ansible_collections.mizar.transit.plugins.module_utils import addr, datapath, netlink
+
+BPFFS = "/sys/fs/bpf"
+WIRE = "wire"
+BRIDGE = "br0"
+EP_MTU = 1450
+
+
+class Vpc:
+    def __init__(self, vni, cidr, bouncers, gateway):
+        self.vni = vni
+        self.cidr = cidr
+        self.bouncers = list(bouncers)
+        self.gateway = gateway
+        self.gateway_mac = addr.derived_mac(vni, gateway)
+
+
+class Endpoint:
+    def __init__(self, name, vpc, ip, host):
+        self.name = name
+        self.vpc = vpc
+        self.ip = ip
+        self.host = host
+        self.mac, self.host_ifname = addr.derived(vpc.vni, ip)
+        self.host_ifindex = None
+
+
+class Lab:
+    def __init__(self, prefix, obj_dir, hosts=("h1", "h2", "h3"), subnet="192.168.150", mode="native"):
+        self.prefix = prefix
+        self.obj_dir = obj_dir
+        self.mode = mode
+        self.hosts = dict((h, {"ip": "%s.%d" % (subnet, i + 1), "mac": "02:00:c0:a8:96:%02x" % (i + 1)})
+                          for i, h in enumerate(hosts))
+        self.vpcs = {}
+        self.endpoints = {}
+        self.pin_root = os.path.join(BPFFS, prefix)
+        self.datapaths = {}
+
+    # ------------------------------------------------------------ spec
+
+    def ns(self, name):
+        return "%s-%s" % (self.prefix, name)
+
+    def vpc(self, vni, cidr="10.0.0.0/24", bouncers=("h3",), gateway=None):
+        net = ipaddress.ip_network(cidr)
+        self.vpcs[vni] = Vpc(vni, cidr, bouncers, gateway or str(net.network_address + 1))
+        return self.vpcs[vni]
+
+    def endpoint(self, name, vni, ip, host):
+        self.endpoints[name] = Endpoint(name, self.vpcs[vni], ip, host)
+        return self.endpoints[name]
+
+    def datapath(self, host):
+        return datapath.Datapath(os.path.join(self.pin_root, host), self.obj_dir, netns=self.ns(host))
+
+    # ------------------------------------------------------------ build
+
+    def build(self):
+        """Plumb everything, load and attach every datapath, program maps."""
+        if not os.path.isdir(self.pin_root):
+            os.mkdir(self.pin_root)
+        plen = 24
+        for h, spec in self.hosts.items():
+            netlink.bridge_veth(self.ns(h), "eth0", self.ns(WIRE), BRIDGE, h, ip="%s/%d" % (spec["ip"], plen),
+                                mac=spec["mac"])
+        for ep in self.endpoints.values():
+            net = ipaddress.ip_network(ep.vpc.cidr)
+            res = netlink.endpoint_veth(self.ns(ep.name), ep.host_ifname, "%s/%d" % (ep.ip, net.prefixlen),
+                                        ep.mac, host_netns=self.ns(ep.host), mtu=EP_MTU, gateway=ep.vpc.gateway)
+            ep.host_ifindex = res["host_ifindex"]
+        for h in self.hosts:
+            dp = self.datapath(h)
+            dp.load()
+            self.datapaths[h] = dp
+            dp.converge(self.host_state(h))
+            dp.attach("pass", h, mode=self.mode, netns=self.ns(WIRE))
+            for ep in self.local_endpoints(h):
+                dp.attach("pass", "eth0", mode=self.mode, netns=self.ns(ep.name))
+                dp.attach("agent", ep.host_ifname, mode=self.mode)
+            dp.attach("transit", "eth0", mode=self.mode)
+
+    def local_endpoints(self, host):
+        return [ep for ep in self.endpoints.values() if ep.host == host]
+
+    def host_state(self, host):
+        """The map state of one host, per the Mizar model."""
+        me = self.hosts[host]
+        eps, subs, nets, vpcs, agents = {}, set(), [], [], []
+        for ep in self.local_endpoints(host):
+            eps[(ep.vpc.vni, ep.ip)] = {"vni": ep.vpc.vni, "ip": ep.ip, "type": "simple",
+                                        "ifindex": ep.host_ifindex, "mac": ep.mac}
+            bouncer_ips = [self.hosts[b]["ip"] for b in ep.vpc.bouncers]
+            agents.append({"ifindex": ep.host_ifindex, "vni": ep.vpc.vni, "ip": ep.ip, "mac": ep.mac,
+                           "bouncers": bouncer_ips})
+            subs.update(b for b in ep.vpc.bouncers if b != host)
+        for vpc in self.vpcs.values():
+            if host not in vpc.bouncers:
+                continue
+            for ep in self.endpoints.values():
+                if ep.vpc is vpc and ep.host != host:
+                    eps[(vpc.vni, ep.ip)] = {"vni": vpc.vni, "ip": ep.ip, "type": "simple",
+                                             "host_ip": self.hosts[ep.host]["ip"], "mac": ep.mac}
+                    subs.add(ep.host)
+            eps[(vpc.vni, vpc.gateway)] = {"vni": vpc.vni, "ip": vpc.gateway, "type": "gateway",
+                                           "mac": vpc.gateway_mac}
+            bouncer_ips = [self.hosts[b]["ip"] for b in vpc.bouncers]
+            nets.append({"vni": vpc.vni, "cidr": vpc.cidr, "bouncers": bouncer_ips})
+            vpcs.append({"vni": vpc.vni, "dividers": [me["ip"]], "local_divider": True})
+            subs.update(b for b in vpc.bouncers if b != host)
+        return {
+            "if_cfg": {"ip": me["ip"], "mac": me["mac"], "ifindex": netlink.ifindex("eth0", self.ns(host))},
+            "substrate": [{"ip": self.hosts[s]["ip"], "mac": self.hosts[s]["mac"]} for s in sorted(subs)],
+            "endpoints": [eps[k] for k in sorted(eps)],
+            "networks": nets,
+            "vpcs": vpcs,
+            "agents": agents,
+        }
+
+    # ------------------------------------------------------------ traffic
+
+    def ping(self, src, dst_ip, count=3, timeout=2):
+        """ping from endpoint src (inside its namespace): (sent, received, output)."""
+        res = subprocess.run(["ip", "netns", "exec", self.ns(src), "ping", "-n", "-c", str(count), "-i", "0.2",
+                              "-W", str(timeout), dst_ip], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True)
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", res.stdout)
+        if not m:
+            raise RuntimeError("ping from %s to %s: %s" % (src, dst_ip, res.stdout.strip()))
+        return int(m.group(1)), int(m.group(2)), res.stdout
+
+    def neighbour_mac(self, ep_name, ip):
+        """The MAC endpoint ep_name resolved ip to (its ARP cache), or None."""
+
+        def body():
+            with netlink.IPRoute() as ipr:
+                for n in ipr.neigh("dump", family=2):
+                    if n.get("NDA_DST") == ip and n.get("NDA_LLADDR"):
+                        return n.get("NDA_LLADDR")
+            return None
+
+        return netlink.run_in_netns(self.ns(ep_name), body)
+
+    def counters(self, host):
+        return self.datapaths[host].counters() if host in self.datapaths else self.datapath(host).counters()
+
+    # ------------------------------------------------------------ teardown
+
+    def destroy(self):
+        """Detach and unpin every datapath, delete every namespace. Returns
+        the errors met (it keeps going past them)."""
+        return cleanup(self.prefix, self.obj_dir)
+
+
+def cleanup(prefix, obj_dir):
+    """Remove everything a lab with this prefix may have left, even from an
+    aborted run: datapaths under /sys/fs/bpf/<prefix>, namespaces <prefix>-*."""
+    errors = []
+    pin_root = os.path.join(BPFFS, prefix)
+    if os.path.isdir(pin_root):
+        for h in sorted(os.listdir(pin_root)):
+            try:
+                datapath.Datapath(os.path.join(pin_root, h), obj_dir).teardown()
+            except Exception as e:
+                errors.append("datapath %s: %s" % (h, e))
+        try:
+            os.rmdir(pin_root)
+        except OSError as e:
+            errors.append("%s: %s" % (pin_root, e))
+    for name in netlink.netns_list():
+        if name.startswith(prefix + "-"):
+            try:
+                netlink.netns_del(name)
+            except Exception as e:
+                errors.append("netns %s: %s" % (name, e))
+    return errors
