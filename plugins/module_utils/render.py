@@ -42,6 +42,7 @@ from ansible_collections.mizar.transit.plugins.module_utils import addr
 from ansible_collections.mizar.transit.plugins.module_utils import functions as fnreg
 from ansible_collections.mizar.transit.plugins.module_utils.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, InvalidInventory
+from ansible_collections.mizar.transit.plugins.module_utils.gcpause import gc_paused
 from ansible_collections.mizar.transit.plugins.module_utils.validate import check
 
 MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents")
@@ -137,8 +138,9 @@ def render(model, plans, ips, macs, names=None, base_dir=None):
     """Renderings of the given hosts (default: all) of a checked model."""
     r = _Renderer(model, ips, macs, base_dir)
     out = {}
-    for name in (model.hosts if names is None else names):
-        out[name] = r.host(plans[name])
+    with gc_paused():
+        for name in (model.hosts if names is None else names):
+            out[name] = r.host(plans[name])
     return out
 
 
@@ -191,8 +193,9 @@ class _Renderer:
                 "host_ip": self.ips[ep.host] if ep.type == "simple" else None, "iface": None, "mac": ep.mac,
                 "bypass_decap": ep.bypass_decap, "backends": [b.ip for b in ep.backend_eps],
             }
-        entry = dict(tpl)
-        entry["backends"] = list(tpl["backends"])
+        entry = tpl.copy()
+        backends = tpl["backends"]
+        entry["backends"] = list(backends) if backends else []
         return entry
 
     def host(self, plan):

@@ -24,6 +24,7 @@ from ansible_collections.mizar.transit.plugins.module_utils import capacity
 from ansible_collections.mizar.transit.plugins.module_utils import functions as fnreg
 from ansible_collections.mizar.transit.plugins.module_utils import model as mdl
 from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, InvalidInventory, suggest
+from ansible_collections.mizar.transit.plugins.module_utils.gcpause import gc_paused
 from ansible_collections.mizar.transit.plugins.module_utils.placement import place
 
 
@@ -42,6 +43,11 @@ def check(inventory, registry=None):
 
 
 def _run(inventory, registry):
+    with gc_paused():
+        return _run_checks(inventory, registry)
+
+
+def _run_checks(inventory, registry):
     errors = ErrorList()
     model = mdl.build(inventory, errors)
     if registry is None:
