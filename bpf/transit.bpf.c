@@ -85,8 +85,16 @@ static __always_inline int mzr_arp_reply(struct xdp_md *ctx, struct mzr_outer *o
 
 /* Hand the packet to an endpoint hosted on this host. */
 static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endpoint *ep,
-				       __u32 outer_len)
+				       __u32 vni, __u32 outer_len)
 {
+	__u32 zero = 0;
+	struct mzr_stage_ctx *sc = bpf_map_lookup_elem(&mzr_stage_ctx, &zero);
+
+	if (sc) { /* for a function at ON_XDP_REDIRECT: three stores */
+		sc->vni = vni;
+		sc->ifindex = ep->ifindex;
+		sc->flags = ep->flags & MZR_EP_F_BYPASS_DECAP ? MZR_SC_F_TUNNEL : 0;
+	}
 	if (ep->flags & MZR_EP_F_BYPASS_DECAP) {
 		mzr_count(MZR_C_BYPASS);
 	} else {
@@ -198,7 +206,7 @@ int mzr_transit(struct xdp_md *ctx)
 		}
 		/* 3. Hosted here. */
 		if (ep->ifindex)
-			return mzr_deliver(ctx, ep, outer_len);
+			return mzr_deliver(ctx, ep, vni, outer_len);
 	}
 	/* 4. Bouncer, Divider, VPC fallback. The TTL check comes first: it is free. */
 	if (o.ip->ttl <= 1)

@@ -148,6 +148,20 @@ struct mzr_agent {
 };
 
 /*
+ * mzr_stage_ctx: per-CPU, one entry (key 0). What the pipeline knew about
+ * the packet it hands to ON_XDP_REDIRECT: after decapsulation the VNI is no
+ * longer in the packet, so a function reads it here.
+ */
+#define MZR_SC_F_TUNNEL 0x1 /* the packet is the whole tunnel packet (bypass_decap) */
+
+struct mzr_stage_ctx {
+	__u32 vni;
+	__u32 ifindex; /* the interface the packet is redirected to */
+	__u32 flags;   /* MZR_SC_F_* */
+	__u32 _pad;
+};
+
+/*
  * mzr_counters: per-CPU __u64 indexed by enum mzr_counter. The first five
  * mirror the XDP verdicts (enum xdp_action) the pipeline decided, before any
  * stage function ran. Drop reasons follow; each drop counts one verdict and

@@ -75,6 +75,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mzr_stage_ctx);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mzr_stage_ctx SEC(".maps");
+
 static __always_inline void mzr_count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&mzr_counters, &idx);

@@ -89,6 +89,10 @@ class Vpc(ctypes.Structure):
                 ("plens", u8 * capacity.MAX_PLENS), ("divider", u16 * H)]
 
 
+class StageCtx(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ifindex", u32), ("flags", u32), ("_pad", u32)]
+
+
 class Agent(ctypes.Structure):
     _fields_ = [("ifindex", u32), ("vni", u32), ("ip", u32), ("mac", Mac), ("nbouncers", u16),
                 ("bouncer", u16 * H)]
@@ -97,7 +101,7 @@ class Agent(ctypes.Structure):
 # C struct name for every codec, for the BTF comparison.
 C_NAMES = {
     IfCfg: "mzr_if_cfg", Host: "mzr_host", Endpoint: "mzr_endpoint", BackendSet: "mzr_backend_set",
-    Network: "mzr_network", Vpc: "mzr_vpc", Agent: "mzr_agent",
+    Network: "mzr_network", Vpc: "mzr_vpc", Agent: "mzr_agent", StageCtx: "mzr_stage_ctx",
 }
 
 
@@ -378,6 +382,7 @@ TABLES = {
 IF_CFG_MAP = "mzr_if_cfg"
 SUBSTRATE_MAP = "mzr_substrate"
 BACKENDS_MAP = "mzr_backends"
+STAGE_CTX_MAP = "mzr_stage_ctx"
 COUNTERS_MAP = "mzr_counters"
 STAGES_MAP = "mzr_stages"
 DATA_MAPS = tuple(c.pin_name for c in TABLES.values()) + (IF_CFG_MAP, SUBSTRATE_MAP, BACKENDS_MAP,

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * acl: a network ACL stage function. Drops the inner IPv4 packets that
+ * match a rule (VNI, source and destination prefixes, protocol, destination
+ * port); lets everything else go with the stage's default verdict.
+ *
+ *   acl_on_xdp_redirect ... at ON_XDP_REDIRECT, before delivery to a local
+ *                           endpoint (inner frame, or tunnel packet for a
+ *                           bypass endpoint); the VNI comes from mzr_stage_ctx
+ *   acl_on_xdp_tx ......... at ON_XDP_TX, before a packet leaves for
+ *                           another host (tunnel packet)
+ *
+ * The rule set is double-buffered: the control plane fills the inactive set
+ * of mzr_acl_sets, then flips mzr_acl_active, so a packet sees one whole
+ * rule set, old or new. Config: bpf/functions/acl.yml.
+ */
+#include <linux/bpf.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include "mzr_abi.h"
+#include "mzr_maps.h"
+#include "mzr_parse.h"
+
+#define ACL_MAX_RULES 64
+#define ACL_DROP 1
+
+struct mzr_acl_rule {
+	__u32 vni;
+	__be32 src;
+	__be32 src_mask;
+	__be32 dst;
+	__be32 dst_mask;
+	__u8 proto; /* IPPROTO_*, 0: any */
+	__u8 action;
+	__be16 port; /* destination port, 0: any */
+};
+
+struct mzr_acl_set {
+	__u32 nrules;
+	struct mzr_acl_rule rule[ACL_MAX_RULES];
+};
+
+enum mzr_acl_stat {
+	ACL_SEEN = 0,
+	ACL_DROPPED = 1,
+	ACL_STAT_MAX = 2,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct mzr_acl_set);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mzr_acl_sets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mzr_acl_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ACL_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mzr_acl_stats SEC(".maps");
+
+static __always_inline void acl_stat(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&mzr_acl_stats, &idx);
+
+	if (c)
+		*c += 1;
+}
+
+/* Walk past outer Ethernet/IPv4/UDP/Geneve; returns the VNI or 0. */
+static __always_inline __u32 acl_skip_tunnel(struct mzr_cursor *c)
+{
+	struct ethhdr *eth = mzr_parse_eth(c);
+	struct iphdr *ip;
+	struct udphdr *udp;
+	struct mzr_geneve *g;
+
+	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	ip = mzr_parse_ipv4(c);
+	if (!ip || ip->ihl != 5 || ip->protocol != IPPROTO_UDP)
+		return 0;
+	udp = mzr_parse_udp(c);
+	if (!udp || udp->dest != bpf_htons(MZR_GENEVE_PORT))
+		return 0;
+	g = mzr_take(c, sizeof(*g));
+	if (!g)
+		return 0;
+	if (mzr_skip_geneve_opts(c, (__u32)(g->ver_optlen & 0x3f) << 2))
+		return 0;
+	return mzr_geneve_vni(g);
+}
+
+/* 1 when the inner frame at the cursor matches a drop rule of vni. */
+static __always_inline int acl_match(struct mzr_cursor *c, __u32 vni)
+{
+	struct ethhdr *eth = mzr_parse_eth(c);
+	struct mzr_acl_set *set;
+	struct iphdr *ip;
+	__u32 zero = 0, *active;
+	__be16 port = 0;
+	int i;
+
+	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0; /* ARP and the like are not the ACL's business */
+	ip = mzr_parse_ipv4(c);
+	if (!ip)
+		return 0;
+	if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) && ip->ihl == 5) {
+		struct udphdr *l4 = mzr_parse_udp(c); /* ports sit alike in TCP and UDP */
+
+		if (l4)
+			port = l4->dest;
+	}
+	active = bpf_map_lookup_elem(&mzr_acl_active, &zero);
+	if (!active)
+		return 0;
+	set = bpf_map_lookup_elem(&mzr_acl_sets, active);
+	if (!set)
+		return 0;
+	for (i = 0; i < ACL_MAX_RULES; i++) {
+		struct mzr_acl_rule *r;
+
+		if (i >= set->nrules)
+			break;
+		r = &set->rule[i];
+		if (r->vni != vni || (ip->saddr & r->src_mask) != r->src ||
+		    (ip->daddr & r->dst_mask) != r->dst)
+			continue;
+		if (r->proto && r->proto != ip->protocol)
+			continue;
+		if (r->port && r->port != port)
+			continue;
+		return r->action == ACL_DROP;
+	}
+	return 0;
+}
+
+SEC("xdp")
+int acl_on_xdp_redirect(struct xdp_md *ctx)
+{
+	struct mzr_cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+	struct mzr_stage_ctx *sc;
+	__u32 zero = 0, vni;
+
+	sc = bpf_map_lookup_elem(&mzr_stage_ctx, &zero);
+	if (!sc)
+		return XDP_REDIRECT;
+	vni = sc->vni;
+	if (sc->flags & MZR_SC_F_TUNNEL && acl_skip_tunnel(&c) != vni)
+		return XDP_REDIRECT;
+	acl_stat(ACL_SEEN);
+	if (acl_match(&c, vni)) {
+		acl_stat(ACL_DROPPED);
+		return XDP_DROP;
+	}
+	return XDP_REDIRECT; /* the transit program has already set the target */
+}
+
+SEC("xdp")
+int acl_on_xdp_tx(struct xdp_md *ctx)
+{
+	struct mzr_cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+	__u32 vni = acl_skip_tunnel(&c);
+
+	if (!vni)
+		return XDP_TX;
+	acl_stat(ACL_SEEN);
+	if (acl_match(&c, vni)) {
+		acl_stat(ACL_DROPPED);
+		return XDP_DROP;
+	}
+	return XDP_TX;
+}
+
+char _license[] SEC("license") = "GPL";
