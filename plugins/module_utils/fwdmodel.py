@@ -20,12 +20,14 @@ host, it does the bouncer's work itself.
 
 Transit (a host receiving (vni, src, dst)): an endpoint entry of type
 gateway drops (to_gateway), scaled drops (scaled_no_fn: no stage function
-is modelled), with an interface delivers, else goes to its host_ip. With
-no entry: the networks LPM on (vni, dst) picks a bouncer; else the VPC
-(unknown_vni when absent; no_network when this host is a divider of it)
-picks a divider. A next hop equal to this host drops (loop), one with no
-substrate entry drops (no_substrate); the outer TTL starts at 64 and a
-forward with TTL <= 1 drops (ttl).
+is modelled), with an interface delivers. Then, in the datapath's order:
+an outer TTL <= 1 drops (ttl; the agent sends with 64); an endpoint entry
+sends to its host_ip; else the VPC must be known (unknown_vni), the
+longest network prefix of (vni, dst) picks a bouncer, else no_network when
+this host is a divider of the VPC, else a divider is picked (no_hops when
+a list is empty). A next hop with no substrate entry drops (no_substrate),
+one equal to this host drops (loop). The host's own address counts as
+having a substrate entry: the codec gives the host itself a slot.
 
 Two reasons exist only in the model: no_host (a next-hop IP that is no
 rendered host's) and substrate_mismatch (a substrate MAC that is not the
@@ -145,6 +147,8 @@ class ForwardingModel:
         if n == 0:
             return Result(None, path, "no_hops")
         hop = agent["bouncers"][pick(h, n)]
+        if hop != host.ip and hop not in host.substrate:
+            return Result(None, path, "no_substrate")
         if hop == host.ip:
             # this host is the bouncer: the agent does the bouncer's work
             if ep is not None and ep["type"] == "gateway":
@@ -174,17 +178,23 @@ class ForwardingModel:
 
     def _next_hop(self, host, vni, h, dst_ip, ep):
         """mzr_next_hop: (next hop IP, None) or (None, drop reason)."""
+        hop, err = self._pick_hop(host, vni, h, dst_ip, ep)
+        if err is None and hop != host.ip and hop not in host.substrate:
+            return None, "no_substrate"
+        return hop, err
+
+    def _pick_hop(self, host, vni, h, dst_ip, ep):
         if ep is not None:
             return ep["host_ip"], None
+        vpc = host.vpcs.get(vni)
+        if vpc is None:
+            return None, "unknown_vni"
         net = host.lpm(vni, dst_ip)
         if net is not None:
             n = len(net["bouncers"])
             if n == 0:
                 return None, "no_hops"
             return net["bouncers"][pick(h, n)], None
-        vpc = host.vpcs.get(vni)
-        if vpc is None:
-            return None, "unknown_vni"
         if vpc["local_divider"]:
             return None, "no_network"
         n = len(vpc["dividers"])
@@ -203,11 +213,11 @@ class ForwardingModel:
                     return Result(None, path, "scaled_no_fn")
                 if ep["iface"]:
                     return Result(ep["name"], path)
+            if ttl <= 1:
+                return Result(None, path, "ttl")
             hop, err = self._next_hop(host, vni, h, dst_ip, ep)
             if err:
                 return Result(None, path, err)
-            if ttl <= 1:
-                return Result(None, path, "ttl")
             if hop == host.ip:
                 return Result(None, path, "loop")
             err = self._check_link(host, hop)

@@ -13,8 +13,13 @@ The Mizar roles decide it:
                            dividers, substrate entries for every host it forwards to
                            (endpoint hosts, backend hosts, dividers)
     divider of a VPC ..... every network of the VPC, the VPC (local divider),
-                           substrate entries for the networks' bouncers
+                           substrate entries for the networks' bouncers and the
+                           other dividers (listed in its VPC entry)
     any host ............. the functions declared for it
+
+So every host IP in any entry of a host has a substrate entry there,
+except the host's own (the datapath codec refers to hosts by substrate
+slot and adds the host itself).
 
 place() walks the model once to build a host -> roles index, then unions
 per-network and per-VPC sets prepared once, so the cost follows the number
@@ -91,6 +96,7 @@ def place(model):
             plan.vpcs[vpc] = True
             plan.networks.update(vpc.networks)
             plan.substrate.update(all_bouncers)
+            plan.substrate.update(dividers)  # its vpcs entry lists them; the tables refer to hosts by substrate slot
 
     for fn in model.functions:
         for name in (model.hosts if fn.hosts is None else fn.hosts):

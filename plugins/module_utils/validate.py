@@ -345,8 +345,15 @@ class _Checker:
 
 
 def _check_capacity(plans, errors):
+    max_scaled = getattr(capacity, "MAX_SCALED", None)  # backend sets one host holds
     for name in plans:
         counts = plans[name].counts()
+        if max_scaled is not None:
+            scaled = sum(1 for ep in plans[name].remote if ep.type == "scaled")
+            if scaled > max_scaled:
+                errors.add("hostvars[%s]" % name, "host %s would hold %d scaled endpoints, more than the %d the "
+                           "datapath holds per host: give the bouncer roles of their networks to more hosts"
+                           % (name, scaled, max_scaled))
         for mapname in sorted(counts):
             limit = capacity.MAP_CAPACITY[mapname]
             if counts[mapname] > limit:

@@ -158,11 +158,26 @@ def _endpoints(inv):
                 yield vpc["name"], "%s/%s/%s" % (vpc["name"], net["name"], ep["name"]), ep
 
 
+def _referenced_hosts(r):
+    maps = r["maps"]
+    ips = set(e["host_ip"] for e in maps["endpoints"] if e["host_ip"])
+    for name, key in (("networks", "bouncers"), ("vpcs", "dividers"), ("agents", "bouncers")):
+        for e in maps[name]:
+            ips.update(e[key])
+    return ips
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inventories())
 def test_reachable_within_vpc_and_isolated_across(inv):
     assert list(validate(inv)) == []
-    fwd = ForwardingModel(render_inventory(inv))
+    renderings = render_inventory(inv)
+    for r in renderings.values():
+        # the codec refers to hosts by substrate slot: every host IP in an entry has one (or is this host)
+        substrate = set(s["ip"] for s in r["maps"]["substrate"])
+        assert _referenced_hosts(r) - substrate <= {r["interface"]["ip"]}
+        assert r["interface"]["ip"] not in substrate
+    fwd = ForwardingModel(renderings)
     eps = list(_endpoints(inv))
     by_name = dict((name, vpc) for vpc, name, _ in eps)
     for src_vpc, src, sep in eps:

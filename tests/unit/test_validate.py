@@ -264,6 +264,13 @@ def test_capacity_exceeded(monkeypatch):
                      r"\(it hosts 2 endpoints, bounces 1 networks, divides 0 VPCs\)", errors[0].message)
 
 
+def test_too_many_scaled_endpoints_on_a_host(monkeypatch):
+    monkeypatch.setattr(capacity, "MAX_SCALED", 0, raising=False)
+    errors = validate(base())
+    assert [e.path for e in errors] == ["hostvars[h3]"]
+    assert "host h3 would hold 1 scaled endpoints, more than the 0 the datapath holds per host" in errors[0].message
+
+
 def test_too_many_bouncers(monkeypatch):
     monkeypatch.setattr(capacity, "MAX_HOPS", 1)
     inv = base()
