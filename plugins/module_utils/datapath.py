@@ -20,11 +20,14 @@ Loading is idempotent and never mixes map layouts:
   fresh maps in <pin_dir>/maps_new; every entry of every data map is copied
   converting by BTF member name (members in both layouts are copied, arrays
   keep their common prefix, new members start zeroed; integers that change
-  size keep their low-order bytes); stage programs are reloaded against the
-  new maps (their objects must be given); every link is switched to the
-  program of the same role from the new objects; then maps_new and maps are
-  exchanged by rename and the old pins removed. Per-CPU counters restart
-  from zero across a migration (they are statistics, not state). Entries
+  size keep their low-order bytes); maps private to stage functions (not
+  declared by the datapath objects) move along as they are, state kept;
+  stage programs are reloaded against the new maps (their objects, built
+  for the new ABI, must be given); every link is switched to the program of
+  the same role from the new objects; then maps_new and maps are exchanged
+  (renameat2 RENAME_EXCHANGE, else three renames) and the old pins removed.
+  Per-CPU maps (counters, scratch) restart from zero across a migration
+  (statistics, not state). Entries
   written to the old maps by someone else during a migration would be lost:
   the Datapath is meant to be the only writer.
 
@@ -43,7 +46,7 @@ import os
 import re
 import struct
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, stages, tables, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, netlink, stages, tables, xdp
 
 ROLES = {
     "transit": ("transit.bpf.o", "mzr_transit"),
@@ -423,18 +426,29 @@ class Datapath:
                     continue
                 entries[m] = self._copy_map(lay.map(m), os.path.join(lay.maps_new, m), new[m])
 
-            # 2. the stage table, against the new maps
+            # 2. maps private to stage functions (rules, statistics) are not
+            # the datapath's ABI: the same map objects move along, state kept
+            kept = []
+            for m in sorted(os.listdir(lay.maps)):
+                if m not in new and libbpf.pin_kind(lay.map(m)) == "map":
+                    fd = libbpf.obj_get(lay.map(m))
+                    try:
+                        libbpf.obj_pin(fd, os.path.join(lay.maps_new, m))
+                    finally:
+                        os.close(fd)
+                    kept.append(m)
+
+            # 3. the stage table, against the new maps
             stage_progs = {}
             for sname, (obj_path, prog_name) in sorted(stage_sources.items()):
-                obj = libbpf.BpfObject(obj_path, pin_root=lay.maps_new)
+                obj, prog = stages.load_stage(self.pin_dir, obj_path, prog_name, maps_dir=lay.maps_new)
                 opened.append(obj)
-                obj.load()
-                stage_progs[stages.name_of(sname)] = obj.program(prog_name)
+                stage_progs[stages.name_of(sname)] = prog
             with libbpf.Map.from_pin(os.path.join(lay.maps_new, abi.STAGES_MAP)) as arr:
                 for sname, prog in stage_progs.items():
                     arr.update(struct.pack("<I", stages.slot_of(sname)), struct.pack("<I", prog.fd))
 
-            # 3. every link to the program of the same role in the new objects
+            # 4. every link to the program of the same role in the new objects
             by_old_id = {}
             for path in lay.link_pins():
                 lfd = libbpf.obj_get(path)
@@ -452,7 +466,7 @@ class Datapath:
                 by_old_id[info["prog_id"]] = objs[role].program(ROLES[role][1])
             relinked = self._relink(by_old_id, rollback)
 
-            # 4. swap the map directories, then the program pins
+            # 5. swap the map directories, then the program pins
             if not _exchange(lay.maps_new, lay.maps):
                 os.rename(lay.maps, lay.maps_old)
                 os.rename(lay.maps_new, lay.maps)
@@ -478,7 +492,7 @@ class Datapath:
         _rmtree_pins(lay.maps_new)  # the old maps now
         programs = dict((role, _prog_summary_at(lay.prog(role))) for role in ROLES)
         return {"changed": True, "action": "migrated",
-                "maps": dict((m, "migrated" if m in diff else "copied") for m in new),
+                "maps": dict([(m, "migrated" if m in diff else "copied") for m in new] + [(m, "kept") for m in kept]),
                 "programs": dict((r, {"prog_id": p["prog_id"], "tag": p["tag"], "changed": True})
                                  for r, p in programs.items()),
                 "entries": entries, "relinked": relinked, "layout_changes": diff}
@@ -525,10 +539,21 @@ class Datapath:
                     ids.add(s["prog_id"])
         return ids
 
+    def _ifname(self, iface, ns):
+        """Links are pinned by interface name: resolve an index to it."""
+        if not isinstance(iface, int):
+            return iface
+        found = netlink.link(iface, ns)
+        if found is None:
+            raise DatapathError("no interface with index %d%s" % (iface, " in netns %s" % ns if ns else ""))
+        return found["ifname"]
+
     def attach(self, role, iface, mode="native", netns=None, switch_mode=False):
-        """Attach the role's program to iface (in netns, default the
-        Datapath's) by a link pinned in <pin_dir>/links. See xdp.attach."""
+        """Attach the role's program to iface (a name or index, in netns,
+        default the Datapath's) by a link pinned in <pin_dir>/links. Another
+        program of ours there is replaced atomically; see xdp.attach."""
         ns = netns if netns is not None else self.netns
+        iface = self._ifname(iface, ns)
         prog = self.program(role)
         try:
             res = xdp.attach(iface, prog, mode, netns=ns, link_pin=self.layout.link(link_name(iface, ns)),
@@ -539,7 +564,9 @@ class Datapath:
         return res
 
     def detach(self, iface, netns=None):
+        """Detach our program from iface and unpin its link."""
         ns = netns if netns is not None else self.netns
+        iface = self._ifname(iface, ns)
         return xdp.detach(iface, netns=ns, link_pin=self.layout.link(link_name(iface, ns)),
                           ours=self.prog_ids())
 

@@ -152,9 +152,9 @@ def run_in_netns(netns, fn, *args, **kwargs):
     return out["value"]
 
 
-def netns_socket(netns, family=socket.AF_INET, type=socket.SOCK_DGRAM, proto=0):
+def netns_socket(netns, family=socket.AF_INET, sock_type=socket.SOCK_DGRAM, proto=0):
     """A socket living in netns (to talk from inside it without a process)."""
-    return run_in_netns(netns, socket.socket, family, type, proto)
+    return run_in_netns(netns, socket.socket, family, sock_type, proto)
 
 
 def sysctl(key, value=None, netns=None):
@@ -351,6 +351,18 @@ def link_del(iface, netns=None):
             return True
 
     return run_in_netns(netns, body)
+
+
+def link_xdp_set(ifindex, attrs, netns=None):
+    """Send IFLA_XDP attributes ([(name, value)], e.g. IFLA_XDP_FD,
+    IFLA_XDP_FLAGS, IFLA_XDP_EXPECTED_FD) for ifindex: the netlink way of
+    attaching XDP, for kernels without XDP links. Errors carry the errno."""
+
+    def body():
+        with _ipr() as ipr:
+            _nl("IFLA_XDP on ifindex %d" % ifindex, lambda: ipr.link("set", index=ifindex, xdp={"attrs": attrs}))
+
+    run_in_netns(netns, body)
 
 
 # ---------------------------------------------------------------- addresses, routes

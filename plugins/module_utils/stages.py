@@ -46,7 +46,8 @@ class StageError(Exception):
 class Layout:
     """Where a datapath keeps its pins (bpffs forbids '.' in names):
 
-    <pin_dir>/maps/<map>        maps, pinned by name (libbpf pin_root_path)
+    <pin_dir>/maps/<map>        maps, pinned by name (libbpf pin_root_path):
+                                the datapath's and stage functions' own
     <pin_dir>/maps_new/<map>    maps of a layout migration in progress
     <pin_dir>/progs/<role>      transit, agent, pass programs
     <pin_dir>/progs/stage_<s>   stage programs
@@ -139,19 +140,44 @@ def table(array):
     return out
 
 
-def load_stage(pin_dir, obj_path, prog_name):
-    """Load a stage object reusing the datapath's pinned maps. Returns the
-    open BpfObject (the caller closes it) and the Program.
+def shared_maps(maps_dir):
+    """Names of the datapath's own maps: the ones its transit program uses
+    (plus the ABI's data maps), as opposed to a function's private maps."""
+    names = set(abi.DATA_MAPS) | set([abi.STAGES_MAP])
+    prog_pin = os.path.join(os.path.dirname(maps_dir), "progs", "transit")
+    if os.path.exists(prog_pin):
+        fd = libbpf.obj_get(prog_pin)
+        try:
+            for mid in libbpf.prog_map_ids(fd):
+                mfd = libbpf.map_fd_by_id(mid)
+                try:
+                    names.add(libbpf.map_info(mfd)["name"])
+                finally:
+                    os.close(mfd)
+        finally:
+            os.close(fd)
+    return names
 
-    Every map the object declares must already be pinned: a stage that
-    created its own empty copy of a data map would silently see nothing."""
-    lay = Layout(pin_dir)
-    obj = libbpf.BpfObject(obj_path, pin_root=lay.maps)
+
+def load_stage(pin_dir, obj_path, prog_name, maps_dir=None):
+    """Load a stage object reusing the datapath's pinned maps (from maps_dir,
+    default <pin_dir>/maps). Returns the open BpfObject (the caller closes
+    it) and the Program.
+
+    Every datapath map the object declares must already be pinned: a stage
+    that created its own empty copy of one would silently see nothing. Maps
+    private to the function (its rules, its statistics) are created and
+    pinned beside them on first load, and reused afterwards."""
+    maps_dir = maps_dir or Layout(pin_dir).maps
+    if not os.path.exists(os.path.join(maps_dir, abi.STAGES_MAP)):
+        raise StageError("no datapath at %s (load the datapath first)" % maps_dir)
+    shared = shared_maps(maps_dir)
+    obj = libbpf.BpfObject(obj_path, pin_root=maps_dir)
     try:
         for m in obj.map_names():
             path = obj.pin_path(m)
-            if path is None:
-                continue  # a private map of the stage
+            if path is None or m not in shared:
+                continue  # a private map of the function
             if not os.path.exists(path):
                 raise StageError("%s declares map %s, which the datapath at %s does not have "
                                  "(load the datapath first)" % (obj_path, m, pin_dir))

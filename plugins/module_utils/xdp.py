@@ -167,14 +167,11 @@ def _netlink_set(ifindex, prog_fd, flags, expected_fd=None):
     else:
         flags |= libbpf.XDP_FLAGS_UPDATE_IF_NOEXIST if prog_fd >= 0 else 0
     attrs.insert(1, ("IFLA_XDP_FLAGS", flags))
-    netlink._need_pyroute2()
-    with netlink.IPRoute() as ipr:
-        try:
-            ipr.link("set", index=ifindex, xdp={"attrs": attrs})
-        except netlink._PrNetlinkError as e:
-            code = getattr(e, "code", 0)
-            raise libbpf.BpfError("netlink XDP %s on ifindex %d" % ("attach" if prog_fd >= 0 else "detach",
-                                                                      ifindex), code)
+    try:
+        netlink.link_xdp_set(ifindex, attrs)
+    except netlink.NetlinkError as e:
+        raise libbpf.BpfError("netlink XDP %s on ifindex %d" % ("attach" if prog_fd >= 0 else "detach", ifindex),
+                              e.errno)
 
 
 def _create(ifindex, prog_fd, mode, link_pin, via):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import datapath, libbpf, netlink, stages, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import datapath, libbpf, stages, xdp
 
-from .conftest import PROGS, build_variant, edit_struct, member_line
+from .conftest import PROGS, build_variant, edit_struct, member_line, quiet_veth
 from .packets import XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, geneve_icmp, plain_udp
 
 H1, H2, H3 = "192.168.77.1", "192.168.77.2", "192.168.77.3"
@@ -41,10 +41,9 @@ def raw_state(d):
     """Every map's bytes (arrays whole; the counters excluded: packets move them)."""
     out = {}
     for m in sorted(os.listdir(d.maps_dir)):
-        if m in ("mzr_counters", "mzr_stages"):
-            continue
         with d.map(m) as mp:
-            out[m] = libbpf.read_array_blob(mp)
+            if mp.type == libbpf.BPF_MAP_TYPE_ARRAY:
+                out[m] = libbpf.read_array_blob(mp)
     return out
 
 
@@ -144,6 +143,8 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     dp.attach("agent", "a1")
     st = stages.Stages(dp.pin_dir)
     st.install("on_xdp_pass", stage_obj, "stage_count")
+    assert run_attached(dp, "a0", plain_udp()).retval == XDP_DROP
+    assert _hits(dp) == 1
     old_ids = map_ids(dp)
     old_state = raw_state(dp)
     links_before = dict((a["iface"], a["link_id"]) for a in dp.attachments())
@@ -163,15 +164,18 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
                                                      "stage_count")})
     assert (res["changed"], res["action"]) == (True, "migrated")
     assert res["maps"]["mzr_substrate"] == "migrated" and res["maps"]["mzr_endpoints"] == "copied"
+    assert res["maps"]["mzt_stage_hits"] == "kept"
     assert res["entries"]["mzr_substrate"] == len(old_hosts) and res["entries"]["mzr_endpoints"] == 3
     assert sorted(res["relinked"]) == sorted(datapath.link_name(i, dp.netns) for i in ("a0", "a1"))
     assert not os.path.exists(os.path.join(dp.pin_dir, "maps_new"))
 
     new_ids = map_ids(dp)
-    assert not set(new_ids.values()) & set(old_ids.values()), "every map is new"
+    assert new_ids["mzt_stage_hits"] == old_ids["mzt_stage_hits"], "a function's own map moves along"
+    datapath_old = dict((k, v) for k, v in old_ids.items() if k != "mzt_stage_hits")
+    assert not set(new_ids.values()) & set(datapath_old.values()), "every datapath map is new"
     # unchanged layouts: byte for byte
     new_state = raw_state(dp)
-    for m in ("mzr_endpoints", "mzr_networks", "mzr_vpcs", "mzr_agents"):
+    for m in ("mzr_endpoints", "mzr_networks", "mzr_vpcs", "mzr_agents", "mzt_stage_hits"):
         assert new_state[m] == old_state[m], m
     # changed layouts: by member name, new members zero
     with dp.map("mzr_substrate") as sub:
@@ -204,21 +208,27 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
         finally:
             os.close(fd)
     assert st.list()["on_xdp_pass"]["name"] == "stage_count"
-    _wait_freed(old_ids.values())
+    _wait_freed(datapath_old.values())
 
     # and it forwards from the migrated state: bounce to H2 with H2's MAC
     r = run_attached(dp, "a0", geneve_icmp(H3, H1, MAC[H1], VNI, "10.0.0.2", "10.0.0.3"))
     assert r.retval == XDP_TX
     assert r.data[0:6] == bytes(int(x, 16) for x in MAC[H2].split(":"))
     assert r.data[30:34] == bytes(int(x) for x in H2.split("."))
-    # the reloaded stage shares the new maps
+    # the reloaded stage shares the new maps (counters restarted) and keeps its own
     assert run_attached(dp, "a0", plain_udp()).retval == XDP_DROP
     with dp.map("mzr_counters") as m:
         assert sum(struct.unpack("<Q", v)[0] for v in m.lookup(struct.pack("<I", 60))) == 1
+    assert _hits(dp) == 2
 
     # reloading the variant again is a no-op
     again = datapath.Datapath(dp.pin_dir, variant, netns=dp.netns).load()
     assert (again["changed"], again["action"]) == (False, "reused") and map_ids(dp) == new_ids
+
+
+def _hits(d):
+    with d.map("mzt_stage_hits") as m:
+        return struct.unpack("<Q", m.lookup(bytes(4)))[0]
 
 
 def _wait_freed(ids, timeout=10.0):
@@ -265,9 +275,7 @@ def test_status_reports_programs_attachments_entries_counters(dp):
 
 def test_teardown_leaves_nothing(dp, netns, stage_obj):
     other = netns("y")
-    netlink.veth_add("b0", "b1", netns=other)
-    netlink.link_set("b0", netns=other, up=True)
-    netlink.link_set("b1", netns=other, up=True)
+    quiet_veth(other, "b0", "b1")
     dp.load()
     dp.attach("transit", "a0")
     dp.attach("agent", "a1")
