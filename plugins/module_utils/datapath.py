@@ -43,7 +43,6 @@ __metaclass__ = type
 import ctypes
 import errno
 import os
-import re
 import struct
 
 from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, netlink, stages, tables, xdp
@@ -160,18 +159,22 @@ def _converter(old, new, size_old, size_new):
 # ---------------------------------------------------------------- helpers
 
 
-_NONZERO = re.compile(b"[^\\x00]+")
-
-
 def nonzero_slots(blob, size):
-    """Indexes of the values of `size` bytes in blob that are not all zero
-    (scanned by the regex engine: fast on big, mostly empty tables)."""
+    """Indexes of the values of `size` bytes in blob that are not all zero.
+    Blocks of slots are compared with zeros first (a memcmp each), so a big,
+    mostly empty table is scanned in milliseconds."""
+    step = size * max(1, 8192 // size)
+    zero_block, zero = bytes(step), bytes(size)
     out = []
-    last = -1
-    for m in _NONZERO.finditer(blob):
-        for slot in range(max(m.start() // size, last + 1), (m.end() - 1) // size + 1):
-            out.append(slot)
-        last = (m.end() - 1) // size
+    n = len(blob)
+    base = 0
+    while base < n:
+        end = min(base + step, n)
+        if blob[base:end] != zero_block[:end - base]:
+            for off in range(base, end, size):
+                if blob[off:off + size] != zero:
+                    out.append(off // size)
+        base = end
     return out
 
 
