@@ -334,6 +334,7 @@ class Datapath:
         {prog_id, tag, changed}}, entries: {map: copied} (migration),
         relinked: [link names]}."""
         lay = self.layout
+        self._recover()
         lay.make_dirs()
         new = self._new_layouts()
         pinned = [m for m in new if os.path.exists(lay.map(m))]
@@ -354,6 +355,45 @@ class Datapath:
         changed = any(v == "created" for v in maps.values()) or any(p["changed"] for p in programs.values())
         return {"changed": changed, "action": "reused" if pinned else "created", "maps": maps,
                 "programs": programs, "entries": {}, "relinked": relinked, "layout_changes": {}}
+
+    def _recover(self):
+        """Clean up after an interrupted migration. maps_new and maps_old
+        are never in use once maps exists; if maps is missing (a crash
+        between the renames of the fallback swap), the set the attached
+        programs use becomes maps again."""
+        lay = self.layout
+        if not os.path.isdir(lay.maps):
+            used = set()
+            for path in lay.link_pins() + [lay.prog(r) for r in ROLES]:
+                kind = libbpf.pin_kind(path)
+                fd = libbpf.obj_get(path) if kind else None
+                if fd is None:
+                    continue
+                try:
+                    pid = libbpf.link_info(fd)["prog_id"] if kind == "link" else libbpf.prog_info(fd)["id"]
+                finally:
+                    os.close(fd)
+                s = stages._prog_summary(pid) if pid else None
+                used.update(s["map_ids"] if s else ())
+            for cand in (lay.maps_new, lay.maps_old):
+                if os.path.isdir(cand) and used & set(self._pinned_map_ids(cand)):
+                    os.rename(cand, lay.maps)
+                    break
+        for d in (lay.maps_new, lay.maps_old):
+            if os.path.isdir(d):
+                _rmtree_pins(d)
+
+    @staticmethod
+    def _pinned_map_ids(d):
+        ids = []
+        for f in os.listdir(d):
+            if libbpf.pin_kind(os.path.join(d, f)) == "map":
+                fd = libbpf.obj_get(os.path.join(d, f))
+                try:
+                    ids.append(libbpf.map_info(fd)["id"])
+                finally:
+                    os.close(fd)
+        return ids
 
     def _adopt_programs(self, objs):
         """Keep pinned programs identical to the new ones; replace the others
@@ -412,9 +452,7 @@ class Datapath:
             raise DatapathError("map layout changed (%s) while stages %s are installed: give their objects "
                                 "(stage_sources) so they can be reloaded against the new maps" % (
                                     ", ".join(sorted(diff)), ", ".join(sorted(missing))))
-        if os.path.exists(lay.maps_new):  # left by an aborted migration: never in use
-            _rmtree_pins(lay.maps_new)
-        os.mkdir(lay.maps_new)
+        os.mkdir(lay.maps_new)  # _recover() removed any leftover
         opened = []
         rollback = []
         swapped = False
@@ -483,9 +521,10 @@ class Datapath:
                 else:
                     libbpf.unpin(lay.stage(sname))
         except Exception:
-            if not swapped:
+            if not swapped:  # back to the old programs; the new maps were never used
                 for path, old_fd, new_fd in rollback:
                     stages._rollback(path, old_fd, new_fd)
+                _rmtree_pins(lay.maps_new)
             raise
         finally:
             for _p, old_fd, _n in rollback:

@@ -505,7 +505,9 @@ def bridge_veth(netns, ifname, bridge_netns, bridge, port_ifname, ip=None, mac=N
     """Plumb a host into a shared segment: a veth whose end `ifname` sits up
     in netns (created if needed) with optional ip and mac, and whose other
     end `port_ifname` is a port of `bridge` (created if needed) in
-    bridge_netns. Returns {changed, ifindex, mac, port_ifindex}."""
+    bridge_netns. disable_ipv6 keeps the segment quiet (no router or
+    neighbour solicitations from the host, the port or the bridge).
+    Returns {changed, ifindex, mac, port_ifindex}."""
     changed = netns_add(netns)
     if bridge_netns is not None:
         changed |= netns_add(bridge_netns)
@@ -515,6 +517,7 @@ def bridge_veth(netns, ifname, bridge_netns, bridge, port_ifname, ip=None, mac=N
     if disable_ipv6:
         changed |= sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, 1, netns=netns)
         changed |= sysctl("net/ipv6/conf/%s/disable_ipv6" % port_ifname, 1, netns=bridge_netns)
+        changed |= sysctl("net/ipv6/conf/%s/disable_ipv6" % bridge, 1, netns=bridge_netns)
     changed |= link_set(ifname, netns=netns, mac=mac, mtu=mtu)
     changed |= link_set(port_ifname, netns=bridge_netns, master=bridge, mtu=mtu, up=True)
     changed |= link_set(ifname, netns=netns, up=True)

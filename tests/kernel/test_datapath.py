@@ -226,6 +226,22 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     assert (again["changed"], again["action"]) == (False, "reused") and map_ids(dp) == new_ids
 
 
+def test_failed_migration_changes_nothing(dp, tmp_path, stage_obj):
+    dp.load()
+    dp.converge(desired(2))
+    dp.attach("transit", "a0")
+    stages.Stages(dp.pin_dir).install("on_xdp_pass", stage_obj, "stage_drop")
+    ids, state, links = map_ids(dp), raw_state(dp), dp.attachments()
+    variant = build_variant(str(tmp_path), _edit_abi, extra_srcs=[os.path.join(PROGS, "stage_verdicts.bpf.c")])
+    # the stage source is broken: found only after the new maps are filled
+    with pytest.raises(Exception, match="no_such_prog"):
+        datapath.Datapath(dp.pin_dir, variant, netns=dp.netns).load(
+            stage_sources={"on_xdp_pass": (os.path.join(variant, "stage_verdicts.bpf.o"), "no_such_prog")})
+    assert map_ids(dp) == ids and raw_state(dp) == state and dp.attachments() == links
+    assert sorted(os.listdir(dp.pin_dir)) == ["links", "maps", "progs"]
+    assert run_attached(dp, "a0", plain_udp()).retval == XDP_DROP, "old table, old maps, still running"
+
+
 def _hits(d):
     with d.map("mzt_stage_hits") as m:
         return struct.unpack("<Q", m.lookup(bytes(4)))[0]
