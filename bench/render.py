@@ -9,7 +9,8 @@ Each VPC has 3 dividers, each network 1 or 2 bouncers; endpoints are spread
 over the hosts at random (seeded), 1 in 10 on an adopted interface, the
 rest in namespaces; every tenth network has a scaled endpoint (one of its endpoints) with
 4 backends. VPCs reuse CIDRs (10.<v mod 200>.0.0/16). The timed part is what
-a play does on the controller: validation, then rendering of every host.
+a play does on the controller: render_inventory(), which validates, then
+renders every host.
 "entries" counts the map entries rendered (endpoints, networks, vpcs,
 substrate, agents of every host); peak RSS is the process's, generation
 included.
@@ -26,7 +27,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build"))
 
 from ansible_collections.mizar.transit.plugins.module_utils import render, validate  # noqa: E402
-from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, InvalidInventory  # noqa: E402
 
 TARGET_SECONDS = 5.0
 TARGET_RSS_MB = 2048
@@ -73,23 +73,19 @@ def run(args):
     t0 = time.perf_counter()
     inv = generate(args.hosts, args.vpcs, args.networks, args.endpoints, args.seed)
     t1 = time.perf_counter()
-    try:
-        model, plans = validate.check(inv)
-    except InvalidInventory as e:
-        sys.exit("the synthetic inventory is invalid (%d errors), first: %s" % (len(e.errors), e.errors[0]))
+    errors = validate.validate(inv)  # validation alone, for the table
     t2 = time.perf_counter()
-    errors = ErrorList()
-    ips, macs = render.resolve_addresses(model, None, errors)
-    renderings = render.render(model, plans, ips, macs)
+    if errors:
+        sys.exit("the synthetic inventory is invalid (%d errors), first: %s" % (len(errors), errors[0]))
+    renderings = render.render_inventory(inv)  # what a play runs: validation, then every host rendered
     t3 = time.perf_counter()
-    assert not errors
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     nnets = sum(len(v["networks"]) for v in inv["mizar_vpcs"])
     neps = sum(len(n["endpoints"]) for v in inv["mizar_vpcs"] for n in v["networks"])
     return {
         "hosts": len(inv["hosts"]), "vpcs": len(inv["mizar_vpcs"]), "networks": nnets, "endpoints": neps,
-        "entries": render.count_entries(renderings), "seconds": round(t3 - t1, 3), "peak_rss_mb": round(rss_mb, 1),
-    }, {"generate": t1 - t0, "validate": t2 - t1, "render": t3 - t2}
+        "entries": render.count_entries(renderings), "seconds": round(t3 - t2, 3), "peak_rss_mb": round(rss_mb, 1),
+    }, {"generate": t1 - t0, "validate": t2 - t1}
 
 
 def main():
@@ -110,8 +106,8 @@ def main():
         ("hosts", "%d" % result["hosts"]), ("VPCs", "%d" % result["vpcs"]), ("networks", "%d" % result["networks"]),
         ("endpoints", "%d" % result["endpoints"]), ("map entries rendered", "%d" % result["entries"]),
         ("generate inventory (not timed)", "%.2f s" % phases["generate"]),
-        ("validate", "%.2f s" % phases["validate"]), ("render all hosts", "%.2f s" % phases["render"]),
-        ("validate + render", "%.2f s  (target <= %.0f s)" % (result["seconds"], TARGET_SECONDS)),
+        ("validate alone (not timed)", "%.2f s" % phases["validate"]),
+        ("validate + render all hosts", "%.2f s  (target <= %.0f s)" % (result["seconds"], TARGET_SECONDS)),
         ("peak RSS", "%.0f MB  (target <= %d MB)" % (result["peak_rss_mb"], TARGET_RSS_MB)),
         ("verdict", "meets target" if ok else "MISSES TARGET"),
     ]

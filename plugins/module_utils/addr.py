@@ -21,9 +21,9 @@ import socket
 IFNAMSIZ = 16  # Linux: at most 15 characters and the NUL
 MAX_VNI = (1 << 24) - 1
 
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
+_NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -124,19 +124,18 @@ def _digest(vni, ip):
 def derived_mac(vni, ip):
     """The MAC of an endpoint or gateway with none given: 02 (locally
     administered, unicast) then the first 5 bytes of sha256("<vni>/<ip>")."""
-    d = _digest(vni, ip)
-    return "02:%02x:%02x:%02x:%02x:%02x" % (d[0], d[1], d[2], d[3], d[4])
+    return "02:" + _digest(vni, ip)[:5].hex(":")
 
 
 def veth_name(vni, ip):
     """Host-side veth of a netns endpoint: 'mz' + 10 hex of sha256("<vni>/<ip>")."""
-    return "mz" + _digest(vni, ip).hex()[:10]
+    return "mz" + _digest(vni, ip)[:5].hex()
 
 
 def derived(vni, ip):
     """(derived MAC, veth name) with one hash: both come from the same digest."""
-    d = _digest(vni, ip)
-    return ("02:%02x:%02x:%02x:%02x:%02x" % (d[0], d[1], d[2], d[3], d[4]), "mz" + d.hex()[:10])
+    head = _digest(vni, ip)[:5]
+    return "02:" + head.hex(":"), "mz" + head.hex()
 
 
 def ifname_problem(name):
@@ -163,7 +162,7 @@ def netns_problem(name):
 
 def name_problem(name):
     """Why name is not a usable VPC/network/endpoint/function name, or None."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not NAME_RE.match(name):
         return ("%r is not a valid name: use 1 to 63 letters, digits, '_', '.' or '-', starting with a letter "
                 "or digit" % (name,))
     return None

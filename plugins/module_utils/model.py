@@ -98,7 +98,7 @@ class Endpoint:
     """A simple or scaled endpoint, or a network's gateway (type 'gateway')."""
 
     __slots__ = ("path", "network", "name", "fullname", "ip", "ip_int", "host", "mac", "type", "backends",
-                 "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given")
+                 "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given", "key")
 
     def __init__(self, path, network):
         self.path = path
@@ -111,6 +111,7 @@ class Endpoint:
         self.netns = self.iface = self.host_iface = None
         self.vni = None
         self.mac_given = False
+        self.key = None  # (vni, ip as integer): the endpoints map's key and sort order
 
 
 class Function:
@@ -425,6 +426,7 @@ def _network(raw, path, vpc, errors):
             gw.ip = addr.ip_text(gw.ip_int)
             if vpc.vni is not None:
                 gw.vni = vpc.vni
+                gw.key = (vpc.vni, gw.ip_int)
                 gw.mac = addr.derived_mac(vpc.vni, gw.ip)
             net.gateway = gw
     if "bouncers" not in raw or raw.get("bouncers") is None:
@@ -443,17 +445,24 @@ def _network(raw, path, vpc, errors):
     return net
 
 
+_ENDPOINT_KEYSET = frozenset(ENDPOINT_KEYS)
+_NAME_OK = addr.NAME_RE.match
+
+
 def _endpoint(raw, path, net, errors):
+    # the hot path of build(): one call per endpoint, so the common case is kept short
     if not isinstance(raw, Mapping):
         errors.add(path, "an endpoint must be a mapping (key: value lines), not %s" % _kind(raw))
         return None
-    for key in raw:
-        if key not in ENDPOINT_KEYS:
-            errors.add("%s.%s" % (path, key), "unknown key %r in an endpoint%s; the allowed keys are: %s"
-                       % (key, suggest(key, ENDPOINT_KEYS), ", ".join(ENDPOINT_KEYS)))
+    if not _ENDPOINT_KEYSET.issuperset(raw):
+        _check_keys(raw, ENDPOINT_KEYS, path, errors, "an endpoint")
     ep = Endpoint(path, net)
     vni = ep.vni = net.vpc.vni
-    ep.name = _name(raw, path, errors)
+    name = raw.get("name")
+    if isinstance(name, str) and _NAME_OK(name):
+        ep.name = str(name)
+    else:
+        ep.name = _name(raw, path, errors)
     if ep.name is not None and net.fullname is not None:
         ep.fullname = "%s/%s" % (net.fullname, ep.name)
 
@@ -486,6 +495,8 @@ def _endpoint(raw, path, net, errors):
             errors.add(path + ".mac", "%s; or leave mac out to derive one from the VNI and IP" % e)
     elif host_iface is not None:
         ep.mac = mac
+    if vni is not None and ep.ip_int is not None:
+        ep.key = (vni, ep.ip_int)
 
     bypass = raw.get("bypass_decap", False)
     if not isinstance(bypass, bool):

@@ -24,6 +24,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import operator
 import os
 
 try:
@@ -58,6 +59,11 @@ def render_inventory(inventory, facts=None, offline=False, hosts=None, registry=
     base_dir: where relative paths of user function sources are rooted
     (default: the current directory). Raises InvalidInventory with every
     error."""
+    with gc_paused():  # one pause for validation and rendering (see gcpause.py)
+        return _render_inventory(inventory, facts, offline, hosts, registry, base_dir)
+
+
+def _render_inventory(inventory, facts, offline, hosts, registry, base_dir):
     model, plans = check(inventory, registry)
     errors = ErrorList()
     ips, macs = resolve_addresses(model, facts, errors)
@@ -148,8 +154,7 @@ def _ip_key(ip):
     return addr.parse_ipv4(ip) if ip is not None else _NO_IP
 
 
-def _ep_key(ep):
-    return (ep.vni, ep.ip_int)
+_EP_KEY = operator.attrgetter("key")
 
 
 def _net_key(net):
@@ -160,14 +165,25 @@ def _vpc_key(vpc):
     return vpc.vni
 
 
+def _by_iface(entry):
+    return entry["iface"]
+
+
+def _by_name(entry):
+    return entry["name"]
+
+
 class _Renderer:
-    """Shapes placed model objects into entries; per-item parts are built once."""
+    """Shapes placed model objects into entries. Parts shared by many hosts
+    (remote endpoint entries, bouncer and divider lists) are built once and
+    copied per host, so no two renderings share a mutable object."""
 
     def __init__(self, model, ips, macs, base_dir):
         self.model = model
         self.ips = ips
         self.macs = macs
-        self.ip_keys = dict((h, _ip_key(ip)) for h, ip in ips.items())
+        # substrate order: numeric IP; unknown (offline) addresses last, by name
+        self.sub_key = dict((h, (_ip_key(ip), h)) for h, ip in ips.items())
         self.base_dir = base_dir
         self.remote = {}    # Endpoint -> remote entry template
         self.bouncers = {}  # Network -> [bouncer IPs]
@@ -185,31 +201,31 @@ class _Renderer:
             ips = self.dividers[vpc] = [self.ips[d] for d in vpc.dividers]
         return ips
 
-    def remote_entry(self, ep):
-        tpl = self.remote.get(ep)
-        if tpl is None:
-            tpl = self.remote[ep] = {
-                "vni": ep.vni, "ip": ep.ip, "name": ep.fullname, "type": ep.type,
-                "host_ip": self.ips[ep.host] if ep.type == "simple" else None, "iface": None, "mac": ep.mac,
-                "bypass_decap": ep.bypass_decap, "backends": [b.ip for b in ep.backend_eps],
-            }
-        entry = tpl.copy()
-        backends = tpl["backends"]
-        entry["backends"] = list(backends) if backends else []
-        return entry
+    def template(self, ep):
+        tpl = self.remote[ep] = {
+            "vni": ep.vni, "ip": ep.ip, "name": ep.fullname, "type": ep.type,
+            "host_ip": self.ips[ep.host] if ep.type == "simple" else None, "iface": None, "mac": ep.mac,
+            "bypass_decap": ep.bypass_decap, "backends": [b.ip for b in ep.backend_eps],
+        }
+        return tpl
 
     def host(self, plan):
         name = plan.name
         host = self.model.hosts[name]
-        my_ip = self.ips[name]
+        ips, macs = self.ips, self.macs
+        my_ip = ips[name]
 
         entries = []
-        for ep in sorted(plan.remote.union(plan.hosted), key=_ep_key):
-            entry = self.remote_entry(ep)
+        append = entries.append
+        templates = self.remote
+        for ep in sorted(plan.remote.union(plan.hosted), key=_EP_KEY):
+            tpl = templates.get(ep) or self.template(ep)
+            entry = tpl.copy()
+            backends = tpl["backends"]
+            entry["backends"] = list(backends) if backends else []
             if ep.host == name and ep.type == "simple":
-                entry["iface"] = ep.host_iface
-                entry["host_ip"] = my_ip
-            entries.append(entry)
+                entry["iface"] = ep.host_iface  # hosted here: the hosted entry wins
+            append(entry)
 
         agents, local = [], []
         for ep in plan.hosted:
@@ -219,8 +235,8 @@ class _Renderer:
             local.append({"name": ep.fullname, "vni": ep.vni, "ip": ep.ip, "prefixlen": net.plen, "mac": ep.mac,
                           "gateway": net.gateway.ip, "netns": ep.netns, "iface": ep.host_iface,
                           "bypass_decap": ep.bypass_decap})
-        agents.sort(key=lambda a: a["iface"])
-        local.sort(key=lambda e: e["name"])
+        agents.sort(key=_by_iface)
+        local.sort(key=_by_name)
 
         networks = [{"vni": net.vpc.vni, "cidr": net.cidr, "name": net.fullname,
                      "bouncers": list(self.bouncer_ips(net))}
@@ -228,13 +244,12 @@ class _Renderer:
         vpcs = [{"vni": vpc.vni, "name": vpc.name, "dividers": list(self.divider_ips(vpc)),
                  "local_divider": plan.vpcs[vpc]}
                 for vpc in sorted(plan.vpcs, key=_vpc_key)]
-        ip_keys = self.ip_keys
-        substrate = [{"ip": self.ips[h], "mac": self.macs[h], "name": h}
-                     for h in sorted(plan.substrate, key=lambda h: (ip_keys[h], h))]
+        substrate = [{"ip": ips[h], "mac": macs[h], "name": h}
+                     for h in sorted(plan.substrate, key=self.sub_key.__getitem__)]
 
         return {
             "host": name,
-            "interface": {"name": host.interface, "ip": my_ip, "mac": self.macs[name], "xdp_mode": host.xdp_mode,
+            "interface": {"name": host.interface, "ip": my_ip, "mac": macs[name], "xdp_mode": host.xdp_mode,
                           "pin_dir": host.pin_dir},
             "maps": {"endpoints": entries, "networks": networks, "vpcs": vpcs, "substrate": substrate,
                      "agents": agents},
