@@ -224,7 +224,9 @@ def attach(iface, prog, mode, netns=None, link_pin=None, via="auto", switch_mode
 
     Returns {changed, action, via, before, after, note}: action is attached,
     replaced, unchanged or switched (mode change: detach then attach, so the
-    interface ran no program for a moment, which note says)."""
+    interface ran no program for a moment, which note says). A program of
+    ours identical to prog (same tag, same maps: e.g. the same object loaded
+    again) stays attached and counts as unchanged, so re-runs are no-ops."""
     if via not in VIAS:
         raise XdpError("via must be one of %s" % ", ".join(VIAS))
     _mode_flags(mode)
@@ -259,7 +261,7 @@ def attach(iface, prog, mode, netns=None, link_pin=None, via="auto", switch_mode
                     action = "switched"
                     note = ("mode %s -> %s needs detach + attach: %s ran no XDP program in between"
                             % (before["mode"], mode, iface))
-                elif before["prog_id"] == new_id:
+                elif before["prog_id"] == new_id or (mine and _identical(before["prog_id"], prog_fd)):
                     action, used = "unchanged", before["via"]
                 elif not mine:
                     _remove(before, pinned)
@@ -281,6 +283,21 @@ def attach(iface, prog, mode, netns=None, link_pin=None, via="auto", switch_mode
                 "after": after, "note": note}
 
     return netlink.run_in_netns(netns, body)
+
+
+def _identical(prog_id, prog_fd):
+    """The attached program prog_id does exactly what prog_fd would: same
+    instructions (tag) on the same maps (the tag ignores which maps)."""
+    try:
+        fd = libbpf.prog_fd_by_id(prog_id)
+    except libbpf.BpfError:
+        return False
+    try:
+        a, b = libbpf.prog_info(fd), libbpf.prog_info(prog_fd)
+        return (a["tag"] == b["tag"] and a["type"] == b["type"] and
+                libbpf.prog_map_ids(fd) == libbpf.prog_map_ids(prog_fd))
+    finally:
+        os.close(fd)
 
 
 def _replace(state, pinned, prog_fd):

@@ -138,3 +138,28 @@ def test_missing_interface(veth, progs, pin_dir):
     netlink.link_del("a1", netns=veth)
     res = xdp.detach("a1", netns=veth, link_pin=pin)
     assert res["action"] == "absent" and res["changed"] and not os.path.exists(pin)
+
+
+def test_an_identical_program_is_unchanged(veth, stage_obj, pin_dir):
+    """The same object loaded again (new program, same tag, same maps) is a
+    no-op; the same code on other maps is a real replacement."""
+    pin = os.path.join(pin_dir, "link_a0")
+    first = libbpf.BpfObject(stage_obj, pin_root=pin_dir).load()
+    again = libbpf.BpfObject(stage_obj, pin_root=pin_dir).load()
+    other_maps = os.path.join(pin_dir, "other")
+    os.mkdir(other_maps)
+    elsewhere = libbpf.BpfObject(stage_obj, pin_root=other_maps).load()
+    try:
+        a, b, c = (o.program("stage_count") for o in (first, again, elsewhere))
+        assert a.info()["id"] != b.info()["id"] and a.info()["tag"] == b.info()["tag"] == c.info()["tag"]
+        xdp.attach("a0", a, "native", netns=veth, link_pin=pin)
+        res = xdp.attach("a0", b, "native", netns=veth, link_pin=pin)
+        assert (res["changed"], res["action"]) == (False, "unchanged")
+        assert xdp.query("a0", netns=veth)["prog_id"] == a.info()["id"]
+        res = xdp.attach("a0", c, "native", netns=veth, link_pin=pin)
+        assert (res["changed"], res["action"]) == (True, "replaced")
+        assert xdp.query("a0", netns=veth)["prog_id"] == c.info()["id"]
+        xdp.detach("a0", netns=veth, link_pin=pin)
+    finally:
+        for o in (first, again, elsewhere):
+            o.close()
