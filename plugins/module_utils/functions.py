@@ -14,6 +14,7 @@ holds:
       rules:
         type: list              # str int bool list dict cidr ipv4 vpc host
         elements: dict          # for lists: the type of each element
+        max_items: 64           # for lists: at most this many elements
         required: true
         options: {...}          # for dicts (and lists of dicts): nested options
       port:
@@ -59,8 +60,8 @@ SCHEMA_SUFFIX = ".yml"
 USER_SOURCE_SUFFIX = ".c"
 
 TYPES = ("str", "int", "bool", "list", "dict", "cidr", "ipv4", "vpc", "host")
-OPTION_KEYS = ("type", "required", "default", "choices", "min", "max", "elements", "options", "requires",
-               "description")
+OPTION_KEYS = ("type", "required", "default", "choices", "min", "max", "max_items", "elements", "options",
+               "requires", "description")
 SCHEMA_KEYS = ("name", "description", "stages", "config")
 
 
@@ -301,6 +302,10 @@ def _check_value(value, kind, opt, path, errors, ctx):
     elif kind == "list":
         if not isinstance(value, (list, tuple)):
             errors.add(path, "must be a list, not %r" % (value,))
+            return _BAD
+        if "max_items" in opt and len(value) > opt["max_items"]:
+            errors.add(path, "%d items, more than the %d the function holds: list at most %d"
+                       % (len(value), opt["max_items"], opt["max_items"]))
             return _BAD
         elements = opt.get("elements", "str")
         items = []

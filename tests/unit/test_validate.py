@@ -220,6 +220,8 @@ CASES = [
      r"70000 is out of range: use 1 to 65535"),
     ("acl-protocol", lambda inv: RULE(inv).update(protocol="tpc"), "mizar_functions[0].config.rules[0].protocol",
      r"'tpc' is not one of tcp, udp, icmp, any \(did you mean \"tcp\"\?\)"),
+    ("acl-too-many-rules", lambda inv: F(inv)["config"].update(rules=[dict(RULE(inv), port=p) for p in range(1, 66)]),
+     "mizar_functions[0].config.rules", r"65 items, more than the 64 the function holds"),
     ("acl-action-missing", lambda inv: RULE(inv).pop("action"), "mizar_functions[0].config.rules[0].action",
      r"action is required"),
     # host settings
