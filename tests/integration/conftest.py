@@ -1,0 +1,183 @@
+"""Fixtures for the Ansible end-to-end tests: real ansible-playbook runs
+against real network namespaces, bridges, XDP and bpffs.
+
+They need root, a mounted bpffs, libbpf, pyroute2, the built BPF objects and
+the collection tree; without them every test fails (never skips). Every name
+a test creates carries RUN, so runs never touch each other's (or a person's)
+lab, and every fixture cleans up in its finalizer, also after a failure.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from ansible_collections.mizar.transit.plugins.module_utils import lab, libbpf, netlink, xdp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+BPF_OUT = os.path.join(ROOT, ".build", "bpf")
+PASS_OBJ = os.path.join(BPF_OUT, "pass.bpf.o")
+BPFFS = "/sys/fs/bpf"
+LAB_INVENTORY = os.path.join(ROOT, "inventories", "lab")
+
+# Short and unique per run: lab hosts are named RUN + "h1", ... and must leave
+# room in interface names (bridge RUN + "br").
+RUN = "mzi%04x" % (os.getpid() & 0xffff)
+
+_RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+"
+                    r"skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
+
+
+def _bpffs_mounted():
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == BPFFS and line.split()[2] == "bpf" for line in f)
+
+
+def pytest_collection_modifyitems(items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.kernel)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def integration_ready():
+    """Fail loudly when these tests cannot really run."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not root (namespaces, bridges, XDP and bpffs need it)")
+    if not _bpffs_mounted():
+        problems.append("no bpffs at %s (mount -t bpf bpf %s)" % (BPFFS, BPFFS))
+    try:
+        libbpf.lib()
+    except libbpf.BpfError as e:
+        problems.append(str(e))
+    if not netlink.HAS_PYROUTE2:
+        problems.append("pyroute2 missing (run scripts/bootstrap)")
+    if not os.path.exists(PASS_OBJ):
+        problems.append("%s missing (run scripts/bootstrap)" % PASS_OBJ)
+    if not os.path.exists(os.path.join(BIN, "ansible-playbook")):
+        problems.append("no ansible-playbook next to %s (run scripts/bootstrap)" % sys.executable)
+    if problems:
+        pytest.fail("integration tests cannot run: " + "; ".join(problems), pytrace=False)
+
+
+class Result:
+    """A finished ansible-playbook run: rc, output, and the PLAY RECAP."""
+
+    def __init__(self, args, proc):
+        self.args = args
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.recap = dict((m.group(1), dict(zip(("ok", "changed", "unreachable", "failed", "skipped",
+                                                  "rescued", "ignored"), map(int, m.groups()[1:]))))
+                          for m in _RECAP.finditer(proc.stdout))
+
+    def __str__(self):
+        return "$ %s\n(rc %d)\n%s\n%s" % (" ".join(self.args), self.rc, self.stdout, self.stderr)
+
+    def changed(self, host="localhost"):
+        return self.recap[host]["changed"]
+
+    def ok(self):
+        """rc 0 and no failed or unreachable host."""
+        return self.rc == 0 and bool(self.recap) and all(
+            not r["failed"] and not r["unreachable"] for r in self.recap.values())
+
+
+class Ansible:
+    """Runs ansible-playbook of the .venv with the collection from .build,
+    isolated from the user's Ansible configuration."""
+
+    def __init__(self, workdir):
+        self.workdir = str(workdir)
+        env = dict((k, v) for k, v in os.environ.items() if not k.startswith("ANSIBLE_"))
+        env.update(ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build"), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_HOME=os.path.join(self.workdir, "ansible-home"), ANSIBLE_LOCALHOST_WARNING="0",
+                   ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_RETRY_FILES_ENABLED="0")
+        self.env = env
+
+    def playbook(self, inventory, playbook, *extra, wrap=()):
+        """Run a playbook (a path, or a name like mizar.transit.lab); wrap is a
+        command prefix (e.g. unshare ...)."""
+        args = list(wrap) + [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), str(playbook)]
+        args += list(extra)
+        proc = subprocess.run(args, cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=300)
+        return Result(args, proc)
+
+    def write_playbook(self, name, text):
+        path = os.path.join(self.workdir, name)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+
+@pytest.fixture(scope="module")
+def ansible(tmp_path_factory):
+    return Ansible(tmp_path_factory.mktemp("ansible"))
+
+
+def write_inventory(directory, hosts, group_vars=None, all_vars=None):
+    """An inventory directory: hosts {name: vars} in group mizar_hosts,
+    group_vars/mizar_hosts.yml and group_vars/all.yml from dicts."""
+    os.makedirs(os.path.join(directory, "group_vars"), exist_ok=True)
+    with open(os.path.join(directory, "hosts.yml"), "w") as f:
+        yaml.safe_dump({"all": {"children": {"mizar_hosts": {"hosts": hosts}}}}, f, default_flow_style=False)
+    for name, data in (("mizar_hosts", group_vars), ("all", all_vars)):
+        if data:
+            with open(os.path.join(directory, "group_vars", name + ".yml"), "w") as f:
+                yaml.safe_dump(data, f, default_flow_style=False)
+    return str(directory)
+
+
+def shipped_host_settings():
+    """group_vars/mizar_hosts.yml of the shipped lab inventory: the tests
+    reach their lab hosts exactly as the shipped lab does."""
+    with open(os.path.join(LAB_INVENTORY, "group_vars", "mizar_hosts.yml")) as f:
+        return yaml.safe_load(f)
+
+
+def bpffs_rmtree(path):
+    """Remove a pin tree, detaching pinned links first."""
+    if not os.path.exists(path):
+        return
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            try:
+                if libbpf.pin_kind(p) == "link":
+                    xdp.link_detach_pinned(p)
+            except Exception:  # a pin we cannot inspect: unlinking it below still drops it
+                pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_lab_host(name, bridge=lab.DEFAULT_BRIDGE, bpffs_root=None):
+    """Remove whatever is left of a lab host, by hand (finalizers)."""
+    errors = []
+    for step in (lambda: netlink.link_del(lab.port_name(name)),
+                 lambda: netlink.netns_del(name),
+                 lambda: bpffs_root and bpffs_rmtree(os.path.join(bpffs_root, name))):
+        try:
+            step()
+        except Exception as e:  # keep going: leave as little as possible
+            errors.append("%s: %s" % (name, e))
+    return errors
+
+
+def remove_bridge_if_unused(bridge):
+    br = netlink.link(bridge)
+    if br is not None and not [lk for lk in netlink.links() if lk["master"] == br["index"]]:
+        netlink.link_del(bridge)
+
+
+def ns_ping(netns, ip):
+    """One ping from inside netns; True when answered."""
+    return subprocess.run(["ip", "netns", "exec", netns, "ping", "-c1", "-W1", ip],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
