@@ -83,6 +83,8 @@ class _Pinned:
         self.fd = None
         self.info = None
         if path and os.path.exists(path):
+            if libbpf.pin_kind(path) != "link":
+                raise XdpError("%s is pinned but is not a bpf_link" % path)
             self.fd = libbpf.obj_get(path)
             self.info = libbpf.link_info(self.fd)
 
