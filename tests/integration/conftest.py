@@ -82,6 +82,8 @@ class Result:
     def __str__(self):
         return "$ %s\n(rc %d)\n%s\n%s" % (" ".join(self.args), self.rc, self.stdout, self.stderr)
 
+    __repr__ = __str__
+
     def changed(self, host="localhost"):
         return self.recap[host]["changed"]
 
