@@ -116,11 +116,13 @@ struct mzr_backend_set {
 };
 
 /* mzr_networks: flat table keyed by (VNI, prefix length, network address). */
+#define MZR_NET_F_LOCAL_BOUNCER 0x1 /* this host bounces for the network: it knows all its endpoints */
+
 struct mzr_network {
 	__u32 vni; /* tag */
 	__be32 ip; /* network address */
 	__u8 plen;
-	__u8 _pad;
+	__u8 flags; /* MZR_NET_F_* */
 	__u16 nbouncers;
 	__u16 bouncer[MZR_MAX_HOPS]; /* substrate slots */
 };
@@ -208,6 +210,7 @@ enum mzr_counter {
 	MZR_D_AGENT_PROTO = 52,    /* agent: frame neither IPv4 nor ARP */
 	MZR_D_AGENT_TRUNC = 53,    /* agent: frame cut short */
 	MZR_D_AGENT_SPOOF = 54,    /* agent: source is not the endpoint's IP */
+	MZR_D_NO_ENDPOINT = 55,    /* no such endpoint in a network this host bounces for */
 	MZR_C_MAX = 64,
 };
 

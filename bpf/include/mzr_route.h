@@ -50,6 +50,11 @@ static __always_inline int mzr_next_hop(__u32 vni, __be32 src, __be32 dst,
 			break;
 	}
 	if (net) { /* Divider: a bouncer of the destination network */
+		/* A bouncer of that network knows all its endpoints: it was not
+		 * found, it does not exist. (Sending it on would ping-pong it
+		 * between bouncer and divider until the TTL ran out.) */
+		if (net->flags & MZR_NET_F_LOCAL_BOUNCER)
+			return MZR_D_NO_ENDPOINT;
 		n = net->nbouncers;
 		if (n == 0 || n > MZR_MAX_HOPS)
 			return MZR_D_NO_HOPS;

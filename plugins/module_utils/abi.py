@@ -41,6 +41,7 @@ EP_TYPES = {"simple": 1, "scaled": 2, "gateway": 3}
 EP_TYPE_NAMES = dict((v, k) for k, v in EP_TYPES.items())
 EP_F_BYPASS_DECAP = 0x1
 VPC_F_LOCAL_DIVIDER = 0x1
+NET_F_LOCAL_BOUNCER = 0x1
 
 # enum mzr_counter
 COUNTERS = {
@@ -53,7 +54,7 @@ DROP_REASONS = {
     "inner_trunc": 36, "inner_proto": 37, "inner_ip_bad": 38, "inner_ip_opts": 39,
     "inner_frag": 40, "inner_arp_bad": 41, "ttl": 42, "unknown_vni": 43, "no_network": 44,
     "no_substrate": 45, "no_hops": 46, "loop": 47, "scaled_no_fn": 48, "to_gateway": 49,
-    "adjust": 50, "agent_nocfg": 51, "agent_proto": 52, "agent_trunc": 53, "agent_spoof": 54,
+    "adjust": 50, "agent_nocfg": 51, "agent_proto": 52, "agent_trunc": 53, "agent_spoof": 54, "no_endpoint": 55,
 }
 COUNTER_SLOTS = 64
 
@@ -81,7 +82,7 @@ class BackendSet(ctypes.Structure):
 
 
 class Network(ctypes.Structure):
-    _fields_ = [("vni", u32), ("ip", u32), ("plen", u8), ("_pad", u8), ("nbouncers", u16), ("bouncer", u16 * H)]
+    _fields_ = [("vni", u32), ("ip", u32), ("plen", u8), ("flags", u8), ("nbouncers", u16), ("bouncer", u16 * H)]
 
 
 class Vpc(ctypes.Structure):
@@ -247,7 +248,7 @@ class EndpointCodec(FlatCodec):
 
 
 class NetworkCodec(FlatCodec):
-    """{vni, cidr, bouncers}."""
+    """{vni, cidr, bouncers, local_bouncer}."""
 
     pin_name = "mzr_networks"
     ctype = Network
@@ -263,14 +264,16 @@ class NetworkCodec(FlatCodec):
 
     def encode(self, entry, host_slot, backend_slot=None):
         net, plen = _cidr(entry["cidr"])
-        v = Network(vni=entry["vni"], ip=int.from_bytes(net, "little"), plen=plen)
+        v = Network(vni=entry["vni"], ip=int.from_bytes(net, "little"), plen=plen,
+                    flags=NET_F_LOCAL_BOUNCER if entry.get("local_bouncer") else 0)
         v.nbouncers = _slots(v.bouncer, entry["bouncers"], host_slot)
         return bytes(v)
 
     def decode(self, raw, host_ip, backends=None):
         v = Network.from_buffer_copy(raw)
         return {"vni": v.vni, "cidr": "%s/%d" % (u32_to_ip(v.ip), v.plen),
-                "bouncers": _ips(v.bouncer, v.nbouncers, host_ip)}
+                "bouncers": _ips(v.bouncer, v.nbouncers, host_ip),
+                "local_bouncer": bool(v.flags & NET_F_LOCAL_BOUNCER)}
 
 
 class VpcCodec(FlatCodec):

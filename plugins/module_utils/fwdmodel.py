@@ -191,6 +191,8 @@ class ForwardingModel:
             return None, "unknown_vni"
         net = host.lpm(vni, dst_ip)
         if net is not None:
+            if net.get("local_bouncer"):
+                return None, "no_endpoint"
             n = len(net["bouncers"])
             if n == 0:
                 return None, "no_hops"

@@ -238,9 +238,15 @@ class _Renderer:
         agents.sort(key=_by_iface)
         local.sort(key=_by_name)
 
+        # A bouncer holds its own networks too, flagged and with no bouncer
+        # list (it knows every endpoint of them): an address there that is
+        # no endpoint is dropped at once instead of going round between
+        # bouncer and divider until its TTL runs out.
+        bounced = set(plan.bounced)
         networks = [{"vni": net.vpc.vni, "cidr": net.cidr, "name": net.fullname,
-                     "bouncers": list(self.bouncer_ips(net))}
-                    for net in sorted(plan.networks, key=_net_key)]
+                     "bouncers": [] if net in bounced else list(self.bouncer_ips(net)),
+                     "local_bouncer": net in bounced}
+                    for net in sorted(bounced.union(plan.networks), key=_net_key)]
         vpcs = [{"vni": vpc.vni, "name": vpc.name, "dividers": list(self.divider_ips(vpc)),
                  "local_divider": plan.vpcs[vpc]}
                 for vpc in sorted(plan.vpcs, key=_vpc_key)]

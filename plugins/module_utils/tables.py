@@ -29,7 +29,6 @@ __metaclass__ = type
 
 import array
 import ctypes
-import errno
 import os
 
 from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity, libbpf
@@ -70,35 +69,6 @@ class Maps:
         self.close()
 
 
-def read_array(m):
-    """Every value of an ARRAY map, as one bytes object (slot i at
-    i * value_size), read with as few batched lookups as the kernel allows."""
-    n = m.max_entries
-    keys = ctypes.create_string_buffer(4 * n)
-    values = ctypes.create_string_buffer(m.value_size * n)
-    token_in = ctypes.create_string_buffer(8)
-    token_out = ctypes.create_string_buffer(8)
-    opts = libbpf._BatchOpts(ctypes.sizeof(libbpf._BatchOpts), 0, 0)
-    done = 0
-    first = True
-    while done < n:
-        count = ctypes.c_uint32(n - done)
-        ret = libbpf.lib().bpf_map_lookup_batch(
-            m.fd, None if first else token_in, token_out,
-            ctypes.byref(keys, 4 * done), ctypes.byref(values, m.value_size * done),
-            ctypes.byref(count), ctypes.byref(opts))
-        if ret < 0 and ret != -errno.ENOENT:
-            raise libbpf.BpfError("batch lookup in %s" % m.name, ret)
-        done += count.value
-        if ret == -errno.ENOENT or count.value == 0:
-            break
-        ctypes.memmove(token_in, token_out, 8)
-        first = False
-    if done != n:
-        raise TableError("%s: read %d of %d slots" % (m.name, done, n))
-    return values.raw
-
-
 def write_slots(m, writes):
     """Write [(slot, value bytes)] into an ARRAY map in one batch."""
     if writes:
@@ -120,7 +90,7 @@ class Snapshot:
 
     def __init__(self, maps):
         self.if_cfg = maps[abi.IF_CFG_MAP].lookup(bytes(4))
-        hosts = read_array(maps[abi.SUBSTRATE_MAP])
+        hosts = libbpf.read_array_blob(maps[abi.SUBSTRATE_MAP])
         hsize = ctypes.sizeof(abi.Host)
         self.hosts = {}  # slot -> {ip, mac}
         for slot in range(1, len(hosts) // hsize):
@@ -128,7 +98,7 @@ class Snapshot:
             if h:
                 self.hosts[slot] = h
         self.host_slot = dict((h["ip"], s) for s, h in self.hosts.items())
-        backends = read_array(maps[abi.BACKENDS_MAP])
+        backends = libbpf.read_array_blob(maps[abi.BACKENDS_MAP])
         bsize = ctypes.sizeof(abi.BackendSet)
         self.backends = {}  # slot -> (owner key, [ips])
         for slot in range(1, len(backends) // bsize):
@@ -137,7 +107,7 @@ class Snapshot:
                 self.backends[slot] = b
         self.tables = {}
         for name, codec in abi.TABLES.items():
-            self.tables[name] = _TableSnapshot(codec, read_array(maps[codec.pin_name]))
+            self.tables[name] = _TableSnapshot(codec, libbpf.read_array_blob(maps[codec.pin_name]))
 
     def host_ip(self, slot):
         h = self.hosts.get(slot)

@@ -66,8 +66,9 @@ WORLD_B = {
         ep(200, 5, host_ip=ip("h6")),
     ],
     "networks": [
-        {"vni": 300, "cidr": "10.3.0.0/24", "bouncers": [ip("h4"), ip("h5")]},
-        {"vni": 300, "cidr": "10.3.1.0/24", "bouncers": [ip("h1")]},
+        {"vni": 100, "cidr": "10.0.0.0/24", "bouncers": [], "local_bouncer": True},
+        {"vni": 300, "cidr": "10.3.0.0/24", "bouncers": [ip("h4"), ip("h5")], "local_bouncer": False},
+        {"vni": 300, "cidr": "10.3.1.0/24", "bouncers": [ip("h1")], "local_bouncer": False},
     ],
     "vpcs": [
         {"vni": 100, "dividers": [ip("d")], "local_divider": False},
@@ -227,6 +228,8 @@ FORWARDING = [
        enc(v4(5, "10.0.0.9")), XDP_DROP, None, {"scaled": 1, "drop": 1, "scaled_no_fn": 1}),
     fx("to_gateway", "IPv4 addressed to a gateway is dropped",
        enc(v4(5, "10.0.0.1")), XDP_DROP, None, drop("to_gateway")),
+    fx("bouncer_no_endpoint", "no such endpoint in a network this host bounces for: dropped here, "
+       "not sent round between bouncer and divider", enc(v4(5, "10.0.0.99")), XDP_DROP, None, drop("no_endpoint")),
     fx("divider_no_network", "this host divides the VPC and knows no network for the address: drop",
        enc(P.inner_ipv4(ep_mac(300, 9), GW_MAC, "10.3.1.9", "10.3.9.9"), vni=300), XDP_DROP, None,
        drop("no_network")),
@@ -381,6 +384,9 @@ AGENT = [
     fx("agent_self_bouncer_arp", "this host is the bouncer: the agent answers ARP itself",
        _b_arp, XDP_TX, P.inner_arp_reply(ep_mac(100, 6), "10.0.0.6", ep_mac(100, 7), "10.0.0.7"),
        {"tx": 1, "arp_reply": 1}, program="agent", ingress=LO),
+    fx("agent_self_bouncer_no_endpoint", "this host is the bouncer and the endpoint does not exist: dropped",
+       P.inner_ipv4(ep_mac(100, 7), GW_MAC, "10.0.0.7", "10.0.0.99"), XDP_DROP, None, drop("no_endpoint"),
+       program="agent", ingress=LO),
     fx("agent_self_bouncer_gateway", "IPv4 to the gateway is dropped",
        P.inner_ipv4(ep_mac(100, 7), GW_MAC, "10.0.0.7", "10.0.0.1"), XDP_DROP, None, drop("to_gateway"),
        program="agent", ingress=LO),

@@ -99,7 +99,8 @@ def test_constants_match_header():
 SAMPLES = {
     "endpoints": {"vni": 7, "ip": "10.0.0.9", "type": "simple", "host_ip": "192.168.0.1", "ifindex": 0,
                   "mac": "02:aa:bb:cc:dd:ee", "bypass_decap": True, "backends": []},
-    "networks": {"vni": 16777215, "cidr": "10.1.2.0/23", "bouncers": ["192.168.0.1", "192.168.0.2"]},
+    "networks": {"vni": 16777215, "cidr": "10.1.2.0/23", "bouncers": ["192.168.0.1", "192.168.0.2"],
+                 "local_bouncer": False},
     "vpcs": {"vni": 1, "dividers": ["192.168.0.1"], "local_divider": True, "plens": [24, 16]},
     "agents": {"ifindex": 12, "vni": 5, "ip": "10.0.0.4", "mac": "02:00:00:00:00:44",
                "bouncers": ["192.168.0.%d" % (i % 2 + 1) for i in range(128)]},

@@ -8,7 +8,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.errors import Invali
 from ansible_collections.mizar.transit.plugins.module_utils.fwdmodel import ForwardingModel
 from ansible_collections.mizar.transit.plugins.module_utils.render import count_entries, dump, render_inventory
 
-from unit_inventory import (agent_entry, base, ep_entry, gw_entry, hosts, local_ep, net_entry, rendering,
+from unit_inventory import (agent_entry, base, bounced_entry, ep_entry, gw_entry, hosts, local_ep, net_entry, rendering,
                             sub_entry, vpc_entry)
 
 veth = addr.veth_name
@@ -68,6 +68,7 @@ def test_one_bouncer_two_endpoint_hosts():
                         agents=[_agent("ep2", "10.0.0.3", ["h3"])], local=[_local("ep2", "10.0.0.3")]),
         "h3": rendering("h3", endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"),
                                          _remote("ep1", "10.0.0.2", "h1"), _remote("ep2", "10.0.0.3", "h2")],
+                        networks=[bounced_entry(100, "10.0.0.0/24", "vpc1/net1")],
                         vpcs=[vpc_entry(100, "vpc1", [], False)], substrate=[sub_entry("h1"), sub_entry("h2")]),
     }
     _all_pairs_delivered(r, {"vpc1/net1/ep1": "10.0.0.2", "vpc1/net1/ep2": "10.0.0.3"})
@@ -82,6 +83,7 @@ def test_two_bouncers():
     r = render_inventory(inv)
     bouncer = dict(endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"), _remote("ep1", "10.0.0.2", "h1"),
                               _remote("ep2", "10.0.0.3", "h2")],
+                   networks=[bounced_entry(100, "10.0.0.0/24", "vpc1/net1")],
                    vpcs=[vpc_entry(100, "vpc1", [], False)], substrate=[sub_entry("h1"), sub_entry("h2")])
     assert r == {
         "h1": rendering("h1", endpoints=[_hosted("ep1", "10.0.0.2", "h1")],
@@ -103,6 +105,7 @@ def test_bouncer_that_hosts_endpoints():
     assert r == {
         "h1": rendering("h1", endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"),
                                          _hosted("ep1", "10.0.0.2", "h1"), _remote("ep2", "10.0.0.3", "h2")],
+                        networks=[bounced_entry(100, "10.0.0.0/24", "vpc1/net1")],
                         vpcs=[vpc_entry(100, "vpc1", [], False)], substrate=[sub_entry("h2")],
                         agents=[_agent("ep1", "10.0.0.2", ["h1"])], local=[_local("ep1", "10.0.0.2")]),
         "h2": rendering("h2", endpoints=[_hosted("ep2", "10.0.0.3", "h2")], substrate=[sub_entry("h1")],
@@ -129,6 +132,7 @@ def test_two_vpcs_same_cidr_on_shared_hosts():
             "h1",
             endpoints=[_hosted("a1", "10.0.0.2", "h1"), gw_entry(200, "10.0.0.1", "vpc2/net1/gateway"),
                        v2(_hosted, "b1", "10.0.0.2", "h1"), v2(_remote, "b2", "10.0.0.3", "h2")],
+            networks=[bounced_entry(200, "10.0.0.0/24", "vpc2/net1")],
             vpcs=[vpc_entry(200, "vpc2", [], False)],
             substrate=[sub_entry("h2"), sub_entry("h3")],
             agents=sorted([_agent("a1", "10.0.0.2", ["h3"]), v2(_agent, "b1", "10.0.0.2", ["h3", "h1"])],
@@ -146,6 +150,7 @@ def test_two_vpcs_same_cidr_on_shared_hosts():
             endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"), _remote("a1", "10.0.0.2", "h1"),
                        _remote("a2", "10.0.0.3", "h2"), gw_entry(200, "10.0.0.1", "vpc2/net1/gateway"),
                        v2(_remote, "b1", "10.0.0.2", "h1"), v2(_remote, "b2", "10.0.0.3", "h2")],
+            networks=[bounced_entry(100, "10.0.0.0/24", "vpc1/net1"), bounced_entry(200, "10.0.0.0/24", "vpc2/net1")],
             vpcs=[vpc_entry(100, "vpc1", [], False), vpc_entry(200, "vpc2", [], False)],
             substrate=[sub_entry("h1"), sub_entry("h2")]),
     }
@@ -193,7 +198,7 @@ def test_multi_network_vpc_two_dividers():
         "h1",
         endpoints=[gw_entry(100, "10.0.1.1", n1 + "/gateway"), _hosted("e1", "10.0.1.10", "h1", n1),
                    ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", mac=e2_mac)],
-        networks=networks,
+        networks=[bounced_entry(100, "10.0.1.0/24", n1), networks[1]],
         vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], True)],
         substrate=[sub_entry("h2"), sub_entry("h3"), sub_entry("h4")],
         agents=[_agent("e1", "10.0.1.10", ["h1"], n1)],
@@ -214,6 +219,7 @@ def test_multi_network_vpc_two_dividers():
         endpoints=[_remote("e1", "10.0.1.10", "h1", n1), gw_entry(100, "10.0.2.1", n2 + "/gateway"), e3_remote,
                    _hosted("e4", "10.0.2.11", "h3", n2),
                    ep_entry(100, "10.0.2.100", n2 + "/s1", type="scaled", backends=["10.0.1.10", "10.0.2.10"])],
+        networks=[bounced_entry(100, "10.0.2.0/24", n2)],
         vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], False)],
         substrate=[sub_entry("h1"), sub_entry("h2"), sub_entry("h4")],
         agents=[_agent("e4", "10.0.2.11", ["h3"], n2)],
@@ -226,7 +232,7 @@ def test_multi_network_vpc_two_dividers():
         substrate=[sub_entry("h1"), sub_entry("h3")],
         functions=[acl, count])
     assert sorted(r) == ["h1", "h2", "h3", "h4"]
-    assert count_entries(r) == 31  # 10 + 6 + 10 + 5
+    assert count_entries(r) == 32  # 10 + 6 + 11 + 5
     eps = {n1 + "/e1": "10.0.1.10", n1 + "/e2": "10.0.1.11", n2 + "/e3": "10.0.2.10", n2 + "/e4": "10.0.2.11"}
     _all_pairs_delivered(r, eps)
     fwd = ForwardingModel(r)

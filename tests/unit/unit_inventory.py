@@ -73,8 +73,14 @@ def gw_entry(vni, ip, name):
     return ep_entry(vni, ip, name, type="gateway")
 
 
-def net_entry(vni, cidr, name, bouncers):
-    return {"vni": vni, "cidr": cidr, "name": name, "bouncers": [ip_of(b) for b in bouncers]}
+def net_entry(vni, cidr, name, bouncers, local_bouncer=False):
+    return {"vni": vni, "cidr": cidr, "name": name, "bouncers": [ip_of(b) for b in bouncers],
+            "local_bouncer": local_bouncer}
+
+
+def bounced_entry(vni, cidr, name):
+    """A bouncer's entry for its own network: no bouncer list, flagged."""
+    return net_entry(vni, cidr, name, [], local_bouncer=True)
 
 
 def vpc_entry(vni, name, dividers, local_divider):
