@@ -140,7 +140,23 @@ def test_each_host_has_its_own_view_of_the_machines_bpffs(ansible, hosts):
               ansible.builtin.assert:
                 that:
                   - not probe.stat.exists
-        """ % (C1, json.dumps(PIN_MAP), C2))
+        - name: Without a view, a lab host sees the machine's whole bpffs
+          hosts: %s
+          gather_facts: false
+          vars:
+            ansible_mizar_bpffs_view: false
+          tasks:
+            - name: Look for the pin through the views directory
+              ansible.builtin.stat:
+                path: /sys/fs/bpf/lab/%s/mizar/probe
+                get_checksum: false  # a pin cannot be read
+                get_mime: false
+              register: probe
+            - name: Present there
+              ansible.builtin.assert:
+                that:
+                  - probe.stat.exists
+        """ % (C1, json.dumps(PIN_MAP), C2, ALIAS, C1))
     assert res.ok(), res
     pin = os.path.join(VIEWS, C1, "mizar", "probe")
     assert libbpf.pin_kind(pin) == "map", "the map is not at %s on the machine's bpffs" % pin
