@@ -29,7 +29,8 @@ description:
     that modules inside the lab host run with the controller's Python and its libraries.
   - No process is left behind. Each command enters the namespaces itself and holds them only
     while it runs.
-author: mizar.transit contributors
+author:
+  - mizar.transit contributors
 version_added: 0.1.0
 options:
   netns:

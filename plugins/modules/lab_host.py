@@ -26,7 +26,8 @@ description:
     empty (see O(bpffs_purge)). Endpoint namespaces are not touched; the teardown playbook
     removes those.
   - Idempotent. Supports check mode and diff mode. RV(changes) lists what was (or would be) done.
-author: mizar.transit contributors
+author:
+  - mizar.transit contributors
 requirements:
   - pyroute2
   - libbpf (libbpf.so.1)
@@ -105,10 +106,14 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Reads the state and reports the changes (RV(changes)) without making them.
     support: full
   diff_mode:
+    description: Shows the namespace, bridge, veth ends, addresses and XDP program before and after.
     support: full
   platform:
+    description: Linux with network namespaces, veths, bridges and XDP.
+    support: full
     platforms: posix
 notes:
   - "Run it on the controller, as root: C(hosts: localhost) with C(connection: local)."

@@ -31,6 +31,7 @@ RUN = "mzi%04x" % (os.getpid() & 0xffff)
 
 _RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+"
                     r"skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
+_COUNTS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
 
 
 def _bpffs_mounted():
@@ -75,9 +76,9 @@ class Result:
         self.rc = proc.returncode
         self.stdout = proc.stdout
         self.stderr = proc.stderr
-        self.recap = dict((m.group(1), dict(zip(("ok", "changed", "unreachable", "failed", "skipped",
-                                                  "rescued", "ignored"), map(int, m.groups()[1:]))))
-                          for m in _RECAP.finditer(proc.stdout))
+        self.recap = {}
+        for m in _RECAP.finditer(proc.stdout):
+            self.recap[m.group(1)] = dict(zip(_COUNTS, map(int, m.groups()[1:])))
 
     def __str__(self):
         return "$ %s\n(rc %d)\n%s\n%s" % (" ".join(self.args), self.rc, self.stdout, self.stderr)
