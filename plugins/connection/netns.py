@@ -127,6 +127,8 @@ _ENTER = r"""
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+CLONE_NEWNS, CLONE_NEWNET = 0x20000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x1000, 0x4000, 0x40000
 def die(what, err):
     sys.stderr.write("mizar.transit.netns: %s: %s\n" % (what, os.strerror(err)))
     os._exit(125)
@@ -139,20 +141,20 @@ def opendir(path, what):
     except OSError as e:
         die("%s %s" % (what, path), e.errno)
 def bind(fd, target, flags):
-    return libc.mount(b"/proc/self/fd/%d" % fd, target, None, 0x1000 | flags, None)
+    return libc.mount(b"/proc/self/fd/%d" % fd, target, None, MS_BIND | flags, None)
 try:
     net = os.open(sys.argv[1], os.O_RDONLY | os.O_CLOEXEC)
 except OSError as e:
     die("network namespace " + sys.argv[1], e.errno)
-call(libc.setns(net, 0x40000000), "entering " + sys.argv[1])
-call(libc.unshare(0x20000), "unsharing the mount namespace")
+call(libc.setns(net, CLONE_NEWNET), "entering " + sys.argv[1])
+call(libc.unshare(CLONE_NEWNS), "unsharing the mount namespace")
 bpf = opendir(sys.argv[2], "bpffs view")
 cgroup = opendir("/sys/fs/cgroup", "cgroup tree") if os.path.ismount("/sys/fs/cgroup") else None
-call(libc.mount(None, b"/sys", None, 0x4000 | 0x40000, None), "making /sys private")
-call(libc.mount(b"sysfs", b"/sys", b"sysfs", 0x2 | 0x4 | 0x8, None), "mounting the namespace's sysfs")
+call(libc.mount(None, b"/sys", None, MS_REC | MS_PRIVATE, None), "making /sys private")
+call(libc.mount(b"sysfs", b"/sys", b"sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mounting the namespace's sysfs")
 call(bind(bpf, b"/sys/fs/bpf", 0), "binding %s at /sys/fs/bpf" % sys.argv[2])
 if cgroup is not None:
-    call(bind(cgroup, b"/sys/fs/cgroup", 0x4000), "binding the cgroup tree")
+    call(bind(cgroup, b"/sys/fs/cgroup", MS_REC), "binding the cgroup tree")
 try:
     os.execv(sys.argv[3], sys.argv[3:])
 except OSError as e:
