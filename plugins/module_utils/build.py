@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""Building the BPF objects of a bpf/ tree (and users' function sources).
+
+    targets = plan_build(src, dest, sources=[...], cflags=[...], clang="clang")
+    result = build(targets, ...)
+
+The tree is laid out like the collection's bpf/: *.bpf.c at its top, shared
+headers in include/, network functions in functions/*.bpf.c. Objects land in
+dest with the same relative paths (dest/transit.bpf.o,
+dest/functions/acl.bpf.o); an extra source /x/y/myfn.c (or myfn.bpf.c)
+becomes dest/functions/myfn.bpf.o, compiled with the tree's include
+directory so that it can include mzr_maps.h and reuse the datapath's maps.
+
+The compiler command mirrors bpf/Makefile (BASE_CFLAGS, run from src with
+-Iinclude), followed by the caller's extra flags.
+
+A stamp file in dest records, per object, a digest of everything its bytes
+depend on: every .c and .h under src, the object's own source, the flags and
+the compiler's `--version` text. An object is rebuilt only when its digest
+changed or the file is missing, so a second run with the same inputs
+compiles nothing. Objects are written under a temporary name and renamed, so
+a failed compile never leaves a truncated object behind. Objects a previous
+run built that are no longer wanted (a function removed from the tree or
+from the sources) are removed.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import subprocess
+
+STAMP = ".mizar-build.json"
+STAMP_VERSION = 1
+# bpf/Makefile's CFLAGS, minus the include directories (added per build)
+BASE_CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror")
+SUFFIX = ".bpf.o"
+
+
+class BuildError(Exception):
+    """The objects cannot be built as asked; says which input is at fault."""
+
+
+def arch_include():
+    """The multiarch include directory (asm/ headers), as the Makefile uses."""
+    return "/usr/include/%s-linux-gnu" % os.uname().machine
+
+
+def stem(path):
+    """'acl.bpf.c' -> 'acl', 'myfn.c' -> 'myfn'."""
+    base = os.path.basename(path)
+    for suffix in (".bpf.c", ".c"):
+        if base.endswith(suffix):
+            return base[:-len(suffix)]
+    return base
+
+
+class Target:
+    """One object to build: name ('transit', 'functions/acl'), the source,
+    the output path, and the digest of its inputs."""
+
+    __slots__ = ("name", "source", "output", "digest")
+
+    def __init__(self, name, source, output):
+        self.name = name
+        self.source = source
+        self.output = output
+        self.digest = None
+
+
+def tree_sources(src):
+    """Relative paths of the tree's sources that become objects: top-level
+    *.bpf.c and functions/*.bpf.c (as the Makefile's SRCS)."""
+    out = []
+    for sub in ("", "functions"):
+        d = os.path.join(src, sub)
+        if not os.path.isdir(d):
+            continue
+        for f in sorted(os.listdir(d)):
+            if f.endswith(".bpf.c") and os.path.isfile(os.path.join(d, f)):
+                out.append(os.path.join(sub, f) if sub else f)
+    return out
+
+
+def tree_inputs(src):
+    """Every .c and .h under src (relative paths, sorted): what any object
+    of the tree may depend on."""
+    out = []
+    for dirpath, dirs, files in os.walk(src):
+        dirs.sort()
+        for f in sorted(files):
+            if f.endswith((".c", ".h")):
+                out.append(os.path.relpath(os.path.join(dirpath, f), src))
+    return out
+
+
+def _file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def compiler_version(clang):
+    """`clang --version` output: a different compiler may emit other code."""
+    try:
+        res = subprocess.run([clang, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True)
+    except OSError as e:
+        raise BuildError("clang: cannot run %s: %s (install clang, or set clang to its path)" % (clang, e.strerror))
+    if res.returncode != 0:
+        raise BuildError("clang: %s --version failed (exit %d): %s" % (clang, res.returncode, res.stdout.strip()))
+    return res.stdout.strip()
+
+
+def command(clang, cflags, source, output):
+    """The compiler command for one object, run with cwd=src."""
+    return [clang] + list(BASE_CFLAGS) + ["-Iinclude", "-I" + arch_include()] + list(cflags) + \
+        ["-c", source, "-o", output]
+
+
+def plan_build(src, dest, sources=(), cflags=(), clang="clang"):
+    """The targets of a build, with their input digests. Raises BuildError
+    naming the option and item at fault."""
+    if not src or not os.path.isdir(src):
+        raise BuildError("src: %s is not a directory (a bpf/ tree with include/ and *.bpf.c)" % src)
+    if not os.path.isdir(os.path.join(src, "include")):
+        raise BuildError("src: %s has no include/ directory; is it a bpf/ tree like the collection's?" % src)
+    if not dest:
+        raise BuildError("dest: an output directory is required")
+    for i, flag in enumerate(cflags):
+        if not isinstance(flag, str) or not flag:
+            raise BuildError("cflags[%d]: %r is not a compiler flag" % (i, flag))
+    version = compiler_version(clang)
+    src = os.path.abspath(src)
+    dest = os.path.abspath(dest)
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": STAMP_VERSION, "clang": version, "base": list(BASE_CFLAGS),
+                         "arch": arch_include(), "cflags": list(cflags)}, sort_keys=True).encode())
+    for rel in tree_inputs(src):
+        h.update(("\0%s\0%s" % (rel, _file_digest(os.path.join(src, rel)))).encode())
+    common = h.hexdigest()
+
+    targets = []
+    for rel in tree_sources(src):
+        name = rel[:-len(".bpf.c")]
+        targets.append(Target(name, rel, os.path.join(dest, name + SUFFIX)))
+    if not targets:
+        raise BuildError("src: %s holds no *.bpf.c sources" % src)
+    taken = dict((t.name, "%s/%s" % (src, t.source)) for t in targets)
+    for i, path in enumerate(sources):
+        if not isinstance(path, str) or not path.endswith(".c"):
+            raise BuildError("sources[%d]: %r is not a C source (a path ending in .c)" % (i, path))
+        if not os.path.isfile(path):
+            raise BuildError("sources[%d]: %s does not exist" % (i, path))
+        name = "functions/" + stem(path)
+        if name in taken:
+            raise BuildError("sources[%d]: %s would build %s%s, which %s already builds; rename the source" % (
+                i, path, name, SUFFIX, taken[name]))
+        taken[name] = path
+        targets.append(Target(name, os.path.abspath(path), os.path.join(dest, name + SUFFIX)))
+    for t in targets:
+        d = hashlib.sha256(common.encode())
+        d.update(("\0%s\0%s" % (t.name, _file_digest(os.path.join(src, t.source)))).encode())
+        if os.path.isabs(t.source):  # an extra source: the headers beside it too
+            here = os.path.dirname(t.source)
+            for f in sorted(os.listdir(here)):
+                if f.endswith(".h") and os.path.isfile(os.path.join(here, f)):
+                    d.update(("\0%s\0%s" % (f, _file_digest(os.path.join(here, f)))).encode())
+        t.digest = d.hexdigest()
+    return targets, version
+
+
+def read_stamp(dest):
+    """{"objects": {name: digest}, ...} of the last build into dest, or {}."""
+    try:
+        with open(os.path.join(dest, STAMP)) as f:
+            data = json.load(f)
+    except (IOError, OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != STAMP_VERSION:
+        return {}
+    return data
+
+
+def stale(targets, stamp):
+    """The targets whose object is missing or was built from other inputs."""
+    built = stamp.get("objects") or {}
+    return [t for t in targets if built.get(t.name) != t.digest or not os.path.isfile(t.output)]
+
+
+def leftovers(targets, stamp, dest):
+    """Objects the last build made that this one does not want."""
+    wanted = set(t.name for t in targets)
+    out = []
+    for name in sorted(stamp.get("objects") or {}):
+        path = os.path.join(dest, name + SUFFIX)
+        if name not in wanted and os.path.isfile(path):
+            out.append((name, path))
+    return out
+
+
+def compile_one(target, src, clang, cflags):
+    """Compile one target into a temporary file, then rename it in place."""
+    d = os.path.dirname(target.output)
+    if not os.path.isdir(d):
+        os.makedirs(d)
+    tmp = "%s.tmp%d" % (target.output, os.getpid())
+    cmd = command(clang, cflags, target.source, tmp)
+    res = subprocess.run(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if res.returncode != 0:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise BuildError("compiling %s (%s) failed with exit %d:\n%s\ncommand: %s" % (
+            target.source if os.path.isabs(target.source) else os.path.join(src, target.source),
+            target.name, res.returncode, res.stdout.strip(), " ".join(cmd)))
+    os.rename(tmp, target.output)
+
+
+def write_stamp(dest, targets, version, cflags):
+    data = {"version": STAMP_VERSION, "clang": version.splitlines()[0] if version else "",
+            "cflags": list(BASE_CFLAGS) + list(cflags),
+            "objects": dict((t.name, t.digest) for t in targets)}
+    path = os.path.join(dest, STAMP)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.rename(tmp, path)
+    return path
+
+
+def _lines(objects, version, cflags):
+    head = ["compiler: %s" % (version.splitlines()[0] if version else "unknown"),
+            "cflags: %s" % " ".join(cflags)]
+    return head + ["%s%s: inputs %s" % (name, SUFFIX, digest[:16]) for name, digest in sorted(objects.items())]
+
+
+def ensure(src, dest, sources=(), cflags=(), clang="clang", check_mode=False):
+    """Build what is out of date. Returns {changed, objects: {name: path},
+    built: [names], removed: [names], stamp, diff: {before, after}}."""
+    targets, version = plan_build(src, dest, sources, cflags, clang)
+    src, dest = os.path.abspath(src), os.path.abspath(dest)
+    stamp = read_stamp(dest)
+    todo = stale(targets, stamp)
+    gone = leftovers(targets, stamp, dest)
+    stamp_path = os.path.join(dest, STAMP)
+    if not check_mode:
+        if not os.path.isdir(dest):
+            os.makedirs(dest)
+        for t in todo:
+            compile_one(t, src, clang, cflags)
+        for _name, path in gone:
+            os.unlink(path)
+        if todo or gone or not os.path.isfile(stamp_path):
+            write_stamp(dest, targets, version, cflags)
+    before_objs = dict((n, d) for n, d in (stamp.get("objects") or {}).items()
+                       if os.path.isfile(os.path.join(dest, n + SUFFIX)))
+    after_objs = dict((t.name, t.digest) for t in targets)
+    full_flags = list(BASE_CFLAGS) + list(cflags)
+    before = _lines(before_objs, stamp.get("clang", ""), stamp.get("cflags") or []) if stamp else []
+    after = _lines(after_objs, version, full_flags)
+    return {"changed": bool(todo or gone), "objects": dict((t.name, t.output) for t in targets),
+            "built": [t.name for t in todo], "removed": [n for n, _p in gone], "stamp": stamp_path,
+            "diff": {"before": "\n".join(before) + ("\n" if before else ""), "after": "\n".join(after) + "\n"}}

@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: bpf_build
+short_description: Build the datapath's BPF objects, and users' function sources
+version_added: 0.1.0
+description:
+  - Compiles a C(bpf/) tree like the collection's (the C(*.bpf.c) at its top, C(include/), the
+    network functions in C(functions/)) into O(dest), keeping the tree's layout
+    (C(transit.bpf.o), C(agent.bpf.o), C(pass.bpf.o), C(functions/acl.bpf.o)).
+  - Each extra source in O(sources) (a C(.c) file) becomes C(functions/<stem>.bpf.o), where the
+    stem is the file name without C(.bpf.c) or C(.c). It is compiled with the tree's C(include/)
+    directory, so it can include C(mzr_maps.h) and share the datapath's maps.
+  - The compiler runs as C(bpf/Makefile) does, from O(src), with
+    C(-O2 -g -target bpf -mcpu=v3 -Wall -Werror -Iinclude -I/usr/include/<arch>-linux-gnu),
+    followed by O(cflags).
+  - Nothing is compiled when nothing changed. A stamp file in O(dest) records, per object, a
+    digest of every C(.c) and C(.h) file under O(src), the object's own source (and the headers
+    beside an extra source), the flags and the output of C(clang --version). Only objects whose
+    digest changed, or whose file is missing, are rebuilt.
+  - Objects that an earlier run built and that are no longer wanted (a source removed from
+    O(sources) or from the tree) are deleted.
+  - "Meant to run once, on the controller (C(delegate_to: localhost), C(run_once: true)); the
+    objects are then copied to the transit hosts."
+author:
+  - mizar.transit contributors
+options:
+  src:
+    description:
+      - The C(bpf/) tree to build, with C(include/) and the C(*.bpf.c) sources.
+    type: path
+    required: true
+  dest:
+    description:
+      - Directory the objects are written to (created when missing).
+    type: path
+    required: true
+  sources:
+    description:
+      - Extra network function sources (paths of C(.c) files) to build into
+        O(dest)/C(functions/<stem>.bpf.o).
+      - Two sources with the same stem, or one with the stem of a function of the tree, are an error.
+    type: list
+    elements: path
+    default: []
+  cflags:
+    description:
+      - Extra compiler flags, added after the standard ones (for example C(-DMY_OPTION=1)).
+    type: list
+    elements: str
+    default: []
+  clang:
+    description:
+      - The compiler, a command name looked up in C(PATH) or a path.
+    type: str
+    default: clang
+notes:
+  - Supports check mode (reports what would be built, builds nothing) and diff mode (the input
+    digest of every object, before and after).
+requirements:
+  - clang with the BPF target
+  - the kernel and libc headers (C(linux-libc-dev), C(libbpf-dev) for C(bpf/bpf_helpers.h))
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Build the collection's BPF objects and the inventory's own functions, once, on the controller
+  mizar.transit.bpf_build:
+    src: "{{ role_path }}/../../bpf"
+    dest: "{{ lookup('ansible.builtin.env', 'HOME') }}/.cache/mizar.transit/bpf"
+    sources:
+      - "{{ inventory_dir }}/functions/ratelimit.c"
+  delegate_to: localhost
+  run_once: true
+  register: mizar_build
+
+- name: A debug build with an extra define
+  mizar.transit.bpf_build:
+    src: /opt/mizar/bpf
+    dest: /tmp/mizar-debug-bpf
+    cflags:
+      - -DMZR_DEBUG=1
+"""
+
+RETURN = r"""
+objects:
+  description:
+    - Every object of the build (built now or earlier), by name to path. Names are the paths
+      relative to O(dest) without C(.bpf.o), for example C(transit) or C(functions/acl).
+  returned: always
+  type: dict
+  sample:
+    transit: /root/.cache/mizar.transit/bpf/transit.bpf.o
+    agent: /root/.cache/mizar.transit/bpf/agent.bpf.o
+    pass: /root/.cache/mizar.transit/bpf/pass.bpf.o
+    functions/acl: /root/.cache/mizar.transit/bpf/functions/acl.bpf.o
+built:
+  description: Names of the objects compiled by this run (in check mode, that would be compiled).
+  returned: always
+  type: list
+  elements: str
+  sample: [transit, functions/ratelimit]
+removed:
+  description: Names of objects of an earlier build that were deleted because nothing builds them any more.
+  returned: always
+  type: list
+  elements: str
+  sample: [functions/oldfn]
+stamp:
+  description: The stamp file that records the inputs of every object.
+  returned: always
+  type: str
+  sample: /root/.cache/mizar.transit/bpf/.mizar-build.json
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mizar.transit.plugins.module_utils.build import BuildError, ensure
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True),
+            dest=dict(type="path", required=True),
+            sources=dict(type="list", elements="path", default=[]),
+            cflags=dict(type="list", elements="str", default=[]),
+            clang=dict(type="str", default="clang"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        result = ensure(p["src"], p["dest"], sources=p["sources"], cflags=p["cflags"], clang=p["clang"],
+                        check_mode=module.check_mode)
+    except BuildError as e:
+        module.fail_json(msg=str(e))
+    except (IOError, OSError) as e:
+        module.fail_json(msg="building %s into %s: %s" % (p["src"], p["dest"], e), exception=traceback.format_exc())
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = dict(diff, before_header="%s (last build)" % result["stamp"],
+                              after_header="%s (this build)" % result["stamp"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
