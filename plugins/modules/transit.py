@@ -1,0 +1,242 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: transit
+short_description: Load a host's XDP datapath and attach the transit program to its substrate NIC
+version_added: 0.1.0
+description:
+  - With O(state=present), makes sure C(/sys/fs/bpf) is a bpffs (mounting one when it is not),
+    loads the datapath from the objects in O(obj_dir) with its maps pinned under O(pin_dir), and
+    attaches the transit program to O(interface) through a pinned bpf_link.
+  - Maps already pinned with the same layout are reused with every entry they hold. A program
+    whose code changed (an upgraded object) replaces the old one in every link with one atomic
+    update each; the NIC and the endpoints' interfaces are never left without a program. A map
+    layout change migrates every entry to new maps (RV(migrated)); installed stage programs are
+    then reloaded from O(stages).
+  - A transit program already attached in another mode than O(mode) is not touched unless
+    O(switch_mode=true), because switching needs a detach and an attach. The module says so.
+    A program of someone else on O(interface) is never replaced.
+  - A transit program that this datapath attached to another interface earlier (the substrate
+    NIC changed) is detached.
+  - With O(state=absent), detaches everything this pin directory attached (the transit program,
+    the agents and the endpoints' pass programs), removes every pin and the pin directory.
+    Changed only when something was there.
+author:
+  - mizar.transit contributors
+options:
+  interface:
+    description:
+      - The substrate NIC (the host's C(mizar_interface)).
+    type: str
+    required: true
+  mode:
+    description:
+      - XDP mode. C(native) runs in the driver; C(generic) works with any NIC, slower.
+    type: str
+    choices: [native, generic]
+    default: native
+  switch_mode:
+    description:
+      - What to do when the transit program is attached in another mode than O(mode).
+      - V(false) fails with an explanation. V(true) detaches it and attaches it in O(mode); the NIC
+        runs no XDP program for that moment.
+    type: bool
+    default: false
+  pin_dir:
+    description:
+      - Directory on a bpffs where the datapath's maps, programs and links are pinned (the host's
+        C(mizar_bpf_pin_dir)).
+      - When it lies below C(/sys/fs/bpf) and no bpffs is mounted there, one is mounted.
+    type: path
+    default: /sys/fs/bpf/mizar
+  obj_dir:
+    description:
+      - Directory holding C(transit.bpf.o), C(agent.bpf.o) and C(pass.bpf.o) as built by
+        M(mizar.transit.bpf_build).
+      - Required with O(state=present).
+    type: path
+  stages:
+    description:
+      - The objects of the stage programs installed in this datapath (see M(mizar.transit.stage)).
+      - Needed only when the map layout changes while stages are installed, to reload them against
+        the new maps. Without them, such a migration fails before changing anything.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      stage:
+        description: The stage.
+        type: str
+        required: true
+        choices: [on_xdp_tx, on_xdp_pass, on_xdp_redirect, on_xdp_drop, on_xdp_scaled_ep]
+      object:
+        description: The function's C(.bpf.o), built for the new layout.
+        type: path
+        required: true
+      program:
+        description: The program in O(stages[].object); defaults as in M(mizar.transit.stage).
+        type: str
+  state:
+    description:
+      - V(present) loads and attaches, V(absent) detaches and unpins everything of O(pin_dir).
+    type: str
+    choices: [present, absent]
+    default: present
+notes:
+  - Supports check mode (nothing is mounted, loaded, pinned or attached; program tags are
+    predicted by loading the objects against the pinned maps and dropping them) and diff mode
+    (the program on O(interface), its tag and mode, and the datapath's attachments).
+  - Run M(mizar.transit.endpoint) and M(mizar.transit.map_state) after this module; they need the
+    pinned programs and maps.
+requirements:
+  - pyroute2
+  - libbpf (libbpf.so.1)
+  - root
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Load the datapath and attach the transit program
+  mizar.transit.transit:
+    interface: eth0
+    obj_dir: /var/lib/mizar/bpf
+
+- name: Move a NIC without native XDP support to generic mode
+  mizar.transit.transit:
+    interface: eth1
+    mode: generic
+    switch_mode: true
+    obj_dir: /var/lib/mizar/bpf
+
+- name: An upgrade that changes the map layout while an ACL is installed
+  mizar.transit.transit:
+    interface: eth0
+    obj_dir: /var/lib/mizar/bpf
+    stages:
+      - stage: on_xdp_redirect
+        object: /var/lib/mizar/bpf/functions/acl.bpf.o
+
+- name: Remove the datapath
+  mizar.transit.transit:
+    interface: eth0
+    state: absent
+"""
+
+RETURN = r"""
+prog_id:
+  description:
+    - Kernel id of the transit program on O(interface).
+    - Null with O(state=absent), and in check mode when a new program would be loaded.
+  returned: always
+  type: int
+  sample: 812
+tag:
+  description: Tag (hash of the instructions) of the transit program on O(interface).
+  returned: always
+  type: str
+  sample: 3b185187f1855c4c
+mode:
+  description: XDP mode of the transit program on O(interface).
+  returned: always
+  type: str
+  sample: native
+attached_via:
+  description: How the program is attached, C(link) (a pinned bpf_link) or C(netlink).
+  returned: always
+  type: str
+  sample: link
+upgraded:
+  description: A new transit program replaced the loaded one, atomically through every link.
+  returned: always
+  type: bool
+  sample: false
+migrated:
+  description: The map layout changed and every entry was copied to new maps.
+  returned: always
+  type: bool
+  sample: false
+map_ids:
+  description: Ids of the maps the transit program uses.
+  returned: always
+  type: list
+  elements: int
+  sample: [101, 102, 103]
+programs:
+  description: The pinned programs by role (transit, agent, pass), each with its prog_id and tag.
+  returned: always
+  type: dict
+  sample: {transit: {prog_id: 812, tag: 3b185187f1855c4c}, agent: {prog_id: 813, tag: 9a0c4e2b7d6f1a35},
+           pass: {prog_id: 814, tag: 1f2e3d4c5b6a7980}}
+actions:
+  description: What was done (in check mode, what would be done), in order.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - create the datapath maps under /sys/fs/bpf/mizar/maps and load the programs agent, pass, transit
+    - attach the transit program to eth0 (native mode)
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mizar.transit.plugins.module_utils import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.transit_nic import TransitError, TransitSpec, ensure
+
+STAGES = ["on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep"]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            interface=dict(type="str", required=True),
+            mode=dict(type="str", choices=["native", "generic"], default="native"),
+            switch_mode=dict(type="bool", default=False),
+            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
+            obj_dir=dict(type="path"),
+            stages=dict(type="list", elements="dict", default=[], options=dict(
+                stage=dict(type="str", required=True, choices=STAGES),
+                object=dict(type="path", required=True),
+                program=dict(type="str"),
+            )),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+        ),
+        required_if=[("state", "present", ("obj_dir",))],
+        supports_check_mode=True,
+    )
+    if not netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+    p = module.params
+    try:
+        spec = TransitSpec(p["interface"], p["pin_dir"], obj_dir=p["obj_dir"], mode=p["mode"],
+                           switch_mode=p["switch_mode"], state=p["state"], stage_sources=p["stages"])
+        result = ensure(spec, check_mode=module.check_mode)
+    except TransitError as e:
+        module.fail_json(msg=str(e))
+    except Exception as e:  # a failure the plan did not foresee: say where, keep the traceback
+        module.fail_json(msg="transit on %s (pin_dir %s): %s" % (p["interface"], p["pin_dir"], e),
+                         exception=traceback.format_exc())
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = dict(diff, before_header="%s (before)" % p["interface"],
+                              after_header="%s (after)" % p["interface"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: transit_info
+short_description: Report what a host's XDP datapath runs, holds and counted
+version_added: 0.1.0
+description:
+  - Reads the datapath pinned under O(pin_dir) and reports its programs, every XDP attachment
+    (the transit program, the agents of the endpoints and the pass programs of their namespaces,
+    with interfaces and modes), the entry count of every map, the packet counters per verdict and
+    per drop reason (summed over CPUs), and the stage slots.
+  - RV(endpoints) lists the interfaces the agent program serves, with the namespace of a made
+    endpoint. Playbooks use it to find endpoints that have left the inventory.
+  - Changes nothing.
+author:
+  - mizar.transit contributors
+options:
+  pin_dir:
+    description:
+      - The datapath's pin directory.
+    type: path
+    default: /sys/fs/bpf/mizar
+notes:
+  - A pin directory with no datapath gives RV(loaded=false) and empty lists; that is not an error.
+requirements:
+  - pyroute2
+  - libbpf (libbpf.so.1)
+  - root
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so it runs in check mode as it does otherwise.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Read the datapath
+  mizar.transit.transit_info:
+  register: dp
+
+- name: Show the drops
+  ansible.builtin.debug:
+    var: dp.drops
+
+- name: The agents' interfaces
+  ansible.builtin.debug:
+    msg: "{{ dp.endpoints | map(attribute='iface') | list }}"
+"""
+
+RETURN = r"""
+pin_dir:
+  description: The pin directory read.
+  returned: always
+  type: str
+  sample: /sys/fs/bpf/mizar
+loaded:
+  description: Whether a datapath is loaded there (its maps are pinned).
+  returned: always
+  type: bool
+  sample: true
+programs:
+  description:
+    - The pinned programs by role (transit, agent, pass), each with prog_id, tag and name; null for a role with none.
+  returned: always
+  type: dict
+  sample: {transit: {prog_id: 812, tag: 3b185187f1855c4c, name: mzr_transit}}
+transit:
+  description:
+    - The transit program's attachment (iface, ifindex, prog_id, tag, mode, link_id), null when it is not attached.
+  returned: always
+  type: dict
+  sample: {iface: eth0, ifindex: 2, prog_id: 812, tag: 3b185187f1855c4c, mode: native, link_id: 40}
+attachments:
+  description:
+    - Every XDP link of the datapath. C(role) is transit, agent or pass; C(netns) is null for the host's
+      own namespace; C(ifindex) 0 means the interface is gone (a defunct link).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {link: ":eth0", netns: null, iface: eth0, link_id: 40, ifindex: 2, prog_id: 812, role: transit,
+       tag: 3b185187f1855c4c, mode: native}
+endpoints:
+  description:
+    - One item per interface the agent program runs on, with C(iface), C(ifindex), C(netns) (the
+      namespace of an endpoint this collection made, null for an adopted interface), C(mode),
+      C(prog_id), and C(vni), C(ip), C(mac) from the agents map (null when it has no entry).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {iface: mze76b32797f, ifindex: 57, netns: blue-web1, mode: native, prog_id: 813, vni: 100,
+       ip: 10.1.1.10, mac: "02:e7:6b:32:79:7f"}
+maps:
+  description: Every pinned map, with its id, entries in use and max_entries.
+  returned: always
+  type: dict
+  sample: {mzr_endpoints: {id: 101, entries: 12, max_entries: 524288}}
+counters:
+  description: Packets per verdict and per path (the names of C(abi.COUNTERS)), summed over CPUs.
+  returned: always
+  type: dict
+  sample: {pass: 10, tx: 42, redirect: 40, drop: 2, aborted: 0, bounce: 21, decap: 40}
+drops:
+  description: Packets dropped per reason, only reasons with drops.
+  returned: always
+  type: dict
+  sample: {agent_spoof: 2}
+stages:
+  description: Every stage slot, null when empty, else its slot, prog_id, name, tag and whether its pin matches.
+  returned: always
+  type: dict
+  sample: {on_xdp_redirect: {slot: 2, prog_id: 931, name: acl_on_xdp_redi, tag: 8c3f0d2a61b7e94f, pinned: true},
+           on_xdp_tx: null}
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mizar.transit.plugins.module_utils import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.transit_nic import info
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
+        ),
+        supports_check_mode=True,
+    )
+    if not netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+    pin_dir = module.params["pin_dir"]
+    try:
+        result = info(pin_dir)
+    except Exception as e:
+        module.fail_json(msg="reading the datapath at %s: %s" % (pin_dir, e), exception=traceback.format_exc())
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
