@@ -543,3 +543,17 @@ def _move_rename(ifname, from_netns, to_netns, new_name):
                 os.close(fd)
 
     run_in_netns(from_netns, body)
+
+
+def tx_checksum_enabled(ifname, netns=None):
+    """Whether transmit checksum offload of ifname is on (like ethtool -k),
+    read without changing it (for check mode)."""
+
+    def body():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                return bool(_ethtool_value(s, ifname, ETHTOOL_GTXCSUM))
+            except OSError as e:
+                raise NetlinkError("tx checksum offload of %s: %s" % (ifname, e.strerror), e.errno)
+
+    return run_in_netns(netns, body)
