@@ -1,0 +1,457 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""One endpoint on a transit host: its namespace and veth, and the XDP
+programs the datapath runs on it.
+
+A netns endpoint is made here: the namespace `netns` holds the inner end of
+a veth, `eth0` (IPv6 off, the endpoint's MAC, address, MTU, transmit
+checksum offload off, up, default route via the gateway, the pass program
+attached), and lo up; the host end `iface` is up with the same MTU and runs
+the agent program. Transmit checksum offload must be off on eth0: the agent
+encapsulates (or redirects) the frames on the host side and never completes
+a partial checksum, so the receiver would drop them. The pass program must
+be on eth0: the transit program redirects decapsulated frames into the
+veth, and the kernel drops frames redirected into a veth whose far end runs
+no XDP program.
+
+An adopted endpoint is an existing interface `iface` of the host: only the
+agent program is attached to it; the interface is left as it is.
+
+Like lab.py: read() the current state, plan() the steps, carry them out
+unless in check mode; the plan is empty exactly when nothing is to change.
+Both XDP programs are the datapath's pinned ones (load it first with the
+transit module) and are attached through links pinned in its pin
+directory, so the transit module's upgrades and teardown reach them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import socket
+
+from ansible_collections.mizar.transit.plugins.module_utils import addr, datapath, libbpf, netlink, stages, xdp
+from ansible_collections.mizar.transit.plugins.module_utils.steps import Step, StepError, carry_out
+
+INNER = "eth0"
+DEFAULT_MTU = 1450
+
+
+class EndpointError(Exception):
+    """The endpoint cannot be brought to the wanted state; says why."""
+
+
+class EndpointSpec:
+    """What one endpoint should be. Checked on construction: every error
+    names the endpoint and the field."""
+
+    def __init__(self, name, iface, pin_dir, state="present", netns=None, ip=None, prefixlen=None, mac=None,
+                 gateway=None, mtu=DEFAULT_MTU, mode="native"):
+        self.name = name
+        self.label = "endpoint %s" % name
+        self.state = state
+        self.pin_dir = pin_dir
+        self.netns = netns or None
+        self.iface = iface
+        self.mode = mode
+        self.mtu = mtu
+        problem = addr.ifname_problem(iface)
+        if problem:
+            self.fail("iface", problem)
+        if self.netns is not None:
+            problem = addr.netns_problem(self.netns)
+            if problem:
+                self.fail("netns", problem)
+        if mode not in xdp.MODES:
+            self.fail("mode", "%r is not an XDP mode; one of %s" % (mode, ", ".join(sorted(xdp.MODES))))
+        self.ip = self.mac = self.gateway = self.cidr = None
+        self.prefixlen = prefixlen
+        if state != "present" or self.netns is None:
+            return  # an adopted interface keeps its own addresses; absent needs no addresses
+        for field, value in (("ip", ip), ("prefixlen", prefixlen), ("mac", mac)):
+            if value in (None, ""):
+                self.fail(field, "required for an endpoint with a netns (state=present)")
+        try:
+            ip_int = addr.parse_ipv4(ip)
+        except ValueError as e:
+            self.fail("ip", str(e))
+        if not 1 <= prefixlen <= 31:
+            self.fail("prefixlen", "%d is not a usable prefix length for an endpoint (1..31)" % prefixlen)
+        try:
+            self.mac = addr.parse_mac(mac)
+        except ValueError as e:
+            self.fail("mac", str(e))
+        if gateway:
+            try:
+                gw = addr.parse_ipv4(gateway)
+            except ValueError as e:
+                self.fail("gateway", str(e))
+            if not addr.in_network(gw, ip_int & addr.mask(prefixlen), prefixlen):
+                self.fail("gateway", "%s is not in %s/%d, the endpoint's network" % (gateway, ip, prefixlen))
+            if gw == ip_int:
+                self.fail("gateway", "%s is the endpoint's own address" % gateway)
+            self.gateway = gateway
+        if not 68 <= mtu <= 65535:
+            self.fail("mtu", "%d is not an MTU (68..65535)" % mtu)
+        self.ip = ip
+        self.cidr = "%s/%d" % (ip, prefixlen)
+
+    def fail(self, field, problem):
+        raise EndpointError("%s: %s: %s" % (self.label, field, problem))
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _ipv6_off(ifname, netns):
+    try:
+        return netlink.sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, netns=netns) == "1"
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT:
+            return True  # no IPv6 in this kernel
+        raise
+
+
+def _set_ipv6_off(ifname, netns):
+    try:
+        return netlink.sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, 1, netns=netns)
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT:
+            return False
+        raise
+
+
+def default_route(ifname, netns):
+    """{gateway, oif} of the main table's default route in netns, or None."""
+
+    def body():
+        with netlink.IPRoute() as ipr:
+            for r in ipr.route("dump", family=socket.AF_INET, table=254):
+                if r["dst_len"] == 0:
+                    return {"gateway": r.get("RTA_GATEWAY"), "oif": r.get("RTA_OIF")}
+        return None
+
+    return netlink.run_in_netns(netns, body)
+
+
+def addr_del(ifname, cidr, netns):
+    """Remove an IPv4 address "a.b.c.d/len" from ifname in netns."""
+    ip, _, plen = cidr.partition("/")
+
+    def body():
+        with netlink.IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=ifname)[0]
+            ipr.addr("del", index=idx, address=ip, prefixlen=int(plen), family=socket.AF_INET)
+        return True
+
+    return netlink.run_in_netns(netns, body)
+
+
+def _pinned_id(pin_dir, role):
+    path = stages.Layout(pin_dir).prog(role)
+    if not os.path.exists(path):
+        return None
+    fd = libbpf.obj_get(path)
+    try:
+        return libbpf.prog_info(fd)["id"]
+    finally:
+        os.close(fd)
+
+
+def _xdp(iface, netns, pin_dir, ours):
+    """The XDP program on iface: None, or {prog_id, name, mode, ours}."""
+    q = xdp.query(iface, netns=netns, link_pin=stages.Layout(pin_dir).link(datapath.link_name(iface, netns)))
+    if not q["attached"]:
+        return None
+    mine = q["prog_id"] in ours or (q["via"] == "link" and os.path.exists(
+        stages.Layout(pin_dir).link(datapath.link_name(iface, netns))) and _pin_runs(pin_dir, iface, netns, q))
+    return {"prog_id": q["prog_id"], "name": q["prog_name"], "mode": q["mode"], "ours": mine}
+
+
+def _pin_runs(pin_dir, iface, netns, q):
+    path = stages.Layout(pin_dir).link(datapath.link_name(iface, netns))
+    fd = libbpf.obj_get(path)
+    try:
+        info = libbpf.link_info(fd)
+    finally:
+        os.close(fd)
+    return info["id"] == q["link_id"]
+
+
+def read(spec):
+    """The endpoint's current state, as plain data."""
+    dp = datapath.Datapath(spec.pin_dir, None)
+    ours = dp.prog_ids() if os.path.isdir(spec.pin_dir) else set()
+    st = {"programs": {"agent": _pinned_id(spec.pin_dir, "agent"), "pass": _pinned_id(spec.pin_dir, "pass")},
+          "netns": None, "host": None, "inner": None, "paired": False, "agent": None, "pass": None,
+          "others": []}
+    host = netlink.link(spec.iface)
+    if host is not None:
+        st["host"] = {"index": host["index"], "kind": host["kind"], "mtu": host["mtu"], "up": host["up"],
+                      "peer_index": host["peer_index"], "mac": host["mac"]}
+        st["agent"] = _xdp(spec.iface, None, spec.pin_dir, ours)
+    if spec.netns is None:
+        return st
+    st["netns"] = netlink.netns_exists(spec.netns)
+    if not st["netns"]:
+        return st
+    links = netlink.links(spec.netns)
+    st["others"] = sorted(lk["ifname"] for lk in links if lk["ifname"] not in ("lo", INNER))
+    lo = [lk for lk in links if lk["ifname"] == "lo"]
+    st["lo_up"] = bool(lo and lo[0]["up"])
+    inner = netlink.link(INNER, spec.netns)
+    if inner is not None:
+        st["inner"] = {"index": inner["index"], "kind": inner["kind"], "mtu": inner["mtu"], "up": inner["up"],
+                       "mac": inner["mac"], "peer_index": inner["peer_index"],
+                       "addrs": sorted(netlink.addrs(INNER, spec.netns)),
+                       "ipv6_off": _ipv6_off(INNER, spec.netns),
+                       "tx_csum": netlink.tx_checksum_enabled(INNER, spec.netns),
+                       "route": default_route(INNER, spec.netns)}
+        st["pass"] = _xdp(INNER, spec.netns, spec.pin_dir, ours)
+    h, i = st["host"], st["inner"]
+    st["paired"] = bool(h and i and h["kind"] == "veth" and i["kind"] == "veth" and
+                        h["peer_index"] == i["index"] and i["peer_index"] == h["index"])
+    return st
+
+
+# ---------------------------------------------------------------- planning
+
+
+def _attach(spec, role, iface, netns, switch_mode=True):
+    dp = datapath.Datapath(spec.pin_dir, None)
+    return dp.attach(role, iface, spec.mode, netns=netns, switch_mode=switch_mode)
+
+
+def _detach(spec, iface, netns):
+    """Take our program off iface, unpin its link; an interface or namespace
+    that is gone only leaves a pin to remove."""
+    lay = stages.Layout(spec.pin_dir)
+    pin = lay.link(datapath.link_name(iface, netns))
+    if netns is not None and not netlink.netns_exists(netns):
+        return xdp.link_detach_pinned(pin)
+    dp = datapath.Datapath(spec.pin_dir, None)
+    return dp.detach(iface, netns=netns)["changed"]
+
+
+def _xdp_plan(spec, role, iface, netns, cur, where):
+    pinned = _pinned_id(spec.pin_dir, role)
+    name = datapath.ROLES[role][1]
+    if cur is None:
+        return [Step("attach %s (%s mode) to %s" % (name, spec.mode, where), _attach, spec, role, iface, netns)]
+    if not cur["ours"]:
+        raise EndpointError("%s: %s runs XDP program %s (id %d), not this datapath's; remove it first, the "
+                            "endpoint never replaces a foreign program" % (spec.label, where, cur["name"],
+                                                                           cur["prog_id"]))
+    if cur["mode"] != spec.mode:
+        return [Step("switch %s on %s from %s to %s mode (detach, then attach: %s passes no traffic in between)" % (
+            name, where, cur["mode"], spec.mode, where), _attach, spec, role, iface, netns)]
+    if cur["prog_id"] != pinned:
+        return [Step("replace %s (id %d) on %s with the datapath's current one (id %d)" % (
+            name, cur["prog_id"], where, pinned), _attach, spec, role, iface, netns)]
+    return []
+
+
+def plan(spec, st):
+    """The steps from state st to spec. Raises EndpointError when the state
+    is not ours to change."""
+    if spec.state == "present":
+        if st["programs"]["agent"] is None or st["programs"]["pass"] is None:
+            raise EndpointError("%s: pin_dir: no datapath is loaded at %s (run mizar.transit.transit first)" % (
+                spec.label, spec.pin_dir))
+        if spec.netns is None:
+            return _plan_adopted(spec, st)
+        return _plan_netns(spec, st)
+    return _plan_absent(spec, st)
+
+
+def _plan_adopted(spec, st):
+    if st["host"] is None:
+        raise EndpointError("%s: iface: %s does not exist on this host; an adopted endpoint's interface must "
+                            "exist (or give netns to have one made)" % (spec.label, spec.iface))
+    return _xdp_plan(spec, "agent", spec.iface, None, st["agent"], spec.iface)
+
+
+def _plan_netns(spec, st):
+    ns, iface = spec.netns, spec.iface
+    where_inner = "%s in %s" % (INNER, ns)
+    steps = []
+    h, i = st["host"], st["inner"]
+    if h is not None and h["kind"] != "veth":
+        raise EndpointError("%s: iface: %s exists on this host and is not a veth (it is a %s); a netns endpoint's "
+                            "host side is made by this module: choose another name, or leave netns out to adopt "
+                            "it" % (spec.label, iface, h["kind"] or "plain device"))
+    if i is not None and i["kind"] != "veth":
+        raise EndpointError("%s: netns: %s in %s is not a veth (%s): the namespace is not this endpoint's" % (
+            spec.label, INNER, ns, i["kind"] or "plain device"))
+    if not st["netns"]:
+        steps.append(Step("create network namespace %s" % ns, netlink.netns_add, ns))
+    fresh = not st["paired"]
+    if fresh:
+        if h is not None or i is not None:
+            steps.append(Step("delete the unpaired veth ends (%s, %s)" % (
+                iface if h else "-", where_inner if i else "-"), _delete_ends, spec))
+        steps.append(Step("create veth %s <-> %s" % (iface, where_inner), netlink.veth_add, iface, INNER,
+                          peer_netns=ns))
+        h = i = None
+    if i is None or not i["ipv6_off"]:
+        steps.append(Step("disable IPv6 on %s" % where_inner, _set_ipv6_off, INNER, ns))
+    if i is None or (i["mac"] or "").lower() != spec.mac:
+        steps.append(Step("set the MAC of %s to %s" % (where_inner, spec.mac), netlink.link_set, INNER, netns=ns,
+                          mac=spec.mac))
+    if i is None or i["mtu"] != spec.mtu:
+        steps.append(Step("set the MTU of %s to %d" % (where_inner, spec.mtu), netlink.link_set, INNER, netns=ns,
+                          mtu=spec.mtu))
+    if i is None or i["tx_csum"]:
+        steps.append(Step("turn transmit checksum offload off on %s" % where_inner, netlink.tx_checksum, INNER,
+                          False, netns=ns))
+    if i is None or not i["up"]:
+        steps.append(Step("set %s up" % where_inner, netlink.link_set, INNER, netns=ns, up=True))
+    if not st.get("lo_up"):
+        steps.append(Step("set lo in %s up" % ns, netlink.link_set, "lo", netns=ns, up=True))
+    have = i["addrs"] if i else []
+    if spec.cidr not in have:
+        steps.append(Step("add address %s to %s" % (spec.cidr, where_inner), netlink.addr_add, INNER, spec.cidr,
+                          netns=ns))
+    for a in have:
+        if a != spec.cidr:
+            steps.append(Step("remove address %s from %s" % (a, where_inner), addr_del, INNER, a, ns))
+    if spec.gateway:
+        r = i["route"] if i else None
+        if r is None or r["gateway"] != spec.gateway or r["oif"] != i["index"]:
+            steps.append(Step("%s the default route in %s via %s dev %s%s" % (
+                "replace" if r else "add", ns, spec.gateway, INNER,
+                " (was via %s)" % r["gateway"] if r and r["gateway"] else ""),
+                netlink.route_add, "default", gateway=spec.gateway, iface=INNER, netns=ns))
+    if h is None or h["mtu"] != spec.mtu:
+        steps.append(Step("set the MTU of %s to %d" % (iface, spec.mtu), netlink.link_set, iface, mtu=spec.mtu))
+    if h is None or not h["up"]:
+        steps.append(Step("set %s up" % iface, netlink.link_set, iface, up=True))
+    steps += _xdp_plan(spec, "pass", INNER, ns, None if fresh else st["pass"], where_inner)
+    steps += _xdp_plan(spec, "agent", iface, None, None if fresh else st["agent"], iface)
+    return steps
+
+
+def _delete_ends(spec):
+    netlink.link_del(spec.iface)
+    if netlink.netns_exists(spec.netns):
+        netlink.link_del(INNER, spec.netns)
+    return True
+
+
+def _link_pinned(spec, iface, netns):
+    return os.path.exists(stages.Layout(spec.pin_dir).link(datapath.link_name(iface, netns)))
+
+
+def _plan_absent(spec, st):
+    steps = []
+    ns, iface = spec.netns, spec.iface
+    if ns is not None:
+        where_inner = "%s in %s" % (INNER, ns)
+        if (st["pass"] and st["pass"]["ours"]) or _link_pinned(spec, INNER, ns):
+            steps.append(Step("detach %s from %s" % (datapath.ROLES["pass"][1], where_inner), _detach, spec,
+                              INNER, ns))
+    agent = st["agent"]
+    if (agent and agent["ours"]) or _link_pinned(spec, iface, None):
+        steps.append(Step("detach %s from %s" % (datapath.ROLES["agent"][1], iface), _detach, spec, iface, None))
+    if ns is None:
+        return steps
+    h = st["host"]
+    if h is not None:
+        if h["kind"] != "veth":
+            raise EndpointError("%s: iface: %s is not a veth (it is a %s): not this endpoint's, not deleting it" % (
+                spec.label, iface, h["kind"] or "plain device"))
+        steps.append(Step("delete veth %s (and %s in %s)" % (iface, INNER, ns), netlink.link_del, iface))
+    if st["netns"]:
+        if st["others"]:
+            raise EndpointError("%s: netns: %s holds %s besides lo and %s, which this module did not make; "
+                                "not deleting it" % (spec.label, ns, ", ".join(st["others"]), INNER))
+        steps.append(Step("delete network namespace %s" % ns, netlink.netns_del, ns))
+    return steps
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def summary(spec, st):
+    """The managed properties of a state as text lines, for diffs."""
+    lines = []
+    h, i = st["host"], st["inner"]
+
+    def prog(cur):
+        return "%s (%s)" % (cur["name"], cur["mode"]) if cur else "none"
+
+    if spec.netns is not None:
+        lines.append("netns %s: %s" % (spec.netns, "present" if st["netns"] else "absent"))
+        if i is not None:
+            lines.append("%s in %s: mac %s, mtu %d, %s, %s, tx checksum offload %s, IPv6 %s" % (
+                INNER, spec.netns, i["mac"], i["mtu"], "up" if i["up"] else "down",
+                ", ".join(i["addrs"]) or "no address", "on" if i["tx_csum"] else "off",
+                "off" if i["ipv6_off"] else "on"))
+            r = i["route"]
+            lines.append("default route in %s: %s" % (spec.netns, "via %s" % r["gateway"] if r and r["gateway"]
+                                                      else "none"))
+            lines.append("lo in %s: %s" % (spec.netns, "up" if st.get("lo_up") else "down"))
+            lines.append("XDP on %s in %s: %s" % (INNER, spec.netns, prog(st["pass"])))
+        if h is not None:
+            lines.append("%s: %s, mtu %d, %s%s" % (
+                spec.iface, h["kind"] or "device", h["mtu"], "up" if h["up"] else "down",
+                ", peer of %s in %s" % (INNER, spec.netns) if st["paired"] else ""))
+    elif h is not None:
+        lines.append("%s: adopted %s" % (spec.iface, h["kind"] or "device"))
+    if h is not None:
+        lines.append("XDP on %s: %s" % (spec.iface, prog(st["agent"])))
+    else:
+        lines.append("%s: absent" % spec.iface)
+    return "\n".join(lines) + "\n"
+
+
+def desired(spec, st):
+    """summary() of the state spec wants, predicted from st (check mode)."""
+    want = {"programs": st["programs"], "others": st["others"], "paired": False, "lo_up": True}
+    agent = {"name": datapath.ROLES["agent"][1], "mode": spec.mode}
+    if spec.state == "absent":
+        want.update(netns=False, host=None if spec.netns else st["host"], inner=None, agent=None, **{"pass": None})
+        if spec.netns is None and st["agent"] and not st["agent"]["ours"]:
+            want["agent"] = st["agent"]
+        return summary(spec, want)
+    h = st["host"] or {"kind": "veth"}
+    want["host"] = dict(h, mtu=spec.mtu if spec.netns else h.get("mtu"), up=True if spec.netns else h.get("up"))
+    want["agent"] = agent
+    if spec.netns is None:
+        want.update(netns=None, inner=None, **{"pass": None})
+        return summary(spec, want)
+    want.update(netns=True, paired=True, **{"pass": {"name": datapath.ROLES["pass"][1], "mode": spec.mode}})
+    want["host"]["kind"] = "veth"
+    want["inner"] = {"mac": spec.mac, "mtu": spec.mtu, "up": True, "addrs": [spec.cidr], "tx_csum": False,
+                     "ipv6_off": True, "route": {"gateway": spec.gateway} if spec.gateway else None}
+    return summary(spec, want)
+
+
+def ensure(spec, check_mode=False):
+    """Bring the endpoint to spec. Returns {changed, actions, iface, ifindex,
+    netns, mac, diff: {before, after}}."""
+    try:
+        before = read(spec)
+    except (netlink.NetlinkError, libbpf.BpfError, xdp.XdpError, OSError) as e:
+        raise EndpointError("%s: reading its state: %s" % (spec.label, e))
+    steps = plan(spec, before)
+    try:
+        actions = carry_out(steps, spec.label, check_mode=check_mode)
+    except StepError as e:
+        raise EndpointError(str(e))
+    if steps and not check_mode:
+        after = read(spec)
+        after_text = summary(spec, after)
+    else:
+        after = before
+        after_text = desired(spec, before) if steps else summary(spec, before)
+    host = after["host"] if not (check_mode and spec.state == "absent" and spec.netns) else None
+    inner = after["inner"]
+    return {"changed": bool(steps), "actions": actions, "iface": spec.iface,
+            "ifindex": host["index"] if host and "index" in host else None,
+            "netns": spec.netns if after.get("netns") else None,
+            "mac": inner["mac"] if inner else (host or {}).get("mac"),
+            "diff": {"before": summary(spec, before), "after": after_text}}

@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""Plans as lists of steps: what a module will do, said for people, and the
+call that does it.
+
+Modules read the current state, plan the steps that bring it to the wanted
+state, and carry them out unless in check mode. A run changes something
+exactly when its plan is not empty, and the step texts are what it reports
+(`actions`), in check mode too.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class StepError(Exception):
+    """A step failed; says which one and what was done before it."""
+
+
+class Step:
+    """One step: text for people, fn(*args, **kwargs) to do it."""
+
+    __slots__ = ("text", "fn", "args", "kwargs")
+
+    def __init__(self, text, fn, *args, **kwargs):
+        self.text = text
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+    def __call__(self):
+        return self.fn(*self.args, **self.kwargs)
+
+    def __repr__(self):
+        return "Step(%r)" % self.text
+
+
+def carry_out(steps, what, check_mode=False):
+    """Run the steps in order (none in check mode). Returns their texts.
+    The first failure raises StepError naming `what`, the step and the steps
+    already done; the original exception is its __cause__."""
+    done = []
+    if check_mode:
+        return [s.text for s in steps]
+    for s in steps:
+        try:
+            s()
+        except Exception as e:
+            raise StepError("%s: %s failed: %s (done before: %s)" % (what, s.text, e, "; ".join(done) or "nothing"))
+        done.append(s.text)
+    return done
