@@ -134,11 +134,10 @@ class _TableSnapshot:
         self.blob = blob
         self.tags = _tags(blob, self.size)
         self.live = {}  # key -> (slot, raw)
-        for slot, tag in enumerate(self.tags):
-            if tag not in (abi.TAG_EMPTY, abi.TAG_DEAD):
-                raw = blob[slot * self.size:(slot + 1) * self.size]
-                entry = codec.decode(raw, lambda s: s, lambda s: [])
-                self.live[codec.key(entry)] = (slot, raw)
+        size, raw_key = self.size, codec.raw_key
+        for slot in [i for i, tag in enumerate(self.tags) if tag and tag != abi.TAG_DEAD]:
+            raw = blob[slot * size:(slot + 1) * size]
+            self.live[raw_key(raw)] = (slot, raw)
 
     def raw(self, slot):
         return self.blob[slot * self.size:(slot + 1) * self.size]
