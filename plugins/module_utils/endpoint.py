@@ -289,10 +289,14 @@ def _plan_netns(spec, st):
     if not st["netns"]:
         steps.append(Step("create network namespace %s" % ns, netlink.netns_add, ns))
     fresh = not st["paired"]
+    if fresh and h is not None:
+        # a veth of that name that is not the peer of our eth0: someone else's, never deleted here
+        raise EndpointError("%s: iface: %s exists on this host and is not the peer of %s in %s (it is another "
+                            "veth); not touching it: choose another name, or delete it if it is a leftover" % (
+                                spec.label, iface, INNER, ns))
     if fresh:
-        if h is not None or i is not None:
-            steps.append(Step("delete the unpaired veth ends (%s, %s)" % (
-                iface if h else "-", where_inner if i else "-"), _delete_ends, spec))
+        if i is not None:  # a stray eth0 in the endpoint's own namespace
+            steps.append(Step("delete the unpaired %s" % where_inner, netlink.link_del, INNER, ns))
         steps.append(Step("create veth %s <-> %s" % (iface, where_inner), netlink.veth_add, iface, INNER,
                           peer_netns=ns))
         h = i = None
@@ -334,13 +338,6 @@ def _plan_netns(spec, st):
     return steps
 
 
-def _delete_ends(spec):
-    netlink.link_del(spec.iface)
-    if netlink.netns_exists(spec.netns):
-        netlink.link_del(INNER, spec.netns)
-    return True
-
-
 def _link_pinned(spec, iface, netns):
     return os.path.exists(stages.Layout(spec.pin_dir).link(datapath.link_name(iface, netns)))
 
@@ -360,9 +357,9 @@ def _plan_absent(spec, st):
         return steps
     h = st["host"]
     if h is not None:
-        if h["kind"] != "veth":
-            raise EndpointError("%s: iface: %s is not a veth (it is a %s): not this endpoint's, not deleting it" % (
-                spec.label, iface, h["kind"] or "plain device"))
+        if not st["paired"]:
+            raise EndpointError("%s: iface: %s is not the peer of %s in %s, so it is not this endpoint's; not "
+                                "deleting it" % (spec.label, iface, INNER, ns))
         steps.append(Step("delete veth %s (and %s in %s)" % (iface, INNER, ns), netlink.link_del, iface))
     if st["netns"]:
         if st["others"]:
