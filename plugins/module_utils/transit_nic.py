@@ -423,7 +423,7 @@ def info(pin_dir):
     st["transit"] = dict((k, transit[0][k]) for k in ("iface", "ifindex", "prog_id", "tag", "mode", "link_id")) \
         if transit else None
     try:
-        agents = dict((e["ifindex"], e) for e in tables.read_state(dp.maps_dir).get("agents") or [])
+        agents = dict((e["ifindex"], e) for e in (tables.read_state(dp.maps_dir).get("agents") or {}).values())
     except Exception:  # an unreadable table must not hide the attachments
         agents = {}
     pass_atts = [a for a in atts if a["role"] == "pass" and a["netns"] is not None and a["ifindex"]]
