@@ -1,0 +1,664 @@
+"""The datapath modules through the real ansible-playbook, on the real kernel.
+
+Each module: a first run changes, a second run changes nothing, check mode
+on a changing input reports the change and makes none, --diff names what
+changes, absent leaves nothing (no pins, no XDP, no namespace, no veth),
+bad input fails with a message naming the field.
+
+The modules run inside a "host": a network namespace entered by the
+mizar.transit.netns connection, whose /sys/fs/bpf is its own directory of
+the machine's bpffs (BPFFS_ROOT/<host>), so the default pin_dir
+/sys/fs/bpf/mizar is per host. The last test carries a real ping between
+two endpoints on two such hosts through a bouncer, everything set up by the
+modules from the rendering of an inventory.
+
+Needs root, bpffs, libbpf, pyroute2, clang: fails (never skips) without.
+"""
+import os
+import shutil
+import time
+
+import pytest
+
+from ansible_collections.mizar.transit.plugins.module_utils import abi, datapath, libbpf, netlink, stages, xdp
+
+from .modules_helpers import (ROOT, RUN, Ansible, cleanup, host_pins, leftovers, ping, quiet_veth,
+                              task, xdp_on)
+
+H0 = RUN + "h0"          # the host of the single-module tests
+EP = RUN + "e0"          # an endpoint namespace on it
+EP_IF = RUN + "v0"       # its host-side veth
+ADOPT = RUN + "a0"       # an interface adopted as an endpoint
+STAGE = "on_xdp_redirect"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ready():
+    """Fail loudly when these tests cannot really run; clean up after all."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not root (namespaces, XDP and bpffs need it)")
+    if not os.path.ismount("/sys/fs/bpf"):
+        problems.append("no bpffs at /sys/fs/bpf")
+    if not netlink.HAS_PYROUTE2:
+        problems.append("pyroute2 missing (scripts/bootstrap)")
+    if shutil.which("clang") is None:
+        problems.append("clang missing (scripts/bootstrap)")
+    if problems:
+        pytest.fail("module tests cannot run: " + "; ".join(problems), pytrace=False)
+    cleanup()
+    yield
+    errors = cleanup()
+    assert not errors, errors
+    assert not leftovers()
+
+
+@pytest.fixture(scope="module")
+def ansible(tmp_path_factory):
+    return Ansible(tmp_path_factory.mktemp("modules"))
+
+
+def _bpf_copy(dest, edit=None):
+    """A copy of the collection's bpf/ tree; edit(text) -> text rewrites its mzr_abi.h."""
+    shutil.copytree(os.path.join(ROOT, "bpf"), dest)
+    if edit is not None:
+        hdr = os.path.join(dest, "include", "mzr_abi.h")
+        with open(hdr) as f:
+            text = f.read()
+        new = edit(text)
+        assert new != text, "the ABI edit found nothing to change in mzr_abi.h"
+        with open(hdr, "w") as f:
+            f.write(new)
+    return dest
+
+
+def _build(ansible, src, dest):
+    play = ansible.play([task("bpf_build", {"src": src, "dest": dest}, register="b")])
+    res = play["bpf_build"]
+    assert res["status"] == "changed" and res["objects"]["transit"] == os.path.join(dest, "transit.bpf.o"), play
+    return dest
+
+
+@pytest.fixture(scope="module")
+def objs(ansible, tmp_path_factory):
+    """The datapath objects, built by mizar.transit.bpf_build."""
+    base = tmp_path_factory.mktemp("objs")
+    return _build(ansible, _bpf_copy(str(base / "bpf")), str(base / "out"))
+
+
+@pytest.fixture(scope="module")
+def upgrade_objs(ansible, tmp_path_factory):
+    """Other code, same map layout: the Geneve port moves."""
+    base = tmp_path_factory.mktemp("upgrade")
+    src = _bpf_copy(str(base / "bpf"), lambda t: t.replace("MZR_GENEVE_PORT 6081", "MZR_GENEVE_PORT 6082"))
+    return _build(ansible, src, str(base / "out"))
+
+
+@pytest.fixture(scope="module")
+def layout_objs(ansible, tmp_path_factory):
+    """Another map layout: struct mzr_host gains a leading member."""
+    base = tmp_path_factory.mktemp("layout")
+    src = _bpf_copy(str(base / "bpf"), lambda t: t.replace("struct mzr_host {\n", "struct mzr_host {\n\t__u32 mzm_extra;\n", 1))
+    return _build(ansible, src, str(base / "out"))
+
+
+@pytest.fixture
+def host(ansible):
+    """A fresh host: namespace H0 with eth0 <-> peer0 (up, IPv6 off); its
+    pins, endpoint namespaces and the namespace itself go afterwards."""
+    cleanup()
+    netlink.netns_add(H0)
+    quiet_veth(H0, "eth0", "peer0", mac="02:00:00:00:0a:01")
+    inventory = ansible.netns_inventory("host", {H0: {}})
+    yield inventory
+    errors = cleanup()
+    assert not errors, errors
+
+
+KEYWORDS = ("name", "check_mode", "diff", "ignore_errors", "loop", "register")
+
+
+def _transit(objs, **extra):
+    """A transit task: extra holds module options and task keywords."""
+    keywords = dict((k, extra.pop(k)) for k in KEYWORDS if k in extra)
+    return task("transit", dict({"interface": "eth0", "obj_dir": objs}, **extra), **keywords)
+
+
+def _pin_dir_gone():
+    return not os.path.exists(host_pins(H0))
+
+
+# ---------------------------------------------------------------- bpf_build
+
+
+FN_SOURCE = """\
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "mzr_maps.h"
+
+SEC("xdp")
+int myfn_on_xdp_tx(struct xdp_md *ctx)
+{
+	return XDP_TX;
+}
+
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def test_bpf_build_compiles_once_then_nothing(ansible, tmp_path):
+    src = _bpf_copy(str(tmp_path / "bpf"))
+    fn = tmp_path / "fns" / "myfn.c"
+    fn.parent.mkdir()
+    fn.write_text(FN_SOURCE)
+    dest = str(tmp_path / "out")
+    args = {"src": src, "dest": dest, "sources": [str(fn)]}
+    play = ansible.play([task("bpf_build", args, name="first"), task("bpf_build", args, name="second")])
+    first, second = play["first"], play["second"]
+    assert first["status"] == "changed", play
+    assert sorted(first["built"]) == ["agent", "functions/acl", "functions/myfn", "pass", "transit"]
+    assert first["objects"]["functions/myfn"] == os.path.join(dest, "functions", "myfn.bpf.o")
+    assert os.path.isfile(first["objects"]["functions/myfn"]) and os.path.isfile(first["stamp"])
+    assert second["status"] == "ok" and second["built"] == [], play
+    with libbpf.BpfObject(first["objects"]["functions/myfn"]) as o:
+        assert "myfn_on_xdp_tx" in o.program_names() and "mzr_endpoints" in o.map_names()
+
+    # a header changes: check mode names every object and builds none of them
+    mtimes = dict((n, os.stat(p).st_mtime_ns) for n, p in first["objects"].items())
+    with open(os.path.join(src, "include", "mzr_abi.h"), "a") as f:
+        f.write("/* touched by test_modules */\n")
+    play = ansible.play([task("bpf_build", args, name="check", check_mode=True, diff=True)])
+    check = play["check"]
+    assert check["status"] == "changed" and len(check["built"]) == 5, play
+    assert dict((n, os.stat(p).st_mtime_ns) for n, p in first["objects"].items()) == mtimes
+    assert "transit.bpf.o: inputs" in check["diff"]["after"] and "transit.bpf.o: inputs" in play.stdout
+
+    # the extra source leaves: rebuilt for the header, its object removed
+    args = {"src": src, "dest": dest}
+    play = ansible.play([task("bpf_build", args, name="again")])
+    assert play["again"]["status"] == "changed" and play["again"]["removed"] == ["functions/myfn"], play
+    assert not os.path.exists(os.path.join(dest, "functions", "myfn.bpf.o"))
+
+
+def test_bpf_build_bad_input_names_the_field(ansible, tmp_path):
+    src = _bpf_copy(str(tmp_path / "bpf"))
+    broken = tmp_path / "broken.c"
+    broken.write_text("int broken(void) { return nope; }\n")
+    dest = str(tmp_path / "out")
+    play = ansible.play([
+        task("bpf_build", {"src": src, "dest": dest, "sources": [str(tmp_path / "missing.c")]}, name="missing",
+             ignore_errors=True),
+        task("bpf_build", {"src": str(tmp_path / "nothere"), "dest": dest}, name="nosrc", ignore_errors=True),
+        task("bpf_build", {"src": src, "dest": dest, "sources": [str(broken)]}, name="broken", ignore_errors=True),
+        task("bpf_build", {"src": src, "dest": dest, "clang": "/nonexistent/clang"}, name="noclang",
+             ignore_errors=True),
+    ])
+    assert play["missing"]["status"] == "failed" and "sources[0]" in play["missing"]["msg"], play
+    assert play["nosrc"]["msg"].startswith("src:"), play
+    assert "broken.c" in play["broken"]["msg"] and "nope" in play["broken"]["msg"], play
+    assert not os.path.exists(os.path.join(dest, "functions", "broken.bpf.o"))
+    assert play["noclang"]["msg"].startswith("clang:"), play
+
+
+# ---------------------------------------------------------------- transit
+
+
+def test_transit_first_run_second_run_and_honest_check_mode(ansible, host, objs):
+    play = ansible.play([_transit(objs, name="check", check_mode=True, diff=True)], hosts=H0, inventory=host)
+    check = play["check"]
+    assert check["status"] == "changed" and any("attach the transit program" in a for a in check["actions"]), play
+    assert _pin_dir_gone() and xdp_on("eth0", H0) is None, "check mode changed something"
+    assert "eth0: no XDP program" in check["diff"]["before"] and "mzr_transit" in check["diff"]["after"]
+
+    play = ansible.play([_transit(objs, name="first"), _transit(objs, name="second")], hosts=H0, inventory=host)
+    first, second = play["first"], play["second"]
+    assert first["status"] == "changed", play
+    assert second["status"] == "ok" and second["actions"] == [], play
+    assert xdp_on("eth0", H0) == ("mzr_transit", "native")
+    assert first["prog_id"] == second["prog_id"] and second["attached_via"] == "link"
+    assert (second["tag"], second["mode"], second["upgraded"], second["migrated"]) == (
+        check["tag"], "native", False, False), "check mode predicted the tag"
+    assert os.path.isdir(os.path.join(host_pins(H0), "maps")) and second["map_ids"]
+
+    # a mode switch, in check mode: reported with its consequence, not done
+    play = ansible.play([_transit(objs, name="switch", mode="generic", switch_mode=True, check_mode=True,
+                                  diff=True)], hosts=H0, inventory=host)
+    switch = play["switch"]
+    assert switch["status"] == "changed" and "detach, then attach" in " ".join(switch["actions"]), play
+    assert "generic mode" in switch["diff"]["after"] and "native mode" in switch["diff"]["before"]
+    assert "generic mode" in play.stdout
+    assert xdp_on("eth0", H0) == ("mzr_transit", "native")
+
+
+def test_transit_refuses_a_silent_mode_change_and_bad_input(ansible, host, objs, tmp_path):
+    empty = str(tmp_path / "empty")
+    os.mkdir(empty)
+    play = ansible.play([
+        _transit(objs, name="load"),
+        _transit(objs, name="generic", mode="generic", ignore_errors=True),
+        _transit(objs, name="nonic", interface=RUN + "x9", ignore_errors=True),
+        _transit(empty, name="noobj", ignore_errors=True),
+        _transit(objs, name="badmode", mode="turbo", ignore_errors=True),
+    ], hosts=H0, inventory=host)
+    assert play["load"]["status"] == "changed", play
+    assert play["generic"]["status"] == "failed" and play["generic"]["msg"].startswith("mode:"), play
+    assert "switch_mode" in play["generic"]["msg"]
+    assert play["nonic"]["msg"].startswith("interface:") and RUN + "x9" in play["nonic"]["msg"], play
+    assert play["noobj"]["msg"].startswith("obj_dir:") and "transit.bpf.o" in play["noobj"]["msg"], play
+    assert "mode" in play["badmode"]["msg"] and "turbo" in play["badmode"]["msg"], play
+    assert xdp_on("eth0", H0) == ("mzr_transit", "native")
+
+    play = ansible.play([_transit(objs, name="switch", mode="generic", switch_mode=True)], hosts=H0, inventory=host)
+    assert play["switch"]["status"] == "changed" and play["switch"]["mode"] == "generic", play
+    assert xdp_on("eth0", H0) == ("mzr_transit", "generic")
+
+
+def _link_of(iface, netns):
+    q = xdp.query(iface, netns=netns)
+    return q["link_id"], q["prog_id"]
+
+
+def test_transit_upgrade_replaces_the_program_through_the_link(ansible, host, objs, upgrade_objs):
+    play = ansible.play([_transit(objs, name="load")], hosts=H0, inventory=host)
+    old = play["load"]
+    link_before, prog_before = _link_of("eth0", H0)
+
+    play = ansible.play([_transit(upgrade_objs, name="check", check_mode=True, diff=True)], hosts=H0,
+                        inventory=host)
+    check = play["check"]
+    assert check["status"] == "changed" and check["upgraded"] is True, play
+    assert any(a.startswith("replace the transit program") for a in check["actions"])
+    assert _link_of("eth0", H0) == (link_before, prog_before), "check mode changed the program"
+
+    play = ansible.play([_transit(upgrade_objs, name="upgrade"), _transit(upgrade_objs, name="again")],
+                        hosts=H0, inventory=host)
+    up = play["upgrade"]
+    assert up["status"] == "changed" and (up["upgraded"], up["migrated"]) == (True, False), play
+    assert up["tag"] == check["tag"] != old["tag"]
+    assert up["map_ids"] == old["map_ids"], "the maps stay"
+    link_after, prog_after = _link_of("eth0", H0)
+    assert link_after == link_before and prog_after != prog_before, "replaced through the same link"
+    assert play["again"]["status"] == "ok", play
+
+
+def test_transit_migrates_maps_and_reloads_stages(ansible, host, objs, layout_objs):
+    acl = {"rules": [{"vpc": "blue", "src": "0.0.0.0/0", "dst": "10.0.0.3/32", "protocol": "icmp",
+                      "action": "drop"}]}
+    stage_args = {"stage": STAGE, "object": os.path.join(objs, "functions", "acl.bpf.o"), "function": "acl",
+                  "config": acl, "vpcs": {"blue": 1000}}
+    play = ansible.play([_transit(objs, name="load"), task("stage", stage_args, name="acl")], hosts=H0,
+                        inventory=host)
+    assert play["acl"]["status"] == "changed", play
+    old_ids = play["load"]["map_ids"]
+
+    new_stage = [{"stage": STAGE, "object": os.path.join(layout_objs, "functions", "acl.bpf.o")}]
+    play = ansible.play([
+        _transit(layout_objs, name="nostages", ignore_errors=True),
+        _transit(layout_objs, name="check", stages=new_stage, check_mode=True),
+        _transit(layout_objs, name="migrate", stages=new_stage),
+        _transit(layout_objs, name="again", stages=new_stage),
+        task("stage", dict(stage_args, object=new_stage[0]["object"]), name="acl"),
+    ], hosts=H0, inventory=host)
+    assert play["nostages"]["status"] == "failed" and STAGE in play["nostages"]["msg"], play
+    assert "stages" in play["nostages"]["msg"]
+    assert play["check"]["status"] == "changed" and play["check"]["migrated"] is True, play
+    mig = play["migrate"]
+    assert mig["status"] == "changed" and (mig["migrated"], mig["upgraded"]) == (True, True), play
+    assert not set(mig["map_ids"]) & set(old_ids), "new maps"
+    assert play["again"]["status"] == "ok", play
+    acl_after = play["acl"]
+    assert acl_after["status"] == "ok" and acl_after["config"] == dict(acl, rules=[dict(acl["rules"][0])]), \
+        "the stage was reloaded and its rules moved along"
+    assert xdp_on("eth0", H0) == ("mzr_transit", "native")
+
+
+def test_transit_absent_removes_everything(ansible, host, objs):
+    ep = {"name": "blue/web/ep0", "iface": EP_IF, "netns": EP, "ip": "10.0.0.2", "prefixlen": 24,
+          "mac": "02:00:00:00:00:02", "gateway": "10.0.0.1"}
+    play = ansible.play([_transit(objs, name="load"), task("endpoint", ep, name="ep")], hosts=H0, inventory=host)
+    assert play["ep"]["status"] == "changed", play
+    absent = {"interface": "eth0", "state": "absent"}
+    play = ansible.play([task("transit", absent, name="check", check_mode=True, diff=True)], hosts=H0,
+                        inventory=host)
+    check = play["check"]
+    assert check["status"] == "changed", play
+    assert sorted(a for a in check["actions"] if a.startswith("detach")) == sorted([
+        "detach the agent program from %s" % EP_IF, "detach the pass program from eth0 in netns %s" % EP,
+        "detach the transit program from eth0"])
+    assert "eth0: no XDP program" in check["diff"]["after"]
+    assert xdp_on("eth0", H0) and not _pin_dir_gone(), "check mode changed something"
+
+    play = ansible.play([task("transit", absent, name="absent"), task("transit", absent, name="again")],
+                        hosts=H0, inventory=host)
+    assert play["absent"]["status"] == "changed" and play["again"]["status"] == "ok", play
+    assert _pin_dir_gone()
+    assert xdp_on("eth0", H0) is None and xdp_on(EP_IF, H0) is None and xdp_on("eth0", EP) is None
+
+
+def test_transit_mounts_a_missing_bpffs(ansible, objs):
+    """In a private mount and network namespace without a bpffs, the module
+    mounts one and attaches; both vanish with the namespaces."""
+    script = ("umount /sys/fs/bpf && ip link add %sm0 type veth peer name %sm1 && ip link set %sm0 up && "
+              "ip link set %sm1 up && \"$@\"; rc=$?; echo FS=$(stat -f -c %%T /sys/fs/bpf); "
+              "ip -d link show %sm0 | grep -o 'prog/xdp id [0-9]*'; exit $rc") % ((RUN,) * 5)
+    wrap = ["unshare", "--mount", "--propagation", "private", "--net", "--", "sh", "-c", script, "sh"]
+    play = ansible.play([task("transit", {"interface": RUN + "m0", "obj_dir": objs}, name="mount")], wrap=wrap)
+    res = play["mount"]
+    assert res["status"] == "changed" and res["actions"][0] == "mount a bpffs on /sys/fs/bpf", play
+    assert "FS=bpf_fs" in play.stdout and "prog/xdp id %d" % res["prog_id"] in play.stdout, play
+
+
+# ---------------------------------------------------------------- endpoint
+
+
+def _ep(**extra):
+    args = {"name": "blue/web/ep0", "iface": EP_IF, "netns": EP, "ip": "10.0.0.2", "prefixlen": 24,
+            "mac": "02:00:00:00:00:02", "gateway": "10.0.0.1"}
+    args.update(extra)
+    return dict((k, v) for k, v in args.items() if v is not None)
+
+
+def _ep_state():
+    inner = netlink.link("eth0", EP)
+    host_end = netlink.link(EP_IF, H0)
+    return {"addrs": sorted(netlink.addrs("eth0", EP)), "mac": inner["mac"], "mtu": inner["mtu"], "up": inner["up"],
+            "route": _default_gw(EP), "tx_csum": netlink.tx_checksum_enabled("eth0", EP),
+            "host_mtu": host_end["mtu"], "pass": xdp_on("eth0", EP), "agent": xdp_on(EP_IF, H0)}
+
+
+def _default_gw(ns):
+    def body():
+        with netlink.IPRoute() as ipr:
+            for r in ipr.route("dump", family=2, table=254):
+                if r["dst_len"] == 0:
+                    return r.get("RTA_GATEWAY")
+        return None
+
+    return netlink.run_in_netns(ns, body)
+
+
+WANT = {"addrs": ["10.0.0.2/24"], "mac": "02:00:00:00:00:02", "mtu": 1450, "up": True, "route": "10.0.0.1",
+        "tx_csum": False, "host_mtu": 1450, "pass": ("mzr_pass", "native"), "agent": ("mzr_agent", "native")}
+
+
+def test_endpoint_netns_lifecycle_with_drift(ansible, host, objs):
+    play = ansible.play([_transit(objs, name="load"),
+                         task("endpoint", _ep(), name="check", check_mode=True, diff=True)], hosts=H0, inventory=host)
+    check = play["check"]
+    assert check["status"] == "changed", play
+    assert "create network namespace %s" % EP in check["actions"]
+    assert "XDP on eth0 in %s: mzr_pass (native)" % EP in check["diff"]["after"]
+    assert not netlink.netns_exists(EP) and netlink.link(EP_IF, H0) is None, "check mode changed something"
+
+    play = ansible.play([task("endpoint", _ep(), name="first"), task("endpoint", _ep(), name="second")],
+                        hosts=H0, inventory=host)
+    assert play["first"]["status"] == "changed" and play["second"]["status"] == "ok", play
+    assert play["second"]["actions"] == [] and play["second"]["ifindex"] == netlink.link(EP_IF, H0)["index"]
+    assert _ep_state() == WANT
+
+    # drift: a stray address, another MAC and route, offload back on
+    netlink.addr_add("eth0", "10.9.9.9/24", netns=EP)
+    netlink.link_set("eth0", netns=EP, mac="02:00:00:00:00:99")
+    netlink.route_add("default", gateway="10.9.9.1", iface="eth0", netns=EP)
+    netlink.tx_checksum("eth0", True, netns=EP)
+    drifted = _ep_state()
+    play = ansible.play([task("endpoint", _ep(), name="check", check_mode=True, diff=True)], hosts=H0, inventory=host)
+    check = play["check"]
+    assert check["status"] == "changed", play
+    assert sorted(check["actions"]) == sorted([
+        "set the MAC of eth0 in %s to 02:00:00:00:00:02" % EP, "remove address 10.9.9.9/24 from eth0 in %s" % EP,
+        "replace the default route in %s via 10.0.0.1 dev eth0 (was via 10.9.9.1)" % EP,
+        "turn transmit checksum offload off on eth0 in %s" % EP])
+    assert "10.9.9.9/24" in check["diff"]["before"] and "10.9.9.9/24" not in check["diff"]["after"]
+    assert "10.9.9.9" in play.stdout
+    assert _ep_state() == drifted, "check mode changed something"
+    play = ansible.play([task("endpoint", _ep(), name="fix"), task("endpoint", _ep(), name="again")], hosts=H0,
+                        inventory=host)
+    assert play["fix"]["status"] == "changed" and play["again"]["status"] == "ok", play
+    assert _ep_state() == WANT
+
+    # a lost pass program is put back; then, in check mode only, a new
+    # address and the endpoint's removal are named and not carried out
+    xdp.link_detach_pinned(os.path.join(host_pins(H0), "links", datapath.link_name("eth0", EP)))
+    absent = {"name": "blue/web/ep0", "iface": EP_IF, "netns": EP, "state": "absent"}
+    play = ansible.play([task("endpoint", _ep(), name="repair"),
+                         task("endpoint", _ep(ip="10.0.0.7"), name="move", check_mode=True, diff=True),
+                         task("endpoint", absent, name="check", check_mode=True, diff=True)],
+                        hosts=H0, inventory=host)
+    assert play["repair"]["actions"] == ["attach mzr_pass (native mode) to eth0 in %s" % EP], play
+    assert play["move"]["status"] == "changed" and "10.0.0.7/24" in play["move"]["diff"]["after"], play
+    assert play["check"]["status"] == "changed" and "netns %s: absent" % EP in play["check"]["diff"]["after"], play
+    assert _ep_state() == WANT, "check mode changed something"
+    play = ansible.play([task("endpoint", absent, name="absent"), task("endpoint", absent, name="again")],
+                        hosts=H0, inventory=host)
+    assert play["absent"]["status"] == "changed" and play["again"]["status"] == "ok", play
+    assert not netlink.netns_exists(EP) and netlink.link(EP_IF, H0) is None
+    assert os.listdir(os.path.join(host_pins(H0), "links")) == [datapath.link_name("eth0")], "only transit's link"
+
+
+def test_endpoint_adopts_an_interface_and_leaves_it(ansible, host, objs):
+    quiet_veth(H0, ADOPT, RUN + "a1")
+    args = {"name": "blue/db/db0", "iface": ADOPT}
+    play = ansible.play([_transit(objs, name="load"), task("endpoint", args, name="check", check_mode=True),
+                         task("endpoint", args, name="first"), task("endpoint", args, name="second")],
+                        hosts=H0, inventory=host)
+    assert play["check"]["actions"] == ["attach mzr_agent (native mode) to %s" % ADOPT], play
+    assert play["first"]["status"] == "changed" and play["second"]["status"] == "ok", play
+    assert play["first"]["netns"] is None and xdp_on(ADOPT, H0) == ("mzr_agent", "native")
+    absent = dict(args, state="absent")
+    play = ansible.play([task("endpoint", absent, name="absent"), task("endpoint", absent, name="again")],
+                        hosts=H0, inventory=host)
+    assert play["absent"]["actions"] == ["detach mzr_agent from %s" % ADOPT], play
+    assert play["again"]["status"] == "ok", play
+    assert xdp_on(ADOPT, H0) is None and netlink.link(ADOPT, H0) is not None, "adopted: detached, kept"
+
+
+def test_endpoint_bad_input_names_the_field(ansible, host, objs):
+    play = ansible.play([
+        task("endpoint", _ep(), name="noload", ignore_errors=True),
+        _transit(objs, name="load"),
+        task("endpoint", _ep(mac="01:00:00:00:00:01"), name="mac", ignore_errors=True),
+        task("endpoint", _ep(ip="10.0.0.256"), name="ip", ignore_errors=True),
+        task("endpoint", _ep(gateway="10.1.0.1"), name="gateway", ignore_errors=True),
+        task("endpoint", dict(_ep(), ip=None, prefixlen=None), name="noip", ignore_errors=True),
+        task("endpoint", _ep(iface="x" * 16), name="iface", ignore_errors=True),
+        task("endpoint", {"name": "blue/db/db9", "iface": RUN + "zz"}, name="noadopt", ignore_errors=True),
+        task("endpoint", _ep(iface="eth0"), name="notveth", ignore_errors=True),
+        task("endpoint", _ep(iface="eth0", state="absent"), name="notmine", ignore_errors=True),
+    ], hosts=H0, inventory=host)
+    assert "pin_dir:" in play["noload"]["msg"] and "mizar.transit.transit" in play["noload"]["msg"], play
+    for name, field in (("mac", "mac"), ("ip", "ip"), ("gateway", "gateway"), ("noip", "ip"), ("iface", "iface"),
+                        ("noadopt", "iface"), ("notveth", "iface"), ("notmine", "iface")):
+        res = play[name]
+        assert res["status"] == "failed", (name, play)
+        assert res["msg"].startswith("endpoint blue/"), (name, res["msg"])
+        assert ": %s: " % field in res["msg"], (name, res["msg"])
+    assert not netlink.netns_exists(EP), "a failed endpoint made its namespace"
+    assert xdp_on("eth0", H0) == ("mzr_transit", "native"), "another veth was taken for the endpoint's"
+
+
+# ---------------------------------------------------------------- stage
+
+
+ACL = {"rules": [{"vpc": "blue", "src": "0.0.0.0/0", "dst": "10.0.0.3/32", "protocol": "icmp", "action": "drop"}]}
+
+
+def _stage(objs, **extra):
+    args = {"stage": STAGE, "object": os.path.join(objs, "functions", "acl.bpf.o"), "function": "acl",
+            "config": ACL, "vpcs": {"blue": 1000}}
+    args.update(extra)
+    return args
+
+
+def _slot():
+    return stages.Stages(host_pins(H0)).list()[STAGE]
+
+
+def test_stage_lifecycle(ansible, host, objs):
+    play = ansible.play([_transit(objs, name="load"),
+                         task("stage", _stage(objs), name="check", check_mode=True, diff=True)],
+                        hosts=H0, inventory=host)
+    check = play["check"]
+    assert check["status"] == "changed" and check["config_changed"] is True, play
+    assert check["actions"][0].startswith("write the acl rules") and check["actions"][1].startswith("install")
+    assert "dst: 10.0.0.3/32" in check["diff"]["after"] and "empty" in check["diff"]["before"]
+    assert _slot() is None and not os.path.exists(os.path.join(host_pins(H0), "maps", "mzr_acl_sets"))
+
+    play = ansible.play([task("stage", _stage(objs), name="first"), task("stage", _stage(objs), name="second")],
+                        hosts=H0, inventory=host)
+    first, second = play["first"], play["second"]
+    assert first["status"] == "changed" and second["status"] == "ok", play
+    assert first["program"] == "acl_on_xdp_redirect" and first["tag"] == check["tag"]
+    assert second["prog_id"] == first["prog_id"] == _slot()["prog_id"] and second["config"] == ACL
+    assert os.path.exists(os.path.join(host_pins(H0), "progs", "stage_" + STAGE))
+
+    other = {"rules": [dict(ACL["rules"][0], dst="10.0.0.4/32")]}
+    play = ansible.play([task("stage", _stage(objs, config=other), name="check", check_mode=True, diff=True)],
+                        hosts=H0, inventory=host)
+    check = play["check"]
+    assert check["status"] == "changed" and check["actions"] == ["write the acl rules of %s (changed)" % STAGE], play
+    assert "10.0.0.3/32" in check["diff"]["before"] and "10.0.0.4/32" in check["diff"]["after"]
+    assert "10.0.0.4/32" in play.stdout
+    play = ansible.play([task("stage", _stage(objs), name="same")], hosts=H0, inventory=host)
+    assert play["same"]["status"] == "ok" and play["same"]["config"] == ACL, "check mode wrote the rules"
+
+    play = ansible.play([task("stage", _stage(objs, config=other), name="rules")], hosts=H0, inventory=host)
+    assert play["rules"]["status"] == "changed" and play["rules"]["prog_id"] == first["prog_id"], play
+
+    absent = {"stage": STAGE, "state": "absent"}
+    play = ansible.play([task("stage", absent, name="check", check_mode=True),
+                         task("stage", absent, name="absent"), task("stage", absent, name="again")],
+                        hosts=H0, inventory=host)
+    assert play["check"]["status"] == "changed" and play["absent"]["status"] == "changed", play
+    assert play["again"]["status"] == "ok", play
+    assert sorted(play["absent"]["removed_maps"]) == ["mzr_acl_active", "mzr_acl_sets", "mzr_acl_stats"]
+    maps = os.listdir(os.path.join(host_pins(H0), "maps"))
+    assert _slot() is None and not [m for m in maps if m.startswith("mzr_acl")]
+    assert not os.path.exists(os.path.join(host_pins(H0), "progs", "stage_" + STAGE))
+    assert abi.STAGES_MAP in maps
+
+
+def test_stage_bad_input_names_the_field(ansible, host, objs):
+    play = ansible.play([
+        task("stage", _stage(objs), name="noload", ignore_errors=True),
+        _transit(objs, name="load"),
+        task("stage", _stage(objs, program="nope"), name="program", ignore_errors=True),
+        task("stage", _stage(objs, vpcs={"green": 7}), name="vpc", ignore_errors=True),
+        task("stage", _stage(objs, object="/nonexistent.bpf.o"), name="object", ignore_errors=True),
+        task("stage", _stage(objs, stage="on_xdp_nowhere"), name="stage", ignore_errors=True),
+        task("stage", _stage(objs, function="nofn"), name="function", ignore_errors=True),
+    ], hosts=H0, inventory=host)
+    assert "pin_dir:" in play["noload"]["msg"], play
+    assert "program:" in play["program"]["msg"] and "acl_on_xdp_tx" in play["program"]["msg"], play
+    assert "config:" in play["vpc"]["msg"] and "blue" in play["vpc"]["msg"], play
+    assert "object:" in play["object"]["msg"], play
+    assert "stage" in play["stage"]["msg"] and "on_xdp_nowhere" in play["stage"]["msg"], play
+    assert "function:" in play["function"]["msg"], play
+    assert _slot() is None, "a failed stage run installed something"
+
+
+# ---------------------------------------------------------------- transit_info
+
+
+def test_transit_info_reports_programs_endpoints_and_counters(ansible, host, objs):
+    play = ansible.play([task("transit_info", {}, name="empty"), _transit(objs, name="load"),
+                         task("endpoint", _ep(), name="ep"),
+                         task("transit_info", {}, name="info"),
+                         task("transit_info", {}, name="check", check_mode=True)], hosts=H0, inventory=host)
+    assert play["empty"]["status"] == "ok" and play["empty"]["loaded"] is False, play
+    info = play["info"]
+    assert info["status"] == "ok" and info["loaded"] is True, play
+    assert info["transit"]["iface"] == "eth0" and info["transit"]["prog_id"] == play["load"]["prog_id"]
+    assert info["programs"]["transit"]["tag"] == play["load"]["tag"]
+    assert [(e["iface"], e["netns"], e["mode"]) for e in info["endpoints"]] == [(EP_IF, EP, "native")]
+    assert sorted((a["role"], a["iface"], a["netns"]) for a in info["attachments"]) == [
+        ("agent", EP_IF, None), ("pass", "eth0", EP), ("transit", "eth0", None)]
+    assert set(abi.COUNTERS) <= set(info["counters"]) and info["stages"][STAGE] is None
+    assert info["maps"]["mzr_endpoints"]["entries"] == 0
+    assert play["check"]["status"] == "ok" and play["check"]["endpoints"] == info["endpoints"]
+
+
+# ---------------------------------------------------------------- end to end
+
+
+HOSTS = {RUN + "h1": ("192.168.151.1", "02:00:c0:a8:97:01"), RUN + "h2": ("192.168.151.2", "02:00:c0:a8:97:02")}
+WIRE = RUN + "w"
+
+
+@pytest.fixture
+def two_hosts(ansible, objs):
+    """Two hosts (namespaces) whose eth0 plug into a bridge in a wire
+    namespace; the bridge ports run the pass program (the transit program
+    sends with XDP_TX into the veth). An inventory with one VPC, one network
+    bounced by h2, an endpoint on each host."""
+    cleanup()
+    h1, h2 = sorted(HOSTS)
+    for i, (h, (ip, mac)) in enumerate(sorted(HOSTS.items())):
+        netlink.bridge_veth(h, "eth0", WIRE, "br0", "p%d" % i, ip="%s/24" % ip, mac=mac)
+    with libbpf.BpfObject(os.path.join(objs, "pass.bpf.o")) as o:
+        o.load()
+        for i in range(len(HOSTS)):
+            xdp.attach("p%d" % i, o.program("mzr_pass"), "native", netns=WIRE, via="netlink")
+    endpoints = [{"name": "ep1", "ip": "10.0.0.2", "host": h1, "netns": RUN + "e1"},
+                 {"name": "ep2", "ip": "10.0.0.3", "host": h2, "netns": RUN + "e2"}]
+    vpcs = [{"name": "blue", "vni": 1000, "cidr": "10.0.0.0/16",
+             "networks": [{"name": "web", "cidr": "10.0.0.0/24", "bouncers": [h2], "endpoints": endpoints}]}]
+    hosts = dict((h, {"mizar_interface": "eth0", "mizar_underlay_ip": ip, "mizar_underlay_mac": mac})
+                 for h, (ip, mac) in HOSTS.items())
+    inventory = ansible.netns_inventory("two", hosts, all_vars={"mizar_vpcs": vpcs, "mizar_objs": objs})
+    yield inventory
+    errors = cleanup()
+    assert not errors, errors
+
+
+SITE = [
+    {"name": "render", "ansible.builtin.set_fact": {
+        "rendered": "{{ hostvars | mizar.transit.render(groups['mizar_hosts']) }}"}, "run_once": True},
+    task("transit", {"interface": "eth0", "obj_dir": "{{ mizar_objs }}"}, name="transit"),
+    task("endpoint", {"name": "{{ item.name }}", "iface": "{{ item.iface }}", "netns": "{{ item.netns }}",
+                      "ip": "{{ item.ip }}", "prefixlen": "{{ item.prefixlen }}", "mac": "{{ item.mac }}",
+                      "gateway": "{{ item.gateway }}"}, name="endpoints",
+         loop="{{ rendered[inventory_hostname].local_endpoints }}"),
+    task("map_state", {"rendered": "{{ rendered[inventory_hostname] }}"}, name="maps"),
+]
+
+
+def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
+    h1, h2 = sorted(HOSTS)
+    t0 = time.monotonic()
+    play = ansible.play(SITE, hosts="mizar_hosts", inventory=two_hosts)
+    assert play.rc == 0, play
+    assert sorted(play.changed_tasks()) == sorted((h, t) for h in HOSTS for t in ("transit", "endpoints", "maps"))
+    assert ping(RUN + "e1", "10.0.0.3") == (3, 3)
+    assert ping(RUN + "e2", "10.0.0.2") == (3, 3)
+
+    play = ansible.play(SITE + [task("transit_info", {}, name="info")], hosts="mizar_hosts", inventory=two_hosts)
+    assert play.rc == 0 and play.changed_tasks() == [], play
+    info = dict((r["host"], r["result"]) for r in play.results("info"))
+    assert info[h2]["counters"]["bounce"] + info[h2]["counters"]["agent_encap"] > 0
+    assert info[h1]["counters"]["decap"] > 0 and info[h2]["counters"]["decap"] > 0
+    ep1 = info[h1]["endpoints"][0]
+    assert (ep1["netns"], ep1["vni"], ep1["ip"]) == (RUN + "e1", 1000, "10.0.0.2")
+
+    # a stage function on the bouncer's host with real traffic: ICMP to ep2 dropped, then allowed again
+    acl = {"stage": STAGE, "object": os.path.join(objs, "functions", "acl.bpf.o"), "function": "acl",
+           "config": ACL, "vpcs": {"blue": 1000}}
+    play = ansible.play([task("stage", acl, name="acl")], hosts=h2, inventory=two_hosts)
+    assert play["acl"]["status"] == "changed", play
+    assert ping(RUN + "e1", "10.0.0.3", count=2, timeout=1) == (2, 0)
+    play = ansible.play([task("stage", {"stage": STAGE, "state": "absent"}, name="noacl")], hosts=h2,
+                        inventory=two_hosts)
+    assert play["noacl"]["status"] == "changed", play
+    assert ping(RUN + "e1", "10.0.0.3") == (3, 3)
+
+    # teardown through the modules leaves nothing of the overlay
+    down = [task("endpoint", {"name": "{{ item.name }}", "iface": "{{ item.iface }}", "netns": "{{ item.netns }}",
+                              "state": "absent"}, name="endpoints", loop="{{ rendered[inventory_hostname].local_endpoints }}"),
+            task("transit", {"interface": "eth0", "state": "absent"}, name="transit")]
+    play = ansible.play(SITE[:1] + down, hosts="mizar_hosts", inventory=two_hosts)
+    assert play.rc == 0, play
+    for h in HOSTS:
+        assert not os.path.exists(host_pins(h)) and xdp_on("eth0", h) is None
+    assert not [n for n in netlink.netns_list() if n in (RUN + "e1", RUN + "e2")]
+    assert time.monotonic() - t0 < 90
+
