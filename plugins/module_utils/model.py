@@ -46,6 +46,9 @@ INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "hosts
 HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir")
 # mizar_* variables that live in hostvars too but are not per-host settings
 SHARED_KEYS = ("mizar_vpcs", "mizar_functions", "mizar_model_version", "mizar_render_dir")
+# Settings of the collection's roles, never taken for typos of host settings.
+ROLE_KEYS = ("mizar_bpf_dir", "mizar_build_dir", "mizar_manage_packages", "mizar_xdp_switch_mode",
+             "mizar_function_sources", "mizar_stages")
 VPC_KEYS = ("name", "vni", "cidr", "dividers", "networks")
 NETWORK_KEYS = ("name", "cidr", "bouncers", "endpoints")
 ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap", "netns", "iface")
@@ -304,7 +307,8 @@ def _host(name, hvars, errors):
     if not _mapping(hvars, path, errors, "the variables of host %s" % name):
         return host
     for key in hvars:
-        if isinstance(key, str) and key.startswith("mizar_") and key not in HOST_KEYS and key not in SHARED_KEYS:
+        if (isinstance(key, str) and key.startswith("mizar_") and key not in HOST_KEYS and key not in SHARED_KEYS
+                and key not in ROLE_KEYS and not key.startswith("mizar_lab_")):
             # Other mizar_* variables may belong to roles; a near miss of a host setting is a typo.
             near = close_match(key, HOST_KEYS)
             if near:

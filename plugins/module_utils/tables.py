@@ -377,16 +377,54 @@ def _cleanable(tags, mask):
     return sorted(out)
 
 
+SCOPES = ("add", "update", "all")
+
+
+def scoped(snap, desired, scope):
+    """The desired state narrowed to one step of a fleet-wide change:
+
+    add     entries whose key is new; everything the maps hold stays as is
+    update  add, and entries whose value changed; nothing is removed
+    all     exactly the desired state
+
+    Run over every host step by step (all hosts add, then all update, then
+    all remove), a change never points one host at another before that one
+    is ready: a new bouncer learns its endpoints before anyone sends to it,
+    and an old one forgets them only after nobody does."""
+    if scope == "all":
+        return desired
+    if scope not in SCOPES:
+        raise TableError("scope must be one of %s, not %r" % (", ".join(SCOPES), scope))
+    have = snap.logical()
+    out = {"if_cfg": desired.get("if_cfg")}
+    subs = dict((ip, h) for ip, h in have["substrate"].items())
+    for h in _norm_entries(desired, "substrate"):
+        if scope == "update" or h["ip"] not in subs:
+            subs[h["ip"]] = h
+    out["substrate"] = list(subs.values())
+    for name in ("endpoints", "networks", "vpcs", "agents"):
+        codec = abi.TABLES[name]
+        merged = dict(have[name])
+        for e in _norm_entries(desired, name):
+            key = codec.key(e)
+            if scope == "update" or key not in merged:
+                merged[key] = e
+        out[name] = list(merged.values())
+    return out
+
+
 def apply_plan(maps, p):
     """Perform a plan's writes, phase by phase, one batch per map."""
     for _, map_name, writes in p.phases:
         write_slots(maps[map_name], writes)
 
 
-def converge(pin_dir, desired, check_mode=False):
-    """Plan and (unless check_mode) apply; returns the plan."""
+def converge(pin_dir, desired, check_mode=False, scope="all"):
+    """Plan and (unless check_mode) apply; returns the plan. scope: see
+    scoped()."""
     with Maps(pin_dir) as maps:
-        p = plan(Snapshot(maps), desired)
+        snap = Snapshot(maps)
+        p = plan(snap, scoped(snap, desired, scope))
         if not check_mode:
             apply_plan(maps, p)
         return p

@@ -30,6 +30,15 @@ class Harness:
         os.makedirs(self.pin_dir)
         self.objects = {}
         self.programs = {}
+        try:
+            self._load()
+        except Exception:
+            for o in self.objects.values():
+                o.close()
+            shutil.rmtree(self.pin_dir, ignore_errors=True)
+            raise
+
+    def _load(self):
         for name, obj in OBJECTS.items():
             o = libbpf.BpfObject(os.path.join(BPF_OUT, obj), pin_root=self.pin_dir).load()
             self.objects[name] = o

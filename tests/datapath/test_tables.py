@@ -139,3 +139,25 @@ def test_dangling_host_reference_is_refused(host):
     w["substrate"] = [s for s in w["substrate"] if s["ip"] != F.ip("h6")]
     with pytest.raises(tables.TableError, match="192.168.0.6, which has no substrate entry"):
         tables.converge(host.pin_dir, w)
+
+
+def test_scoped_steps(host):
+    """add keeps every current entry and adds the new keys; update also
+    changes values; all also removes."""
+    old, new = F.WORLD_B, _changed_world()
+    tables.converge(host.pin_dir, old)
+    old_l, new_l = _logical(old), _logical(new)
+    tables.converge(host.pin_dir, new, scope="add")
+    got = tables.read_state(host.pin_dir)["endpoints"]
+    assert set(got) == set(old_l["endpoints"]) | set(new_l["endpoints"])
+    assert all(got[k] == v for k, v in old_l["endpoints"].items())  # nothing changed yet
+    p = tables.converge(host.pin_dir, new, scope="update")
+    assert [e["ip"] for _, e in p.diff["endpoints"]["changed"]] == ["10.0.0.5"]
+    assert not p.diff["endpoints"]["removed"] and not p.diff["endpoints"]["added"]
+    got = tables.read_state(host.pin_dir)["endpoints"]
+    assert (100, "10.0.0.6") in got  # still there
+    assert got[(100, "10.0.0.5")] == new_l["endpoints"][(100, "10.0.0.5")]
+    p = tables.converge(host.pin_dir, new, scope="all")
+    assert [e["ip"] for e in p.diff["endpoints"]["removed"]] == ["10.0.0.6"]
+    assert tables.read_state(host.pin_dir) == new_l
+    assert not tables.converge(host.pin_dir, new, scope="add").changed

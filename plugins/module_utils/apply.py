@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+"""From one host's rendering (render.py) to the tables' desired state, and
+from a plan back to a difference a person reads: names of VPCs, networks,
+endpoints and hosts, not hex."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.mizar.transit.plugins.module_utils import abi
+
+
+class ApplyError(Exception):
+    """The rendering cannot be applied on this host; nothing was written."""
+
+
+def desired_state(rendered, ifindex_of, host="this host"):
+    """The tables' desired state for a host's rendering. ifindex_of(name)
+    gives an interface's index or None. Every problem is collected and
+    raised together."""
+    errors = []
+    iface = rendered.get("interface") or {}
+    maps = rendered.get("maps") or {}
+    nic = iface.get("name")
+    nic_index = ifindex_of(nic) if nic else None
+    if not nic_index:
+        errors.append("hostvars[%s].mizar_interface: interface %r does not exist on the host" % (host, nic))
+    for field in ("ip", "mac"):
+        if not iface.get(field):
+            errors.append("hostvars[%s].mizar_underlay_%s: unknown; set it, or gather facts before rendering"
+                          % (host, field))
+
+    def local(entries, what):
+        out = []
+        for e in entries:
+            e = dict(e)
+            if e.get("iface"):
+                idx = ifindex_of(e["iface"])
+                if not idx:
+                    errors.append("%s %s: interface %r does not exist on %s; create the endpoint first "
+                                  "(mizar.transit.endpoint)" % (what, e.get("name"), e["iface"], host))
+                e["ifindex"] = idx or 0
+            else:
+                e["ifindex"] = 0
+            out.append(e)
+        return out
+
+    state = {
+        "if_cfg": {"ip": iface.get("ip"), "mac": iface.get("mac"), "ifindex": nic_index or 0},
+        "substrate": [dict(s) for s in maps.get("substrate") or []],
+        "endpoints": local(maps.get("endpoints") or [], "endpoint"),
+        "networks": [dict(n) for n in maps.get("networks") or []],
+        "vpcs": [dict(v) for v in maps.get("vpcs") or []],
+        "agents": local(maps.get("agents") or [], "agent of endpoint"),
+    }
+    for s in state["substrate"]:
+        if not s.get("mac"):
+            errors.append("substrate entry %s (%s): MAC unknown; gather facts of that host before rendering"
+                          % (s.get("name"), s.get("ip")))
+    if errors:
+        raise ApplyError("; ".join(errors))
+    return state
+
+
+class Names:
+    """Who is who, from a rendering: for naming entries in a difference."""
+
+    def __init__(self, rendered, iface_of=None):
+        maps = rendered.get("maps") or {}
+        self.hosts = dict((s["ip"], s.get("name") or s["ip"]) for s in maps.get("substrate") or [])
+        me = rendered.get("interface") or {}
+        if me.get("ip"):
+            self.hosts.setdefault(me["ip"], rendered.get("host") or "this host")
+        self.by_key = {}
+        for name in ("endpoints", "networks", "vpcs", "agents"):
+            codec = abi.TABLES[name]
+            for e in maps.get(name) or []:
+                if name == "agents":
+                    self.by_key[(name, e.get("iface"))] = e.get("name")
+                else:
+                    self.by_key[(name, codec.key(e))] = e.get("name")
+        self.iface_of = iface_of or (lambda idx: None)
+
+    def host(self, ip):
+        if not ip:
+            return "-"
+        name = self.hosts.get(ip)
+        return "%s (%s)" % (name, ip) if name and name != ip else ip
+
+    def entry(self, name, e):
+        """One line for an entry of map name."""
+        if name == "substrate":
+            return "%s mac %s" % (self.host(e["ip"]), e["mac"])
+        if name == "if_cfg":
+            return "%s mac %s ifindex %s" % (e["ip"], e["mac"], e["ifindex"])
+        if name == "agents":
+            iface = self.iface_of(e["ifindex"]) or "ifindex %d" % e["ifindex"]
+            label = self.by_key.get((name, iface)) or iface
+            return "%s on %s: vni %d %s mac %s -> bouncers %s" % (
+                label, iface, e["vni"], e["ip"], e["mac"], ", ".join(self.host(b) for b in e["bouncers"]))
+        key = abi.TABLES[name].key(e)
+        label = self.by_key.get((name, key)) or "(not in the inventory)"
+        if name == "endpoints":
+            where = ("local on %s" % (self.iface_of(e["ifindex"]) or "ifindex %d" % e["ifindex"])
+                     if e["ifindex"] else "on %s" % self.host(e["host_ip"]))
+            extra = " backends %s" % ", ".join(e["backends"]) if e["type"] == "scaled" else ""
+            extra += " bypass_decap" if e.get("bypass_decap") else ""
+            kind = "%s %s" % (e["type"], where) if e["type"] == "simple" else e["type"]
+            return "%s: vni %d %s %s mac %s%s" % (label, e["vni"], e["ip"], kind, e["mac"], extra)
+        if name == "networks":
+            if e["local_bouncer"]:
+                return "%s: vni %d %s (this host bounces for it)" % (label, e["vni"], e["cidr"])
+            return "%s: vni %d %s -> bouncers %s" % (label, e["vni"], e["cidr"],
+                                                    ", ".join(self.host(b) for b in e["bouncers"]))
+        return "%s: vni %d -> dividers %s%s" % (label, e["vni"], ", ".join(self.host(d) for d in e["dividers"]),
+                                                " (this host divides it)" if e["local_divider"] else "")
+
+
+def describe(plan, names):
+    """(before, after, changes): texts for Ansible's --diff, listing per map
+    only the entries that change, and a structured list of the changes."""
+    before, after, changes = [], [], []
+    for name in ("if_cfg", "substrate", "vpcs", "networks", "endpoints", "agents"):
+        d = plan.diff[name]
+        if not (d["added"] or d["changed"] or d["removed"]):
+            continue
+        before.append("%s:" % name)
+        after.append("%s:" % name)
+        for e in d["removed"]:
+            before.append("  " + names.entry(name, e))
+            changes.append({"map": name, "op": "remove", "entry": names.entry(name, e)})
+        for old, new in d["changed"]:
+            before.append("  " + names.entry(name, old))
+            after.append("  " + names.entry(name, new))
+            changes.append({"map": name, "op": "change", "from": names.entry(name, old),
+                            "to": names.entry(name, new)})
+        for e in d["added"]:
+            after.append("  " + names.entry(name, e))
+            changes.append({"map": name, "op": "add", "entry": names.entry(name, e)})
+    return "\n".join(before) + ("\n" if before else ""), "\n".join(after) + ("\n" if after else ""), changes

@@ -1,0 +1,142 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: map_state
+short_description: Apply a host's rendered map entries to its datapath maps
+version_added: 0.1.0
+description:
+  - Makes the pinned datapath maps of a transit host hold exactly the entries of its
+    rendering (the per-host output of the M(mizar.transit.render) filter) and nothing else.
+  - Adds, changes and removes only the difference, in batches, make before break. New and
+    changed entries become visible before old ones are removed, so unaffected flows never
+    see a gap and a lookup never sees a half-written entry.
+  - With C(--diff), lists per map the entries that would be added, changed or removed, by the
+    names of their VPCs, networks, endpoints and hosts.
+  - Interfaces named in the rendering (the substrate NIC, endpoints' host-side interfaces)
+    must exist. Create endpoints with M(mizar.transit.endpoint) first.
+author:
+  - mizar.transit contributors
+options:
+  rendered:
+    description:
+      - This host's rendering. This is one value of the dictionary that the
+        C(mizar.transit.render) filter returns.
+    type: dict
+    required: true
+  pin_dir:
+    description:
+      - Where the datapath's maps are pinned. Defaults to the rendering's C(interface.pin_dir).
+    type: path
+  scope:
+    description:
+      - How much of the difference to apply, so that a change across many hosts can go step by step.
+      - V(add) adds only entries whose key is new. V(update) also changes entries whose value
+        differs. V(all) also removes what the rendering no longer has.
+      - Run V(add), then V(update), then V(all), each on every host before the next. A host is then
+        never pointed at another before that one holds what it needs.
+    type: str
+    choices: [add, update, all]
+    default: all
+notes:
+  - Supports check mode and diff mode.
+  - The transit program must be loaded (M(mizar.transit.transit)), so that the maps exist.
+requirements:
+  - pyroute2
+  - libbpf (libbpf.so.1)
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Apply this host's map entries
+  mizar.transit.map_state:
+    rendered: "{{ mizar_rendered[inventory_hostname] }}"
+
+- name: Show what an inventory change would do, touching nothing
+  mizar.transit.map_state:
+    rendered: "{{ mizar_rendered[inventory_hostname] }}"
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+changes:
+  description: The entries added, changed or removed, one item per entry, in readable form.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - map: endpoints
+      op: add
+      entry: "blue/web/web2: vni 100 10.1.1.11 simple on node2 (192.168.50.12) mac 02:1b:..."
+counts:
+  description: How many entries of each map the host holds after the run (or would, in check mode).
+  returned: always
+  type: dict
+  sample: {endpoints: 5, networks: 0, vpcs: 1, agents: 2, substrate: 3}
+writes:
+  description: The number of map slots written.
+  returned: always
+  type: int
+  sample: 12
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mizar.transit.plugins.module_utils import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.apply import ApplyError, Names, desired_state, describe
+from ansible_collections.mizar.transit.plugins.module_utils.libbpf import BpfError
+from ansible_collections.mizar.transit.plugins.module_utils.stages import Layout
+from ansible_collections.mizar.transit.plugins.module_utils.tables import TableError, converge
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            rendered=dict(type="dict", required=True),
+            pin_dir=dict(type="path"),
+            scope=dict(type="str", choices=["add", "update", "all"], default="all"),
+        ),
+        supports_check_mode=True,
+    )
+    if not netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+    rendered = module.params["rendered"]
+    host = rendered.get("host") or "this host"
+    pin_dir = module.params["pin_dir"] or (rendered.get("interface") or {}).get("pin_dir") or "/sys/fs/bpf/mizar"
+
+    links = dict((link["ifname"], link["index"]) for link in netlink.links())
+    by_index = dict((v, k) for k, v in links.items())
+    try:
+        state = desired_state(rendered, links.get, host)
+        plan = converge(Layout(pin_dir).maps, state, check_mode=module.check_mode, scope=module.params["scope"])
+    except (ApplyError, TableError) as e:
+        module.fail_json(msg="%s: %s; nothing was applied" % (host, e))
+    except (BpfError, OSError) as e:
+        module.fail_json(msg="%s: the datapath maps under %s: %s (is the transit program loaded?)" % (host, pin_dir, e),
+                         exception=traceback.format_exc())
+    before, after, changes = describe(plan, Names(rendered, by_index.get))
+    counts = dict((name, len(state[name])) for name in ("substrate", "endpoints", "networks", "vpcs", "agents"))
+    result = dict(changed=plan.changed, changes=changes, counts=counts,
+                  writes=plan.writes())
+    if module._diff:
+        result["diff"] = dict(before=before, after=after, before_header="%s maps" % host,
+                              after_header="%s maps" % host)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
