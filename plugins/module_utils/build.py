@@ -17,13 +17,14 @@ The compiler command mirrors bpf/Makefile (BASE_CFLAGS, run from src with
 -Iinclude), followed by the caller's extra flags.
 
 A stamp file in dest records, per object, a digest of everything its bytes
-depend on: every .c and .h under src, the object's own source, the flags and
-the compiler's `--version` text. An object is rebuilt only when its digest
-changed or the file is missing, so a second run with the same inputs
-compiles nothing. Objects are written under a temporary name and renamed, so
-a failed compile never leaves a truncated object behind. Objects a previous
-run built that are no longer wanted (a function removed from the tree or
-from the sources) are removed.
+depend on: every .c and .h under src, the object's own source (and the .h
+files beside an extra source), the flags and the compiler's `--version`
+text. An object is rebuilt only when its digest changed or the file is
+missing, so a second run with the same inputs compiles nothing. Objects are
+compiled in parallel under temporary names and renamed in place only once
+all of them compiled, so a failed build leaves dest as it was. Objects a
+previous run built that are no longer wanted (a function removed from the
+tree or from the sources) are removed.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -207,21 +208,43 @@ def leftovers(targets, stamp, dest):
     return out
 
 
-def compile_one(target, src, clang, cflags):
-    """Compile one target into a temporary file, then rename it in place."""
-    d = os.path.dirname(target.output)
-    if not os.path.isdir(d):
-        os.makedirs(d)
-    tmp = "%s.tmp%d" % (target.output, os.getpid())
-    cmd = command(clang, cflags, target.source, tmp)
-    res = subprocess.run(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-    if res.returncode != 0:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise BuildError("compiling %s (%s) failed with exit %d:\n%s\ncommand: %s" % (
-            target.source if os.path.isabs(target.source) else os.path.join(src, target.source),
-            target.name, res.returncode, res.stdout.strip(), " ".join(cmd)))
-    os.rename(tmp, target.output)
+def compile_all(targets, src, clang, cflags, jobs=None):
+    """Compile the targets, up to `jobs` at once (default: the CPUs), each
+    into a temporary file. Only when every one succeeded are they renamed
+    in place, so dest never mixes objects built from different inputs (they
+    share the map ABI). A failure raises BuildError with the compiler's
+    output, and leaves dest as it was."""
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    pending = list(targets)
+    running, done, failed = [], [], []
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                t = pending.pop(0)
+                d = os.path.dirname(t.output)
+                if not os.path.isdir(d):
+                    os.makedirs(d)
+                tmp = "%s.tmp%d" % (t.output, os.getpid())
+                cmd = command(clang, cflags, t.source, tmp)
+                proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        universal_newlines=True)
+                running.append((t, tmp, cmd, proc))
+            t, tmp, cmd, proc = running.pop(0)
+            out = proc.communicate()[0]
+            (failed if proc.returncode else done).append((t, tmp, cmd, proc.returncode, out))
+    finally:
+        for _t, _tmp, _cmd, proc in running:  # only after an exception of our own
+            proc.kill()
+            proc.wait()
+    if failed:
+        for _t, tmp, _cmd, _rc, _out in done + failed:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise BuildError("\n".join("compiling %s (%s) failed with exit %d:\n%s\ncommand: %s" % (
+            t.source if os.path.isabs(t.source) else os.path.join(src, t.source), t.name, rc, out.strip(),
+            " ".join(cmd)) for t, _tmp, cmd, rc, out in failed))
+    for t, tmp, _cmd, _rc, _out in done:
+        os.rename(tmp, t.output)
 
 
 def write_stamp(dest, targets, version, cflags):
@@ -255,8 +278,7 @@ def ensure(src, dest, sources=(), cflags=(), clang="clang", check_mode=False):
     if not check_mode:
         if not os.path.isdir(dest):
             os.makedirs(dest)
-        for t in todo:
-            compile_one(t, src, clang, cflags)
+        compile_all(todo, src, clang, cflags)
         for _name, path in gone:
             os.unlink(path)
         if todo or gone or not os.path.isfile(stamp_path):

@@ -25,7 +25,8 @@ description:
   - Nothing is compiled when nothing changed. A stamp file in O(dest) records, per object, a
     digest of every C(.c) and C(.h) file under O(src), the object's own source (and the headers
     beside an extra source), the flags and the output of C(clang --version). Only objects whose
-    digest changed, or whose file is missing, are rebuilt.
+    digest changed, or whose file is missing, are rebuilt, in parallel. They replace the old objects
+    only once all of them compiled, so a failed build leaves O(dest) as it was.
   - Objects that an earlier run built and that are no longer wanted (a source removed from
     O(sources) or from the tree) are deleted.
   - "Meant to run once, on the controller (C(delegate_to: localhost), C(run_once: true)); the

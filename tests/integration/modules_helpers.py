@@ -45,8 +45,8 @@ class CallbackModule(CallbackBase):
         data = getattr(result, "result", None)
         if data is None:
             data = result._result
-        line = {"task": getattr(result, "task_name", None) or result._task.get_name(), "host": result._host.get_name(),
-                "status": status, "result": data}
+        name = getattr(result, "task_name", None) or result._task.get_name()
+        line = {"task": name, "host": result._host.get_name(), "status": status, "result": data}
         with open(os.environ["MZM_RESULTS"], "a") as f:
             f.write(json.dumps(line, default=str) + "\\n")
 
@@ -107,7 +107,8 @@ class Ansible:
                    ANSIBLE_HOME=os.path.join(self.workdir, "ansible-home"), ANSIBLE_LOCALHOST_WARNING="0",
                    ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_RETRY_FILES_ENABLED="0",
                    ANSIBLE_CALLBACK_PLUGINS=plugins, ANSIBLE_CALLBACKS_ENABLED="mzm_results",
-                   ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_DEPRECATION_WARNINGS="0")
+                   ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_DEPRECATION_WARNINGS="0",
+                   ANSIBLE_PIPELINING="1")
         self.env = env
         self.count = 0
 

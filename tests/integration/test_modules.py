@@ -98,7 +98,8 @@ def upgrade_objs(ansible, tmp_path_factory):
 def layout_objs(ansible, tmp_path_factory):
     """Another map layout: struct mzr_host gains a leading member."""
     base = tmp_path_factory.mktemp("layout")
-    src = _bpf_copy(str(base / "bpf"), lambda t: t.replace("struct mzr_host {\n", "struct mzr_host {\n\t__u32 mzm_extra;\n", 1))
+    src = _bpf_copy(str(base / "bpf"),
+                    lambda t: t.replace("struct mzr_host {\n", "struct mzr_host {\n\t__u32 mzm_extra;\n", 1))
     return _build(ansible, src, str(base / "out"))
 
 
@@ -197,6 +198,7 @@ def test_bpf_build_bad_input_names_the_field(ansible, tmp_path):
     assert play["nosrc"]["msg"].startswith("src:"), play
     assert "broken.c" in play["broken"]["msg"] and "nope" in play["broken"]["msg"], play
     assert not os.path.exists(os.path.join(dest, "functions", "broken.bpf.o"))
+    assert not os.path.exists(os.path.join(dest, "transit.bpf.o")), "a failed build left objects"
     assert play["noclang"]["msg"].startswith("clang:"), play
 
 
@@ -210,7 +212,10 @@ def test_transit_first_run_second_run_and_honest_check_mode(ansible, host, objs)
     assert _pin_dir_gone() and xdp_on("eth0", H0) is None, "check mode changed something"
     assert "eth0: no XDP program" in check["diff"]["before"] and "mzr_transit" in check["diff"]["after"]
 
-    play = ansible.play([_transit(objs, name="first"), _transit(objs, name="second")], hosts=H0, inventory=host)
+    # then a mode switch, in check mode: reported with its consequence, not done
+    play = ansible.play([_transit(objs, name="first"), _transit(objs, name="second"),
+                         _transit(objs, name="switch", mode="generic", switch_mode=True, check_mode=True, diff=True)],
+                        hosts=H0, inventory=host)
     first, second = play["first"], play["second"]
     assert first["status"] == "changed", play
     assert second["status"] == "ok" and second["actions"] == [], play
@@ -220,9 +225,6 @@ def test_transit_first_run_second_run_and_honest_check_mode(ansible, host, objs)
         check["tag"], "native", False, False), "check mode predicted the tag"
     assert os.path.isdir(os.path.join(host_pins(H0), "maps")) and second["map_ids"]
 
-    # a mode switch, in check mode: reported with its consequence, not done
-    play = ansible.play([_transit(objs, name="switch", mode="generic", switch_mode=True, check_mode=True,
-                                  diff=True)], hosts=H0, inventory=host)
     switch = play["switch"]
     assert switch["status"] == "changed" and "detach, then attach" in " ".join(switch["actions"]), play
     assert "generic mode" in switch["diff"]["after"] and "native mode" in switch["diff"]["before"]
@@ -239,6 +241,7 @@ def test_transit_refuses_a_silent_mode_change_and_bad_input(ansible, host, objs,
         _transit(objs, name="nonic", interface=RUN + "x9", ignore_errors=True),
         _transit(empty, name="noobj", ignore_errors=True),
         _transit(objs, name="badmode", mode="turbo", ignore_errors=True),
+        _transit(objs, name="switch", mode="generic", switch_mode=True),
     ], hosts=H0, inventory=host)
     assert play["load"]["status"] == "changed", play
     assert play["generic"]["status"] == "failed" and play["generic"]["msg"].startswith("mode:"), play
@@ -246,10 +249,9 @@ def test_transit_refuses_a_silent_mode_change_and_bad_input(ansible, host, objs,
     assert play["nonic"]["msg"].startswith("interface:") and RUN + "x9" in play["nonic"]["msg"], play
     assert play["noobj"]["msg"].startswith("obj_dir:") and "transit.bpf.o" in play["noobj"]["msg"], play
     assert "mode" in play["badmode"]["msg"] and "turbo" in play["badmode"]["msg"], play
-    assert xdp_on("eth0", H0) == ("mzr_transit", "native")
-
-    play = ansible.play([_transit(objs, name="switch", mode="generic", switch_mode=True)], hosts=H0, inventory=host)
+    # the refusals changed nothing: the switch found the program still in native mode
     assert play["switch"]["status"] == "changed" and play["switch"]["mode"] == "generic", play
+    assert play["switch"]["actions"][0].startswith("switch eth0 from native to generic mode")
     assert xdp_on("eth0", H0) == ("mzr_transit", "generic")
 
 
@@ -519,17 +521,16 @@ def test_stage_lifecycle(ansible, host, objs):
     assert check["status"] == "changed" and check["actions"] == ["write the acl rules of %s (changed)" % STAGE], play
     assert "10.0.0.3/32" in check["diff"]["before"] and "10.0.0.4/32" in check["diff"]["after"]
     assert "10.0.0.4/32" in play.stdout
-    play = ansible.play([task("stage", _stage(objs), name="same")], hosts=H0, inventory=host)
-    assert play["same"]["status"] == "ok" and play["same"]["config"] == ACL, "check mode wrote the rules"
-
-    play = ansible.play([task("stage", _stage(objs, config=other), name="rules")], hosts=H0, inventory=host)
-    assert play["rules"]["status"] == "changed" and play["rules"]["prog_id"] == first["prog_id"], play
-
     absent = {"stage": STAGE, "state": "absent"}
-    play = ansible.play([task("stage", absent, name="check", check_mode=True),
+    play = ansible.play([task("stage", _stage(objs), name="same"),
+                         task("stage", _stage(objs, config=other), name="rules"),
+                         task("stage", absent, name="check", check_mode=True),
                          task("stage", absent, name="absent"), task("stage", absent, name="again")],
                         hosts=H0, inventory=host)
+    assert play["same"]["status"] == "ok" and play["same"]["config"] == ACL, "check mode wrote the rules"
+    assert play["rules"]["status"] == "changed" and play["rules"]["prog_id"] == first["prog_id"], play
     assert play["check"]["status"] == "changed" and play["absent"]["status"] == "changed", play
+    assert play["check"]["actions"] == play["absent"]["actions"], "check mode removed something"
     assert play["again"]["status"] == "ok", play
     assert sorted(play["absent"]["removed_maps"]) == ["mzr_acl_active", "mzr_acl_sets", "mzr_acl_stats"]
     maps = os.listdir(os.path.join(host_pins(H0), "maps"))
@@ -653,7 +654,8 @@ def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
 
     # teardown through the modules leaves nothing of the overlay
     down = [task("endpoint", {"name": "{{ item.name }}", "iface": "{{ item.iface }}", "netns": "{{ item.netns }}",
-                              "state": "absent"}, name="endpoints", loop="{{ rendered[inventory_hostname].local_endpoints }}"),
+                              "state": "absent"}, name="endpoints",
+                 loop="{{ rendered[inventory_hostname].local_endpoints }}"),
             task("transit", {"interface": "eth0", "state": "absent"}, name="transit")]
     play = ansible.play(SITE[:1] + down, hosts="mizar_hosts", inventory=two_hosts)
     assert play.rc == 0, play
