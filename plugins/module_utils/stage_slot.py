@@ -218,7 +218,13 @@ def _converge_config(spec, check_mode, fresh):
 def ensure(spec, check_mode=False):
     """Bring the slot of spec to its state. Returns {changed, actions, stage,
     slot, program, prog_id, tag, config_changed, config, removed_maps,
-    diff: {before, after}}."""
+    diff: {before, after}}. With no datapath loaded, absent has nothing to
+    do (the teardown removed every slot with the datapath)."""
+    if spec.state == "absent" and not os.path.exists(os.path.join(_maps_dir(spec.pin_dir), abi.STAGES_MAP)):
+        text = "%s: no datapath at %s\n" % (spec.stage, spec.pin_dir)
+        return {"changed": False, "actions": [], "stage": spec.stage, "slot": abi.STAGES[spec.stage],
+                "program": None, "prog_id": None, "tag": None, "config_changed": False, "config": None,
+                "removed_maps": [], "diff": {"before": text, "after": text}}
     _require_datapath(spec.pin_dir)
     before = read(spec.pin_dir, spec.stage)
     if spec.state == "present":

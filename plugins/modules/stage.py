@@ -28,7 +28,8 @@ description:
   - With O(state=absent), the slot is emptied (the transit program then applies its own verdict)
     and the program's pin removed. Maps private to the removed program (with O(function), that
     function's maps) that no other slot uses are unpinned too; the function's configuration is
-    gone with them.
+    gone with them. Without a datapath at O(pin_dir) there is nothing to remove, which is not an
+    error.
 author:
   - mizar.transit contributors
 options:

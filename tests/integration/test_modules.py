@@ -344,7 +344,10 @@ def test_transit_mounts_a_missing_bpffs(ansible, objs):
               "ip link set %sm1 up && \"$@\"; rc=$?; echo FS=$(stat -f -c %%T /sys/fs/bpf); "
               "ip -d link show %sm0 | grep -o 'prog/xdp id [0-9]*'; exit $rc") % ((RUN,) * 5)
     wrap = ["unshare", "--mount", "--propagation", "private", "--net", "--", "sh", "-c", script, "sh"]
-    play = ansible.play([task("transit", {"interface": RUN + "m0", "obj_dir": objs}, name="mount")], wrap=wrap)
+    args = {"interface": RUN + "m0", "obj_dir": objs}
+    play = ansible.play([task("transit", args, name="check", check_mode=True), task("transit", args, name="mount")],
+                        wrap=wrap)
+    assert play["check"]["actions"][0] == "mount a bpffs on /sys/fs/bpf", play
     res = play["mount"]
     assert res["status"] == "changed" and res["actions"][0] == "mount a bpffs on /sys/fs/bpf", play
     assert "FS=bpf_fs" in play.stdout and "prog/xdp id %d" % res["prog_id"] in play.stdout, play
@@ -541,6 +544,7 @@ def test_stage_lifecycle(ansible, host, objs):
 
 def test_stage_bad_input_names_the_field(ansible, host, objs):
     play = ansible.play([
+        task("stage", {"stage": STAGE, "state": "absent"}, name="nothing"),
         task("stage", _stage(objs), name="noload", ignore_errors=True),
         _transit(objs, name="load"),
         task("stage", _stage(objs, program="nope"), name="program", ignore_errors=True),
@@ -549,6 +553,7 @@ def test_stage_bad_input_names_the_field(ansible, host, objs):
         task("stage", _stage(objs, stage="on_xdp_nowhere"), name="stage", ignore_errors=True),
         task("stage", _stage(objs, function="nofn"), name="function", ignore_errors=True),
     ], hosts=H0, inventory=host)
+    assert play["nothing"]["status"] == "ok", "absent without a datapath is not an error"
     assert "pin_dir:" in play["noload"]["msg"], play
     assert "program:" in play["program"]["msg"] and "acl_on_xdp_tx" in play["program"]["msg"], play
     assert "config:" in play["vpc"]["msg"] and "blue" in play["vpc"]["msg"], play
