@@ -16,7 +16,6 @@ Needs root, bpffs, libbpf, pyroute2, clang: fails (never skips) without.
 """
 import os
 import shutil
-import time
 
 import pytest
 
@@ -631,7 +630,6 @@ SITE = [
 
 def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
     h1, h2 = sorted(HOSTS)
-    t0 = time.monotonic()
     play = ansible.play(SITE, hosts="mizar_hosts", inventory=two_hosts)
     assert play.rc == 0, play
     assert sorted(play.changed_tasks()) == sorted((h, t) for h in HOSTS for t in ("transit", "endpoints", "maps"))
@@ -667,5 +665,4 @@ def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
     for h in HOSTS:
         assert not os.path.exists(host_pins(h)) and xdp_on("eth0", h) is None
     assert not [n for n in netlink.netns_list() if n in (RUN + "e1", RUN + "e2")]
-    assert time.monotonic() - t0 < 90
 
