@@ -18,7 +18,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INVENTORY = os.path.join(ROOT, "inventories", "lab")
-CHECKS = os.path.join(ROOT, "molecule", "default", "checks.yml")
+CHECKS = os.path.join(ROOT, "molecule", "default", "vars", "checks.yml")
 TRAFFIC = [sys.executable, os.path.join(ROOT, "scripts", "traffic.py")]
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
