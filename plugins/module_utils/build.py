@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Building the BPF objects of a bpf/ tree (and users' function sources).
 
     targets = plan_build(src, dest, sources=[...], cflags=[...], clang="clang")
@@ -112,7 +112,7 @@ def compiler_version(clang):
     """`clang --version` output: a different compiler may emit other code."""
     try:
         res = subprocess.run([clang, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             universal_newlines=True)
+                             universal_newlines=True, check=False)
     except OSError as e:
         raise BuildError("clang: cannot run %s: %s (install clang, or set clang to its path)" % (clang, e.strerror))
     if res.returncode != 0:

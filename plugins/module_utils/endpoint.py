@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """One endpoint on a transit host: its namespace and veth, and the XDP
 programs the datapath runs on it.
 
@@ -139,7 +139,7 @@ def default_route(ifname, netns):
 
 def addr_del(ifname, cidr, netns):
     """Remove an IPv4 address "a.b.c.d/len" from ifname in netns."""
-    ip, _, plen = cidr.partition("/")
+    ip, plen = cidr.split("/")
 
     def body():
         with netlink.IPRoute() as ipr:

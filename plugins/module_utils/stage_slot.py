@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """One stage slot of a datapath: which function program runs there, and its
 configuration.
 
@@ -274,8 +274,8 @@ def _present(spec, before, check_mode):
     removable = []
     if replaced:
         old_private = private_maps(spec.pin_dir, before["map_ids"])
-        in_use = _maps_in_use(spec.pin_dir, spec.stage) | set(want["map_ids"] if check_mode else
-                                                               stages._prog_summary(res["prog_id"])["map_ids"])
+        new_ids = want["map_ids"] if check_mode else stages._prog_summary(res["prog_id"])["map_ids"]
+        in_use = _maps_in_use(spec.pin_dir, spec.stage) | set(new_ids)
         removable = sorted(n for n, i in old_private.items() if i not in in_use)
         for m in removable:
             actions.append("unpin map %s of the replaced program (no stage uses it any more)" % m)

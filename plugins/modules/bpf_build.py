@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -32,7 +32,9 @@ description:
   - "Meant to run once, on the controller (C(delegate_to: localhost), C(run_once: true)); the
     objects are then copied to the transit hosts."
 author:
-  - mizar.transit contributors
+  - Mizar Transit Developers (@mizar-transit)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   src:
     description:

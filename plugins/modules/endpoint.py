@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -29,7 +29,9 @@ description:
     interfaces than C(lo) and C(eth0) is left alone and the module fails. An adopted interface stays,
     only its agent is detached.
 author:
-  - mizar.transit contributors
+  - Mizar Transit Developers (@mizar-transit)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description:

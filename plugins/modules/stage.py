@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -31,7 +31,9 @@ description:
     gone with them. Without a datapath at O(pin_dir) there is nothing to remove, which is not an
     error.
 author:
-  - mizar.transit contributors
+  - Mizar Transit Developers (@mizar-transit)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   stage:
     description:

@@ -139,7 +139,7 @@ FN_SOURCE = """\
 SEC("xdp")
 int myfn_on_xdp_tx(struct xdp_md *ctx)
 {
-	return XDP_TX;
+    return XDP_TX;
 }
 
 char _license[] SEC("license") = "GPL";
@@ -665,4 +665,3 @@ def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
     for h in HOSTS:
         assert not os.path.exists(host_pins(h)) and xdp_on("eth0", h) is None
     assert not [n for n in netlink.netns_list() if n in (RUN + "e1", RUN + "e2")]
-
