@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Datapath benchmark: ns per packet for each pipeline path, against the
 floor (a program that only returns XDP_PASS) measured in the same run.
 
@@ -141,7 +141,7 @@ def table(res):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--repeat", type=int, default=100000, help="in-kernel repetitions per round")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds")

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Control-plane benchmark: validate and render a large synthetic inventory.
 
     .venv/bin/python bench/render.py            # a table
@@ -35,9 +35,8 @@ TARGET_RSS_MB = 2048
 def generate(nhosts, nvpcs, nnets, neps, seed=1):
     rng = random.Random(seed)
     hosts = ["node%04d" % i for i in range(nhosts)]
-    inv = {"hosts": dict((h, {"mizar_interface": "eth0", "mizar_underlay_ip": "172.%d.%d.%d" % (16 + i // 65536,
-                                                                                              (i // 256) % 256,
-                                                                                              i % 256),
+    inv = {"hosts": dict((h, {"mizar_interface": "eth0",
+                              "mizar_underlay_ip": "172.%d.%d.%d" % (16 + i // 65536, (i // 256) % 256, i % 256),
                               "mizar_underlay_mac": "02:00:00:%02x:%02x:%02x" % (i >> 16, (i >> 8) & 255, i & 255)})
                          for i, h in enumerate(hosts)),
            "mizar_vpcs": [], "mizar_functions": []}

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Benchmark wrapper: put the original packet back (head and bytes), then
  * tail-call the program under test. With BPF_PROG_TEST_RUN's repeat, every

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The agent program, attached to the host-side end of an endpoint's veth: it
  * sees every frame the endpoint sends.

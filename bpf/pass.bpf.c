@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * XDP_PASS and nothing else. Attached to the far end of a veth that the
  * datapath redirects or transmits into (the kernel drops such frames unless

@@ -101,7 +101,7 @@ def show_counters(lab):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--colocated", action="store_true",
                     help="make h1 (an endpoint host) the bouncer: its agent does the bouncer's work")
     ap.add_argument("--keep", action="store_true", help="leave the lab up (namespaces %s-*)" % PREFIX)
@@ -138,8 +138,8 @@ def main():
                 failed += 1
             else:
                 print("Torn down: no namespaces, links or pins left.")
-    print("%s (%.1fs)" % ("ALL EXPECTATIONS MET" if not failed else "%d EXPECTATION(S) FAILED" % failed,
-                         time.monotonic() - t0))
+    verdict = "ALL EXPECTATIONS MET" if not failed else "%d EXPECTATION(S) FAILED" % failed
+    print("%s (%.1fs)" % (verdict, time.monotonic() - t0))
     return 1 if failed else 0
 
 

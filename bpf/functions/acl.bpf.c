@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * acl: a network ACL stage function. Drops the inner IPv4 packets that
  * match a rule (VNI, source and destination prefixes, protocol, destination

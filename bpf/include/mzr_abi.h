@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The map ABI of mizar.transit: every key and value the datapath shares with
  * the control plane. The Python codecs in plugins/module_utils/abi.py mirror

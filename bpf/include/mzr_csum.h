@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 #ifndef MZR_CSUM_H
 #define MZR_CSUM_H
 

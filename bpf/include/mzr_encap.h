@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Writing outer (substrate) headers. */
 #ifndef MZR_ENCAP_H
 #define MZR_ENCAP_H

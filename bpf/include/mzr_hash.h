@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Flow hashing: pick one of n bouncers or dividers for a flow. The hash is
  * symmetric in source and destination, so both directions of a flow within a

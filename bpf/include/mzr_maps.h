@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The maps shared by every mizar.transit program, pinned by name under the
  * pin directory the loader chooses, so that the transit program, the agent

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Packet parsing. A cursor walks the frame; every parse_* checks its own
  * bounds and returns NULL when the header does not fit, so call sites read

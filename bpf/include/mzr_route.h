@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Where a tunnel packet goes next when its destination is not hosted here:
  * the Bouncer, Divider and VPC-fallback steps of the Mizar pipeline, shared

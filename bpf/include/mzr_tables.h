@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Lookups in the flat tables of mzr_abi.h: hash to a home slot, probe at
  * most MZR_PROBES slots on, stop at an empty one. Every step is an ARRAY

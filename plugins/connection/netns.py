@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Connection plugin: run tasks inside a lab host (a network namespace)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ description:
   - No process is left behind. Each command enters the namespaces itself and holds them only
     while it runs.
 author:
-  - mizar.transit contributors
+  - Mizar Transit Developers (@mizar-transit)
 version_added: 0.1.0
 options:
   netns:

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters mizar.transit.validate and mizar.transit.render: the inventory
 model of module_utils, for playbooks. Their documentation is in validate.yml
 and render.yml next to this file (ansible-doc -t filter mizar.transit.render).
@@ -15,10 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-try:
-    from collections.abc import Mapping
-except ImportError:  # pragma: no cover
-    from collections import Mapping
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 

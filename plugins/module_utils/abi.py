@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Codecs for the map ABI in bpf/include/mzr_abi.h.
 
 Each ctypes structure mirrors one C struct field for field; a test compares
@@ -304,8 +304,8 @@ class VpcCodec(FlatCodec):
     def encode(self, entry, host_slot, backend_slot=None):
         plens = sorted(set(entry.get("plens") or []), reverse=True)
         if len(plens) > capacity.MAX_PLENS:
-            raise ValueError("VNI %d: %d network prefix lengths, at most %d" % (entry["vni"], len(plens),
-                                                                                 capacity.MAX_PLENS))
+            raise ValueError("VNI %d: %d network prefix lengths, at most %d"
+                             % (entry["vni"], len(plens), capacity.MAX_PLENS))
         v = Vpc(vni=entry["vni"], flags=VPC_F_LOCAL_DIVIDER if entry.get("local_divider") else 0,
                 nplens=len(plens))
         for i, p in enumerate(plens):
@@ -399,8 +399,8 @@ BACKENDS_MAP = "mzr_backends"
 STAGE_CTX_MAP = "mzr_stage_ctx"
 COUNTERS_MAP = "mzr_counters"
 STAGES_MAP = "mzr_stages"
-DATA_MAPS = tuple(c.pin_name for c in TABLES.values()) + (IF_CFG_MAP, SUBSTRATE_MAP, BACKENDS_MAP,
-                                                         COUNTERS_MAP)
+DATA_MAPS = tuple(c.pin_name for c in TABLES.values()) + (
+    IF_CFG_MAP, SUBSTRATE_MAP, BACKENDS_MAP, COUNTERS_MAP)
 
 
 def sum_counters(values_per_key):

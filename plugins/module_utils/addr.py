@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Addresses and names of the overlay: strict IPv4, CIDR and MAC parsing,
 the MACs and host-side interface names derived from (VNI, IP), and the
 rules Linux puts on interface and namespace names.

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """From one host's rendering (render.py) to the tables' desired state, and
 from a plan back to a difference a person reads: names of VPCs, networks,
 endpoints and hosts, not hex."""
@@ -112,8 +112,8 @@ class Names:
         if name == "networks":
             if e["local_bouncer"]:
                 return "%s: vni %d %s (this host bounces for it)" % (label, e["vni"], e["cidr"])
-            return "%s: vni %d %s -> bouncers %s" % (label, e["vni"], e["cidr"],
-                                                    ", ".join(self.host(b) for b in e["bouncers"]))
+            hops = ", ".join(self.host(b) for b in e["bouncers"])
+            return "%s: vni %d %s -> bouncers %s" % (label, e["vni"], e["cidr"], hops)
         return "%s: vni %d -> dividers %s%s" % (label, e["vni"], ", ".join(self.host(d) for d in e["dividers"]),
                                                 " (this host divides it)" if e["local_divider"] else "")
 

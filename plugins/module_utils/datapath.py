@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The datapath of one host: load, attach, program, inspect, tear down.
 
 A Datapath owns a pin directory (see stages.Layout): the maps shared by the
@@ -152,7 +152,7 @@ def _converter(old, new, size_old, size_new):
     if old is None or new is None:
         if size_old != size_new:
             raise DatapathError("no BTF to convert a %d-byte layout to %d bytes" % (size_old, size_new))
-        return lambda b: bytes(b)
+        return bytes
     return lambda b: convert(old, new, b)
 
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The registry of shipped stage functions and the checking of their config.
 
 A shipped function is bpf/functions/<name>.bpf.c. It may have a sidecar
@@ -37,10 +37,7 @@ __metaclass__ = type
 
 import os
 
-try:
-    from collections.abc import Mapping
-except ImportError:  # pragma: no cover
-    from collections import Mapping
+from collections.abc import Mapping
 
 try:
     import yaml
@@ -315,7 +312,7 @@ def _check_value(value, kind, opt, path, errors, ctx):
                 items.append(checked)
         return items
     if "choices" in opt and value not in opt["choices"]:
-        errors.add(path, "%r is not one of %s%s" % (value, ", ".join(map(str, opt["choices"])),
-                                                     suggest(value, [str(c) for c in opt["choices"]])))
+        choices = [str(c) for c in opt["choices"]]
+        errors.add(path, "%r is not one of %s%s" % (value, ", ".join(choices), suggest(value, choices)))
         return _BAD
     return value

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Lab hosts: network namespaces of one machine standing in for transit hosts.
 
 A lab host is a network namespace named after the host. Its substrate NIC is

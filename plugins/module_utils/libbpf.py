@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A thin ctypes binding of the system libbpf (libbpf.so.1).
 
 Objects, programs, maps (single and batch operations), pinning, bpf_link,

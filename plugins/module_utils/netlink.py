@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Network namespaces, veths, bridges, addresses and routes, over netlink.
 
 Every function takes netns=None (the calling thread's namespace) or the name

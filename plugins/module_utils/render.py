@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Per-host rendering: the exact map entries each transit host must hold.
 
     renderings = render_inventory(inventory, facts=None, offline=False)
@@ -27,10 +27,7 @@ __metaclass__ = type
 import operator
 import os
 
-try:
-    from collections.abc import Mapping
-except ImportError:  # pragma: no cover
-    from collections import Mapping
+from collections.abc import Mapping
 
 try:
     import yaml

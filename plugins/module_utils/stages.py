@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Stage programs: the tail-call slots of the transit program's mzr_stages.
 
 A stage program is an XDP program loaded from its own object; it declares
@@ -432,4 +432,3 @@ def attached_table(prog_id):
     finally:
         os.close(fd)
     return None
-

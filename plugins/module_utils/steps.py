@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Plans as lists of steps: what a module will do, said for people, and the
 call that does it.
 

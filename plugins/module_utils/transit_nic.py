@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The transit program on a host's substrate NIC, and the datapath behind it.
 
     res = ensure(TransitSpec(interface="eth0", mode="native", pin_dir=...,

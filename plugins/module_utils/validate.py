@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Validation of the inventory: every defect, with its path and a fix.
 
 model.build() reports what is wrong with each item on its own; this module
@@ -286,8 +286,8 @@ class _Checker:
                 if ep.netns is not None:
                     if ep.netns in netns:
                         errors.add(ep.path + ".netns", "namespace %r on host %s is already %s's: each netns "
-                                   "endpoint gets its own namespace (with eth0 inside)" % (ep.netns, hname,
-                                                                                         netns[ep.netns]))
+                                   "endpoint gets its own namespace (with eth0 inside)"
+                                   % (ep.netns, hname, netns[ep.netns]))
                     else:
                         netns[ep.netns] = ep.path
                 if ep.host_iface is not None:

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -27,7 +27,7 @@ description:
     removes those.
   - Idempotent. Supports check mode and diff mode. RV(changes) lists what was (or would be) done.
 author:
-  - mizar.transit contributors
+  - Mizar Transit Developers (@mizar-transit)
 requirements:
   - pyroute2
   - libbpf (libbpf.so.1)

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -23,7 +23,7 @@ description:
   - Interfaces named in the rendering (the substrate NIC, endpoints' host-side interfaces)
     must exist. Create endpoints with M(mizar.transit.endpoint) first.
 author:
-  - mizar.transit contributors
+  - Mizar Transit Developers (@mizar-transit)
 options:
   rendered:
     description:
@@ -51,21 +51,25 @@ notes:
 requirements:
   - pyroute2
   - libbpf (libbpf.so.1)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: posix
 """
 
 EXAMPLES = r"""
 - name: Apply this host's map entries
   mizar.transit.map_state:
-    rendered: "{{ mizar_rendered[inventory_hostname] }}"
+    rendered: "{{ tenants_rendered[inventory_hostname] }}"
 
 - name: Show what an inventory change would do, touching nothing
   mizar.transit.map_state:
-    rendered: "{{ mizar_rendered[inventory_hostname] }}"
+    rendered: "{{ tenants_rendered[inventory_hostname] }}"
   check_mode: true
   diff: true
 """

@@ -146,7 +146,7 @@ def bounced(pkt, to, ttl=63):
 
 
 def host_of(addr):
-    return [h for h, (a, _) in HOSTS.items() if a == addr][0]
+    return [h for h, (a, dummy) in HOSTS.items() if a == addr][0]
 
 
 def divided(pkt, hops, src, dst, ttl=63):

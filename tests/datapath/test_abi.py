@@ -22,7 +22,7 @@ def _ctypes_layout(ct):
 
 
 def _btf_layout(desc):
-    kind, _, size, members = desc
+    kind, dummy, size, members = desc
     assert kind == "struct"
 
     def width(d):

@@ -103,4 +103,4 @@ def test_acl_codec_matches_btf(codec):
     with libbpf.Btf.from_elf(os.path.join(BPF_OUT, "functions", "acl.bpf.o")) as btf:
         desc = btf.describe(btf.find_struct(fnconfig.C_NAMES[codec]))
     assert desc[2] == ctypes.sizeof(codec)
-    assert [(m, off) for m, off, _ in desc[3]] == [(n, getattr(codec, n).offset) for n, _ in codec._fields_]
+    assert [(m, off) for m, off, dummy in desc[3]] == [(n, getattr(codec, n).offset) for n, dummy in codec._fields_]

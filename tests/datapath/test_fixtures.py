@@ -30,7 +30,7 @@ def test_divider_choice_is_stable_and_spread(dp):
         inner = F.P.inner_ipv4(F.ep_mac(300, 9), F.GW_MAC, src, "10.3.0.77")
         pkt = F.enc(inner, vni=300)
         outs = set()
-        for _ in range(3):
+        for dummy in range(3):
             r = dp.run("transit", pkt)
             assert r.retval == F.XDP_TX
             outs.add(r.data[:6])

@@ -45,7 +45,7 @@ def test_stage_changes_verdict(dp, stage_progs, stage, fixture, prog, verdict):
     f = F.BY_NAME[fixture]
     dp.set_stage(stage, stage_progs[prog])
     try:
-        got, out, _ = dp.run_fixture(f)
+        got, out, dummy = dp.run_fixture(f)
     finally:
         dp.set_stage(stage, None)
     assert got == verdict

@@ -104,7 +104,7 @@ def test_make_before_break(host):
     old_l, new_l = _logical(old), _logical(new)
     with tables.Maps(host.pin_dir) as maps:
         p = tables.plan(tables.Snapshot(maps), new)
-        assert len(set(ph for ph, _, _ in p.phases)) >= 4
+        assert len(set(ph for ph, dummy, dummy in p.phases)) >= 4
         for phase, map_name, writes in p.phases:
             tables.write_slots(maps[map_name], writes)
             snap = tables.Snapshot(maps)
@@ -152,7 +152,7 @@ def test_scoped_steps(host):
     assert set(got) == set(old_l["endpoints"]) | set(new_l["endpoints"])
     assert all(got[k] == v for k, v in old_l["endpoints"].items())  # nothing changed yet
     p = tables.converge(host.pin_dir, new, scope="update")
-    assert [e["ip"] for _, e in p.diff["endpoints"]["changed"]] == ["10.0.0.5"]
+    assert [e["ip"] for dummy, e in p.diff["endpoints"]["changed"]] == ["10.0.0.5"]
     assert not p.diff["endpoints"]["removed"] and not p.diff["endpoints"]["added"]
     got = tables.read_state(host.pin_dir)["endpoints"]
     assert (100, "10.0.0.6") in got  # still there

@@ -111,7 +111,7 @@ class Ansible:
         command prefix (e.g. unshare ...)."""
         args = list(wrap) + [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), str(playbook)]
         args += list(extra)
-        proc = subprocess.run(args, cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(args, cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=300, check=False)
         return Result(args, proc)
 
     def write_playbook(self, name, text):
@@ -183,4 +183,4 @@ def remove_bridge_if_unused(bridge):
 def ns_ping(netns, ip):
     """One ping from inside netns; True when answered."""
     return subprocess.run(["ip", "netns", "exec", netns, "ping", "-c1", "-W1", ip],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0

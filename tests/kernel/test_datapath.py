@@ -180,9 +180,9 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     # changed layouts: by member name, new members zero
     with dp.map("mzr_substrate") as sub:
         layout = datapath.pinned_layout(os.path.join(dp.maps_dir, "mzr_substrate"))
-        ip_off, _ = _member(layout["value"], "ip")
-        mac_off, _ = _member(layout["value"], "mac")
-        w_off, _ = _member(layout["value"], "mzt_weight")
+        ip_off, dummy = _member(layout["value"], "ip")
+        mac_off, dummy = _member(layout["value"], "mac")
+        w_off, dummy = _member(layout["value"], "mzt_weight")
         assert (w_off, ip_off) == (0, 4)
         hosts = {}
         for _k, v in sub.items():
@@ -194,9 +194,9 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     with dp.map("mzr_if_cfg") as cfg:
         layout = datapath.pinned_layout(os.path.join(dp.maps_dir, "mzr_if_cfg"))
         v = cfg.lookup(bytes(4))
-        off, _ = _member(layout["value"], "ifindex")
+        off, dummy = _member(layout["value"], "ifindex")
         assert struct.unpack("<I", v[off:off + 4])[0] == 2
-        off, _ = _member(layout["value"], "ip")
+        off, dummy = _member(layout["value"], "ip")
         assert v[off:off + 4] == bytes(int(x) for x in H1.split("."))
 
     # links kept, programs switched, and no program sees an old map
@@ -270,7 +270,7 @@ def test_status_reports_programs_attachments_entries_counters(dp):
     dp.load()
     dp.converge(desired(2))
     dp.attach("transit", "a0")
-    for _ in range(3):
+    for dummy in range(3):
         assert run_attached(dp, "a0", plain_udp()).retval == XDP_PASS
     assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_DROP
     s = dp.status()

@@ -97,7 +97,7 @@ def _udp(lab, ep, bind=None):
 
 
 def _recv(sock, timeout):
-    r, _, _ = select.select([sock], [], [], timeout)
+    r, dummy, dummy = select.select([sock], [], [], timeout)
     return sock.recvfrom(2048) if r else (None, None)
 
 

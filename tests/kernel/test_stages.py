@@ -72,7 +72,7 @@ def test_install_replace_remove_a_stage(dp, stage_obj):
 def test_stage_program_shares_the_pinned_maps(dp, stage_obj):
     stages.Stages(dp.pin_dir).install("on_xdp_pass", stage_obj, "stage_count")
     before = dp.counters()["pass"]
-    for _ in range(7):
+    for dummy in range(7):
         assert run(dp, plain_udp()) == XDP_DROP
     with dp.map("mzr_counters") as m:
         per_cpu = m.lookup(struct.pack("<I", 60))
@@ -112,8 +112,8 @@ def test_rebuild_never_shows_a_half_updated_table(dp, stage_obj):
             assert t == old_table
 
     res = st.rebuild(os.path.join(dp.obj_dir, "transit.bpf.o"), _sources(stage_obj, NEW), on_step=observe)
-    assert [s for s, _ in seen] == ["loaded", "filled", "switched", "pinned"]
-    assert [n for _, n in seen] == [OLD, OLD, NEW, NEW]
+    assert [s for s, dummy in seen] == ["loaded", "filled", "switched", "pinned"]
+    assert [n for dummy, n in seen] == [OLD, OLD, NEW, NEW]
     assert res["old_array_id"] == old_array and res["new_array_id"] != old_array
     assert [x["link"] for x in res["links"]] == [datapath.link_name("a0", dp.netns)]
     assert dp.status()["maps"]["mzr_stages"]["id"] == res["new_array_id"], "the pin moved last"

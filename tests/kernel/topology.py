@@ -157,7 +157,7 @@ class Lab:
         """ping from endpoint src (inside its namespace): (sent, received, output)."""
         res = subprocess.run(["ip", "netns", "exec", self.ns(src), "ping", "-n", "-c", str(count), "-i", "0.2",
                               "-W", str(timeout), dst_ip], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             universal_newlines=True)
+                             universal_newlines=True, check=False)
         m = re.search(r"(\d+) packets transmitted, (\d+) received", res.stdout)
         if not m:
             raise RuntimeError("ping from %s to %s: %s" % (src, dst_ip, res.stdout.strip()))

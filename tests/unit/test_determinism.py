@@ -31,7 +31,7 @@ def test_byte_identical_in_any_order():
     rng = random.Random(20240601)
     for inv in (base(), _multi_network_inventory()):
         reference = _dumps(inv)
-        for _ in range(25):
+        for dummy in range(25):
             assert _dumps(_shuffled(inv, rng)) == reference
 
 

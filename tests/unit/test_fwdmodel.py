@@ -179,7 +179,7 @@ def test_reachable_within_vpc_and_isolated_across(inv):
         assert r["interface"]["ip"] not in substrate
     fwd = ForwardingModel(renderings)
     eps = list(_endpoints(inv))
-    by_name = dict((name, vpc) for vpc, name, _ in eps)
+    by_name = dict((name, vpc) for vpc, name, dummy in eps)
     for src_vpc, src, sep in eps:
         if sep.get("type") == "scaled":
             continue

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* Stage programs for the datapath tests. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

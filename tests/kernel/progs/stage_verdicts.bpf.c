@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+// SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Tiny stage programs for the kernel tests: each returns one verdict, so a
  * test can tell which program a tail call reached. stage_count also bumps
