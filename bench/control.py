@@ -51,7 +51,7 @@ def playbook(name, *extra):
 
 def lab_rounds(rounds):
     converge, noop = [], []
-    for _ in range(rounds):
+    for dummy in range(rounds):
         playbook("lab", "-e", "mizar_lab_state=present")
         try:
             s, changed = playbook("site")
@@ -83,7 +83,7 @@ def state_100k():
 def table_rounds(rounds):
     state = state_100k()
     apply_s, noop_s = [], []
-    for _ in range(rounds):
+    for dummy in range(rounds):
         h = Harness()
         try:
             t0 = time.monotonic()

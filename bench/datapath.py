@@ -83,16 +83,16 @@ def measure(rounds, repeat):
         bounce = F.BY_NAME["bouncer"]
         floor_fx = bounce._replace(name="floor", verdict=F.XDP_PASS, output=bounce.packet, program="pass")
         floor, wrapped_floor = [], []
-        wrapped = dict((name, []) for name, _, _ in PATHS)
-        direct = dict((name, []) for name, _, _ in PATHS)
-        for _ in range(rounds):  # interleaved, so drift hits every path alike
+        wrapped = dict((name, []) for name, dummy, dummy in PATHS)
+        direct = dict((name, []) for name, dummy, dummy in PATHS)
+        for dummy in range(rounds):  # interleaved, so drift hits every path alike
             r = h.programs["pass"].test_run(floor_fx.packet, repeat=repeat)
             _check(floor_fx, r)
             floor.append(r.duration_ns)
             r = w.run("pass", floor_fx, repeat)
             _check(floor_fx, r)
             wrapped_floor.append(r.duration_ns)
-            for name, fx, _ in PATHS:
+            for name, fx, dummy in PATHS:
                 f = F.BY_NAME[fx]
                 h.load_world(F.WORLDS[f.world])
                 r = w.run(f.program, f, repeat)

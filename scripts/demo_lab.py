@@ -91,10 +91,10 @@ def main():
         print("The lab is gone: no namespaces, links, pins or programs of it are left.")
         return 0
 
-    lab, lab_s, _ = playbook("lab", "-e", "mizar_lab_state=present")
+    lab, lab_s, dummy = playbook("lab", "-e", "mizar_lab_state=present")
     print("Lab hosts mzh1 mzh2 mzh3 (network namespaces on bridge mzlab0): %s (%.1fs)"
           % ("created" if any(lab.values()) else "already there", lab_s))
-    site, site_s, _ = playbook("site")
+    site, site_s, dummy = playbook("site")
     changed = sum(site.get(h, 0) for h in ("mzh1", "mzh2", "mzh3"))
     if changed:
         print("mizar.transit.site: deployed, %d change(s) on %s (%.1fs)"

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Real traffic between endpoint namespaces, for the lab demo and molecule.
 
     traffic.py serve  NETNS NAME [--port P]        # TCP+UDP servers answering NAME, in the background
@@ -62,10 +62,10 @@ def _serve_forever(name, port):
     answer = name.encode()
     streams = {}
     while True:
-        for key, _ in sel.select():
+        for key, dummy in sel.select():
             kind = key.data
             if kind == "tcp":
-                conn, _ = tcp.accept()
+                conn, dummy = tcp.accept()
                 conn.settimeout(2)
                 try:
                     conn.recv(256)
@@ -74,10 +74,10 @@ def _serve_forever(name, port):
                     pass
                 conn.close()
             elif kind == "udp":
-                _, peer = udp.recvfrom(2048)
+                dummy, peer = udp.recvfrom(2048)
                 udp.sendto(answer, peer)
             elif kind == "stream":
-                conn, _ = stream.accept()
+                conn, dummy = stream.accept()
                 conn.setblocking(False)
                 streams[conn] = {"buf": b"", "next": 0, "bad": 0}
                 sel.register(conn, selectors.EVENT_READ, "record")
@@ -134,7 +134,7 @@ def serve(args):
 
 def _listening(netns, port):
     out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-ltn", "sport = :%d" % port],
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, check=False).stdout
     return ":%d" % port in out
 
 
@@ -163,7 +163,7 @@ def probe(args):
     try:
         if args.proto == "icmp":
             r = subprocess.run(["ping", "-c", "1", "-W", str(max(1, int(args.timeout))), args.dst],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, check=False)
             result["ok"] = r.returncode == 0
         elif args.proto == "tcp":
             with socket.create_connection((args.dst, args.port), timeout=args.timeout) as s:
@@ -173,7 +173,7 @@ def probe(args):
         else:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.settimeout(args.timeout / 3)
-                for _ in range(3):  # UDP may lose the first datagram to ARP
+                for dummy in range(3):  # UDP may lose the first datagram to ARP
                     s.sendto(b"hello", (args.dst, args.port))
                     try:
                         result["reply"] = s.recv(256).decode()
@@ -220,7 +220,7 @@ def stream(args):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("serve")
     p.add_argument("netns")

@@ -201,7 +201,7 @@ def link_name(iface, netns=None):
 
 
 def parse_link_name(name):
-    ns, _, iface = name.partition(":")
+    ns, dummy, iface = name.partition(":")
     return (_unesc(ns) or None), _unesc(iface)
 
 

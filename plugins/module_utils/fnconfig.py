@@ -44,7 +44,7 @@ class FunctionConfigError(Exception):
 
 
 def _prefix(cidr):
-    addr, _, plen = cidr.partition("/")
+    addr, dummy, plen = cidr.partition("/")
     plen = int(plen or 32)
     mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
     net = int.from_bytes(socket.inet_aton(addr), "big") & mask

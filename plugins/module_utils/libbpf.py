@@ -463,8 +463,8 @@ class Map:
         for k, v in items:
             if len(k) != self.key_size or len(v) != self.value_size:
                 raise ValueError("%s: entry of wrong size" % self.name)
-        keys = b"".join(k for k, _ in items)
-        vals = b"".join(v for _, v in items)
+        keys = b"".join(k for k, dummy in items)
+        vals = b"".join(v for dummy, v in items)
         kb = ctypes.create_string_buffer(keys, len(keys))
         vb = ctypes.create_string_buffer(vals, len(vals))
         count = ctypes.c_uint32(len(items))

@@ -168,7 +168,7 @@ class Plan:
         return any(d["added"] or d["changed"] or d["removed"] for d in self.diff.values())
 
     def writes(self):
-        return sum(len(w) for _, _, w in self.phases)
+        return sum(len(w) for dummy, dummy, w in self.phases)
 
 
 def _norm_entries(desired, name):
@@ -253,7 +253,7 @@ def plan(snap, desired):
         taken.add(slot)
         backend_of[key] = slot
         backend_writes.append((slot, abi.encode_backends(key, ips)))
-    for key, (slot, _) in owned.items():
+    for key, (slot, dummy) in owned.items():
         if backend_of.get(key) != slot:
             backend_frees.append((slot, bytes(ctypes.sizeof(abi.BackendSet))))
 
@@ -351,7 +351,7 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff, old_host_ip, o
         if key not in wanted:
             diff["removed"].append(codec.decode(raw, old_host_ip, old_backends))
             retire.append((slot, TAG_DEAD + raw[4:]))
-    for slot, _ in retire:
+    for slot, dummy in retire:
         tags[slot] = abi.TAG_DEAD
     clean = _cleanable(tags, mask)
     return stage, publish, retire, [(s, bytes(size)) for s in clean]
@@ -415,7 +415,7 @@ def scoped(snap, desired, scope):
 
 def apply_plan(maps, p):
     """Perform a plan's writes, phase by phase, one batch per map."""
-    for _, map_name, writes in p.phases:
+    for dummy, map_name, writes in p.phases:
         write_slots(maps[map_name], writes)
 
 
