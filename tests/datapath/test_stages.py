@@ -15,13 +15,14 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 @pytest.fixture(scope="module")
 def stage_progs(dp, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("bpf") / "stage_test.bpf.o")
+    out = str(tmp_path_factory.mktemp("bpf") / "stage_verdicts.bpf.o")
     subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
                     "-I", os.path.join(ROOT, "bpf", "include"),
                     "-I", "/usr/include/%s-linux-gnu" % os.uname().machine,
-                    "-c", os.path.join(HERE, "progs", "stage_test.bpf.c"), "-o", out], check=True)
+                    "-c", os.path.join(ROOT, "tests", "kernel", "progs", "stage_verdicts.bpf.c"), "-o", out],
+                   check=True)
     obj = libbpf.BpfObject(out, pin_root=dp.pin_dir).load()
-    yield dict((n, obj.program(n)) for n in ("stage_drop", "stage_pass", "stage_mark"))
+    yield dict((n, obj.program(n)) for n in ("stage_drop", "stage_pass", "stage_count"))
     for stage in F.abi_stages():
         dp.set_stage(stage, None)
     obj.close()
@@ -65,13 +66,13 @@ def test_stage_in_other_slot_is_not_called(dp, stage_progs):
 
 
 def test_stage_shares_maps(dp, stage_progs):
-    slot = (63).to_bytes(4, "little")
+    slot = (60).to_bytes(4, "little")  # STAGE_TEST_COUNTER of stage_verdicts.bpf.c
 
     def mark():
         return sum(int.from_bytes(v, "little") for v in dp.counters_map.lookup(slot))
 
     before = mark()
-    dp.set_stage("on_xdp_tx", stage_progs["stage_mark"])
+    dp.set_stage("on_xdp_tx", stage_progs["stage_count"])
     try:
         assert dp.run_fixture(F.BY_NAME["bouncer"])[0] == F.XDP_DROP
     finally:
