@@ -10,3 +10,6 @@ if not os.path.isdir(os.path.join(COLLECTIONS, "ansible_collections", "mizar", "
     raise RuntimeError("run scripts/bootstrap first: .build/ansible_collections is missing")
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+TESTS = os.path.dirname(os.path.abspath(__file__))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)  # machine.py: what tests on the real kernel need

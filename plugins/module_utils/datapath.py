@@ -244,16 +244,7 @@ def _exchange(a, b):
     raise OSError(err, "exchanging %s and %s: %s" % (a, b, os.strerror(err)))
 
 
-def _prog_summary_at(path):
-    if not os.path.exists(path):
-        return None
-    fd = libbpf.obj_get(path)
-    try:
-        info = libbpf.prog_info(fd)
-        return {"prog_id": info["id"], "name": info["name"], "tag": info["tag"],
-                "map_ids": libbpf.prog_map_ids(fd)}
-    finally:
-        os.close(fd)
+_prog_summary_at = libbpf.pinned_prog
 
 
 # ---------------------------------------------------------------- the datapath

@@ -151,14 +151,8 @@ def addr_del(ifname, cidr, netns):
 
 
 def _pinned_id(pin_dir, role):
-    path = stages.Layout(pin_dir).prog(role)
-    if not os.path.exists(path):
-        return None
-    fd = libbpf.obj_get(path)
-    try:
-        return libbpf.prog_info(fd)["id"]
-    finally:
-        os.close(fd)
+    prog = libbpf.pinned_prog(stages.Layout(pin_dir).prog(role))
+    return prog["prog_id"] if prog else None
 
 
 def _xdp(iface, netns, pin_dir, ours):

@@ -35,6 +35,7 @@ import socket
 from ansible_collections.mizar.transit.plugins.module_utils import addr
 from ansible_collections.mizar.transit.plugins.module_utils import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.steps import Step
 from ansible_collections.mizar.transit.plugins.module_utils import xdp
 
 DEFAULT_BRIDGE = "mzlab0"
@@ -183,22 +184,6 @@ def program_tag(spec):
 # ---------------------------------------------------------------- planning
 
 
-class Change:
-    """One step towards the wanted state: what it does, said for people, and
-    the call that does it."""
-
-    __slots__ = ("text", "fn", "args", "kwargs")
-
-    def __init__(self, text, fn, *args, **kwargs):
-        self.text = text
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-
-    def __call__(self):
-        return self.fn(*self.args, **self.kwargs)
-
-
 def plan(spec, state, tag=None):
     """The changes that bring state to spec (tag: program_tag(spec), needed
     for present). Raises LabError when the state is not ours to change."""
@@ -219,57 +204,57 @@ def _plan_present(spec, state, tag):
             ifname, name, state["interface"]["kind"] or "plain device"))
 
     if not state["netns"]:
-        ch.append(Change("create network namespace %s" % name, netlink.netns_add, name))
+        ch.append(Step("create network namespace %s" % name, netlink.netns_add, name))
     if br is None:
-        ch.append(Change("create bridge %s" % spec.bridge, netlink.bridge_add, spec.bridge))
+        ch.append(Step("create bridge %s" % spec.bridge, netlink.bridge_add, spec.bridge))
     elif not br["up"]:
-        ch.append(Change("set bridge %s up" % spec.bridge, netlink.bridge_add, spec.bridge))
+        ch.append(Step("set bridge %s up" % spec.bridge, netlink.bridge_add, spec.bridge))
     if br is None or not br["ipv6_off"]:
-        ch.append(Change("disable IPv6 on %s" % spec.bridge, _ipv6_off, spec.bridge, None))
+        ch.append(Step("disable IPv6 on %s" % spec.bridge, _ipv6_off, spec.bridge, None))
 
     fresh = not _paired(state)
     if fresh:
         if state["port"] is not None or state["interface"] is not None:
-            ch.append(Change("delete the unpaired veth ends (%s, %s in %s)" % (port, ifname, name),
-                             _delete_ends, spec))
-        ch.append(Change("create veth %s <-> %s in %s" % (port, ifname, name),
-                         netlink.veth_add, port, ifname, peer_netns=name))
+            ch.append(Step("delete the unpaired veth ends (%s, %s in %s)" % (port, ifname, name),
+                           _delete_ends, spec))
+        ch.append(Step("create veth %s <-> %s in %s" % (port, ifname, name),
+                       netlink.veth_add, port, ifname, peer_netns=name))
     pst = None if fresh else state["port"]
     ist = None if fresh else state["interface"]
 
     if pst is None or not pst["ipv6_off"]:
-        ch.append(Change("disable IPv6 on %s" % port, _ipv6_off, port, None))
+        ch.append(Step("disable IPv6 on %s" % port, _ipv6_off, port, None))
     if ist is None or not ist["ipv6_off"]:
-        ch.append(Change("disable IPv6 on %s in %s" % (ifname, name), _ipv6_off, ifname, name))
+        ch.append(Step("disable IPv6 on %s in %s" % (ifname, name), _ipv6_off, ifname, name))
     if pst is None or pst["master"] != spec.bridge:
-        ch.append(Change("make %s a port of %s" % (port, spec.bridge), netlink.link_set, port, master=spec.bridge))
+        ch.append(Step("make %s a port of %s" % (port, spec.bridge), netlink.link_set, port, master=spec.bridge))
     if spec.mac and (ist is None or (ist["mac"] or "").lower() != spec.mac):
-        ch.append(Change("set the MAC of %s in %s to %s" % (ifname, name, spec.mac),
-                         netlink.link_set, ifname, netns=name, mac=spec.mac))
+        ch.append(Step("set the MAC of %s in %s to %s" % (ifname, name, spec.mac),
+                       netlink.link_set, ifname, netns=name, mac=spec.mac))
     xdp_now = None if fresh else state["xdp"]
     if xdp_now is None:
-        ch.append(Change("attach XDP program %s (%s) to %s" % (spec.xdp_program, spec.xdp_mode, port),
-                         _attach, spec, None))
+        ch.append(Step("attach XDP program %s (%s) to %s" % (spec.xdp_program, spec.xdp_mode, port),
+                       _attach, spec, None))
     elif xdp_now["prog_name"] != spec.xdp_program[:15]:
         raise LabError("%s runs XDP program %s (id %d), not %s: it is not ours, leaving it" % (
             port, xdp_now["prog_name"], xdp_now["prog_id"], spec.xdp_program))
     elif xdp_now["tag"] != tag or xdp_now["mode"] != spec.xdp_mode:
-        ch.append(Change("replace XDP program %s (%s, tag %s) on %s with %s (%s, tag %s)" % (
+        ch.append(Step("replace XDP program %s (%s, tag %s) on %s with %s (%s, tag %s)" % (
             xdp_now["prog_name"], xdp_now["mode"], xdp_now["tag"], port, spec.xdp_program, spec.xdp_mode, tag),
             _attach, spec, xdp_now["prog_id"]))
     if pst is None or not pst["up"]:
-        ch.append(Change("set %s up" % port, netlink.link_set, port, up=True))
+        ch.append(Step("set %s up" % port, netlink.link_set, port, up=True))
     if ist is None or not ist["up"]:
-        ch.append(Change("set %s in %s up" % (ifname, name), netlink.link_set, ifname, netns=name, up=True))
+        ch.append(Step("set %s in %s up" % (ifname, name), netlink.link_set, ifname, netns=name, up=True))
     if not state["lo_up"]:
-        ch.append(Change("set lo in %s up" % name, netlink.link_set, "lo", netns=name, up=True))
+        ch.append(Step("set lo in %s up" % name, netlink.link_set, "lo", netns=name, up=True))
     have = ist["addresses"] if ist is not None else []
     for a in have:
         if a != spec.address:
-            ch.append(Change("remove address %s from %s in %s" % (a, ifname, name), _addr_del, ifname, a, name))
+            ch.append(Step("remove address %s from %s in %s" % (a, ifname, name), _addr_del, ifname, a, name))
     if spec.address not in have:
-        ch.append(Change("add address %s to %s in %s" % (spec.address, ifname, name),
-                         netlink.addr_add, ifname, spec.address, netns=name))
+        ch.append(Step("add address %s to %s in %s" % (spec.address, ifname, name),
+                       netlink.addr_add, ifname, spec.address, netns=name))
     return ch
 
 
@@ -278,23 +263,23 @@ def _plan_absent(spec, state):
     if state["port"] is not None:
         if state["port"]["kind"] != "veth":
             raise LabError("%s exists and is not a veth: not deleting it" % spec.port)
-        ch.append(Change("delete veth %s (and %s in %s)" % (spec.port, spec.interface, spec.name),
-                         netlink.link_del, spec.port))
+        ch.append(Step("delete veth %s (and %s in %s)" % (spec.port, spec.interface, spec.name),
+                       netlink.link_del, spec.port))
     if state["netns"]:
-        ch.append(Change("delete network namespace %s" % spec.name, netlink.netns_del, spec.name))
+        ch.append(Step("delete network namespace %s" % spec.name, netlink.netns_del, spec.name))
     br = state["bridge"]
     if br is not None and br["kind"] == "bridge" and not [p for p in br["ports"] if p != spec.port]:
-        ch.append(Change("delete bridge %s (no ports left)" % spec.bridge, netlink.link_del, spec.bridge))
+        ch.append(Step("delete bridge %s (no ports left)" % spec.bridge, netlink.link_del, spec.bridge))
     view = state["bpffs_view"]
     if view is not None and (not view or spec.bpffs_purge):
         what = "remove bpffs view %s" % spec.bpffs_view
         if view:
             what += " with its %d entr%s (%s)" % (len(view), "y" if len(view) == 1 else "ies", ", ".join(view))
-        ch.append(Change(what, _rm_view, spec.bpffs_view))
+        ch.append(Step(what, _rm_view, spec.bpffs_view))
         view = None
     root = state["bpffs_root"]
     if root is not None and view is None and not [e for e in root if e != spec.name]:
-        ch.append(Change("remove %s (empty)" % spec.bpffs_root, _rmdir_if_empty, spec.bpffs_root))
+        ch.append(Step("remove %s (empty)" % spec.bpffs_root, _rmdir_if_empty, spec.bpffs_root))
     return ch
 
 

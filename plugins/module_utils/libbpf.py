@@ -956,3 +956,16 @@ def read_array_blob(m, chunk=65536):
         raise BpfError("reading array %s: %d of %d bytes" % (m.name, len(blob), m.max_entries * m.value_size),
                        errno_mod.EIO)
     return blob
+
+
+def pinned_prog(path):
+    """{prog_id, name, tag, map_ids} of the program pinned at path, or None
+    when nothing is pinned there."""
+    if not os.path.exists(path):
+        return None
+    fd = obj_get(path)
+    try:
+        info = prog_info(fd)
+        return {"prog_id": info["id"], "name": info["name"], "tag": info["tag"], "map_ids": prog_map_ids(fd)}
+    finally:
+        os.close(fd)

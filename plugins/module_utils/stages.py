@@ -221,14 +221,8 @@ class Stages:
         return out
 
     def _pinned_id(self, stage):
-        path = self.layout.stage(stage)
-        if not os.path.exists(path):
-            return None
-        fd = libbpf.obj_get(path)
-        try:
-            return libbpf.prog_info(fd)["id"]
-        finally:
-            os.close(fd)
+        prog = libbpf.pinned_prog(self.layout.stage(stage))
+        return prog["prog_id"] if prog else None
 
     def install(self, stage, obj_path, prog_name):
         """Put prog_name from obj_path in the stage's slot (one atomic update).

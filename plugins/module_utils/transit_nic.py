@@ -124,17 +124,7 @@ class TransitSpec:
             self.stage_sources[s["stage"]] = (s["object"], prog)
 
 
-def _pinned_program(path):
-    """{prog_id, name, tag, map_ids} of the program pinned at path, or None."""
-    if not os.path.exists(path):
-        return None
-    fd = libbpf.obj_get(path)
-    try:
-        info = libbpf.prog_info(fd)
-        return {"prog_id": info["id"], "name": info["name"], "tag": info["tag"],
-                "map_ids": libbpf.prog_map_ids(fd)}
-    finally:
-        os.close(fd)
+_pinned_program = libbpf.pinned_prog
 
 
 def read(spec, dp):

@@ -4,6 +4,8 @@ import os
 import shutil
 import uuid
 
+import machine
+
 from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, tables
 
 BPF_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "bpf")
@@ -12,13 +14,7 @@ OBJECTS = {"transit": "transit.bpf.o", "agent": "agent.bpf.o", "pass": "pass.bpf
 
 def require_bpf():
     """Fail loudly (never skip) when the machine cannot run these tests."""
-    if os.geteuid() != 0:
-        raise RuntimeError("datapath tests need root (BPF and XDP); run them as root, e.g. via scripts/test")
-    if not os.path.ismount("/sys/fs/bpf"):
-        raise RuntimeError("bpffs is not mounted at /sys/fs/bpf; run scripts/bootstrap")
-    for obj in OBJECTS.values():
-        if not os.path.exists(os.path.join(BPF_OUT, obj)):
-            raise RuntimeError("%s is not built; run scripts/bootstrap" % obj)
+    machine.require("datapath tests")
 
 
 class Harness:

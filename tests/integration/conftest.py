@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 
+import machine
 import pytest
 import yaml
 
@@ -34,11 +35,6 @@ _RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\
 _COUNTS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
 
 
-def _bpffs_mounted():
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == BPFFS and line.split()[2] == "bpf" for line in f)
-
-
 def pytest_collection_modifyitems(items):
     here = os.path.dirname(os.path.abspath(__file__))
     for item in items:
@@ -49,23 +45,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session", autouse=True)
 def integration_ready():
     """Fail loudly when these tests cannot really run."""
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("not root (namespaces, bridges, XDP and bpffs need it)")
-    if not _bpffs_mounted():
-        problems.append("no bpffs at %s (mount -t bpf bpf %s)" % (BPFFS, BPFFS))
-    try:
-        libbpf.lib()
-    except libbpf.BpfError as e:
-        problems.append(str(e))
-    if not netlink.HAS_PYROUTE2:
-        problems.append("pyroute2 missing (run scripts/bootstrap)")
-    if not os.path.exists(PASS_OBJ):
-        problems.append("%s missing (run scripts/bootstrap)" % PASS_OBJ)
-    if not os.path.exists(os.path.join(BIN, "ansible-playbook")):
-        problems.append("no ansible-playbook next to %s (run scripts/bootstrap)" % sys.executable)
-    if problems:
-        pytest.fail("integration tests cannot run: " + "; ".join(problems), pytrace=False)
+    machine.require("integration tests", objects=("pass",), ansible=True)
 
 
 class Result:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 
+import machine
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils import libbpf, netlink, xdp
@@ -25,11 +26,6 @@ RUN = "mzt%04x" % (os.getpid() & 0xffff)
 _seq = itertools.count(1)
 
 
-def _bpffs_mounted():
-    with open("/proc/mounts") as f:
-        return any(line.split()[1] == BPFFS and line.split()[2] == "bpf" for line in f)
-
-
 def pytest_collection_modifyitems(items):
     here = os.path.dirname(os.path.abspath(__file__))
     for item in items:
@@ -40,22 +36,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session", autouse=True)
 def kernel_ready():
     """Fail loudly when the kernel tests cannot really run."""
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("not root (BPF, XDP and namespaces need it)")
-    if not _bpffs_mounted():
-        problems.append("no bpffs at %s (mount -t bpf bpf %s)" % (BPFFS, BPFFS))
-    try:
-        libbpf.lib()
-    except libbpf.BpfError as e:
-        problems.append(str(e))
-    if not netlink.HAS_PYROUTE2:
-        problems.append("pyroute2 missing (run scripts/bootstrap)")
-    for name in ("transit", "agent", "pass"):
-        if not os.path.exists(os.path.join(BPF_OUT, "%s.bpf.o" % name)):
-            problems.append("%s/%s.bpf.o missing (run scripts/bootstrap)" % (BPF_OUT, name))
-    if problems:
-        pytest.fail("kernel tests cannot run: " + "; ".join(problems), pytrace=False)
+    machine.require("kernel tests")
 
 
 @pytest.fixture
