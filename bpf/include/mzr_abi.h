@@ -35,6 +35,10 @@
  *   tag MZR_TAG_DEAD .. tombstone or staged entry: a probe goes on
  *   any other tag ..... a live entry (the VNI, or the ifindex for agents)
  *
+ * The flat tables are mmap-able (BPF_F_MMAPABLE): the control plane reads
+ * a whole table as one block of memory, not slot by slot, and their
+ * entries are multiples of 8 bytes so that block has no holes.
+ *
  * Substrate hosts and scaled endpoints' backend lists are plain arrays
  * indexed by a slot number the control plane allocates (0 = none); the
  * tables refer to hosts by that slot.
@@ -125,6 +129,7 @@ struct mzr_network {
 	__u8 flags; /* MZR_NET_F_* */
 	__u16 nbouncers;
 	__u16 bouncer[MZR_MAX_HOPS]; /* substrate slots */
+	__u32 _pad; /* to a multiple of 8 bytes: the mmap'ed table has no holes */
 };
 
 /* mzr_vpcs: flat table keyed by VNI. */
@@ -147,6 +152,7 @@ struct mzr_agent {
 	__u8 mac[6];
 	__u16 nbouncers;
 	__u16 bouncer[MZR_MAX_HOPS]; /* substrate slots */
+	__u32 _pad; /* to a multiple of 8 bytes: the mmap'ed table has no holes */
 };
 
 /*

@@ -24,6 +24,7 @@ struct {
 	__uint(max_entries, MZR_EP_SLOTS);
 	__type(key, __u32);
 	__type(value, struct mzr_endpoint);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_endpoints SEC(".maps");
 
@@ -32,6 +33,7 @@ struct {
 	__uint(max_entries, MZR_NET_SLOTS);
 	__type(key, __u32);
 	__type(value, struct mzr_network);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_networks SEC(".maps");
 
@@ -40,6 +42,7 @@ struct {
 	__uint(max_entries, MZR_VPC_SLOTS);
 	__type(key, __u32);
 	__type(value, struct mzr_vpc);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_vpcs SEC(".maps");
 
@@ -56,6 +59,7 @@ struct {
 	__uint(max_entries, MZR_AGENT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct mzr_agent);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_agents SEC(".maps");
 

@@ -83,7 +83,8 @@ class BackendSet(ctypes.Structure):
 
 
 class Network(ctypes.Structure):
-    _fields_ = [("vni", u32), ("ip", u32), ("plen", u8), ("flags", u8), ("nbouncers", u16), ("bouncer", u16 * H)]
+    _fields_ = [("vni", u32), ("ip", u32), ("plen", u8), ("flags", u8), ("nbouncers", u16), ("bouncer", u16 * H),
+                ("_pad", u32)]
 
 
 class Vpc(ctypes.Structure):
@@ -97,7 +98,7 @@ class StageCtx(ctypes.Structure):
 
 class Agent(ctypes.Structure):
     _fields_ = [("ifindex", u32), ("vni", u32), ("ip", u32), ("mac", Mac), ("nbouncers", u16),
-                ("bouncer", u16 * H)]
+                ("bouncer", u16 * H), ("_pad", u32)]
 
 
 # C struct name for every codec, for the BTF comparison.
@@ -125,7 +126,7 @@ def mac_to_bytes(mac):
     try:
         b = bytes.fromhex(mac.replace(":", ""))
     except ValueError:
-        b = b""
+        raise ValueError("bad MAC %r" % mac)
     if len(b) != 6 or len(mac) != 17:
         raise ValueError("bad MAC %r" % mac)
     return b
@@ -185,6 +186,7 @@ class FlatCodec:
     ctype = None
     slots = None
     tag_field = "vni"
+    key_len = 4  # the leading bytes of a slot that identify its entry (its key, in binary)
 
     def key(self, entry):
         raise NotImplementedError
@@ -208,6 +210,10 @@ class FlatCodec:
         """The key of a slot's bytes (what key() gives for its entry)."""
         return self.key(self.decode(raw, lambda s: s, lambda s: []))
 
+    def bin_key(self, raw):
+        """The binary key of a slot's (or an encoded entry's) bytes."""
+        return raw[:self.key_len]
+
 
 def _slots(arr, ips, host_slot):
     for i, ip in enumerate(ips):
@@ -228,6 +234,7 @@ class EndpointCodec(FlatCodec):
     ctype = Endpoint
     slots = capacity.EP_SLOTS
     layout = struct.Struct("<I4sBBHI6sH")
+    key_len = 8  # vni, ip
 
     def key(self, entry):
         return (entry["vni"], entry["ip"])
@@ -235,14 +242,15 @@ class EndpointCodec(FlatCodec):
     def hash_words(self, entry):
         return entry["vni"], ip_to_u32(entry["ip"])
 
-    def encode(self, entry, host_slot, backend_slot=None):
-        kind = entry.get("type", "simple")
-        ifindex = entry.get("ifindex") or 0
+    def encode(self, entry, host_slot, backend_slot=None, _pack=layout.pack, _types=EP_TYPES,
+               _aton=socket.inet_aton):
+        get = entry.get
+        kind = get("type") or "simple"
+        ifindex = get("ifindex") or 0
         host = host_slot(entry["host_ip"]) if kind == "simple" and not ifindex else 0
         backends = backend_slot(self.key(entry)) if kind == "scaled" else 0
-        return self.layout.pack(entry["vni"], socket.inet_aton(entry["ip"]), EP_TYPES[kind],
-                                EP_F_BYPASS_DECAP if entry.get("bypass_decap") else 0, host, ifindex,
-                                mac_to_bytes(entry.get("mac")), backends)
+        return _pack(entry["vni"], _aton(entry["ip"]), _types[kind], EP_F_BYPASS_DECAP if get("bypass_decap") else 0,
+                     host, ifindex, mac_to_bytes(get("mac")), backends)
 
     def raw_key(self, raw):
         return (int.from_bytes(raw[:4], "little"), socket.inet_ntoa(raw[4:8]))
@@ -264,6 +272,7 @@ class NetworkCodec(FlatCodec):
     pin_name = "mzr_networks"
     ctype = Network
     slots = capacity.NET_SLOTS
+    key_len = 9  # vni, ip, plen
 
     def key(self, entry):
         net, plen = _cidr(entry["cidr"])

@@ -15,6 +15,7 @@ __metaclass__ = type
 import ctypes
 import ctypes.util
 import errno as errno_mod
+import mmap
 import os
 import threading
 
@@ -31,6 +32,7 @@ BPF_MAP_TYPE_LPM_TRIE = 11
 
 BPF_XDP = 37  # enum bpf_attach_type
 BPF_F_REPLACE = 1 << 2
+BPF_F_MMAPABLE = 1 << 10
 
 BTF_KIND_INT = 1
 BTF_KIND_ARRAY = 3
@@ -932,6 +934,13 @@ def read_array_blob(m, chunk=65536):
     per-entry Python objects (a 2^19-slot table reads in milliseconds)."""
     if m.type != BPF_MAP_TYPE_ARRAY:
         raise ValueError("%s is not an array map" % m.name)
+    if m.info["map_flags"] & BPF_F_MMAPABLE and m.value_size % 8 == 0:
+        # the array's memory itself, in one copy (slots are value_size apart
+        # when that is a multiple of 8, as the kernel lays them out)
+        size = m.max_entries * m.value_size
+        with mmap.mmap(m.fd, (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE, mmap.MAP_SHARED,
+                       mmap.PROT_READ) as mm:
+            return mm[:size]
     chunk = max(1, min(chunk, m.max_entries))
     kb = ctypes.create_string_buffer(4 * chunk)
     vb = ctypes.create_string_buffer(m.value_size * chunk)

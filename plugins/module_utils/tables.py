@@ -122,8 +122,8 @@ class Snapshot:
         out = {"if_cfg": abi.decode_if_cfg(self.if_cfg) if self.if_cfg else None,
                "substrate": dict((h["ip"], h) for h in self.hosts.values())}
         for name, t in self.tables.items():
-            out[name] = dict((k, t.codec.decode(raw, self.host_ip, self.backend_ips))
-                             for k, (slot, raw) in t.live.items())
+            decoded = (t.codec.decode(raw, self.host_ip, self.backend_ips) for slot, raw in t.live.values())
+            out[name] = dict((t.codec.key(e), e) for e in decoded)
         return out
 
 
@@ -133,11 +133,11 @@ class _TableSnapshot:
         self.size = ctypes.sizeof(codec.ctype)
         self.blob = blob
         self.tags = _tags(blob, self.size)
-        self.live = {}  # key -> (slot, raw)
-        size, raw_key = self.size, codec.raw_key
+        self.live = {}  # binary key (codec.bin_key) -> (slot, raw)
+        size, key_len = self.size, codec.key_len
         for slot in [i for i, tag in enumerate(self.tags) if tag and tag != abi.TAG_DEAD]:
             raw = blob[slot * size:(slot + 1) * size]
-            self.live[raw_key(raw)] = (slot, raw)
+            self.live[raw[:key_len]] = (slot, raw)
 
     def raw(self, slot):
         return self.blob[slot * self.size:(slot + 1) * self.size]
@@ -152,20 +152,48 @@ def read_state(pin_dir):
 # ---------------------------------------------------------------- planning
 
 
+class _RawDiff:
+    """One table's difference as slot bytes, decoded only when asked for:
+    a plan of 100,000 additions need not build 100,000 dicts to be applied."""
+
+    def __init__(self, codec, old_ctx, new_ctx):
+        self.codec, self.old_ctx, self.new_ctx = codec, old_ctx, new_ctx
+        self.added, self.changed, self.removed = [], [], []
+
+    def __len__(self):
+        return len(self.added) + len(self.changed) + len(self.removed)
+
+    def decoded(self):
+        dec = self.codec.decode
+        return {"added": [dec(r, *self.new_ctx) for r in self.added],
+                "changed": [(dec(o, *self.old_ctx), dec(n, *self.new_ctx)) for o, n in self.changed],
+                "removed": [dec(r, *self.old_ctx) for r in self.removed]}
+
+
 class Plan:
-    """Slot writes in phases, and the logical difference they make."""
+    """Slot writes in phases, and the logical difference they make
+    (diff: {map: {added: [entry], changed: [(old, new)], removed: [entry]}})."""
 
     def __init__(self):
         self.phases = []  # [(phase name, map name, [(slot, bytes)])]
-        self.diff = dict((name, {"added": [], "changed": [], "removed": []}) for name in LOGICAL)
+        self._diff = dict((name, {"added": [], "changed": [], "removed": []}) for name in LOGICAL)
+        self._raw = {}  # table name -> _RawDiff, decoded into _diff on first use
 
     def add(self, phase, map_name, writes):
         if writes:
             self.phases.append((phase, map_name, writes))
 
     @property
+    def diff(self):
+        for name, raw in self._raw.items():
+            self._diff[name] = raw.decoded()
+        self._raw = {}
+        return self._diff
+
+    @property
     def changed(self):
-        return any(d["added"] or d["changed"] or d["removed"] for d in self.diff.values())
+        return (any(len(r) for r in self._raw.values())
+                or any(d["added"] or d["changed"] or d["removed"] for d in self._diff.values()))
 
     def writes(self):
         return sum(len(w) for dummy, dummy, w in self.phases)
@@ -194,7 +222,7 @@ def plan(snap, desired):
         raw = abi.encode_if_cfg(want_cfg)
         if raw != snap.if_cfg:
             old = abi.decode_if_cfg(snap.if_cfg) if snap.if_cfg else None
-            p.diff["if_cfg"]["changed" if old and old["ip"] != "0.0.0.0" else "added"].append(
+            p._diff["if_cfg"]["changed" if old and old["ip"] != "0.0.0.0" else "added"].append(
                 (old, abi.decode_if_cfg(raw)) if old and old["ip"] != "0.0.0.0" else abi.decode_if_cfg(raw))
             p.add("prepare", abi.IF_CFG_MAP, [(0, raw)])
 
@@ -218,16 +246,16 @@ def plan(snap, desired):
             old_mac = snap.hosts[slot]["mac"]
             if old_mac != mac.lower():
                 host_writes.append((slot, abi.encode_host({"ip": ip, "mac": mac})))
-                p.diff["substrate"]["changed"].append(({"ip": ip, "mac": old_mac}, {"ip": ip, "mac": mac.lower()}))
+                p._diff["substrate"]["changed"].append(({"ip": ip, "mac": old_mac}, {"ip": ip, "mac": mac.lower()}))
         else:
             slot = next(free_host)
             host_writes.append((slot, abi.encode_host({"ip": ip, "mac": mac})))
-            p.diff["substrate"]["added"].append({"ip": ip, "mac": mac.lower()})
+            p._diff["substrate"]["added"].append({"ip": ip, "mac": mac.lower()})
         slot_of[ip] = slot
     for slot, h in sorted(snap.hosts.items()):
         if h["ip"] not in want_hosts:
             host_frees.append((slot, bytes(ctypes.sizeof(abi.Host))))
-            p.diff["substrate"]["removed"].append(h)
+            p._diff["substrate"]["removed"].append(h)
 
     def host_slot(ip):
         try:
@@ -286,10 +314,10 @@ def plan(snap, desired):
         entries = want[name]
         if len(entries) > limits[name]:
             raise TableError("%s: %d entries, at most %d on one host" % (name, len(entries), limits[name]))
+        raw_diff = p._raw[name] = _RawDiff(codec, (snap.host_ip, snap.backend_ips),
+                                           (new_host_ip, lambda slot: new_backend_ips(slot) or []))
         try:
-            s, pb, r, c = _plan_table(codec, t, entries, host_slot, backend_slot, p.diff[name],
-                                      snap.host_ip, snap.backend_ips, new_host_ip,
-                                      lambda slot: new_backend_ips(slot) or [])
+            s, pb, r, c = _plan_table(codec, t, entries, host_slot, backend_slot, raw_diff)
         except (KeyError, ValueError) as e:
             raise TableError("%s: %s" % (name, e))
         stage[name], publish[name], retire[name], clean[name] = s, pb, r, c
@@ -304,61 +332,64 @@ def plan(snap, desired):
     return p
 
 
-def _plan_table(codec, t, entries, host_slot, backend_slot, diff, old_host_ip, old_backends, new_host_ip,
-                new_backends):
+TAKEN = 0xFFFFFFFE  # a slot this plan fills (not a tag the datapath ever sees)
+
+
+def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
     mask = codec.slots - 1
-    tags = list(t.tags)
+    tags = array.array("I", t.tags)
     size = t.size
+    zero = bytes(size)
+    blob = t.blob
+    live = t.live
+    probes = capacity.PROBES
+    free = (abi.TAG_EMPTY, abi.TAG_DEAD)
+    key_len = codec.key_len
     stage, publish, retire = [], [], []
     seen = set()
     for e in entries:
-        key = codec.key(e)
-        if key in seen:
-            raise ValueError("entry %r is given twice" % (key,))
-        seen.add(key)
         raw = codec.encode(e, host_slot, backend_slot)
-        cur = t.live.get(key)
+        key = raw[:key_len]
+        if key in seen:
+            raise ValueError("entry %r is given twice" % (codec.key(e),))
+        seen.add(key)
+        cur = live.get(key)
         if cur is not None and cur[1] == raw:
             continue
         home = codec.home(e)
         slot = None
-        for i in range(capacity.PROBES):
+        for i in range(probes):
             cand = (home + i) & mask
-            if tags[cand] in (abi.TAG_EMPTY, abi.TAG_DEAD):
+            if tags[cand] in free:
                 slot = cand
                 break
-        new_logical = codec.decode(raw, new_host_ip, new_backends)
         if cur is None:
-            diff["added"].append(new_logical)
+            diff.added.append(raw)
         else:
-            diff["changed"].append((codec.decode(cur[1], old_host_ip, old_backends), new_logical))
+            diff.changed.append((cur[1], raw))
         if slot is None:
             if cur is None:
                 raise ValueError("no free slot within %d of the home slot of %r: the table is too crowded"
-                                 % (capacity.PROBES, key))
+                                 % (probes, codec.key(e)))
             publish.append((cur[0], raw))  # rewritten in place: the only way left
             continue
-        if tags[slot] == abi.TAG_EMPTY and _is_zero(t.raw(slot)):
+        if tags[slot] == abi.TAG_EMPTY and blob[slot * size:(slot + 1) * size] == zero:
             publish.append((slot, raw))
         else:
             stage.append((slot, TAG_DEAD + raw[4:]))
             publish.append((slot, raw))
-        tags[slot] = -1  # taken by this plan
+        tags[slot] = TAKEN
         if cur is not None:
             retire.append((cur[0], TAG_DEAD + cur[1][4:]))
-    wanted = seen
-    for key, (slot, raw) in sorted(t.live.items(), key=lambda kv: kv[1][0]):
-        if key not in wanted:
-            diff["removed"].append(codec.decode(raw, old_host_ip, old_backends))
-            retire.append((slot, TAG_DEAD + raw[4:]))
+    if not seen.issuperset(live):
+        for key, (slot, raw) in sorted(live.items(), key=lambda kv: kv[1][0]):
+            if key not in seen:
+                diff.removed.append(raw)
+                retire.append((slot, TAG_DEAD + raw[4:]))
     for slot, dummy in retire:
         tags[slot] = abi.TAG_DEAD
-    clean = _cleanable(tags, mask)
-    return stage, publish, retire, [(s, bytes(size)) for s in clean]
-
-
-def _is_zero(raw):
-    return not any(raw)
+    clean = _cleanable(tags, mask) if retire or abi.TAG_DEAD in tags else []
+    return stage, publish, retire, [(s, zero) for s in clean]
 
 
 def _cleanable(tags, mask):
