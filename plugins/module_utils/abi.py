@@ -242,15 +242,15 @@ class EndpointCodec(FlatCodec):
     def hash_words(self, entry):
         return entry["vni"], ip_to_u32(entry["ip"])
 
-    def encode(self, entry, host_slot, backend_slot=None, _pack=layout.pack, _types=EP_TYPES,
-               _aton=socket.inet_aton):
+    def encode(self, entry, host_slot, backend_slot=None):
         get = entry.get
         kind = get("type") or "simple"
         ifindex = get("ifindex") or 0
         host = host_slot(entry["host_ip"]) if kind == "simple" and not ifindex else 0
         backends = backend_slot(self.key(entry)) if kind == "scaled" else 0
-        return _pack(entry["vni"], _aton(entry["ip"]), _types[kind], EP_F_BYPASS_DECAP if get("bypass_decap") else 0,
-                     host, ifindex, mac_to_bytes(get("mac")), backends)
+        return self.layout.pack(entry["vni"], socket.inet_aton(entry["ip"]), EP_TYPES[kind],
+                                EP_F_BYPASS_DECAP if get("bypass_decap") else 0, host, ifindex,
+                                mac_to_bytes(get("mac")), backends)
 
     def raw_key(self, raw):
         return (int.from_bytes(raw[:4], "little"), socket.inet_ntoa(raw[4:8]))

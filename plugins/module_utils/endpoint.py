@@ -243,7 +243,7 @@ def _xdp_plan(spec, role, iface, netns, cur, where):
         return [Step("switch %s on %s from %s to %s mode (detach, then attach: %s passes no traffic in between)" % (
             name, where, cur["mode"], spec.mode, where), _attach, spec, role, iface, netns)]
     if cur["prog_id"] != pinned:
-        return [Step("replace %s (id %d) on %s with the datapath's current one (id %d)" % (
+        return [Step("replace %s (id %s) on %s with the datapath's current one (id %s)" % (
             name, cur["prog_id"], where, pinned), _attach, spec, role, iface, netns)]
     return []
 

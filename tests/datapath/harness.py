@@ -8,7 +8,7 @@ import machine
 
 from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, tables
 
-BPF_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "bpf")
+BPF_OUT = machine.BPF_OUT
 OBJECTS = {"transit": "transit.bpf.o", "agent": "agent.bpf.o", "pass": "pass.bpf.o"}
 
 
