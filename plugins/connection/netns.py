@@ -105,12 +105,13 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection.local import Connection as LocalConnection
 from ansible.utils.display import Display
+from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import BPF_FS_MAGIC, fs_type
+from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import libc as _libc
 
 display = Display()
 
 NETNS_RUN_DIR = "/run/netns"
 BPFFS_MOUNT = "/sys/fs/bpf"
-BPF_FS_MAGIC = 0xCAFE4A11
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
@@ -160,24 +161,6 @@ try:
 except OSError as e:
     die("executing " + sys.argv[3], e.errno)
 """
-
-
-class _Statfs(ctypes.Structure):
-    # only f_type matters; the buffer is big enough for struct statfs everywhere
-    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 512)]
-
-
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def fs_type(path):
-    """The filesystem magic number of path."""
-    buf = _Statfs()
-    if _libc().statfs(to_bytes(path), ctypes.byref(buf)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return buf.f_type & 0xFFFFFFFF
 
 
 def share_netns_dir(path=NETNS_RUN_DIR):

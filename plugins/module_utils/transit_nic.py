@@ -37,31 +37,15 @@ import os
 
 from ansible_collections.mizar.transit.plugins.module_utils import datapath, dryload, libbpf, netlink, stages, tables
 from ansible_collections.mizar.transit.plugins.module_utils import xdp
+from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import BPF_FS_MAGIC, fs_type
+from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import libc as _libc
 from ansible_collections.mizar.transit.plugins.module_utils.stage_slot import StageSlotError, resolve_program
 
 BPFFS = "/sys/fs/bpf"
-BPF_FS_MAGIC = 0xCAFE4A11
 
 
 class TransitError(Exception):
     """The transit program cannot be brought to the wanted state; says why."""
-
-
-class _Statfs(ctypes.Structure):
-    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 512)]
-
-
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def fs_type(path):
-    """The filesystem magic number of path."""
-    buf = _Statfs()
-    if _libc().statfs(path.encode(), ctypes.byref(buf)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return buf.f_type & 0xFFFFFFFF
 
 
 def _existing_ancestor(path):

@@ -8,6 +8,7 @@ from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
 import packets as P
+from ansible_collections.mizar.transit.plugins.module_utils import abi
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 VERDICTS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
@@ -97,27 +98,9 @@ WORLD_BARE = {"if_cfg": {"ip": ip("h2"), "mac": mac("h2"), "ifindex": 2}, "endpo
 WORLDS = {"b": WORLD_B, "h1": WORLD_H1, "bare": WORLD_BARE}
 
 
-def _mix32(h):
-    h ^= h >> 16
-    h = (h * 0x7FEB352D) & 0xFFFFFFFF
-    h ^= h >> 15
-    h = (h * 0x846CA68B) & 0xFFFFFFFF
-    h ^= h >> 16
-    return h
-
-
-def _le(addr):
-    return int.from_bytes(bytes(int(x) for x in addr.split(".")), "little")
-
-
-def flow_hash(src, dst):
-    """bpf/include/mzr_hash.h on two dotted IPv4 addresses."""
-    a, b = _le(src), _le(dst)
-    return _mix32(((a ^ b) + 0x9E3779B9 * (a & b)) & 0xFFFFFFFF)
-
-
-def pick(hops, src, dst):
-    return hops[(flow_hash(src, dst) * len(hops)) >> 32]
+# the datapath's flow hash and hop choice (bpf/include/mzr_hash.h), as abi.py computes them
+flow_hash = abi.flow_hash
+pick = abi.pick
 
 
 Fixture = collections.namedtuple(
@@ -398,5 +381,4 @@ assert len(BY_NAME) == len(ALL), "fixture names must be unique"
 
 
 def abi_stages():
-    from ansible_collections.mizar.transit.plugins.module_utils import abi
     return list(abi.STAGES)
