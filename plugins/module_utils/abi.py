@@ -185,7 +185,6 @@ class FlatCodec:
     pin_name = None
     ctype = None
     slots = None
-    tag_field = "vni"
     key_len = 4  # the leading bytes of a slot that identify its entry (its key, in binary)
 
     def key(self, entry):
@@ -202,13 +201,6 @@ class FlatCodec:
 
     def decode(self, raw, host_ip, backends=None):
         raise NotImplementedError
-
-    def tag_of(self, raw):
-        return int.from_bytes(raw[:4], "little")
-
-    def raw_key(self, raw):
-        """The key of a slot's bytes (what key() gives for its entry)."""
-        return self.key(self.decode(raw, lambda s: s, lambda s: []))
 
     def bin_key(self, raw):
         """The binary key of a slot's (or an encoded entry's) bytes."""
@@ -251,9 +243,6 @@ class EndpointCodec(FlatCodec):
         return self.layout.pack(entry["vni"], socket.inet_aton(entry["ip"]), EP_TYPES[kind],
                                 EP_F_BYPASS_DECAP if get("bypass_decap") else 0, host, ifindex,
                                 mac_to_bytes(get("mac")), backends)
-
-    def raw_key(self, raw):
-        return (int.from_bytes(raw[:4], "little"), socket.inet_ntoa(raw[4:8]))
 
     def decode(self, raw, host_ip, backends=None):
         vni, ip, etype, flags, host, ifindex, mac, bset = self.layout.unpack(raw)
@@ -335,7 +324,6 @@ class AgentCodec(FlatCodec):
     pin_name = "mzr_agents"
     ctype = Agent
     slots = capacity.AGENT_SLOTS
-    tag_field = "ifindex"
 
     def key(self, entry):
         return entry["ifindex"]

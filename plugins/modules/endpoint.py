@@ -82,11 +82,6 @@ options:
       - The datapath's pin directory (where M(mizar.transit.transit) loaded it).
     type: path
     default: /sys/fs/bpf/mizar
-  obj_dir:
-    description:
-      - Accepted for symmetry with M(mizar.transit.transit) and not used. The programs come from
-        O(pin_dir), so an endpoint always runs the programs of the loaded datapath.
-    type: path
   state:
     description:
       - Whether the endpoint should exist.
@@ -196,7 +191,6 @@ def main():
             mtu=dict(type="int", default=DEFAULT_MTU),
             mode=dict(type="str", choices=["native", "generic"], default="native"),
             pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
-            obj_dir=dict(type="path"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
         supports_check_mode=True,

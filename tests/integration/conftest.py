@@ -35,13 +35,6 @@ _RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\
 _COUNTS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
 
 
-def pytest_collection_modifyitems(items):
-    here = os.path.dirname(os.path.abspath(__file__))
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.kernel)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def integration_ready():
     """Fail loudly when these tests cannot really run."""

@@ -26,13 +26,6 @@ RUN = "mzt%04x" % (os.getpid() & 0xffff)
 _seq = itertools.count(1)
 
 
-def pytest_collection_modifyitems(items):
-    here = os.path.dirname(os.path.abspath(__file__))
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.kernel)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def kernel_ready():
     """Fail loudly when the kernel tests cannot really run."""

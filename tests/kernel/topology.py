@@ -25,7 +25,7 @@ bouncers' substrate entries; a bouncer holds every endpoint of its networks
 (with their hosts), the gateway, the network, the VPC (it is the divider
 here too) and the endpoint hosts' substrate entries.
 
-Used by tests/kernel/test_forwarding.py and by scripts/demo_datapath.py.
+Used by tests/kernel/test_forwarding.py.
 """
 import ipaddress
 import os
