@@ -18,6 +18,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "mzr_abi.h"
+#include "mzr_bounds.h"
 #include "mzr_maps.h"
 #include "mzr_parse.h"
 #include "mzr_encap.h"
@@ -128,7 +129,7 @@ int mzr_transit(struct xdp_md *ctx)
 	struct mzr_endpoint *ep;
 	struct mzr_hop hop;
 	__be32 src, dst;
-	__u32 outer_len, vni;
+	__u32 outer_len, vni, tot_len;
 	int err;
 
 	/* 1. Anything but Geneve to this host belongs to the host. */
@@ -172,8 +173,8 @@ int mzr_transit(struct xdp_md *ctx)
 			return mzr_drop(ctx, MZR_D_INNER_IP_OPTS);
 		if (iip->frag_off & bpf_htons(MZR_IP_FRAG_MASK))
 			return mzr_drop(ctx, MZR_D_INNER_FRAG);
-		if ((void *)iip + bpf_ntohs(iip->tot_len) > c.end ||
-		    bpf_ntohs(iip->tot_len) < sizeof(*iip))
+		tot_len = mzr_clamp((__u32)bpf_ntohs(iip->tot_len), 0xffff);
+		if (tot_len < sizeof(*iip) || (void *)iip + tot_len > c.end)
 			return mzr_drop(ctx, MZR_D_INNER_IP_BAD);
 		src = iip->saddr;
 		dst = iip->daddr;

@@ -7,6 +7,7 @@
 #ifndef MZR_ROUTE_H
 #define MZR_ROUTE_H
 
+#include "mzr_bounds.h"
 #include "mzr_tables.h"
 
 struct mzr_hop {
@@ -16,7 +17,7 @@ struct mzr_hop {
 
 static __always_inline __u32 mzr_hop_slot(const __u16 *slots, __u32 n, __be32 src, __be32 dst)
 {
-	return slots[mzr_pick(mzr_flow_hash(src, dst), n) & (MZR_MAX_HOPS - 1)];
+	return slots[mzr_clamp(mzr_pick(mzr_flow_hash(src, dst), n), MZR_MAX_HOPS - 1)];
 }
 
 /*
