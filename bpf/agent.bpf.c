@@ -139,6 +139,8 @@ int mzr_agent(struct xdp_md *ctx)
 		return mzr_agent_drop(err);
 	if (hop.host->ip == cfg->ip)
 		return mzr_agent_drop(MZR_D_LOOP);
+	if (hop.path == MZR_C_BOUNCE && !arp)  /* to the endpoint, as the transit's bounce does */
+		mzr_mac_copy(eth->h_dest, ep->mac);
 	mzr_count(hop.path);
 	return mzr_agent_encap(ctx, cfg, a, hop.host->ip, hop.host->mac, hash, cfg->ifindex);
 }

@@ -215,6 +215,12 @@ int mzr_transit(struct xdp_md *ctx)
 	err = mzr_next_hop(vni, src, dst, ep, &hop);
 	if (err)
 		return mzr_drop(ctx, err);
+	/* The last overlay hop before the endpoint's host: address the inner
+	 * frame to the endpoint, as a router would (a routed frame still
+	 * carries its gateway's MAC). A transit host rewrites it again on
+	 * delivery; a tunnel peer (a Linux geneve device, a VTEP) needs it. */
+	if (hop.path == MZR_C_BOUNCE && !arp)
+		mzr_mac_copy(ieth->h_dest, ep->mac);
 	return mzr_forward(ctx, &o, cfg, &hop);
 }
 

@@ -160,10 +160,22 @@ class ForwardingModel:
                 return Result(None, path, err)
             if hop == host.ip:
                 return Result(None, path, "loop")
+        peer = self._to_peer(host, hop, ep, path)
+        if peer is not None:
+            return peer
         err = self._check_link(host, hop)
         if err:
             return Result(None, path, err)
         return self._transit(self.by_ip[hop], vni, h, dst_ip, OUTER_TTL, path)
+
+    def _to_peer(self, host, hop, ep, path):
+        """Delivered to a tunnel peer: hop is no transit host but a substrate
+        entry of this one, where the endpoint ep lives (the peer terminates
+        the tunnel). None otherwise."""
+        sub = host.substrate.get(hop)
+        if ep is None or hop in self.by_ip or sub is None or ep["host_ip"] != hop:
+            return None
+        return Result(ep["name"], path + [sub["name"]])
 
     def _check_link(self, host, hop):
         sub = host.substrate.get(hop)
@@ -222,6 +234,9 @@ class ForwardingModel:
                 return Result(None, path, err)
             if hop == host.ip:
                 return Result(None, path, "loop")
+            peer = self._to_peer(host, hop, ep, path)
+            if peer is not None:
+                return peer
             err = self._check_link(host, hop)
             if err:
                 return Result(None, path, err)

@@ -16,6 +16,7 @@ The inventory data is one mapping:
     {"mizar_model_version": 1,           # optional
      "mizar_vpcs": [...],
      "mizar_functions": [...],           # optional
+     "mizar_tunnel_peers": [...],        # optional
      "hosts": {"h1": {"mizar_interface": "eth0", ...}, ...}}   # group mizar_hosts
 
 Defaults and derived values are filled in here: xdp mode, pin dir,
@@ -39,16 +40,17 @@ DEFAULT_XDP_MODE = "native"
 DEFAULT_PIN_DIR = "/sys/fs/bpf/mizar"
 BPFFS_ROOT = "/sys/fs/bpf"
 
-INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "hosts")
+INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "mizar_tunnel_peers", "hosts")
 HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir")
 # mizar_* variables that live in hostvars too but are not per-host settings
-SHARED_KEYS = ("mizar_vpcs", "mizar_functions", "mizar_model_version", "mizar_render_dir")
+SHARED_KEYS = ("mizar_vpcs", "mizar_functions", "mizar_model_version", "mizar_render_dir", "mizar_tunnel_peers")
 # Settings of the collection's roles, never taken for typos of host settings.
 ROLE_KEYS = ("mizar_bpf_dir", "mizar_build_dir", "mizar_manage_packages", "mizar_xdp_switch_mode",
              "mizar_function_sources", "mizar_stages")
 VPC_KEYS = ("name", "vni", "cidr", "dividers", "networks")
 NETWORK_KEYS = ("name", "cidr", "bouncers", "endpoints")
-ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap", "netns", "iface")
+ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap", "netns", "iface", "tunnel_peer")
+PEER_KEYS = ("name", "ip", "mac")
 FUNCTION_KEYS = ("name", "stage", "program", "hosts", "config")
 ENDPOINT_TYPES = ("simple", "scaled")
 GATEWAY = "gateway"
@@ -66,6 +68,18 @@ class Host:
         self.mac = None
         self.xdp_mode = DEFAULT_XDP_MODE
         self.pin_dir = DEFAULT_PIN_DIR
+
+
+class TunnelPeer:
+    """A Geneve tunnel endpoint on the substrate that this collection does
+    not manage (a Linux geneve device, a hardware VTEP): endpoints behind it
+    are reached by sending to its address."""
+
+    __slots__ = ("path", "name", "ip", "mac")
+
+    def __init__(self, path):
+        self.path = path
+        self.name = self.ip = self.mac = None
 
 
 class Vpc:
@@ -98,7 +112,7 @@ class Endpoint:
     """A simple or scaled endpoint, or a network's gateway (type 'gateway')."""
 
     __slots__ = ("path", "network", "name", "fullname", "ip", "ip_int", "host", "mac", "type", "backends",
-                 "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given", "key")
+                 "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given", "key", "peer")
 
     def __init__(self, path, network):
         self.path = path
@@ -112,6 +126,7 @@ class Endpoint:
         self.vni = None
         self.mac_given = False
         self.key = None  # (vni, ip as integer): the endpoints map's key and sort order
+        self.peer = False  # behind a tunnel peer: host names the peer, nothing is made for it
 
 
 class Function:
@@ -125,11 +140,12 @@ class Function:
 
 
 class Model:
-    __slots__ = ("version", "hosts", "vpcs", "functions")
+    __slots__ = ("version", "hosts", "vpcs", "functions", "peers")
 
     def __init__(self):
         self.version = MODEL_VERSION
         self.hosts = {}  # name -> Host, in group order
+        self.peers = {}  # name -> TunnelPeer
         self.vpcs = []
         self.functions = []
 
@@ -288,7 +304,48 @@ def build(inventory, errors=None):
         fn = _function(raw, "mizar_functions[%d]" % i, errors)
         if fn is not None:
             model.functions.append(fn)
+
+    peers = inventory.get("mizar_tunnel_peers")
+    if peers is None:
+        peers = []
+    if not _is_list(peers):
+        errors.add("mizar_tunnel_peers", "mizar_tunnel_peers must be a list of tunnel peers, not %s" % _kind(peers))
+        peers = []
+    for i, raw in enumerate(peers):
+        peer = _peer(raw, "mizar_tunnel_peers[%d]" % i, errors)
+        if peer is not None and peer.name is not None:
+            if peer.name in model.peers:
+                errors.add(peer.path + ".name", "tunnel peer %r is already %s: name each peer once"
+                           % (peer.name, model.peers[peer.name].path))
+            else:
+                model.peers[peer.name] = peer
     return model
+
+
+def _peer(raw, path, errors):
+    if not _mapping(raw, path, errors, "a tunnel peer"):
+        return None
+    _check_keys(raw, PEER_KEYS, path, errors, "a tunnel peer")
+    peer = TunnelPeer(path)
+    peer.name = _name(raw, path, errors)
+    ip = raw.get("ip")
+    if ip is None:
+        errors.add(path + ".ip", "ip is required: the peer's substrate IPv4 address, where its Geneve tunnel ends")
+    else:
+        try:
+            addr.parse_ipv4(ip)
+            peer.ip = str(ip)
+        except ValueError as e:
+            errors.add(path + ".ip", "%s: give the peer's substrate IPv4 address" % e)
+    mac = raw.get("mac")
+    if mac is None:
+        errors.add(path + ".mac", "mac is required: the MAC of the peer's substrate NIC (or of the router towards it)")
+    else:
+        try:
+            peer.mac = addr.parse_mac(mac)
+        except ValueError as e:
+            errors.add(path + ".mac", "%s: give the MAC of the peer's substrate NIC" % e)
+    return peer
 
 
 def _host(name, hvars, errors):
@@ -523,6 +580,8 @@ def _endpoint(raw, path, net, errors):
                 else:
                     names.append(str(b))
             ep.backends = names
+    elif kind == "simple" and raw.get("tunnel_peer") is not None:
+        _peer_endpoint(raw, path, ep, errors)
     elif kind == "simple":
         if raw.get("backends") is not None:
             errors.add(path + ".backends", "only scaled endpoints have backends: remove backends or set "
@@ -556,6 +615,25 @@ def _endpoint(raw, path, net, errors):
             else:
                 ep.iface = ep.host_iface = str(iface)
     return ep
+
+
+def _peer_endpoint(raw, path, ep, errors):
+    """A simple endpoint behind a tunnel peer: the peer terminates its
+    Geneve tunnel, so the collection makes nothing for it on any host."""
+    peer = raw.get("tunnel_peer")
+    if not isinstance(peer, str) or not peer:
+        errors.add(path + ".tunnel_peer", "tunnel_peer must be the name of a peer of mizar_tunnel_peers, not %s"
+                   % _kind(peer))
+    else:
+        ep.host = str(peer)
+        ep.peer = True
+    for key in ("host", "netns", "iface", "backends"):
+        if raw.get(key) is not None:
+            errors.add("%s.%s" % (path, key), "an endpoint behind a tunnel peer has no %s: the peer terminates "
+                       "its tunnel; remove %s, or remove tunnel_peer" % (key, key))
+    if ep.bypass_decap:
+        errors.add(path + ".bypass_decap", "an endpoint behind a tunnel peer gets its frames through the peer's "
+                   "tunnel: bypass_decap does not apply")
 
 
 def _function(raw, path, errors):

@@ -110,6 +110,9 @@ def resolve_addresses(model, facts, errors):
             owners.setdefault(ip, name)
         ips[name] = ip
         macs[name] = mac
+    for name, peer in model.peers.items():  # tunnel peers: given, never discovered
+        ips[name] = peer.ip
+        macs[name] = peer.mac
     return ips, macs
 
 

@@ -93,6 +93,7 @@ class _Checker:
 
     def run(self):
         self.check_hosts()
+        self.check_peers()
         self.check_vpcs()
         endpoints_by_host = {}
         for vpc in self.model.vpcs:
@@ -119,6 +120,26 @@ class _Checker:
                                     "host NIC has its own MAC" % (host.mac, macs[host.mac]))
                 else:
                     macs[host.mac] = host.name
+
+    def check_peers(self):
+        """Tunnel peers are other addresses of the substrate: not a transit
+        host's name or address, and one peer per address."""
+        host_ips = dict((h.ip, h.name) for h in self.hosts.values() if h.ip is not None)
+        ips = {}
+        for peer in self.model.peers.values():
+            if peer.name in self.hosts:
+                self.errors.add(peer.path + ".name", "tunnel peer %r has the name of a host of mizar_hosts: a peer is "
+                                "not a transit host; give it another name" % peer.name)
+            if peer.ip is None:
+                continue
+            if peer.ip in host_ips:
+                self.errors.add(peer.path + ".ip", "tunnel peer IP %s is transit host %s's underlay address: a peer "
+                                "has its own substrate address" % (peer.ip, host_ips[peer.ip]))
+            elif peer.ip in ips:
+                self.errors.add(peer.path + ".ip", "tunnel peer IP %s is also peer %s's: each peer has its own "
+                                "substrate address" % (peer.ip, ips[peer.ip]))
+            else:
+                ips[peer.ip] = peer.name
 
     # ------------------------------------------------------------ VPCs
 
@@ -231,7 +252,11 @@ class _Checker:
                                    % (ep.mac, "given" if ep.mac_given else "derived", vpc.name, macs[ep.mac]))
                     else:
                         macs[ep.mac] = path
-                if ep.type == "simple" and ep.host is not None:
+                if ep.peer:
+                    if ep.host not in self.model.peers:
+                        errors.add(path + ".tunnel_peer", "tunnel peer %r is not in mizar_tunnel_peers%s: declare it "
+                                   "there with its substrate ip and mac" % (ep.host, suggest(ep.host, self.model.peers)))
+                elif ep.type == "simple" and ep.host is not None:
                     if _host_ref(ep.host, hosts, path + ".host", errors, "endpoint host"):
                         by_host.setdefault(ep.host, []).append(ep)
         self.names_in_vpc[id(vpc)] = names
@@ -269,6 +294,9 @@ class _Checker:
                         elif backend.type == "scaled":
                             errors.add(here, "backend %r is itself a scaled endpoint: backends must be simple "
                                        "endpoints" % bname)
+                        elif backend.peer:
+                            errors.add(here, "backend %r is behind tunnel peer %s: backends must live on transit "
+                                       "hosts, where the scaled endpoint's function runs" % (bname, backend.host))
                         elif backend.type == "simple":
                             resolved.append(backend)
                     if len(ep.backends) > capacity.MAX_BACKENDS:

@@ -219,11 +219,12 @@ FORWARDING = [
 ]
 
 ISOLATION = [
-    fx("same_ip_vni100", "10.0.0.5 in VNI 100 goes to its host h1",
-       enc(v4(6, "10.0.0.5")), XDP_TX, bounced(enc(v4(6, "10.0.0.5")), "h1"), TX_BOUNCE),
-    fx("same_ip_vni200", "10.0.0.5 in VNI 200 goes to its own host h6",
+    fx("same_ip_vni100", "10.0.0.5 in VNI 100 goes to its host h1, the inner frame addressed to it",
+       enc(v4(6, "10.0.0.5")), XDP_TX,
+       P.with_inner_dst_mac(bounced(enc(v4(6, "10.0.0.5")), "h1"), ep_mac(100, 5)), TX_BOUNCE),
+    fx("same_ip_vni200", "10.0.0.5 in VNI 200 goes to its own host h6, the inner frame addressed to it",
        enc(v4(6, "10.0.0.5", vni=200), vni=200), XDP_TX,
-       bounced(enc(v4(6, "10.0.0.5", vni=200), vni=200), "h6"), TX_BOUNCE),
+       P.with_inner_dst_mac(bounced(enc(v4(6, "10.0.0.5", vni=200), vni=200), "h6"), ep_mac(200, 5)), TX_BOUNCE),
     fx("local_other_vni", "VNI 200 traffic for 10.0.0.7 is never delivered to VNI 100's local endpoint",
        enc(v4(6, "10.0.0.7", vni=200), vni=200), XDP_TX,
        bounced(enc(v4(6, "10.0.0.7", vni=200), vni=200), "d"), TX_TO_DIVIDER),
@@ -358,8 +359,10 @@ AGENT = [
        world="h1", program="agent", ingress=LO),
     fx("agent_nocfg", "an interface with no agent configuration carries nothing",
        _a_5_6, XDP_DROP, None, drop("agent_nocfg"), world="bare", program="agent", ingress=LO),
-    fx("agent_self_bouncer", "this host is the bouncer: encapsulate straight to the endpoint's host",
-       _b_7_6, XDP_REDIRECT, agent_encap(_b_7_6, "10.0.0.7", "10.0.0.6", dst_host="h2", src_host="b"),
+    fx("agent_self_bouncer", "this host is the bouncer: encapsulate straight to the endpoint's host, "
+       "the inner frame addressed to the endpoint",
+       _b_7_6, XDP_REDIRECT,
+       agent_encap(P.with_dst_mac(_b_7_6, ep_mac(100, 6)), "10.0.0.7", "10.0.0.6", dst_host="h2", src_host="b"),
        {"redirect": 1, "agent_encap": 1, "bounce": 1}, program="agent", ingress=LO),
     fx("agent_self_bouncer_divider", "this host is the bouncer, the endpoint unknown: to the VPC's divider",
        _b_7_55, XDP_REDIRECT, agent_encap(_b_7_55, "10.0.0.7", "10.0.5.5", dst_host="d", src_host="b"),

@@ -86,6 +86,18 @@ def retarget(pkt, src_mac, dst_mac, src_ip, dst_ip, ttl):
     return bytes(p)
 
 
+def with_inner_dst_mac(pkt, mac):
+    """An encapsulated packet whose inner frame is addressed to mac (after the
+    outer headers, the Geneve header and its options)."""
+    p = Ether(pkt)
+    geneve = bytes(p[UDP].payload)
+    start = 8 + (geneve[0] & 0x3f) * 4
+    inner = with_dst_mac(geneve[start:], mac)
+    p[UDP].remove_payload()
+    p[UDP].add_payload(Raw(geneve[:start] + inner))
+    return bytes(p)
+
+
 def with_dst_mac(frame, mac):
     p = Ether(frame)
     p[Ether].dst = mac

@@ -77,6 +77,29 @@ def test_one_bouncer_two_endpoint_hosts():
     assert fwd.send("vpc1/net1/ep1", "10.0.0.1").drop_reason == "to_gateway"
 
 
+def test_endpoint_behind_a_tunnel_peer():
+    """The bouncer sends to the peer's address; nothing is made for the
+    endpoint on any host, and the peer gets no rendering of its own."""
+    vpc = _one_network(["h3"], [("ep1", "10.0.0.2", "h1")])
+    vpc["networks"][0]["endpoints"].append({"name": "ext1", "ip": "10.0.0.20", "tunnel_peer": "vtep1",
+                                            "mac": "02:00:0a:00:00:14"})
+    inv = {"hosts": hosts(1, 3), "mizar_vpcs": [vpc],
+           "mizar_tunnel_peers": [{"name": "vtep1", "ip": "192.168.60.7", "mac": "02:00:00:00:06:07"}]}
+    r = render_inventory(inv)
+    assert sorted(r) == ["h1", "h3"]
+    ext = ep_entry(100, "10.0.0.20", "vpc1/net1/ext1", mac="02:00:0a:00:00:14")
+    ext["host_ip"] = "192.168.60.7"
+    assert r["h3"]["maps"]["endpoints"] == [gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"),
+                                            _remote("ep1", "10.0.0.2", "h1"), ext]
+    assert r["h3"]["maps"]["substrate"] == [sub_entry("h1"), {"ip": "192.168.60.7", "mac": "02:00:00:00:06:07",
+                                                              "name": "vtep1"}]
+    assert [e["name"] for e in r["h1"]["local_endpoints"]] == ["vpc1/net1/ep1"]
+    assert r["h3"]["local_endpoints"] == [] and r["h1"]["maps"]["substrate"] == [sub_entry("h3")]
+    fwd = ForwardingModel(r)
+    to_peer = fwd.send("vpc1/net1/ep1", "10.0.0.20")
+    assert (to_peer.delivered_to, to_peer.path) == ("vpc1/net1/ext1", ["h1", "h3", "vtep1"])
+
+
 def test_two_bouncers():
     inv = {"hosts": hosts(1, 2, 3, 4),
            "mizar_vpcs": [_one_network(["h3", "h4"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}

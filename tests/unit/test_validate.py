@@ -53,6 +53,15 @@ def _cross_vpc(inv):
     E(inv, k=2)["backends"] = ["ep1", "other"]
 
 
+def _peer(inv, **extra):
+    """A tunnel peer and an endpoint of vpc1/net1 behind it, then extra on that endpoint."""
+    inv["mizar_tunnel_peers"] = [{"name": "vtep1", "ip": "192.168.50.77", "mac": "02:00:00:00:00:77"}]
+    ep = {"name": "ext1", "ip": "10.1.0.20", "tunnel_peer": "vtep1"}
+    ep.update(extra)
+    N(inv)["endpoints"].append(ep)
+    return inv
+
+
 def _second_acl(inv):
     inv["mizar_functions"].append({"name": "acl2", "stage": "on_xdp_redirect", "program": "acl", "hosts": ["h1"],
                                    "config": {"rules": []}})
@@ -237,11 +246,34 @@ CASES = [
      "hostvars[h3].mizar_bpf_pin_dir", r"'/tmp/mizar' is not below a bpffs mount"),
     ("pin-dir-dotdot", lambda inv: H(inv, "h3").update(mizar_bpf_pin_dir="/sys/fs/bpf/../mizar"),
      "hostvars[h3].mizar_bpf_pin_dir", r"is not a normalized path"),
+    # tunnel peers
+    ("peer-unknown", lambda inv: _peer(inv, tunnel_peer="vtep9"), "mizar_vpcs[0].networks[0].endpoints[3].tunnel_peer",
+     r"tunnel peer 'vtep9' is not in mizar_tunnel_peers \(did you mean \"vtep1\"\?\)"),
+    ("peer-endpoint-with-netns", lambda inv: _peer(inv, netns="ext1"), "mizar_vpcs[0].networks[0].endpoints[3].netns",
+     r"an endpoint behind a tunnel peer has no netns"),
+    ("peer-endpoint-bypass", lambda inv: _peer(inv, bypass_decap=True),
+     "mizar_vpcs[0].networks[0].endpoints[3].bypass_decap", r"bypass_decap does not apply"),
+    ("peer-as-backend", lambda inv: E(_peer(inv), k=2).update(backends=["ep1", "ext1"]),
+     "mizar_vpcs[0].networks[0].endpoints[2].backends[1]", r"backend 'ext1' is behind tunnel peer vtep1"),
+    ("peer-named-like-a-host", lambda inv: _peer(inv, tunnel_peer="h2")["mizar_tunnel_peers"][0].update(name="h2"),
+     "mizar_tunnel_peers[0].name", r"has the name of a host of mizar_hosts"),
+    ("peer-ip-of-a-host", lambda inv: _peer(inv)["mizar_tunnel_peers"][0].update(ip="192.168.50.2"),
+     "mizar_tunnel_peers[0].ip", r"is transit host h2's underlay address"),
+    ("peer-mac-missing", lambda inv: _peer(inv)["mizar_tunnel_peers"][0].pop("mac"),
+     "mizar_tunnel_peers[0].mac", r"mac is required"),
+    ("peer-unknown-key", lambda inv: _peer(inv)["mizar_tunnel_peers"][0].update(port=6081),
+     "mizar_tunnel_peers[0].port", r"unknown key"),
+    ("peers-not-a-list", lambda inv: inv.update(mizar_tunnel_peers={"name": "x"}), "mizar_tunnel_peers",
+     r"must be a list of tunnel peers"),
 ]
 
 
 def test_base_inventory_is_valid():
     assert list(validate(base())) == []
+
+
+def test_an_endpoint_behind_a_tunnel_peer_is_valid():
+    assert list(validate(_peer(base()))) == []
 
 
 @pytest.mark.parametrize("mutate,path,pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
