@@ -5,11 +5,15 @@
     traffic.py stop   NETNS                        # stop them
     traffic.py probe  NETNS DST PROTO [--port P]   # one exchange; prints JSON, exits 0 when answered
     traffic.py stream NETNS DST SECONDS [--port P] # TCP stream of numbered records; prints JSON
+    traffic.py batch  CHECKS [--protos icmp,tcp,udp] # every check (JSON list of {"from": NETNS, "to": DST,
+                                                   # ...}) over every protocol, all at once; prints the
+                                                   # results, each with its check, as one JSON list
 
 Every command enters NETNS itself (setns on its own process; only the
 network namespace changes, so nothing else about the caller moves).
 Probes are bounded in count and time and only ever address endpoint
-namespaces this machine made.
+namespaces this machine made. It needs only Python's standard library and
+ping, so the VM lab copies it into its guests as it is.
 """
 import argparse
 import ctypes
@@ -41,7 +45,7 @@ def enter(netns):
 # ------------------------------------------------------------------ servers
 
 
-def _serve_forever(name, port):
+def _serve_forever(name, port, ready_fd):
     """Answer every TCP connection and UDP datagram with this endpoint's
     name; count the numbered records of stream connections."""
     import selectors
@@ -59,6 +63,8 @@ def _serve_forever(name, port):
     sel.register(tcp, selectors.EVENT_READ, "tcp")
     sel.register(udp, selectors.EVENT_READ, "udp")
     sel.register(stream, selectors.EVENT_READ, "stream")
+    os.write(ready_fd, b"1")  # every socket listens: the caller may return
+    os.close(ready_fd)
     answer = name.encode()
     streams = {}
     while True:
@@ -112,30 +118,27 @@ def _serve_forever(name, port):
 def serve(args):
     os.makedirs(RUN_DIR, exist_ok=True)
     stop(args)
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid:
+        os.close(ready_w)
         with open(os.path.join(RUN_DIR, args.netns + ".pid"), "w") as f:
             f.write(str(pid))
-        deadline = time.time() + 5
-        while time.time() < deadline:  # wait until it listens
-            if _listening(args.netns, args.port):
-                return 0
-            time.sleep(0.05)
-        print("server in %s did not start" % args.netns, file=sys.stderr)
-        return 1
+        import select
+        ok = select.select([ready_r], [], [], 5)[0] and os.read(ready_r, 1) == b"1"
+        os.close(ready_r)
+        if not ok:
+            print("server in %s did not start" % args.netns, file=sys.stderr)
+            return 1
+        return 0
+    os.close(ready_r)
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     enter(args.netns)
-    _serve_forever(args.name, args.port)
+    _serve_forever(args.name, args.port, ready_w)
     os._exit(0)
-
-
-def _listening(netns, port):
-    out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-ltn", "sport = :%d" % port],
-                         capture_output=True, text=True, check=False).stdout
-    return ":%d" % port in out
 
 
 def stop(args):
@@ -156,25 +159,27 @@ def stop(args):
 # ------------------------------------------------------------------ clients
 
 
-def probe(args):
-    enter(args.netns)
+def exchange(netns, dst, proto, port=DEFAULT_PORT, timeout=2.0):
+    """One exchange from netns (entered by this process) with dst: a ping,
+    or a TCP or UDP request answered by the server's name."""
+    enter(netns)
     t0 = time.time()
-    result = {"from": args.netns, "to": args.dst, "proto": args.proto, "ok": False, "reply": None}
+    result = {"from": netns, "to": dst, "proto": proto, "ok": False, "reply": None}
     try:
-        if args.proto == "icmp":
-            r = subprocess.run(["ping", "-c", "1", "-W", str(max(1, int(args.timeout))), args.dst],
+        if proto == "icmp":
+            r = subprocess.run(["ping", "-c", "1", "-W", str(max(1, int(timeout))), dst],
                                capture_output=True, text=True, check=False)
             result["ok"] = r.returncode == 0
-        elif args.proto == "tcp":
-            with socket.create_connection((args.dst, args.port), timeout=args.timeout) as s:
+        elif proto == "tcp":
+            with socket.create_connection((dst, port), timeout=timeout) as s:
                 s.sendall(b"hello")
                 result["reply"] = s.recv(256).decode()
                 result["ok"] = bool(result["reply"])
         else:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.settimeout(args.timeout / 3)
+                s.settimeout(timeout / 3)
                 for dummy in range(3):  # UDP may lose the first datagram to ARP
-                    s.sendto(b"hello", (args.dst, args.port))
+                    s.sendto(b"hello", (dst, port))
                     try:
                         result["reply"] = s.recv(256).decode()
                         result["ok"] = True
@@ -184,8 +189,49 @@ def probe(args):
     except OSError as e:
         result["error"] = str(e)
     result["seconds"] = round(time.time() - t0, 3)
+    return result
+
+
+def probe(args):
+    result = exchange(args.netns, args.dst, args.proto, args.port, args.timeout)
     print(json.dumps(result))
     return 0 if result["ok"] else 1
+
+
+def batch(args):
+    """Every check over every protocol at once, each probe in a child of its
+    own (entering a namespace is per process); prints the results in order,
+    each carrying the check it answers."""
+    wanted = [dict(check, proto=proto) for check in json.loads(args.checks) for proto in args.protos.split(",")]
+    children = []
+    for item in wanted:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                out = exchange(item["from"], item["to"], item["proto"], item.get("port", DEFAULT_PORT))
+            except Exception as e:  # a namespace that is not there, say
+                out = {"from": item["from"], "to": item["to"], "proto": item["proto"], "ok": False,
+                       "reply": None, "error": str(e)}
+            out["check"] = item
+            os.write(w, json.dumps(out).encode())
+            os._exit(0)
+        os.close(w)
+        children.append((pid, r))
+    results = []
+    for pid, r in children:
+        data = b""
+        while True:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            data += chunk
+        os.close(r)
+        os.waitpid(pid, 0)
+        results.append(json.loads(data.decode()))
+    print(json.dumps(results))
+    return 0
 
 
 def stream(args):
@@ -238,8 +284,11 @@ def main():
     p.add_argument("netns")
     p.add_argument("dst")
     p.add_argument("seconds", type=float)
+    p = sub.add_parser("batch")
+    p.add_argument("checks", help="JSON list of {from, to}")
+    p.add_argument("--protos", default="icmp,tcp,udp")
     args = ap.parse_args()
-    return {"serve": serve, "stop": stop, "probe": probe, "stream": stream}[args.cmd](args)
+    return {"serve": serve, "stop": stop, "probe": probe, "stream": stream, "batch": batch}[args.cmd](args)
 
 
 if __name__ == "__main__":

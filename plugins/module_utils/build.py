@@ -36,6 +36,8 @@ import json
 import os
 import subprocess
 
+from ansible_collections.mizar.transit.plugins.module_utils import objects
+
 STAMP = ".mizar-build.json"
 STAMP_VERSION = 1
 # bpf/Makefile's CFLAGS, minus the include directories (added per build)
@@ -275,6 +277,8 @@ def ensure(src, dest, sources=(), cflags=(), clang="clang", check_mode=False):
     todo = stale(targets, stamp)
     gone = leftovers(targets, stamp, dest)
     stamp_path = os.path.join(dest, STAMP)
+    archive = os.path.join(dest, objects.ARCHIVE)
+    packed = not os.path.isfile(archive)
     if not check_mode:
         if not os.path.isdir(dest):
             os.makedirs(dest)
@@ -283,12 +287,14 @@ def ensure(src, dest, sources=(), cflags=(), clang="clang", check_mode=False):
             os.unlink(path)
         if todo or gone or not os.path.isfile(stamp_path):
             write_stamp(dest, targets, version, cflags)
+        packed = objects.pack(dest, [os.path.relpath(t.output, dest) for t in targets], archive)
     before_objs = dict((n, d) for n, d in (stamp.get("objects") or {}).items()
                        if os.path.isfile(os.path.join(dest, n + SUFFIX)))
     after_objs = dict((t.name, t.digest) for t in targets)
     full_flags = list(BASE_CFLAGS) + list(cflags)
     before = _lines(before_objs, stamp.get("clang", ""), stamp.get("cflags") or []) if stamp else []
     after = _lines(after_objs, version, full_flags)
-    return {"changed": bool(todo or gone), "objects": dict((t.name, t.output) for t in targets),
+    return {"changed": bool(todo or gone or packed), "objects": dict((t.name, t.output) for t in targets),
             "built": [t.name for t in todo], "removed": [n for n, _p in gone], "stamp": stamp_path,
+            "archive": archive,
             "diff": {"before": "\n".join(before) + ("\n" if before else ""), "after": "\n".join(after) + "\n"}}

@@ -31,7 +31,6 @@ __metaclass__ = type
 
 import errno
 import os
-import socket
 
 from ansible_collections.mizar.transit.plugins.module_utils import addr, datapath, libbpf, netlink, stages, xdp
 from ansible_collections.mizar.transit.plugins.module_utils.steps import Step, StepError, carry_out
@@ -124,30 +123,12 @@ def _set_ipv6_off(ifname, netns):
         raise
 
 
-def default_route(ifname, netns):
+def default_route(netns):
     """{gateway, oif} of the main table's default route in netns, or None."""
-
-    def body():
-        with netlink.IPRoute() as ipr:
-            for r in ipr.route("dump", family=socket.AF_INET, table=254):
-                if r["dst_len"] == 0:
-                    return {"gateway": r.get("RTA_GATEWAY"), "oif": r.get("RTA_OIF")}
-        return None
-
-    return netlink.run_in_netns(netns, body)
-
-
-def addr_del(ifname, cidr, netns):
-    """Remove an IPv4 address "a.b.c.d/len" from ifname in netns."""
-    ip, plen = cidr.split("/")
-
-    def body():
-        with netlink.IPRoute() as ipr:
-            idx = ipr.link_lookup(ifname=ifname)[0]
-            ipr.addr("del", index=idx, address=ip, prefixlen=int(plen), family=socket.AF_INET)
-        return True
-
-    return netlink.run_in_netns(netns, body)
+    for r in netlink.routes(netns):
+        if r["dst_len"] == 0:
+            return {"gateway": r["gateway"], "oif": r["oif"]}
+    return None
 
 
 def _pinned_id(pin_dir, role):
@@ -203,7 +184,7 @@ def read(spec):
                        "addrs": sorted(netlink.addrs(INNER, spec.netns)),
                        "ipv6_off": _ipv6_off(INNER, spec.netns),
                        "tx_csum": netlink.tx_checksum_enabled(INNER, spec.netns),
-                       "route": default_route(INNER, spec.netns)}
+                       "route": default_route(spec.netns)}
         st["pass"] = _xdp(INNER, spec.netns, spec.pin_dir, ours)
     h, i = st["host"], st["inner"]
     st["paired"] = bool(h and i and h["kind"] == "veth" and i["kind"] == "veth" and
@@ -315,7 +296,8 @@ def _plan_netns(spec, st):
                           netns=ns))
     for a in have:
         if a != spec.cidr:
-            steps.append(Step("remove address %s from %s" % (a, where_inner), addr_del, INNER, a, ns))
+            steps.append(Step("remove address %s from %s" % (a, where_inner), netlink.addr_del, INNER, a,
+                              netns=ns))
     if spec.gateway:
         r = i["route"] if i else None
         if r is None or r["gateway"] != spec.gateway or r["oif"] != i["index"]:

@@ -30,7 +30,6 @@ import hashlib
 import ipaddress
 import os
 import shutil
-import socket
 
 from ansible_collections.mizar.transit.plugins.module_utils import addr
 from ansible_collections.mizar.transit.plugins.module_utils import libbpf
@@ -251,7 +250,8 @@ def _plan_present(spec, state, tag):
     have = ist["addresses"] if ist is not None else []
     for a in have:
         if a != spec.address:
-            ch.append(Step("remove address %s from %s in %s" % (a, ifname, name), _addr_del, ifname, a, name))
+            ch.append(Step("remove address %s from %s in %s" % (a, ifname, name), netlink.addr_del, ifname, a,
+                           netns=name))
     if spec.address not in have:
         ch.append(Step("add address %s to %s in %s" % (spec.address, ifname, name),
                        netlink.addr_add, ifname, spec.address, netns=name))
@@ -319,19 +319,6 @@ def _attach(spec, old_prog_id):
         prog = obj.program(spec.xdp_program)
         return xdp.attach(spec.port, prog, spec.xdp_mode, via="netlink", switch_mode=True,
                           ours=[old_prog_id] if old_prog_id else ())["changed"]
-
-
-def _addr_del(ifname, cidr, netns):
-    iface_addr = ipaddress.IPv4Interface(cidr)
-
-    def body():
-        with netlink.IPRoute() as ipr:
-            idx = ipr.link_lookup(ifname=ifname)[0]
-            ipr.addr("del", index=idx, address=str(iface_addr.ip), prefixlen=iface_addr.network.prefixlen,
-                     family=socket.AF_INET)
-        return True
-
-    return netlink.run_in_netns(netns, body)
 
 
 def _rm_view(path):

@@ -47,14 +47,62 @@ _PERCPU_TYPES = (BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, 10, 21)
 class BpfError(Exception):
     """A libbpf or bpf() failure: op names the operation, errno the cause."""
 
-    def __init__(self, op, err, log=""):
+    def __init__(self, op, err, log="", msg=None):
         self.op = op
         self.errno = abs(err) if err else 0
         self.log = log
-        msg = "%s failed: %s" % (op, os.strerror(self.errno) if self.errno else "unknown error")
-        if log:
-            msg += "\n" + log.strip()
+        if msg is None:
+            msg = "%s failed: %s" % (op, os.strerror(self.errno) if self.errno else "unknown error")
+            if log:
+                msg += "\n" + log.strip()
         super(BpfError, self).__init__(msg)
+
+
+class VerifierRejection(BpfError):
+    """The kernel's verifier refused a program. The message is one line that
+    names the host, its kernel, the object, the program and the verifier's
+    own reason; the whole log stays in .log."""
+
+    def __init__(self, path, err, log):
+        self.path = path
+        self.program, self.reason, self.insn = verifier_reason(log)
+        uname = os.uname()
+        what = "program %s of %s" % (self.program, path) if self.program else path
+        msg = "the Linux %s verifier on %s rejected %s: %s" % (uname.release, uname.nodename, what, self.reason)
+        if self.insn:
+            msg += " (at: %s)" % self.insn
+        super(VerifierRejection, self).__init__("loading %s" % path, err, log, msg=msg)
+
+
+def verifier_reason(log):
+    """(program, reason, source line) from a libbpf load log: the program
+    libbpf says failed, the verifier's last message before its statistics,
+    and the last source line it quoted. Missing parts are None; a log with
+    no verifier output gives the last libbpf line as the reason."""
+    lines = [ln.rstrip() for ln in log.splitlines() if ln.strip()]
+    program = reason = insn = None
+    for ln in lines:
+        if ln.startswith("libbpf: prog '") and "failed to load" in ln:
+            program = ln.split("'")[1]
+    marks = [i for i, ln in enumerate(lines) if "-- BEGIN PROG LOAD LOG --" in ln or ln == "-- END PROG LOAD LOG --"]
+    if len(marks) >= 2:
+        start, end = marks[0], marks[1]
+        body = lines[start + 1:end]
+        for i in range(len(body) - 1, -1, -1):
+            ln = body[i]
+            if ln.startswith("processed ") or ln.startswith("verification time") or ln.startswith("stack depth"):
+                continue
+            reason = ln
+            body = body[:i]
+            break
+        for ln in reversed(body):
+            if ln.startswith("; "):
+                insn = ln[2:].strip()
+                break
+    if reason is None:
+        rest = [ln for ln in lines if not ln.startswith("libbpf: map") and "pinned map" not in ln]
+        reason = rest[-1] if rest else "no reason given"
+    return program, reason, insn
 
 
 # ---------------------------------------------------------------- structs
@@ -151,7 +199,11 @@ _print_cb = None
 
 
 def _sig(lib, name, restype, argtypes):
-    fn = getattr(lib, name)
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        raise BpfError("the system libbpf.so.1 has no %s: mizar.transit needs libbpf 1.0 or newer "
+                       "(Debian 12's libbpf1 1.1 works)" % name, errno_mod.ENOSYS)
     fn.restype = restype
     fn.argtypes = argtypes
     return fn
@@ -177,7 +229,7 @@ def lib():
     try:
         handle = ctypes.CDLL("libbpf.so.1", use_errno=True)
     except OSError:
-        raise BpfError("loading libbpf.so.1 (install the libbpf1 package)", errno_mod.ENOENT)
+        raise BpfError("loading libbpf.so.1 (install the libbpf1 package: libbpf 1.0 or newer)", errno_mod.ENOENT)
     _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
     vp, i, u32, cp = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_char_p
@@ -688,6 +740,8 @@ class BpfObject:
         ret = lib().bpf_object__load(self._obj)
         log = _take_log()
         if ret < 0:
+            if "-- BEGIN PROG LOAD LOG --" in log:  # the verifier's own words
+                raise VerifierRejection(self.path, ret, log)
             raise BpfError("loading %s" % self.path, ret, log)
         self.loaded = True
         return self

@@ -15,7 +15,13 @@ which remounts /sys). BPF calls that take an ifindex (XDP attach, query)
 use run_in_netns() the same way.
 
 pyroute2 is optional at import time (HAS_PYROUTE2) so that modules can
-report it with missing_required_lib.
+report it with missing_required_lib. Targets may have pyroute2 0.7 (Debian
+12) or 0.9, so the code keeps to what both do alike: attributes are read
+with get_attr() (get() with an attribute's name finds it in 0.9 only),
+and results are only iterated and indexed (0.7 returns tuples, 0.9 lists).
+XDP attachments by netlink go through libbpf (bpf_xdp_attach), not
+pyroute2: 0.7 packs IFLA_XDP_FLAGS into 16 big-endian bits, which the
+kernel refuses.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,16 +37,47 @@ import socket
 import struct
 import threading
 
+# The oldest pyroute2 the modules work with (Debian 12's python3-pyroute2).
+PYROUTE2_MIN = (0, 7, 2)
+PYROUTE2_REQUIREMENT = "pyroute2 >= %d.%d.%d" % PYROUTE2_MIN
+
+
+def version_tuple(text):
+    """(0, 7, 2) of "0.7.2" (a suffix such as ".post1" or "rc1" ignored)."""
+    out = []
+    for part in str(text).split(".")[:3]:
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        out.append(int(digits or 0))
+    return tuple(out + [0] * (3 - len(out)))
+
+
 try:
+    import pyroute2 as _pyroute2
     from pyroute2 import IPRoute
     from pyroute2 import netns as _pr_netns
     from pyroute2.netlink.exceptions import NetlinkError as _PrNetlinkError
 
-    HAS_PYROUTE2 = True
-    PYROUTE2_IMPORT_ERROR = None
+    try:
+        # the distribution's metadata: Debian's build leaves __version__ "unknown"
+        from importlib.metadata import version as _dist_version
+        PYROUTE2_VERSION = _dist_version("pyroute2")
+    except Exception:  # no metadata (a copied tree): what the package says, if anything
+        PYROUTE2_VERSION = getattr(_pyroute2, "__version__", "unknown")
+    if PYROUTE2_VERSION[:1].isdigit() and version_tuple(PYROUTE2_VERSION) < PYROUTE2_MIN:
+        HAS_PYROUTE2 = False
+        PYROUTE2_IMPORT_ERROR = ImportError("pyroute2 %s is installed; mizar.transit needs %s"
+                                            % (PYROUTE2_VERSION, PYROUTE2_REQUIREMENT))
+    else:
+        HAS_PYROUTE2 = True
+        PYROUTE2_IMPORT_ERROR = None
 except ImportError as _e:  # pragma: no cover - exercised when pyroute2 is absent
     HAS_PYROUTE2 = False
     PYROUTE2_IMPORT_ERROR = _e
+    PYROUTE2_VERSION = None
 
     class _PrNetlinkError(Exception):
         pass
@@ -176,6 +213,41 @@ def sysctl(key, value=None, netns=None):
     return run_in_netns(netns, body)
 
 
+# ---------------------------------------------------------------- messages
+
+
+def parse_link(msg):
+    """{index, ifname, mac, mtu, up, kind, master, peer_index} of an
+    RTM_NEWLINK message (pyroute2's ifinfmsg)."""
+    linkinfo = msg.get_attr("IFLA_LINKINFO")
+    return {
+        "index": msg["index"],
+        "ifname": msg.get_attr("IFLA_IFNAME"),
+        "mac": msg.get_attr("IFLA_ADDRESS"),
+        "mtu": msg.get_attr("IFLA_MTU"),
+        "up": bool(msg["flags"] & IFF_UP),
+        "kind": linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo is not None else None,
+        "master": msg.get_attr("IFLA_MASTER"),
+        "peer_index": msg.get_attr("IFLA_LINK"),
+    }
+
+
+def parse_addr(msg):
+    """The "a.b.c.d/len" of an RTM_NEWADDR message (ifaddrmsg)."""
+    return "%s/%d" % (msg.get_attr("IFA_ADDRESS"), msg["prefixlen"])
+
+
+def parse_route(msg):
+    """{dst, dst_len, gateway, oif} of an RTM_NEWROUTE message (rtmsg); dst
+    is "0.0.0.0" for a default route, which carries no RTA_DST."""
+    return {
+        "dst": msg.get_attr("RTA_DST") or "0.0.0.0",
+        "dst_len": msg["dst_len"],
+        "gateway": msg.get_attr("RTA_GATEWAY"),
+        "oif": msg.get_attr("RTA_OIF"),
+    }
+
+
 # ---------------------------------------------------------------- links
 
 
@@ -190,20 +262,6 @@ def _nl(op, fn):
     except _PrNetlinkError as e:
         code = e.code if hasattr(e, "code") else 0
         raise NetlinkError("%s: %s" % (op, os.strerror(code) if code else e), code)
-
-
-def _link_dict(msg):
-    linkinfo = msg.get("IFLA_LINKINFO")
-    return {
-        "index": msg["index"],
-        "ifname": msg.get("IFLA_IFNAME"),
-        "mac": msg.get("IFLA_ADDRESS"),
-        "mtu": msg.get("IFLA_MTU"),
-        "up": bool(msg["flags"] & IFF_UP),
-        "kind": linkinfo.get("IFLA_INFO_KIND") if linkinfo else None,
-        "master": msg.get("IFLA_MASTER"),
-        "peer_index": msg.get("IFLA_LINK"),
-    }
 
 
 def _find(ipr, iface):
@@ -227,7 +285,7 @@ def link(iface, netns=None):
     def body():
         with _ipr() as ipr:
             msg = _find(ipr, iface)
-            return _link_dict(msg) if msg is not None else None
+            return parse_link(msg) if msg is not None else None
 
     return run_in_netns(netns, body)
 
@@ -237,7 +295,7 @@ def links(netns=None):
 
     def body():
         with _ipr() as ipr:
-            return [_link_dict(m) for m in ipr.link("dump")]
+            return [parse_link(m) for m in ipr.link("dump")]
 
     return run_in_netns(netns, body)
 
@@ -267,7 +325,7 @@ def veth_add(ifname, peer, netns=None, peer_netns=None):
         with _ipr() as ipr:
             msg = _find(ipr, ifname)
             if msg is not None:
-                if _link_dict(msg)["kind"] != "veth":
+                if parse_link(msg)["kind"] != "veth":
                     raise NetlinkError("%s exists and is not a veth" % ifname, errno.EEXIST)
                 return False
             peer_spec = {"ifname": peer}
@@ -297,7 +355,7 @@ def bridge_add(name, netns=None):
                 _nl("creating bridge %s" % name, lambda: ipr.link("add", ifname=name, kind="bridge"))
                 msg = _require(ipr, name, netns)
                 changed = True
-            elif _link_dict(msg)["kind"] != "bridge":
+            elif parse_link(msg)["kind"] != "bridge":
                 raise NetlinkError("%s exists and is not a bridge" % name, errno.EEXIST)
             if not msg["flags"] & IFF_UP:
                 _nl("setting %s up" % name, lambda: ipr.link("set", index=msg["index"], state="up"))
@@ -314,7 +372,7 @@ def link_set(iface, netns=None, up=None, mac=None, mtu=None, master=None, nomast
     def body():
         with _ipr() as ipr:
             msg = _require(ipr, iface, netns)
-            cur = _link_dict(msg)
+            cur = parse_link(msg)
             idx = cur["index"]
             changes = {}
             if mac is not None and (cur["mac"] or "").lower() != mac.lower():
@@ -353,19 +411,11 @@ def link_del(iface, netns=None):
     return run_in_netns(netns, body)
 
 
-def link_xdp_set(ifindex, attrs, netns=None):
-    """Send IFLA_XDP attributes ([(name, value)], e.g. IFLA_XDP_FD,
-    IFLA_XDP_FLAGS, IFLA_XDP_EXPECTED_FD) for ifindex: the netlink way of
-    attaching XDP, for kernels without XDP links. Errors carry the errno."""
-
-    def body():
-        with _ipr() as ipr:
-            _nl("IFLA_XDP on ifindex %d" % ifindex, lambda: ipr.link("set", index=ifindex, xdp={"attrs": attrs}))
-
-    run_in_netns(netns, body)
-
-
 # ---------------------------------------------------------------- addresses, routes
+
+
+def _addrs(ipr, idx):
+    return [parse_addr(a) for a in ipr.addr("dump", index=idx, family=socket.AF_INET)]
 
 
 def addrs(iface, netns=None):
@@ -373,9 +423,7 @@ def addrs(iface, netns=None):
 
     def body():
         with _ipr() as ipr:
-            idx = _require(ipr, iface, netns)["index"]
-            return ["%s/%d" % (a.get("IFA_ADDRESS"), a["prefixlen"])
-                    for a in ipr.addr("dump", index=idx, family=socket.AF_INET)]
+            return _addrs(ipr, _require(ipr, iface, netns)["index"])
 
     return run_in_netns(netns, body)
 
@@ -388,14 +436,44 @@ def addr_add(iface, cidr, netns=None):
     def body():
         with _ipr() as ipr:
             idx = _require(ipr, iface, netns)["index"]
-            have = ["%s/%d" % (a.get("IFA_ADDRESS"), a["prefixlen"])
-                    for a in ipr.addr("dump", index=idx, family=socket.AF_INET)]
-            if want in have:
+            if want in _addrs(ipr, idx):
                 return False
             _nl("adding %s to %s" % (want, iface),
                 lambda: ipr.addr("add", index=idx, address=str(iface_addr.ip),
                                  prefixlen=iface_addr.network.prefixlen))
             return True
+
+    return run_in_netns(netns, body)
+
+
+def addr_del(iface, cidr, netns=None):
+    """Remove an IPv4 address "a.b.c.d/len" from a link. Returns changed."""
+    iface_addr = ipaddress.ip_interface(cidr)
+    want = "%s/%d" % (iface_addr.ip, iface_addr.network.prefixlen)
+
+    def body():
+        with _ipr() as ipr:
+            idx = _require(ipr, iface, netns)["index"]
+            if want not in _addrs(ipr, idx):
+                return False
+            _nl("removing %s from %s" % (want, iface),
+                lambda: ipr.addr("del", index=idx, address=str(iface_addr.ip),
+                                 prefixlen=iface_addr.network.prefixlen, family=socket.AF_INET))
+            return True
+
+    return run_in_netns(netns, body)
+
+
+def _routes(ipr):
+    return [parse_route(r) for r in ipr.route("dump", family=socket.AF_INET, table=254)]
+
+
+def routes(netns=None):
+    """The IPv4 routes of the main table, as parse_route() describes them."""
+
+    def body():
+        with _ipr() as ipr:
+            return _routes(ipr)
 
     return run_in_netns(netns, body)
 
@@ -411,11 +489,10 @@ def route_add(dst, gateway=None, iface=None, netns=None):
         with _ipr() as ipr:
             oif = _require(ipr, iface, netns)["index"] if iface is not None else None
             spec = {"dst": str(net.network_address), "dst_len": net.prefixlen}
-            for r in ipr.route("dump", family=socket.AF_INET, table=254):
-                rdst = r.get("RTA_DST") or "0.0.0.0"
-                if rdst == spec["dst"] and r["dst_len"] == net.prefixlen:
-                    same = ((gateway is None or r.get("RTA_GATEWAY") == gateway) and
-                            (oif is None or r.get("RTA_OIF") == oif))
+            for r in _routes(ipr):
+                if r["dst"] == spec["dst"] and r["dst_len"] == net.prefixlen:
+                    same = ((gateway is None or r["gateway"] == gateway) and
+                            (oif is None or r["oif"] == oif))
                     if same:
                         return False
             args = dict(spec)

@@ -178,6 +178,7 @@ class Plan:
         self.phases = []  # [(phase name, map name, [(slot, bytes)])]
         self._diff = dict((name, {"added": [], "changed": [], "removed": []}) for name in LOGICAL)
         self._raw = {}  # table name -> _RawDiff, decoded into _diff on first use
+        self.pending = False  # a later scope has work left (converge())
 
     def add(self, phase, map_name, writes):
         if writes:
@@ -452,10 +453,12 @@ def apply_plan(maps, p):
 
 def converge(pin_dir, desired, check_mode=False, scope="all"):
     """Plan and (unless check_mode) apply; returns the plan. scope: see
-    scoped()."""
+    scoped(). The plan's pending says whether a later scope still has work
+    after this one (always False for scope all)."""
     with Maps(pin_dir) as maps:
         snap = Snapshot(maps)
         p = plan(snap, scoped(snap, desired, scope))
+        p.pending = scope != "all" and plan(snap, desired).diff != p.diff
         if not check_mode:
             apply_plan(maps, p)
         return p

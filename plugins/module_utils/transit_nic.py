@@ -35,7 +35,7 @@ __metaclass__ = type
 import ctypes
 import os
 
-from ansible_collections.mizar.transit.plugins.module_utils import datapath, dryload, libbpf, netlink, stages, tables
+from ansible_collections.mizar.transit.plugins.module_utils import datapath, dryload, kernel, libbpf, netlink, stages, tables
 from ansible_collections.mizar.transit.plugins.module_utils import xdp
 from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import BPF_FS_MAGIC, fs_type
 from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import libc as _libc
@@ -45,7 +45,20 @@ BPFFS = "/sys/fs/bpf"
 
 
 class TransitError(Exception):
-    """The transit program cannot be brought to the wanted state; says why."""
+    """The transit program cannot be brought to the wanted state; says why.
+    details: more for the task's result (the verifier's whole log)."""
+
+    def __init__(self, msg, details=None):
+        super(TransitError, self).__init__(msg)
+        self.details = details or {}
+
+
+def _load_error(what, e):
+    """A TransitError for a failed load; a verifier rejection keeps its
+    one-line reason in the message and its whole log in the details."""
+    if isinstance(e, libbpf.VerifierRejection):
+        return TransitError("%s: %s" % (what, e), {"verifier_log": e.log.splitlines()})
+    return TransitError("%s: %s" % (what, e))
 
 
 def _existing_ancestor(path):
@@ -203,7 +216,7 @@ def _dry(spec, role, maps_dir):
     try:
         return dryload.program_summary(os.path.join(spec.obj_dir, obj), prog, maps_dir)
     except libbpf.BpfError as e:
-        raise TransitError("obj_dir: loading %s from %s: %s" % (prog, os.path.join(spec.obj_dir, obj), e))
+        raise _load_error("obj_dir: loading %s from %s" % (prog, os.path.join(spec.obj_dir, obj)), e)
 
 
 def _check_nic(spec, st):
@@ -242,6 +255,10 @@ def ensure(spec, check_mode=False):
 
 def _present(spec, dp, st, check_mode):
     actions = []
+    try:
+        kernel.require_supported()
+    except kernel.KernelError as e:
+        raise TransitError(str(e))
     switch = _check_nic(spec, st)
     mount = bpffs_to_mount(spec.pin_dir)
     if mount:
@@ -276,7 +293,7 @@ def _present(spec, dp, st, check_mode):
         try:
             load = dp.load(stage_sources=spec.stage_sources)
         except (datapath.DatapathError, libbpf.BpfError, stages.StageError, OSError) as e:
-            raise TransitError("loading the datapath from %s into %s: %s" % (spec.obj_dir, spec.pin_dir, e))
+            raise _load_error("loading the datapath from %s into %s" % (spec.obj_dir, spec.pin_dir), e)
         migrated = load["action"] == "migrated"
         if load["action"] == "created":
             actions.append("create the datapath maps under %s and load the programs %s" % (

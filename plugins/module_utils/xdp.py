@@ -7,9 +7,9 @@ New attachments are bpf_links (pinned where the caller says), so a program
 is replaced with one bpf_link_update(BPF_F_REPLACE, expected old program):
 atomic, the interface never runs without a program, and a concurrent change
 makes the update fail instead of being overwritten. Kernels without XDP
-links (before 5.9) get a netlink attachment instead: pyroute2 with
-XDP_FLAGS_REPLACE and IFLA_XDP_EXPECTED_FD, which pyroute2 0.9.7 encodes
-(ifinfmsg.xdp lists it), giving the same compare-and-swap.
+links (before 5.9) get a netlink attachment instead: libbpf's
+bpf_xdp_attach with XDP_FLAGS_REPLACE and the expected old program, giving
+the same compare-and-swap.
 
 Existing attachments are always updated the way they were made: a link can
 only be changed through the link, and a netlink attachment is replaced by
@@ -55,6 +55,33 @@ class ForeignProgramError(XdpError):
 
 class ModeMismatchError(XdpError):
     """The attached program runs in another mode than requested."""
+
+
+class NativeUnsupportedError(XdpError):
+    """The NIC's driver has no native XDP."""
+
+
+def driver(iface):
+    """The kernel driver of iface (from sysfs), or None for a virtual one."""
+    try:
+        return os.path.basename(os.readlink("/sys/class/net/%s/device/driver" % iface))
+    except OSError:
+        return None
+
+
+def _create_or_explain(iface, ifindex, prog_fd, mode, link_pin, via):
+    """_create, with the one refusal users meet on real NICs said plainly:
+    a driver without native XDP (EOPNOTSUPP). Nothing is attached then."""
+    try:
+        return _create(ifindex, prog_fd, mode, link_pin, via)
+    except libbpf.BpfError as e:
+        if mode == "native" and e.errno == errno.EOPNOTSUPP:
+            name = iface if not isinstance(iface, int) else "ifindex %d" % iface
+            raise NativeUnsupportedError(
+                "%s (driver %s) has no native XDP support: the kernel refused a native attach; nothing was "
+                "attached. Use generic mode for this NIC (mizar_xdp_mode: generic), or a driver with native XDP"
+                % (name, driver(name) or "unknown"))
+        raise
 
 
 def _fd(prog):
@@ -160,20 +187,15 @@ def _ours(state, pinned, ours):
 
 
 def _netlink_set(ifindex, prog_fd, flags, expected_fd=None):
-    """IFLA_XDP through pyroute2: attach (prog_fd) or detach (-1), guarded by
-    the expected program when expected_fd is given."""
-    attrs = [("IFLA_XDP_FD", prog_fd)]
-    if expected_fd is not None:
-        flags |= libbpf.XDP_FLAGS_REPLACE
-        attrs.append(("IFLA_XDP_EXPECTED_FD", expected_fd))
-    else:
-        flags |= libbpf.XDP_FLAGS_UPDATE_IF_NOEXIST if prog_fd >= 0 else 0
-    attrs.insert(1, ("IFLA_XDP_FLAGS", flags))
-    try:
-        netlink.link_xdp_set(ifindex, attrs)
-    except netlink.NetlinkError as e:
-        raise libbpf.BpfError("netlink XDP %s on ifindex %d" % ("attach" if prog_fd >= 0 else "detach", ifindex),
-                              e.errno)
+    """A netlink XDP attachment (libbpf's bpf_xdp_attach): attach prog_fd,
+    or detach with -1, guarded by the expected program when expected_fd is
+    given (XDP_FLAGS_REPLACE, a compare-and-swap in the kernel)."""
+    if prog_fd < 0:
+        libbpf.xdp_detach(ifindex, flags, old_prog_fd=expected_fd)
+        return
+    if expected_fd is None:
+        flags |= libbpf.XDP_FLAGS_UPDATE_IF_NOEXIST
+    libbpf.xdp_attach(ifindex, prog_fd, flags, old_prog_fd=expected_fd)
 
 
 def _create(ifindex, prog_fd, mode, link_pin, via):
@@ -243,7 +265,7 @@ def attach(iface, prog, mode, netns=None, link_pin=None, via="auto", switch_mode
             note = None
             if not before["attached"]:
                 action = "attached"
-                used = _create(ifindex, prog_fd, mode, link_pin, via)
+                used = _create_or_explain(iface, ifindex, prog_fd, mode, link_pin, via)
             else:
                 mine = _ours(before, pinned, ours)
                 if not mine and not takeover:
@@ -259,7 +281,7 @@ def attach(iface, prog, mode, netns=None, link_pin=None, via="auto", switch_mode
                     _remove(before, pinned)
                     if link_pin and pinned.runs_on(ifindex, before["prog_id"]):
                         libbpf.unpin(link_pin)
-                    used = _create(ifindex, prog_fd, mode, link_pin, via)
+                    used = _create_or_explain(iface, ifindex, prog_fd, mode, link_pin, via)
                     action = "switched"
                     note = ("mode %s -> %s needs detach + attach: %s ran no XDP program in between"
                             % (before["mode"], mode, iface))

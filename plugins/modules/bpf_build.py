@@ -29,8 +29,10 @@ description:
     only once all of them compiled, so a failed build leaves O(dest) as it was.
   - Objects that an earlier run built and that are no longer wanted (a source removed from
     O(sources) or from the tree) are deleted.
+  - All objects are also packed into one archive, C(objects.tar) in O(dest), rewritten only when an
+    object changed.
   - "Meant to run once, on the controller (C(delegate_to: localhost), C(run_once: true)); the
-    objects are then copied to the transit hosts."
+    archive then goes to the transit hosts with M(mizar.transit.transit) (its O(mizar.transit.transit#module:archive))."
 author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
@@ -123,6 +125,13 @@ removed:
   type: list
   elements: str
   sample: [functions/oldfn]
+archive:
+  description:
+    - One archive of every object (C(objects.tar) in O(dest)), byte-identical for identical objects,
+      for O(mizar.transit.transit#module:archive) to carry to the hosts in one transfer.
+  returned: always
+  type: str
+  sample: /root/.cache/mizar.transit/bpf/objects.tar
 stamp:
   description: The stamp file that records the inputs of every object.
   returned: always

@@ -196,7 +196,7 @@ def main():
         supports_check_mode=True,
     )
     if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
     p = module.params
     try:
         spec = EndpointSpec(p["name"], p["iface"], p["pin_dir"], state=p["state"], netns=p["netns"], ip=p["ip"],

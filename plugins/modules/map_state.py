@@ -41,7 +41,8 @@ options:
       - V(add) adds only entries whose key is new. V(update) also changes entries whose value
         differs. V(all) also removes what the rendering no longer has.
       - Run V(add), then V(update), then V(all), each on every host before the next. A host is then
-        never pointed at another before that one holds what it needs.
+        never pointed at another before that one holds what it needs. A host whose RV(pending) is
+        false after a step needs no later step.
     type: str
     choices: [add, update, all]
     default: all
@@ -89,6 +90,13 @@ counts:
   returned: always
   type: dict
   sample: {endpoints: 5, networks: 0, vpcs: 1, agents: 2, substrate: 3}
+pending:
+  description:
+    - Whether a later O(scope) still has work after this one (V(update) after V(add), V(all) after
+      either). Always false with O(scope=all). A play can skip the later steps on a host where this is false.
+  returned: always
+  type: bool
+  sample: false
 writes:
   description: The number of map slots written.
   returned: always
@@ -117,7 +125,7 @@ def main():
         supports_check_mode=True,
     )
     if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
     rendered = module.params["rendered"]
     host = rendered.get("host") or "this host"
     pin_dir = module.params["pin_dir"] or (rendered.get("interface") or {}).get("pin_dir") or "/sys/fs/bpf/mizar"
@@ -135,7 +143,7 @@ def main():
     before, after, changes = describe(plan, Names(rendered, by_index.get))
     counts = dict((name, len(state[name])) for name in ("substrate", "endpoints", "networks", "vpcs", "agents"))
     result = dict(changed=plan.changed, changes=changes, counts=counts,
-                  writes=plan.writes())
+                  writes=plan.writes(), pending=plan.pending)
     if module._diff:
         result["diff"] = dict(before=before, after=after, before_header="%s maps" % host,
                               after_header="%s maps" % host)

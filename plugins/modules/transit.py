@@ -65,6 +65,14 @@ options:
         M(mizar.transit.bpf_build).
       - Required with O(state=present).
     type: path
+  archive:
+    description:
+      - The archive of the objects on the controller (C(objects.tar), written by
+        M(mizar.transit.bpf_build)). The task carries it to the host and makes O(obj_dir) hold exactly
+        its objects before loading; an object that is already there with the same bytes is not written.
+      - One transfer per run, however many objects there are.
+      - In check mode O(obj_dir) is left alone and the plan is made against the archive's objects.
+    type: path
   stages:
     description:
       - The objects of the stage programs installed in this datapath (see M(mizar.transit.stage)).
@@ -117,6 +125,12 @@ EXAMPLES = r"""
     interface: eth0
     obj_dir: /var/lib/mizar/bpf
 
+- name: Carry the objects built on the controller to the host, then load and attach
+  mizar.transit.transit:
+    interface: eth0
+    obj_dir: /var/lib/mizar/bpf
+    archive: "{{ lookup('ansible.builtin.env', 'HOME') }}/.cache/mizar.transit/bpf/objects.tar"
+
 - name: Move a NIC without native XDP support to generic mode
   mizar.transit.transit:
     interface: eth1
@@ -139,6 +153,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+objects:
+  description: The objects of O(archive) written to O(obj_dir) (C(added), C(updated)) and removed from it.
+  returned: with O(archive)
+  type: dict
+  sample: {added: [], updated: [transit.bpf.o], removed: []}
 prog_id:
   description:
     - Kernel id of the transit program on O(interface).
@@ -197,7 +216,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mizar.transit.plugins.module_utils import netlink
+from ansible_collections.mizar.transit.plugins.module_utils import netlink, objects
 from ansible_collections.mizar.transit.plugins.module_utils.transit_nic import TransitError, TransitSpec, ensure
 
 STAGES = ["on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep"]
@@ -211,6 +230,7 @@ def main():
             switch_mode=dict(type="bool", default=False),
             pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
             obj_dir=dict(type="path"),
+            archive=dict(type="path"),
             stages=dict(type="list", elements="dict", default=[], options=dict(
                 stage=dict(type="str", required=True, choices=STAGES),
                 object=dict(type="path", required=True),
@@ -222,18 +242,33 @@ def main():
         supports_check_mode=True,
     )
     if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
     p = module.params
+    shipped = None
     try:
-        spec = TransitSpec(p["interface"], p["pin_dir"], obj_dir=p["obj_dir"], mode=p["mode"],
+        obj_dir = p["obj_dir"]
+        if p["archive"] and p["state"] == "present":
+            shipped = objects.install(p["archive"], p["obj_dir"], check_mode=module.check_mode)
+            obj_dir = shipped["staged"]
+        spec = TransitSpec(p["interface"], p["pin_dir"], obj_dir=obj_dir, mode=p["mode"],
                            switch_mode=p["switch_mode"], state=p["state"], stage_sources=p["stages"])
         result = ensure(spec, check_mode=module.check_mode)
+    except objects.ObjectsError as e:
+        module.fail_json(msg="the objects archive for %s: %s" % (p["obj_dir"], e))
     except TransitError as e:
-        module.fail_json(msg=str(e))
+        module.fail_json(msg=str(e), **e.details)
     except Exception as e:  # a failure the plan did not foresee: say where, keep the traceback
         module.fail_json(msg="transit on %s (pin_dir %s): %s" % (p["interface"], p["pin_dir"], e),
                          exception=traceback.format_exc())
+    finally:
+        if shipped:
+            objects.discard(shipped, p["obj_dir"])
     diff = result.pop("diff")
+    if shipped:
+        result["objects"] = dict((k, shipped[k]) for k in ("added", "updated", "removed"))
+        result["changed"] = result["changed"] or shipped["changed"]
+        diff = {"before": "objects in %s:\n%s%s" % (p["obj_dir"], shipped["diff"]["before"], diff["before"]),
+                "after": "objects in %s:\n%s%s" % (p["obj_dir"], shipped["diff"]["after"], diff["after"])}
     if module._diff:
         result["diff"] = dict(diff, before_header="%s (before)" % p["interface"],
                               after_header="%s (after)" % p["interface"])

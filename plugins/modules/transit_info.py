@@ -143,7 +143,7 @@ def main():
         supports_check_mode=True,
     )
     if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
     pin_dir = module.params["pin_dir"]
     try:
         result = info(pin_dir)

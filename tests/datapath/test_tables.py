@@ -147,17 +147,33 @@ def test_scoped_steps(host):
     old, new = F.WORLD_B, _changed_world()
     tables.converge(host.pin_dir, old)
     old_l, new_l = _logical(old), _logical(new)
-    tables.converge(host.pin_dir, new, scope="add")
+    assert tables.converge(host.pin_dir, new, scope="add", check_mode=True).pending
+    assert tables.converge(host.pin_dir, new, scope="add").pending  # a change and a removal wait
     got = tables.read_state(host.pin_dir)["endpoints"]
     assert set(got) == set(old_l["endpoints"]) | set(new_l["endpoints"])
     assert all(got[k] == v for k, v in old_l["endpoints"].items())  # nothing changed yet
     p = tables.converge(host.pin_dir, new, scope="update")
+    assert p.pending  # the removal waits
     assert [e["ip"] for dummy, e in p.diff["endpoints"]["changed"]] == ["10.0.0.5"]
     assert not p.diff["endpoints"]["removed"] and not p.diff["endpoints"]["added"]
     got = tables.read_state(host.pin_dir)["endpoints"]
     assert (100, "10.0.0.6") in got  # still there
     assert got[(100, "10.0.0.5")] == new_l["endpoints"][(100, "10.0.0.5")]
     p = tables.converge(host.pin_dir, new, scope="all")
-    assert [e["ip"] for e in p.diff["endpoints"]["removed"]] == ["10.0.0.6"]
+    assert [e["ip"] for e in p.diff["endpoints"]["removed"]] == ["10.0.0.6"] and not p.pending
     assert tables.read_state(host.pin_dir) == new_l
-    assert not tables.converge(host.pin_dir, new, scope="add").changed
+    again = tables.converge(host.pin_dir, new, scope="add")
+    assert not again.changed and not again.pending  # a no-op run stops after the first step
+
+
+def test_an_addition_alone_leaves_nothing_pending(host):
+    """A change that only adds is done after the first step: the later
+    steps have nothing to do (site.yml skips them)."""
+    fewer = copy.deepcopy(F.WORLD_B)
+    fewer["endpoints"] = [e for e in fewer["endpoints"] if e["ip"] != "10.0.0.6" or e["vni"] != 100]
+    assert len(fewer["endpoints"]) == len(F.WORLD_B["endpoints"]) - 1
+    tables.converge(host.pin_dir, fewer)
+    p = tables.converge(host.pin_dir, F.WORLD_B, scope="add")
+    assert p.changed and not p.pending
+    assert [e["ip"] for e in p.diff["endpoints"]["added"]] == ["10.0.0.6"]
+    assert tables.read_state(host.pin_dir) == _logical(F.WORLD_B)

@@ -15,13 +15,15 @@ modules from the rendering of an inventory.
 Needs root, bpffs, libbpf, pyroute2, clang: fails (never skips) without.
 """
 import os
+import re
 import shutil
+import subprocess
 
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils import abi, datapath, libbpf, netlink, stages, xdp
 
-from .modules_helpers import (ROOT, RUN, Ansible, cleanup, host_pins, leftovers, ping, quiet_veth,
+from .modules_helpers import (BIN, ROOT, RUN, Ansible, cleanup, host_pins, leftovers, ping, quiet_veth,
                               task, xdp_on)
 
 H0 = RUN + "h0"          # the host of the single-module tests
@@ -254,6 +256,70 @@ def test_transit_refuses_a_silent_mode_change_and_bad_input(ansible, host, objs,
     assert xdp_on("eth0", H0) == ("mzr_transit", "generic")
 
 
+def test_transit_carries_the_objects_archive_to_the_host(ansible, host, objs, upgrade_objs, tmp_path):
+    """archive: one transfer makes obj_dir hold exactly the archive's objects;
+    a second run writes nothing; check mode says what would change and
+    leaves obj_dir alone; a stray object is removed."""
+    obj_dir = str(tmp_path / "host-objs")
+    archive = os.path.join(objs, "objects.tar")
+    play = ansible.play([_transit(obj_dir, name="first", archive=archive),
+                         _transit(obj_dir, name="second", archive=archive)], hosts=H0, inventory=host)
+    first, second = play["first"], play["second"]
+    assert first["status"] == "changed", play
+    assert first["objects"]["added"] == ["agent.bpf.o", "functions/acl.bpf.o", "pass.bpf.o", "transit.bpf.o"]
+    assert second["status"] == "ok" and second["objects"] == {"added": [], "updated": [], "removed": []}, play
+    for name in first["objects"]["added"]:
+        with open(os.path.join(obj_dir, name), "rb") as a, open(os.path.join(objs, name), "rb") as b:
+            assert a.read() == b.read(), name
+    with open(os.path.join(obj_dir, "functions", "old.bpf.o"), "wb") as f:
+        f.write(b"stale")
+    newer = os.path.join(upgrade_objs, "objects.tar")
+    play = ansible.play([_transit(obj_dir, name="check", archive=newer, check_mode=True, diff=True)],
+                        hosts=H0, inventory=host)
+    check = play["check"]
+    assert check["status"] == "changed", play
+    assert "transit.bpf.o" in check["objects"]["updated"] and check["objects"]["removed"] == ["functions/old.bpf.o"]
+    assert any(a.startswith("replace the transit program") for a in check["actions"]), check["actions"]
+    with open(os.path.join(obj_dir, "transit.bpf.o"), "rb") as a, open(os.path.join(objs, "transit.bpf.o"), "rb") as b:
+        assert a.read() == b.read(), "check mode wrote an object"
+    assert os.path.exists(os.path.join(obj_dir, "functions", "old.bpf.o"))
+    play = ansible.play([_transit(obj_dir, name="upgrade", archive=newer)], hosts=H0, inventory=host)
+    assert play["upgrade"]["status"] == "changed" and play["upgrade"]["upgraded"], play
+    assert not os.path.exists(os.path.join(obj_dir, "functions", "old.bpf.o"))
+
+
+def test_transit_on_a_nic_without_native_xdp_says_so_and_attaches_nothing(ansible, host, objs):
+    """A bridge has no native XDP, like many real drivers: the refusal names
+    the NIC and the way out, and the NIC is left as it was."""
+    netlink.bridge_add("br9", netns=H0)
+    play = ansible.play([_transit(objs, name="native", interface="br9", ignore_errors=True)],
+                        hosts=H0, inventory=host)
+    res = play["native"]
+    assert res["status"] == "failed", play
+    assert res["msg"] == ("attaching the transit program to br9: br9 (driver unknown) has no native XDP "
+                          "support: the kernel refused a native attach; nothing was attached. Use generic mode "
+                          "for this NIC (mizar_xdp_mode: generic), or a driver with native XDP"), res["msg"]
+    assert xdp_on("br9", H0) is None and xdp_on("eth0", H0) is None
+
+
+def test_site_touches_no_host_when_one_is_unreachable(ansible, host, tmp_path):
+    """One host of the inventory cannot be reached over SSH: site.yml says
+    which, and stops before the other gets anything."""
+    here = {"mizar_interface": "eth0", "mizar_underlay_ip": "192.168.99.1", "mizar_underlay_mac": "02:00:00:00:0a:01",
+            "mizar_manage_packages": False, "mizar_bpf_dir": str(tmp_path / "objs")}
+    gone = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_user": "nobody",
+            "mizar_interface": "eth0", "mizar_underlay_ip": "192.168.99.2", "mizar_underlay_mac": "02:00:00:00:0a:02"}
+    inventory = ansible.netns_inventory("unreachable", {H0: here, RUN + "gone": gone})
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", inventory, "mizar.transit.site"],
+                          cwd=ansible.workdir, env=dict(ansible.env, MZM_RESULTS=str(tmp_path / "r.jsonl")),
+                          capture_output=True, text=True, timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert re.search(r"fatal: \[%sgone\]: UNREACHABLE! .*port 9: Connection refused" % RUN, out), out
+    assert re.search(r"%sh0 +: ok=1 +changed=0 +unreachable=0 +failed=0" % RUN, out), "the play went on: " + out
+    assert xdp_on("eth0", H0) is None and _pin_dir_gone() and not os.path.exists(here["mizar_bpf_dir"])
+
+
 def _link_of(iface, netns):
     q = xdp.query(iface, netns=netns)
     return q["link_id"], q["prog_id"]
@@ -371,14 +437,7 @@ def _ep_state():
 
 
 def _default_gw(ns):
-    def body():
-        with netlink.IPRoute() as ipr:
-            for r in ipr.route("dump", family=2, table=254):
-                if r["dst_len"] == 0:
-                    return r.get("RTA_GATEWAY")
-        return None
-
-    return netlink.run_in_netns(ns, body)
+    return next((r["gateway"] for r in netlink.routes(ns) if r["dst_len"] == 0), None)
 
 
 WANT = {"addrs": ["10.0.0.2/24"], "mac": "02:00:00:00:00:02", "mtu": 1450, "up": True, "route": "10.0.0.1",

@@ -169,8 +169,8 @@ class Lab:
         def body():
             with netlink.IPRoute() as ipr:
                 for n in ipr.neigh("dump", family=2):
-                    if n.get("NDA_DST") == ip and n.get("NDA_LLADDR"):
-                        return n.get("NDA_LLADDR")
+                    if n.get_attr("NDA_DST") == ip and n.get_attr("NDA_LLADDR"):
+                        return n.get_attr("NDA_LLADDR")
             return None
 
         return netlink.run_in_netns(self.ns(ep_name), body)
