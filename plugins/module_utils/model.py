@@ -283,36 +283,18 @@ def build(inventory, errors=None):
             if host is not None:
                 model.hosts[host.name] = host
 
-    vpcs = inventory.get("mizar_vpcs")
-    if vpcs is None:
-        vpcs = []
-    if not _is_list(vpcs):
-        errors.add("mizar_vpcs", "mizar_vpcs must be a list of VPCs, not %s" % _kind(vpcs))
-        vpcs = []
-    for i, raw in enumerate(vpcs):
-        vpc = _vpc(raw, "mizar_vpcs[%d]" % i, errors)
+    for path, raw in _items(inventory, "mizar_vpcs", "VPCs", errors):
+        vpc = _vpc(raw, path, errors)
         if vpc is not None:
             model.vpcs.append(vpc)
 
-    functions = inventory.get("mizar_functions")
-    if functions is None:
-        functions = []
-    if not _is_list(functions):
-        errors.add("mizar_functions", "mizar_functions must be a list of functions, not %s" % _kind(functions))
-        functions = []
-    for i, raw in enumerate(functions):
-        fn = _function(raw, "mizar_functions[%d]" % i, errors)
+    for path, raw in _items(inventory, "mizar_functions", "functions", errors):
+        fn = _function(raw, path, errors)
         if fn is not None:
             model.functions.append(fn)
 
-    peers = inventory.get("mizar_tunnel_peers")
-    if peers is None:
-        peers = []
-    if not _is_list(peers):
-        errors.add("mizar_tunnel_peers", "mizar_tunnel_peers must be a list of tunnel peers, not %s" % _kind(peers))
-        peers = []
-    for i, raw in enumerate(peers):
-        peer = _peer(raw, "mizar_tunnel_peers[%d]" % i, errors)
+    for path, raw in _items(inventory, "mizar_tunnel_peers", "tunnel peers", errors):
+        peer = _peer(raw, path, errors)
         if peer is not None and peer.name is not None:
             if peer.name in model.peers:
                 errors.add(peer.path + ".name", "tunnel peer %r is already %s: name each peer once"
@@ -320,6 +302,18 @@ def build(inventory, errors=None):
             else:
                 model.peers[peer.name] = peer
     return model
+
+
+def _items(inventory, key, what, errors):
+    """[(path, item)] of the inventory's list key; a missing list is empty,
+    anything else that is no list is reported."""
+    items = inventory.get(key)
+    if items is None:
+        return []
+    if not _is_list(items):
+        errors.add(key, "%s must be a list of %s, not %s" % (key, what, _kind(items)))
+        return []
+    return [("%s[%d]" % (key, i), raw) for i, raw in enumerate(items)]
 
 
 def _peer(raw, path, errors):

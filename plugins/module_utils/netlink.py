@@ -428,40 +428,34 @@ def addrs(iface, netns=None):
     return run_in_netns(netns, body)
 
 
-def addr_add(iface, cidr, netns=None):
-    """Add an IPv4 address "a.b.c.d/len" to a link. Returns changed."""
+def _addr_change(op, iface, cidr, netns):
+    """Add (op "add") or remove ("del") an IPv4 address "a.b.c.d/len" of a
+    link, only when that changes something. Returns changed."""
     iface_addr = ipaddress.ip_interface(cidr)
     want = "%s/%d" % (iface_addr.ip, iface_addr.network.prefixlen)
 
     def body():
         with _ipr() as ipr:
             idx = _require(ipr, iface, netns)["index"]
-            if want in _addrs(ipr, idx):
+            if (want in _addrs(ipr, idx)) == (op == "add"):
                 return False
-            _nl("adding %s to %s" % (want, iface),
-                lambda: ipr.addr("add", index=idx, address=str(iface_addr.ip),
-                                 prefixlen=iface_addr.network.prefixlen))
-            return True
-
-    return run_in_netns(netns, body)
-
-
-def addr_del(iface, cidr, netns=None):
-    """Remove an IPv4 address "a.b.c.d/len" from a link. Returns changed."""
-    iface_addr = ipaddress.ip_interface(cidr)
-    want = "%s/%d" % (iface_addr.ip, iface_addr.network.prefixlen)
-
-    def body():
-        with _ipr() as ipr:
-            idx = _require(ipr, iface, netns)["index"]
-            if want not in _addrs(ipr, idx):
-                return False
-            _nl("removing %s from %s" % (want, iface),
-                lambda: ipr.addr("del", index=idx, address=str(iface_addr.ip),
+            _nl("%s %s %s %s" % ("adding" if op == "add" else "removing", want, "to" if op == "add" else "from",
+                                 iface),
+                lambda: ipr.addr(op, index=idx, address=str(iface_addr.ip),
                                  prefixlen=iface_addr.network.prefixlen, family=socket.AF_INET))
             return True
 
     return run_in_netns(netns, body)
+
+
+def addr_add(iface, cidr, netns=None):
+    """Add an IPv4 address "a.b.c.d/len" to a link. Returns changed."""
+    return _addr_change("add", iface, cidr, netns)
+
+
+def addr_del(iface, cidr, netns=None):
+    """Remove an IPv4 address "a.b.c.d/len" from a link. Returns changed."""
+    return _addr_change("del", iface, cidr, netns)
 
 
 def _routes(ipr):
