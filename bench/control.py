@@ -16,9 +16,7 @@ the median of --rounds runs; the 100k state is checked to read back whole.
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 
@@ -29,25 +27,17 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "datapath"))
 
 from harness import Harness  # noqa: E402
+import runner  # noqa: E402
 from ansible_collections.mizar.transit.plugins.module_utils import tables  # noqa: E402
 
 INVENTORY = os.path.join(ROOT, "inventories", "lab")
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 TARGETS = {"converge_s": 60.0, "noop_s": 20.0, "apply_100k_s": 1.0, "noop_diff_100k_s": 0.5}
 
 
 def playbook(name, *extra):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build"), ANSIBLE_FORCE_COLOR="0")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    t0 = time.monotonic()
-    r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", INVENTORY,
-                        "mizar.transit." + name] + list(extra), env=env, capture_output=True, text=True, check=False)
-    seconds = time.monotonic() - t0
-    recap = RECAP.findall(r.stdout)
-    if r.returncode or any(int(u) or int(f) for _h, _c, u, f in recap):
-        sys.stderr.write(r.stdout[-4000:] + r.stderr[-2000:])
-        raise SystemExit("mizar.transit.%s failed" % name)
-    return seconds, sum(int(c) for h, c, _u, _f in recap if h.startswith("mzh"))
+    """(seconds, tasks changed on the lab hosts) of one run on the lab."""
+    seconds, changed, dummy = runner.playbook(INVENTORY, name, *extra)
+    return seconds, sum(c for h, c in changed.items() if h.startswith("mzh"))
 
 
 def lab_rounds(rounds):
