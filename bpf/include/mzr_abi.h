@@ -17,7 +17,7 @@
 
 #include <linux/types.h>
 
-#define MZR_ABI_VERSION 1
+#define MZR_ABI_VERSION 2
 
 #define MZR_GENEVE_PORT 6081
 #define MZR_GENEVE_PROTO_ETH 0x6558 /* Transparent Ethernet Bridging */
@@ -166,7 +166,7 @@ struct mzr_stage_ctx {
 	__u32 vni;
 	__u32 ifindex; /* the interface the packet is redirected to */
 	__u32 flags;   /* MZR_SC_F_* */
-	__u32 _pad;
+	__u32 verdict; /* the pipeline's verdict: what a function returns to let the packet go */
 };
 
 /*
@@ -192,6 +192,7 @@ enum mzr_counter {
 	/* agent paths */
 	MZR_C_AGENT_ENCAP = 16,
 	MZR_C_AGENT_LOCAL = 17,
+	MZR_C_AGENT_PMTU = 18,   /* agent: ICMP "fragmentation needed" sent back to the endpoint */
 	/* drop reasons */
 	MZR_D_GENEVE_TRUNC = 32,   /* Geneve header cut short */
 	MZR_D_GENEVE_VERSION = 33, /* version != 0 */
@@ -217,7 +218,18 @@ enum mzr_counter {
 	MZR_D_AGENT_TRUNC = 53,    /* agent: frame cut short */
 	MZR_D_AGENT_SPOOF = 54,    /* agent: source is not the endpoint's IP */
 	MZR_D_NO_ENDPOINT = 55,    /* no such endpoint in a network this host bounces for */
-	MZR_C_MAX = 64,
+	MZR_D_UNTRUSTED_SRC = 56,  /* outer source is no known substrate host (or is this host) */
+	MZR_D_GENEVE_CRITICAL = 57, /* C bit: a critical option this host does not know */
+	MZR_D_GENEVE_OAM = 58,     /* O bit: a control packet, never forwarded as data */
+	MZR_D_OUTER_LEN = 59,      /* outer IPv4 total length or UDP length disagrees with the frame */
+	MZR_D_OUTER_IP_OPTS = 60,  /* Geneve to this host with outer IPv4 options */
+	MZR_D_ARP_SENDER = 61,     /* ARP from a broadcast/multicast/zero sender */
+	MZR_D_ARP_GRATUITOUS = 62, /* gratuitous ARP: nobody in the overlay needs it */
+	MZR_D_INNER_ECN = 63,      /* outer CE over a not-ECT inner packet (RFC 6040) */
+	MZR_D_AGENT_MCAST = 64,    /* agent: IPv4 multicast or broadcast */
+	MZR_D_AGENT_ARP_BAD = 65,  /* agent: ARP not Ethernet/IPv4 */
+	MZR_D_AGENT_TOO_BIG = 66,  /* agent: larger than the path MTU, and not DF */
+	MZR_C_MAX = 96,
 };
 
 #endif /* MZR_ABI_H */

@@ -23,7 +23,7 @@ import struct
 
 from ansible_collections.mizar.transit.plugins.module_utils import capacity
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 GENEVE_PORT = 6081
 
 u8, u16, u32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
@@ -48,7 +48,7 @@ NET_F_LOCAL_BOUNCER = 0x1
 COUNTERS = {
     "aborted": 0, "drop": 1, "pass": 2, "tx": 3, "redirect": 4,
     "bounce": 8, "divide": 9, "to_divider": 10, "arp_reply": 11, "decap": 12, "bypass": 13,
-    "scaled": 14, "agent_encap": 16, "agent_local": 17,
+    "scaled": 14, "agent_encap": 16, "agent_local": 17, "agent_pmtu": 18,
 }
 DROP_REASONS = {
     "geneve_trunc": 32, "geneve_version": 33, "geneve_optlen": 34, "geneve_proto": 35,
@@ -56,8 +56,11 @@ DROP_REASONS = {
     "inner_frag": 40, "inner_arp_bad": 41, "ttl": 42, "unknown_vni": 43, "no_network": 44,
     "no_substrate": 45, "no_hops": 46, "loop": 47, "scaled_no_fn": 48, "to_gateway": 49,
     "adjust": 50, "agent_nocfg": 51, "agent_proto": 52, "agent_trunc": 53, "agent_spoof": 54, "no_endpoint": 55,
+    "untrusted_src": 56, "geneve_critical": 57, "geneve_oam": 58, "outer_len": 59, "outer_ip_opts": 60,
+    "arp_sender": 61, "arp_gratuitous": 62, "inner_ecn": 63, "agent_mcast": 64, "agent_arp_bad": 65,
+    "agent_too_big": 66,
 }
-COUNTER_SLOTS = 64
+COUNTER_SLOTS = 96
 
 
 TAG_EMPTY = 0
@@ -93,7 +96,7 @@ class Vpc(ctypes.Structure):
 
 
 class StageCtx(ctypes.Structure):
-    _fields_ = [("vni", u32), ("ifindex", u32), ("flags", u32), ("_pad", u32)]
+    _fields_ = [("vni", u32), ("ifindex", u32), ("flags", u32), ("verdict", u32)]
 
 
 class Agent(ctypes.Structure):

@@ -218,7 +218,7 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     # the reloaded stage shares the new maps (counters restarted) and keeps its own
     assert run_attached(dp, "a0", plain_udp()).retval == XDP_DROP
     with dp.map("mzr_counters") as m:
-        assert sum(struct.unpack("<Q", v)[0] for v in m.lookup(struct.pack("<I", 60))) == 1
+        assert sum(struct.unpack("<Q", v)[0] for v in m.lookup(struct.pack("<I", 95))) == 1
     assert _hits(dp) == 2
 
     # reloading the variant again is a no-op
