@@ -79,7 +79,7 @@ enum mzr_stage {
 struct mzr_if_cfg {
 	__be32 ip;
 	__u8 mac[6];
-	__u16 _pad;
+	__u16 mtu; /* the NIC's MTU; 0: not known, taken as 1500 */
 	__u32 ifindex;
 	__u32 flags;
 };

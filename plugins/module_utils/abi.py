@@ -69,7 +69,7 @@ H = capacity.MAX_HOPS
 
 
 class IfCfg(ctypes.Structure):
-    _fields_ = [("ip", u32), ("mac", Mac), ("_pad", u16), ("ifindex", u32), ("flags", u32)]
+    _fields_ = [("ip", u32), ("mac", Mac), ("mtu", u16), ("ifindex", u32), ("flags", u32)]
 
 
 class Host(ctypes.Structure):
@@ -347,14 +347,16 @@ class AgentCodec(FlatCodec):
 
 
 def encode_if_cfg(entry):
-    v = IfCfg(ip=ip_to_u32(entry["ip"]), ifindex=entry["ifindex"], flags=entry.get("flags", 0))
+    v = IfCfg(ip=ip_to_u32(entry["ip"]), ifindex=entry["ifindex"], flags=entry.get("flags", 0),
+              mtu=entry.get("mtu") or 0)
     _put_mac(v.mac, entry["mac"])
     return bytes(v)
 
 
 def decode_if_cfg(raw):
     v = IfCfg.from_buffer_copy(raw)
-    return {"ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac), "ifindex": v.ifindex, "flags": v.flags}
+    return {"ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac), "ifindex": v.ifindex, "flags": v.flags,
+            "mtu": v.mtu}
 
 
 def encode_host(entry):

@@ -19,7 +19,7 @@ def host():
 
 def _logical(state):
     """A desired state as read_state() reports it."""
-    out = {"if_cfg": dict(state["if_cfg"], flags=0),
+    out = {"if_cfg": dict(state["if_cfg"], flags=0, mtu=state["if_cfg"].get("mtu", 0)),
            "substrate": dict((s["ip"], dict(s)) for s in state["substrate"])}
     me = tables.self_entry(state)
     out["substrate"].setdefault(me["ip"], me)
