@@ -24,32 +24,17 @@
 #include "mzr_encap.h"
 #include "mzr_tables.h"
 #include "mzr_route.h"
+#include "mzr_stages.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, MZR_STAGE_MAX);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} mzr_stages SEC(".maps");
-
-/* Count the pipeline's verdict, offer the packet to the stage, return the verdict. */
-static __always_inline int mzr_verdict(struct xdp_md *ctx, int verdict, __u32 stage)
-{
-	mzr_count(verdict);
-	bpf_tail_call(ctx, &mzr_stages, stage);
-	return verdict; /* empty slot: fall through */
-}
-
-static __always_inline int mzr_drop(struct xdp_md *ctx, __u32 reason)
+static __always_inline int mzr_drop(struct xdp_md *ctx, __u32 reason, __u32 vni)
 {
 	mzr_count(reason);
-	return mzr_verdict(ctx, XDP_DROP, MZR_STAGE_ON_XDP_DROP);
+	return mzr_stage(ctx, XDP_DROP, MZR_STAGE_ON_XDP_DROP, vni, 0, 0);
 }
 
 static __always_inline int mzr_pass(struct xdp_md *ctx)
 {
-	return mzr_verdict(ctx, XDP_PASS, MZR_STAGE_ON_XDP_PASS);
+	return mzr_stage(ctx, XDP_PASS, MZR_STAGE_ON_XDP_PASS, 0, 0, 0);
 }
 
 struct mzr_outer {
@@ -60,42 +45,34 @@ struct mzr_outer {
 
 /* Send the (still encapsulated) packet on to another substrate host. */
 static __always_inline int mzr_forward(struct xdp_md *ctx, struct mzr_outer *o,
-				       const struct mzr_if_cfg *cfg, const struct mzr_hop *hop)
+				       const struct mzr_if_cfg *cfg, const struct mzr_hop *hop, __u32 vni)
 {
 	__u8 ttl = o->ip->ttl;
 
 	if (hop->host->ip == cfg->ip)
-		return mzr_drop(ctx, MZR_D_LOOP);
+		return mzr_drop(ctx, MZR_D_LOOP, vni);
 	mzr_outer_retarget(o->eth, o->ip, o->udp, cfg->mac, hop->host->mac, cfg->ip, hop->host->ip,
 			   ttl - 1);
 	mzr_count(hop->path);
-	return mzr_verdict(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX);
+	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, vni, 0, 0);
 }
 
 /* Answer an inner ARP request on behalf of a remote endpoint or a gateway. */
 static __always_inline int mzr_arp_reply(struct xdp_md *ctx, struct mzr_outer *o,
 					 struct ethhdr *ieth, struct mzr_arp *arp,
-					 const struct mzr_if_cfg *cfg, const __u8 *mac)
+					 const struct mzr_if_cfg *cfg, const __u8 *mac, __u32 vni)
 {
 	mzr_arp_answer(ieth, arp, mac);
 	mzr_outer_retarget(o->eth, o->ip, o->udp, cfg->mac, o->eth->h_source, cfg->ip,
 			   o->ip->saddr, 64);
 	mzr_count(MZR_C_ARP_REPLY);
-	return mzr_verdict(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX);
+	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, vni, 0, 0);
 }
 
 /* Hand the packet to an endpoint hosted on this host. */
 static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endpoint *ep,
 				       __u32 vni, __u32 outer_len)
 {
-	__u32 zero = 0;
-	struct mzr_stage_ctx *sc = bpf_map_lookup_elem(&mzr_stage_ctx, &zero);
-
-	if (sc) { /* for a function at ON_XDP_REDIRECT: three stores */
-		sc->vni = vni;
-		sc->ifindex = ep->ifindex;
-		sc->flags = ep->flags & MZR_EP_F_BYPASS_DECAP ? MZR_SC_F_TUNNEL : 0;
-	}
 	if (ep->flags & MZR_EP_F_BYPASS_DECAP) {
 		mzr_count(MZR_C_BYPASS);
 	} else {
@@ -103,15 +80,16 @@ static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endp
 		void *end;
 
 		if (bpf_xdp_adjust_head(ctx, (int)outer_len))
-			return mzr_drop(ctx, MZR_D_ADJUST);
+			return mzr_drop(ctx, MZR_D_ADJUST, vni);
 		eth = (void *)(long)ctx->data;
 		end = (void *)(long)ctx->data_end;
 		if (mzr_no_room(eth, end))
-			return mzr_drop(ctx, MZR_D_ADJUST);
+			return mzr_drop(ctx, MZR_D_ADJUST, vni);
 		mzr_mac_copy(eth->h_dest, ep->mac);
 		mzr_count(MZR_C_DECAP);
 	}
-	return mzr_verdict(ctx, bpf_redirect(ep->ifindex, 0), MZR_STAGE_ON_XDP_REDIRECT);
+	return mzr_stage(ctx, bpf_redirect(ep->ifindex, 0), MZR_STAGE_ON_XDP_REDIRECT, vni, ep->ifindex,
+			 ep->flags & MZR_EP_F_BYPASS_DECAP ? MZR_SC_F_TUNNEL : 0);
 }
 
 SEC("xdp")
@@ -129,7 +107,7 @@ int mzr_transit(struct xdp_md *ctx)
 	struct mzr_endpoint *ep;
 	struct mzr_hop hop;
 	__be32 src, dst;
-	__u32 outer_len, vni, tot_len;
+	__u32 outer_len, vni = 0, tot_len;
 	int err;
 
 	/* 1. Anything but Geneve to this host belongs to the host. */
@@ -150,60 +128,60 @@ int mzr_transit(struct xdp_md *ctx)
 	/* Geneve addressed to us: from here on every packet is ours. */
 	g = mzr_take(&c, sizeof(*g));
 	if (!g)
-		return mzr_drop(ctx, MZR_D_GENEVE_TRUNC);
+		return mzr_drop(ctx, MZR_D_GENEVE_TRUNC, vni);
+	vni = mzr_geneve_vni(g);
 	if (g->ver_optlen >> 6)
-		return mzr_drop(ctx, MZR_D_GENEVE_VERSION);
+		return mzr_drop(ctx, MZR_D_GENEVE_VERSION, vni);
 	if (g->proto != bpf_htons(MZR_GENEVE_PROTO_ETH))
-		return mzr_drop(ctx, MZR_D_GENEVE_PROTO);
+		return mzr_drop(ctx, MZR_D_GENEVE_PROTO, vni);
 	if ((g->ver_optlen & 0x3f) && mzr_skip_geneve_opts(&c, (__u32)(g->ver_optlen & 0x3f) << 2))
-		return mzr_drop(ctx, MZR_D_GENEVE_OPTLEN);
+		return mzr_drop(ctx, MZR_D_GENEVE_OPTLEN, vni);
 	outer_len = c.pos - (void *)(long)ctx->data;
 
 	ieth = mzr_parse_eth(&c);
 	if (!ieth)
-		return mzr_drop(ctx, MZR_D_INNER_TRUNC);
+		return mzr_drop(ctx, MZR_D_INNER_TRUNC, vni);
 	if (ieth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iip = mzr_parse_ipv4(&c);
 
 		if (!iip)
-			return mzr_drop(ctx, MZR_D_INNER_TRUNC);
+			return mzr_drop(ctx, MZR_D_INNER_TRUNC, vni);
 		if (iip->version != 4 || iip->ihl < 5)
-			return mzr_drop(ctx, MZR_D_INNER_IP_BAD);
+			return mzr_drop(ctx, MZR_D_INNER_IP_BAD, vni);
 		if (iip->ihl != 5)
-			return mzr_drop(ctx, MZR_D_INNER_IP_OPTS);
+			return mzr_drop(ctx, MZR_D_INNER_IP_OPTS, vni);
 		if (iip->frag_off & bpf_htons(MZR_IP_FRAG_MASK))
-			return mzr_drop(ctx, MZR_D_INNER_FRAG);
+			return mzr_drop(ctx, MZR_D_INNER_FRAG, vni);
 		tot_len = mzr_clamp((__u32)bpf_ntohs(iip->tot_len), 0xffff);
 		if (tot_len < sizeof(*iip) || (void *)iip + tot_len > c.end)
-			return mzr_drop(ctx, MZR_D_INNER_IP_BAD);
+			return mzr_drop(ctx, MZR_D_INNER_IP_BAD, vni);
 		src = iip->saddr;
 		dst = iip->daddr;
 	} else if (ieth->h_proto == bpf_htons(ETH_P_ARP)) {
 		arp = mzr_parse_arp(&c);
 		if (!arp)
-			return mzr_drop(ctx, MZR_D_INNER_TRUNC);
+			return mzr_drop(ctx, MZR_D_INNER_TRUNC, vni);
 		if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) ||
 		    arp->hlen != 6 || arp->plen != 4)
-			return mzr_drop(ctx, MZR_D_INNER_ARP_BAD);
+			return mzr_drop(ctx, MZR_D_INNER_ARP_BAD, vni);
 		src = arp->spa;
 		dst = arp->tpa;
 	} else {
-		return mzr_drop(ctx, MZR_D_INNER_PROTO);
+		return mzr_drop(ctx, MZR_D_INNER_PROTO, vni);
 	}
 
-	vni = mzr_geneve_vni(g);
 	ep = mzr_ep_find(vni, dst);
 	if (ep) {
 		/* 2. ARP for an endpoint or gateway that is not here: answer it. */
 		if (arp && arp->op == bpf_htons(MZR_ARP_REQUEST) && !ep->ifindex &&
 		    arp->spa != arp->tpa)
-			return mzr_arp_reply(ctx, &o, ieth, arp, cfg, ep->mac);
+			return mzr_arp_reply(ctx, &o, ieth, arp, cfg, ep->mac, vni);
 		if (ep->type == MZR_EP_GATEWAY)
-			return mzr_drop(ctx, MZR_D_TO_GATEWAY);
+			return mzr_drop(ctx, MZR_D_TO_GATEWAY, vni);
 		if (ep->type == MZR_EP_SCALED) {
 			mzr_count(MZR_C_SCALED);
-			bpf_tail_call(ctx, &mzr_stages, MZR_STAGE_ON_XDP_SCALED_EP);
-			return mzr_drop(ctx, MZR_D_SCALED_NO_FN);
+			mzr_stage_enter(ctx, MZR_STAGE_ON_XDP_SCALED_EP, XDP_DROP, vni, 0, 0);
+			return mzr_drop(ctx, MZR_D_SCALED_NO_FN, vni);
 		}
 		/* 3. Hosted here. */
 		if (ep->ifindex)
@@ -211,17 +189,17 @@ int mzr_transit(struct xdp_md *ctx)
 	}
 	/* 4. Bouncer, Divider, VPC fallback. The TTL check comes first: it is free. */
 	if (o.ip->ttl <= 1)
-		return mzr_drop(ctx, MZR_D_TTL);
+		return mzr_drop(ctx, MZR_D_TTL, vni);
 	err = mzr_next_hop(vni, src, dst, ep, &hop);
 	if (err)
-		return mzr_drop(ctx, err);
+		return mzr_drop(ctx, err, vni);
 	/* The last overlay hop before the endpoint's host: address the inner
 	 * frame to the endpoint, as a router would (a routed frame still
 	 * carries its gateway's MAC). A transit host rewrites it again on
 	 * delivery; a tunnel peer (a Linux geneve device, a VTEP) needs it. */
 	if (hop.path == MZR_C_BOUNCE && !arp)
 		mzr_mac_copy(ieth->h_dest, ep->mac);
-	return mzr_forward(ctx, &o, cfg, &hop);
+	return mzr_forward(ctx, &o, cfg, &hop, vni);
 }
 
 char _license[] SEC("license") = "GPL";

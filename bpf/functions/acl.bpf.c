@@ -10,6 +10,9 @@
  *   acl_on_xdp_tx ......... at ON_XDP_TX, before a packet leaves for
  *                           another host (tunnel packet)
  *
+ * A packet that passes goes on with the pipeline's verdict, read from
+ * mzr_stage_ctx.
+ *
  * The rule set is double-buffered: the control plane fills the inactive set
  * of mzr_acl_sets, then flips mzr_acl_active, so a packet sees one whole
  * rule set, old or new. Config: bpf/functions/acl.yml.
@@ -147,6 +150,14 @@ static __always_inline int acl_match(struct mzr_cursor *c, __u32 vni)
 	return 0;
 }
 
+/* The stage context the pipeline filled; NULL only if the map is missing. */
+static __always_inline struct mzr_stage_ctx *acl_stage_ctx(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&mzr_stage_ctx, &zero);
+}
+
 SEC("xdp")
 int acl_on_xdp_redirect(struct xdp_md *ctx)
 {
@@ -154,21 +165,20 @@ int acl_on_xdp_redirect(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
-	struct mzr_stage_ctx *sc;
-	__u32 zero = 0, vni;
+	struct mzr_stage_ctx *sc = acl_stage_ctx();
+	__u32 vni;
 
-	sc = bpf_map_lookup_elem(&mzr_stage_ctx, &zero);
 	if (!sc)
-		return XDP_REDIRECT;
+		return XDP_ABORTED;
 	vni = sc->vni;
 	if (sc->flags & MZR_SC_F_TUNNEL && acl_skip_tunnel(&c) != vni)
-		return XDP_REDIRECT;
+		return sc->verdict;
 	acl_stat(ACL_SEEN);
 	if (acl_match(&c, vni)) {
 		acl_stat(ACL_DROPPED);
 		return XDP_DROP;
 	}
-	return XDP_REDIRECT; /* the transit program has already set the target */
+	return sc->verdict; /* the pipeline has already set the target */
 }
 
 SEC("xdp")
@@ -178,16 +188,19 @@ int acl_on_xdp_tx(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
+	struct mzr_stage_ctx *sc = acl_stage_ctx();
 	__u32 vni = acl_skip_tunnel(&c);
 
+	if (!sc)
+		return XDP_ABORTED;
 	if (!vni)
-		return XDP_TX;
+		return sc->verdict;
 	acl_stat(ACL_SEEN);
 	if (acl_match(&c, vni)) {
 		acl_stat(ACL_DROPPED);
 		return XDP_DROP;
 	}
-	return XDP_TX;
+	return sc->verdict; /* XDP_TX on the transit program, XDP_REDIRECT on the agent */
 }
 
 char _license[] SEC("license") = "GPL";
