@@ -3,6 +3,10 @@
  * The transit program, attached to a host's substrate NIC.
  *
  *   not Geneve to this host ............ XDP_PASS     (ON_XDP_PASS)
+ *   Geneve to us, but malformed, from an
+ *   untrusted source, control (O bit),
+ *   with critical options, lying about
+ *   its length, gratuitous ARP ......... counted drop (ON_XDP_DROP)
  *   ARP request for a known remote ep .. answer it    (ON_XDP_TX)
  *   endpoint hosted here ............... decap or bypass, XDP_REDIRECT (ON_XDP_REDIRECT)
  *   scaled endpoint .................... tail call   (ON_XDP_SCALED_EP), else drop
@@ -13,7 +17,7 @@
  *
  * A stage function receives the packet exactly as the pipeline prepared it
  * (rewritten, decapsulated, redirect target set) and returns the final
- * verdict: the default one to let it go, or another one.
+ * verdict: the pipeline's (from mzr_stage_ctx) to let it go, or another one.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -29,7 +33,7 @@
 static __always_inline int mzr_drop(struct xdp_md *ctx, __u32 reason, __u32 vni)
 {
 	mzr_count(reason);
-	return mzr_stage(ctx, XDP_DROP, MZR_STAGE_ON_XDP_DROP, vni, 0, 0);
+	return mzr_stage(ctx, XDP_DROP, MZR_STAGE_ON_XDP_DROP, vni, 0, MZR_SC_F_TUNNEL);
 }
 
 static __always_inline int mzr_pass(struct xdp_md *ctx)
@@ -54,7 +58,7 @@ static __always_inline int mzr_forward(struct xdp_md *ctx, struct mzr_outer *o,
 	mzr_outer_retarget(o->eth, o->ip, o->udp, cfg->mac, hop->host->mac, cfg->ip, hop->host->ip,
 			   ttl - 1);
 	mzr_count(hop->path);
-	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, vni, 0, 0);
+	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, vni, 0, MZR_SC_F_TUNNEL);
 }
 
 /* Answer an inner ARP request on behalf of a remote endpoint or a gateway. */
@@ -66,19 +70,39 @@ static __always_inline int mzr_arp_reply(struct xdp_md *ctx, struct mzr_outer *o
 	mzr_outer_retarget(o->eth, o->ip, o->udp, cfg->mac, o->eth->h_source, cfg->ip,
 			   o->ip->saddr, 64);
 	mzr_count(MZR_C_ARP_REPLY);
-	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, vni, 0, 0);
+	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, vni, 0, MZR_SC_F_TUNNEL);
 }
 
-/* Hand the packet to an endpoint hosted on this host. */
+/*
+ * The inner ECN field after decapsulation (RFC 6040, section 4.2), from
+ * the outer and inner ones; MZR_ECN_DROP: congestion marked on a packet
+ * whose sender cannot be told.
+ */
+#define MZR_ECN_DROP 0xff
+
+static __always_inline __u8 mzr_ecn_decap(__u8 outer, __u8 inner)
+{
+	if (outer == MZR_ECN_CE)
+		return inner == MZR_ECN_NOT_ECT ? MZR_ECN_DROP : MZR_ECN_CE;
+	if (outer == MZR_ECN_ECT1 && inner == MZR_ECN_ECT0)
+		return MZR_ECN_ECT1;
+	return inner;
+}
+
+/* Hand the packet to an endpoint hosted on this host. outer_ecn and
+ * inner_ecn: the ECN fields of an inner IPv4 packet (0 for ARP). */
 static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endpoint *ep,
-				       __u32 vni, __u32 outer_len)
+				       __u32 vni, __u32 outer_len, __u8 outer_ecn, __u8 inner_ecn)
 {
 	if (ep->flags & MZR_EP_F_BYPASS_DECAP) {
 		mzr_count(MZR_C_BYPASS);
 	} else {
+		__u8 ecn = mzr_ecn_decap(outer_ecn, inner_ecn);
 		struct ethhdr *eth;
 		void *end;
 
+		if (ecn == MZR_ECN_DROP)
+			return mzr_drop(ctx, MZR_D_INNER_ECN, vni);
 		if (bpf_xdp_adjust_head(ctx, (int)outer_len))
 			return mzr_drop(ctx, MZR_D_ADJUST, vni);
 		eth = (void *)(long)ctx->data;
@@ -86,10 +110,39 @@ static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endp
 		if (mzr_no_room(eth, end))
 			return mzr_drop(ctx, MZR_D_ADJUST, vni);
 		mzr_mac_copy(eth->h_dest, ep->mac);
+		if (ecn != inner_ecn) { /* only an IPv4 packet has a non-zero ECN */
+			struct iphdr *ip = (void *)(eth + 1);
+			__u16 old;
+
+			if (mzr_no_room(ip, end))
+				return mzr_drop(ctx, MZR_D_ADJUST, vni);
+			old = *(__u16 *)ip;
+			ip->tos = (ip->tos & ~MZR_ECN_MASK) | ecn;
+			ip->check = mzr_csum_replace16(ip->check, old, *(__u16 *)ip);
+		}
 		mzr_count(MZR_C_DECAP);
 	}
 	return mzr_stage(ctx, bpf_redirect(ep->ifindex, 0), MZR_STAGE_ON_XDP_REDIRECT, vni, ep->ifindex,
 			 ep->flags & MZR_EP_F_BYPASS_DECAP ? MZR_SC_F_TUNNEL : 0);
+}
+
+/*
+ * An outer IPv4 header with options: skip them only to see whether the
+ * packet is Geneve to this host. Ours or not, no transit host sends
+ * options, so Geneve to us is dropped; anything else is the host's.
+ */
+static __always_inline int mzr_outer_options(struct xdp_md *ctx, void *end, struct iphdr *ip)
+{
+	struct mzr_if_cfg *cfg;
+	struct udphdr *udp;
+
+	udp = (void *)ip + mzr_clamp((__u32)ip->ihl << 2, 60);
+	if (mzr_no_room(udp, end) || udp->dest != bpf_htons(MZR_GENEVE_PORT))
+		return mzr_pass(ctx);
+	cfg = mzr_if_cfg_get();
+	if (!cfg || ip->daddr != cfg->ip || cfg->ip == 0)
+		return mzr_pass(ctx);
+	return mzr_drop(ctx, MZR_D_OUTER_IP_OPTS, 0);
 }
 
 SEC("xdp")
@@ -107,7 +160,8 @@ int mzr_transit(struct xdp_md *ctx)
 	struct mzr_endpoint *ep;
 	struct mzr_hop hop;
 	__be32 src, dst;
-	__u32 outer_len, vni = 0, tot_len;
+	__u32 outer_len, vni = 0, tot_len, frame_len;
+	__u8 ecn = 0;
 	int err;
 
 	/* 1. Anything but Geneve to this host belongs to the host. */
@@ -115,9 +169,11 @@ int mzr_transit(struct xdp_md *ctx)
 	if (!o.eth || o.eth->h_proto != bpf_htons(ETH_P_IP))
 		return mzr_pass(ctx);
 	o.ip = mzr_parse_ipv4(&c);
-	if (!o.ip || o.ip->protocol != IPPROTO_UDP || o.ip->ihl != 5 || o.ip->version != 4 ||
+	if (!o.ip || o.ip->protocol != IPPROTO_UDP || o.ip->ihl < 5 || o.ip->version != 4 ||
 	    (o.ip->frag_off & bpf_htons(MZR_IP_FRAG_MASK)))
 		return mzr_pass(ctx);
+	if (o.ip->ihl != 5)
+		return mzr_outer_options(ctx, c.end, o.ip);
 	o.udp = mzr_parse_udp(&c);
 	if (!o.udp || o.udp->dest != bpf_htons(MZR_GENEVE_PORT))
 		return mzr_pass(ctx);
@@ -125,17 +181,35 @@ int mzr_transit(struct xdp_md *ctx)
 	if (!cfg || o.ip->daddr != cfg->ip || cfg->ip == 0)
 		return mzr_pass(ctx);
 
-	/* Geneve addressed to us: from here on every packet is ours. */
+	/* Geneve addressed to us: from here on every packet is ours, and the
+	 * host stack never sees it. */
+	/* Lengths must describe the frame exactly: a Geneve frame carrying
+	 * Ethernet is longer than the Ethernet minimum, so it has no padding. */
+	frame_len = c.end - (void *)o.eth;
+	if (bpf_ntohs(o.ip->tot_len) != frame_len - sizeof(struct ethhdr) ||
+	    bpf_ntohs(o.udp->len) != frame_len - sizeof(struct ethhdr) - sizeof(struct iphdr))
+		return mzr_drop(ctx, MZR_D_OUTER_LEN, vni);
 	g = mzr_take(&c, sizeof(*g));
 	if (!g)
 		return mzr_drop(ctx, MZR_D_GENEVE_TRUNC, vni);
 	vni = mzr_geneve_vni(g);
+	/* Only known transit hosts and tunnel peers (for their VPC) may send. */
+	if (o.ip->saddr == cfg->ip || !mzr_source_trusted(o.ip->saddr, vni))
+		return mzr_drop(ctx, MZR_D_UNTRUSTED_SRC, vni);
 	if (g->ver_optlen >> 6)
 		return mzr_drop(ctx, MZR_D_GENEVE_VERSION, vni);
 	if (g->proto != bpf_htons(MZR_GENEVE_PROTO_ETH))
 		return mzr_drop(ctx, MZR_D_GENEVE_PROTO, vni);
-	if ((g->ver_optlen & 0x3f) && mzr_skip_geneve_opts(&c, (__u32)(g->ver_optlen & 0x3f) << 2))
-		return mzr_drop(ctx, MZR_D_GENEVE_OPTLEN, vni);
+	if (g->flags & MZR_GENEVE_F_OAM)
+		return mzr_drop(ctx, MZR_D_GENEVE_OAM, vni);
+	if (g->flags & MZR_GENEVE_F_CRITICAL)
+		return mzr_drop(ctx, MZR_D_GENEVE_CRITICAL, vni);
+	if (g->ver_optlen & 0x3f) {
+		err = mzr_skip_geneve_opts(&c, (__u32)(g->ver_optlen & 0x3f) << 2);
+		if (err)
+			return mzr_drop(ctx, err == MZR_OPTS_CRITICAL ? MZR_D_GENEVE_CRITICAL :
+					MZR_D_GENEVE_OPTLEN, vni);
+	}
 	outer_len = c.pos - (void *)(long)ctx->data;
 
 	ieth = mzr_parse_eth(&c);
@@ -146,17 +220,15 @@ int mzr_transit(struct xdp_md *ctx)
 
 		if (!iip)
 			return mzr_drop(ctx, MZR_D_INNER_TRUNC, vni);
-		if (iip->version != 4 || iip->ihl < 5)
-			return mzr_drop(ctx, MZR_D_INNER_IP_BAD, vni);
-		if (iip->ihl != 5)
-			return mzr_drop(ctx, MZR_D_INNER_IP_OPTS, vni);
-		if (iip->frag_off & bpf_htons(MZR_IP_FRAG_MASK))
-			return mzr_drop(ctx, MZR_D_INNER_FRAG, vni);
+		/* Options and fragments go through: forwarding needs only the
+		 * addresses, which every fragment carries. */
 		tot_len = mzr_clamp((__u32)bpf_ntohs(iip->tot_len), 0xffff);
-		if (tot_len < sizeof(*iip) || (void *)iip + tot_len > c.end)
+		if (iip->version != 4 || iip->ihl < 5 || tot_len < ((__u32)iip->ihl << 2) ||
+		    (void *)iip + tot_len > c.end)
 			return mzr_drop(ctx, MZR_D_INNER_IP_BAD, vni);
 		src = iip->saddr;
 		dst = iip->daddr;
+		ecn = iip->tos & MZR_ECN_MASK;
 	} else if (ieth->h_proto == bpf_htons(ETH_P_ARP)) {
 		arp = mzr_parse_arp(&c);
 		if (!arp)
@@ -166,6 +238,15 @@ int mzr_transit(struct xdp_md *ctx)
 			return mzr_drop(ctx, MZR_D_INNER_ARP_BAD, vni);
 		src = arp->spa;
 		dst = arp->tpa;
+		/* Gratuitous ARP updates caches the overlay does not have. */
+		if (src == dst)
+			return mzr_drop(ctx, MZR_D_ARP_GRATUITOUS, vni);
+		/* No host sends from a group or zero address. A probe (sender
+		 * 0.0.0.0, RFC 5227) is not answered either: its reply carries
+		 * no address to route it back by, and the overlay gives every
+		 * address to one endpoint only. */
+		if (mzr_mac_bad_sender(arp->sha) || mzr_ipv4_group(src) || src == 0)
+			return mzr_drop(ctx, MZR_D_ARP_SENDER, vni);
 	} else {
 		return mzr_drop(ctx, MZR_D_INNER_PROTO, vni);
 	}
@@ -173,19 +254,18 @@ int mzr_transit(struct xdp_md *ctx)
 	ep = mzr_ep_find(vni, dst);
 	if (ep) {
 		/* 2. ARP for an endpoint or gateway that is not here: answer it. */
-		if (arp && arp->op == bpf_htons(MZR_ARP_REQUEST) && !ep->ifindex &&
-		    arp->spa != arp->tpa)
+		if (arp && arp->op == bpf_htons(MZR_ARP_REQUEST) && !ep->ifindex)
 			return mzr_arp_reply(ctx, &o, ieth, arp, cfg, ep->mac, vni);
 		if (ep->type == MZR_EP_GATEWAY)
 			return mzr_drop(ctx, MZR_D_TO_GATEWAY, vni);
 		if (ep->type == MZR_EP_SCALED) {
 			mzr_count(MZR_C_SCALED);
-			mzr_stage_enter(ctx, MZR_STAGE_ON_XDP_SCALED_EP, XDP_DROP, vni, 0, 0);
+			mzr_stage_enter(ctx, MZR_STAGE_ON_XDP_SCALED_EP, XDP_DROP, vni, 0, MZR_SC_F_TUNNEL);
 			return mzr_drop(ctx, MZR_D_SCALED_NO_FN, vni);
 		}
 		/* 3. Hosted here. */
 		if (ep->ifindex)
-			return mzr_deliver(ctx, ep, vni, outer_len);
+			return mzr_deliver(ctx, ep, vni, outer_len, o.ip->tos & MZR_ECN_MASK, ecn);
 	}
 	/* 4. Bouncer, Divider, VPC fallback. The TTL check comes first: it is free. */
 	if (o.ip->ttl <= 1)

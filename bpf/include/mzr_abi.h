@@ -53,6 +53,7 @@
 #define MZR_AGENT_SLOTS (1 << 15)  /* >= 4 x 8,192 local endpoints */
 #define MZR_HOST_SLOTS 16384       /* substrate hosts, slot 0 unused */
 #define MZR_BACKEND_SLOTS 4096     /* scaled endpoints, slot 0 unused */
+#define MZR_SRC_SLOTS (1 << 16)    /* >= 4 x 16,384 trusted tunnel sources */
 
 /* Capacities (at least Mizar's). */
 #define MZR_MAX_ENDPOINTS 131072
@@ -61,6 +62,7 @@
 #define MZR_MAX_SUBSTRATE (MZR_HOST_SLOTS - 1)
 #define MZR_MAX_AGENTS 8192
 #define MZR_MAX_SCALED (MZR_BACKEND_SLOTS - 1)
+#define MZR_MAX_SOURCES 16384
 #define MZR_MAX_HOPS 128    /* bouncers per network, dividers per VPC */
 #define MZR_MAX_BACKENDS 32 /* backends of one scaled endpoint */
 #define MZR_MAX_PLENS 8     /* distinct network prefix lengths in one VPC */
@@ -82,6 +84,18 @@ struct mzr_if_cfg {
 	__u16 mtu; /* the NIC's MTU; 0: not known, taken as 1500 */
 	__u32 ifindex;
 	__u32 flags;
+};
+
+/*
+ * mzr_sources: flat table of the outer source addresses a Geneve packet may
+ * come from, keyed by (ip, vni) but homed by the IP alone, so that every
+ * entry of one address sits in one probe run. vni 0: any VNI (a transit
+ * host of the fleet); otherwise the one VNI a tunnel peer may use. The tag
+ * is the address: 0.0.0.0 and 255.255.255.255 are never sources.
+ */
+struct mzr_source {
+	__be32 ip; /* tag */
+	__u32 vni;
 };
 
 /* mzr_substrate[slot]: a substrate host (ip 0: free slot). */
@@ -201,8 +215,7 @@ enum mzr_counter {
 	MZR_D_INNER_TRUNC = 36,    /* inner Ethernet/IPv4/ARP cut short */
 	MZR_D_INNER_PROTO = 37,    /* inner frame neither IPv4 nor ARP */
 	MZR_D_INNER_IP_BAD = 38,   /* inner IPv4 version/length invalid */
-	MZR_D_INNER_IP_OPTS = 39,  /* inner IPv4 with options */
-	MZR_D_INNER_FRAG = 40,     /* inner IPv4 fragment */
+	/* 39, 40: unused (inner options and fragments were dropped before ABI 2) */
 	MZR_D_INNER_ARP_BAD = 41,  /* inner ARP not Ethernet/IPv4 */
 	MZR_D_TTL = 42,            /* outer TTL would expire */
 	MZR_D_UNKNOWN_VNI = 43,    /* no VPC for the VNI */

@@ -25,4 +25,16 @@ static __always_inline void mzr_ipv4_csum(struct iphdr *ip)
 	ip->check = mzr_csum_fold(sum);
 }
 
+/*
+ * Fix a header checksum after one of the 16-bit words it covers changed
+ * from old to new (RFC 1624: HC' = ~(~HC + ~m + m')). Words in network
+ * order, as they sit in the packet.
+ */
+static __always_inline __u16 mzr_csum_replace16(__u16 check, __u16 old, __u16 new)
+{
+	__u32 sum = (__u16)~check + (__u32)(__u16)~old + new;
+
+	return mzr_csum_fold(sum);
+}
+
 #endif /* MZR_CSUM_H */

@@ -45,6 +45,13 @@ struct mzr_arp {
 #define MZR_ARP_REPLY 2
 #define MZR_IP_FRAG_MASK 0x3fff /* MF flag and fragment offset */
 
+/* The ECN field, the low two bits of the IPv4 TOS byte (RFC 3168). */
+#define MZR_ECN_MASK 0x3
+#define MZR_ECN_NOT_ECT 0
+#define MZR_ECN_ECT1 1
+#define MZR_ECN_ECT0 2
+#define MZR_ECN_CE 3
+
 /* Geneve header plus the option TLVs up to the inner frame. */
 #define MZR_OUTER_LEN (sizeof(struct ethhdr) + sizeof(struct iphdr) + \
 		       sizeof(struct udphdr) + sizeof(struct mzr_geneve))
@@ -86,11 +93,20 @@ static __always_inline __u32 mzr_geneve_vni(const struct mzr_geneve *g)
 	return ((__u32)g->vni[0] << 16) | ((__u32)g->vni[1] << 8) | g->vni[2];
 }
 
+#define MZR_GENEVE_F_OAM 0x80      /* O: a control packet */
+#define MZR_GENEVE_F_CRITICAL 0x40 /* C: critical options present */
+#define MZR_GENEVE_OPT_CRITICAL 0x80 /* high bit of an option's type */
+
+#define MZR_OPTS_BAD -1      /* options malformed or past the packet */
+#define MZR_OPTS_CRITICAL -2 /* a critical option: none is known here */
+
 /*
  * Walk the option TLVs that follow a Geneve header: each is class:16,
  * type:8, reserved:3, length:5 (in 4-byte words, header excluded). The
  * options must exactly fill the advertised length and lie in the packet.
- * Returns 0 and leaves the cursor on the inner frame, or -1.
+ * This host knows no option, so a critical one (RFC 8926 section 3.5)
+ * ends the walk. Returns 0 and leaves the cursor on the inner frame, or
+ * MZR_OPTS_BAD or MZR_OPTS_CRITICAL.
  */
 static __always_inline int mzr_skip_geneve_opts(struct mzr_cursor *c, __u32 optlen)
 {
@@ -99,23 +115,37 @@ static __always_inline int mzr_skip_geneve_opts(struct mzr_cursor *c, __u32 optl
 	int i;
 
 	if ((void *)opts + optlen > c->end)
-		return -1;
+		return MZR_OPTS_BAD;
 	for (i = 0; i < 64; i++) {
 		__u8 *opt;
 
 		if (off >= optlen)
 			break;
 		if (off > 248) /* optlen is at most 252: keeps the verifier's range tight */
-			return -1;
+			return MZR_OPTS_BAD;
 		opt = opts + off;
 		if ((void *)(opt + 4) > c->end)
-			return -1;
+			return MZR_OPTS_BAD;
+		if (opt[2] & MZR_GENEVE_OPT_CRITICAL)
+			return MZR_OPTS_CRITICAL;
 		off += 4 + ((__u32)(opt[3] & 0x1f) << 2);
 	}
 	if (off != optlen)
-		return -1;
+		return MZR_OPTS_BAD;
 	c->pos = opts + optlen;
 	return 0;
+}
+
+/* IPv4 multicast (224.0.0.0/4) or the limited broadcast address. */
+static __always_inline int mzr_ipv4_group(__be32 ip)
+{
+	return (bpf_ntohl(ip) & 0xf0000000U) == 0xe0000000U || ip == 0xffffffffU;
+}
+
+/* A MAC no host sends from: multicast or broadcast (group bit), or zero. */
+static __always_inline int mzr_mac_bad_sender(const __u8 *mac)
+{
+	return (mac[0] & 1) || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]);
 }
 
 #endif /* MZR_PARSE_H */

@@ -62,6 +62,13 @@ static __always_inline struct mzr_agent *mzr_agent_find(__u32 ifindex)
 			 e->ifindex == ifindex);
 }
 
+/* May a Geneve packet of vni come from outer source ip? */
+static __always_inline int mzr_source_trusted(__be32 ip, __u32 vni)
+{
+	return MZR_PROBE(mzr_sources, MZR_SRC_SLOTS, struct mzr_source, ip, ip, 0,
+			 e->ip == ip && (e->vni == 0 || e->vni == vni)) != NULL;
+}
+
 static __always_inline struct mzr_host *mzr_host_get(__u32 slot)
 {
 	struct mzr_host *h = bpf_map_lookup_elem(&mzr_substrate, &slot);

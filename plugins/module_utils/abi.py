@@ -52,8 +52,8 @@ COUNTERS = {
 }
 DROP_REASONS = {
     "geneve_trunc": 32, "geneve_version": 33, "geneve_optlen": 34, "geneve_proto": 35,
-    "inner_trunc": 36, "inner_proto": 37, "inner_ip_bad": 38, "inner_ip_opts": 39,
-    "inner_frag": 40, "inner_arp_bad": 41, "ttl": 42, "unknown_vni": 43, "no_network": 44,
+    "inner_trunc": 36, "inner_proto": 37, "inner_ip_bad": 38,
+    "inner_arp_bad": 41, "ttl": 42, "unknown_vni": 43, "no_network": 44,
     "no_substrate": 45, "no_hops": 46, "loop": 47, "scaled_no_fn": 48, "to_gateway": 49,
     "adjust": 50, "agent_nocfg": 51, "agent_proto": 52, "agent_trunc": 53, "agent_spoof": 54, "no_endpoint": 55,
     "untrusted_src": 56, "geneve_critical": 57, "geneve_oam": 58, "outer_len": 59, "outer_ip_opts": 60,
@@ -99,6 +99,10 @@ class StageCtx(ctypes.Structure):
     _fields_ = [("vni", u32), ("ifindex", u32), ("flags", u32), ("verdict", u32)]
 
 
+class Source(ctypes.Structure):
+    _fields_ = [("ip", u32), ("vni", u32)]
+
+
 class Agent(ctypes.Structure):
     _fields_ = [("ifindex", u32), ("vni", u32), ("ip", u32), ("mac", Mac), ("nbouncers", u16),
                 ("bouncer", u16 * H), ("_pad", u32)]
@@ -108,6 +112,7 @@ class Agent(ctypes.Structure):
 C_NAMES = {
     IfCfg: "mzr_if_cfg", Host: "mzr_host", Endpoint: "mzr_endpoint", BackendSet: "mzr_backend_set",
     Network: "mzr_network", Vpc: "mzr_vpc", Agent: "mzr_agent", StageCtx: "mzr_stage_ctx",
+    Source: "mzr_source",
 }
 
 
@@ -346,6 +351,35 @@ class AgentCodec(FlatCodec):
                 "bouncers": _ips(v.bouncer, v.nbouncers, host_ip)}
 
 
+class SourceCodec(FlatCodec):
+    """{ip, vni}: an outer source a Geneve packet may come from; vni 0: any
+    VNI (a transit host), else the one VNI of a tunnel peer. Homed by the
+    address alone (mzr_source_trusted() probes one run for all its VNIs);
+    the address is the tag."""
+
+    pin_name = "mzr_sources"
+    ctype = Source
+    slots = capacity.SRC_SLOTS
+    layout = struct.Struct("<4sI")
+    key_len = 8  # ip, vni
+
+    def key(self, entry):
+        return (entry["ip"], entry.get("vni") or 0)
+
+    def hash_words(self, entry):
+        return ip_to_u32(entry["ip"]), 0
+
+    def encode(self, entry, host_slot, backend_slot=None):
+        ip = socket.inet_aton(entry["ip"])
+        if ip in (b"\0\0\0\0", b"\xff\xff\xff\xff"):
+            raise ValueError("%s cannot be a tunnel source" % entry["ip"])
+        return self.layout.pack(ip, entry.get("vni") or 0)
+
+    def decode(self, raw, host_ip, backends=None):
+        ip, vni = self.layout.unpack(raw)
+        return {"ip": socket.inet_ntoa(ip), "vni": vni}
+
+
 def encode_if_cfg(entry):
     v = IfCfg(ip=ip_to_u32(entry["ip"]), ifindex=entry["ifindex"], flags=entry.get("flags", 0),
               mtu=entry.get("mtu") or 0)
@@ -393,6 +427,7 @@ TABLES = {
     "networks": NetworkCodec(),
     "vpcs": VpcCodec(),
     "agents": AgentCodec(),
+    "sources": SourceCodec(),
 }
 
 IF_CFG_MAP = "mzr_if_cfg"

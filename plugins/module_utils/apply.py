@@ -54,7 +54,11 @@ def desired_state(rendered, ifindex_of, host="this host"):
         "networks": [dict(n) for n in maps.get("networks") or []],
         "vpcs": [dict(v) for v in maps.get("vpcs") or []],
         "agents": local(maps.get("agents") or [], "agent of endpoint"),
+        "sources": [{"ip": s["ip"], "vni": s.get("vni") or 0} for s in maps.get("sources") or []],
     }
+    for s in maps.get("sources") or []:
+        if not s.get("ip"):
+            errors.append("trusted source %s: IP unknown; gather facts of that host before rendering" % s.get("name"))
     for s in state["substrate"]:
         if not s.get("mac"):
             errors.append("substrate entry %s (%s): MAC unknown; gather facts of that host before rendering"
@@ -74,6 +78,8 @@ class Names:
         if me.get("ip"):
             self.hosts.setdefault(me["ip"], rendered.get("host") or "this host")
         self.by_key = {}
+        for s in maps.get("sources") or []:
+            self.hosts.setdefault(s.get("ip"), s.get("name") or s.get("ip"))
         for name in ("endpoints", "networks", "vpcs", "agents"):
             codec = abi.TABLES[name]
             for e in maps.get(name) or []:
@@ -95,6 +101,8 @@ class Names:
             return "%s mac %s" % (self.host(e["ip"]), e["mac"])
         if name == "if_cfg":
             return "%s mac %s ifindex %s" % (e["ip"], e["mac"], e["ifindex"])
+        if name == "sources":
+            return "%s %s" % (self.host(e["ip"]), "vni %d" % e["vni"] if e["vni"] else "any VNI")
         if name == "agents":
             iface = self.iface_of(e["ifindex"]) or "ifindex %d" % e["ifindex"]
             label = self.by_key.get((name, iface)) or iface
@@ -122,7 +130,7 @@ def describe(plan, names):
     """(before, after, changes): texts for Ansible's --diff, listing per map
     only the entries that change, and a structured list of the changes."""
     before, after, changes = [], [], []
-    for name in ("if_cfg", "substrate", "vpcs", "networks", "endpoints", "agents"):
+    for name in ("if_cfg", "substrate", "sources", "vpcs", "networks", "endpoints", "agents"):
         d = plan.diff[name]
         if not (d["added"] or d["changed"] or d["removed"]):
             continue

@@ -21,6 +21,7 @@ MAX_SCALED = 4095  # scaled endpoints one host knows
 MAX_HOPS = 128  # bouncers per network, dividers per VPC
 MAX_BACKENDS = 32  # backends of one scaled endpoint
 MAX_PLENS = 8  # distinct network prefix lengths in one VPC
+MAX_SOURCES = 16384  # trusted tunnel sources of one host: transit hosts and tunnel peers' (ip, VNI)
 
 # Slots of the flat tables (open addressing in ARRAY maps, see mzr_abi.h).
 PROBES = 16
@@ -30,6 +31,7 @@ VPC_SLOTS = 1 << 15
 AGENT_SLOTS = 1 << 15
 HOST_SLOTS = MAX_SUBSTRATE + 1  # slot 0 unused
 BACKEND_SLOTS = MAX_SCALED + 1  # slot 0 unused
+SRC_SLOTS = 1 << 16
 
 # map name (as rendered) -> capacity
 MAP_CAPACITY = {
@@ -38,6 +40,7 @@ MAP_CAPACITY = {
     "vpcs": MAX_VPCS,
     "substrate": MAX_SUBSTRATE,
     "agents": MAX_AGENTS,
+    "sources": MAX_SOURCES,
 }
 
 STAGES = ("on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep")

@@ -106,6 +106,7 @@ class _Host:
         self.vpcs = dict((e["vni"], e) for e in maps["vpcs"])
         self.substrate = dict((e["ip"], e) for e in maps["substrate"])
         self.agents = dict((e["name"], e) for e in maps["agents"])
+        self.sources = set((e["ip"], e["vni"]) for e in maps.get("sources") or [])
 
     def lpm(self, vni, ip):
         addr = _u32(ip)
@@ -163,7 +164,7 @@ class ForwardingModel:
         peer = self._to_peer(host, hop, ep, path)
         if peer is not None:
             return peer
-        err = self._check_link(host, hop)
+        err = self._check_link(host, hop, vni)
         if err:
             return Result(None, path, err)
         return self._transit(self.by_ip[hop], vni, h, dst_ip, OUTER_TTL, path)
@@ -177,7 +178,7 @@ class ForwardingModel:
             return None
         return Result(ep["name"], path + [sub["name"]])
 
-    def _check_link(self, host, hop):
+    def _check_link(self, host, hop, vni):
         sub = host.substrate.get(hop)
         if sub is None:
             return "no_substrate"
@@ -186,6 +187,8 @@ class ForwardingModel:
             return "no_host"
         if sub["mac"] != nxt.mac:
             return "substrate_mismatch"
+        if (host.ip, 0) not in nxt.sources and (host.ip, vni) not in nxt.sources:
+            return "untrusted_src"
         return None
 
     def _next_hop(self, host, vni, h, dst_ip, ep):
@@ -237,7 +240,7 @@ class ForwardingModel:
             peer = self._to_peer(host, hop, ep, path)
             if peer is not None:
                 return peer
-            err = self._check_link(host, hop)
+            err = self._check_link(host, hop, vni)
             if err:
                 return Result(None, path, err)
             ttl -= 1

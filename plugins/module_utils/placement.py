@@ -37,7 +37,7 @@ class HostPlan:
     """The items one host holds, as model objects (render.py shapes them)."""
 
     __slots__ = ("name", "hosted", "remote", "networks", "vpcs", "substrate", "functions",
-                 "bounced", "divided")
+                 "bounced", "divided", "sources")
 
     def __init__(self, name):
         self.name = name
@@ -49,6 +49,7 @@ class HostPlan:
         self.functions = []
         self.bounced = []       # networks this host bounces
         self.divided = []       # VPCs this host divides
+        self.sources = 0        # trusted tunnel sources (the same on every host)
 
     def counts(self):
         """Entries per map, as rendered."""
@@ -58,6 +59,7 @@ class HostPlan:
             "vpcs": len(self.vpcs),
             "substrate": len(self.substrate),
             "agents": len(self.hosted),
+            "sources": self.sources,
         }
 
 
@@ -107,7 +109,17 @@ def place(model):
         if plan.hosted and plan.remote:
             plan.remote.difference_update(plan.hosted)
         plan.substrate.discard(name)
+    # Every host trusts every transit host of the fleet, and each tunnel
+    # peer for the VPCs of the endpoints behind it.
+    sources = len(model.hosts) + len(tunnel_sources(model))
+    for plan in plans.values():
+        plan.sources = sources
     return plans
+
+
+def tunnel_sources(model):
+    """{(peer name, VNI)}: the VPCs each tunnel peer may send for."""
+    return set((ep.host, ep.vni) for ep in model.endpoints() if ep.peer)
 
 
 def _bouncer_view(net, dividers):

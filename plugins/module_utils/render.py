@@ -5,7 +5,7 @@
 
     renderings = render_inventory(inventory, facts=None, offline=False)
     # {host: {"host", "interface", "maps": {endpoints, networks, vpcs,
-    #          substrate, agents}, "local_endpoints", "functions"}}
+    #          substrate, agents, sources}, "local_endpoints", "functions"}}
 
 The shape (field names, ordering) is the contract with the datapath codecs
 (abi.py) and the apply modules; docs/inventory.md describes it. The same
@@ -38,12 +38,13 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
 
 from ansible_collections.mizar.transit.plugins.module_utils import addr
 from ansible_collections.mizar.transit.plugins.module_utils import functions as fnreg
+from ansible_collections.mizar.transit.plugins.module_utils import placement
 from ansible_collections.mizar.transit.plugins.module_utils.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, InvalidInventory
 from ansible_collections.mizar.transit.plugins.module_utils.gcpause import gc_paused
 from ansible_collections.mizar.transit.plugins.module_utils.validate import check
 
-MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents")
+MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents", "sources")
 _NO_IP = 1 << 32  # sorts unresolved (offline) substrate entries last
 
 
@@ -188,6 +189,11 @@ class _Renderer:
         self.remote = {}    # Endpoint -> remote entry template
         self.bouncers = {}  # Network -> [bouncer IPs]
         self.dividers = {}  # Vpc -> [divider IPs]
+        # trusted tunnel sources, the same on every host: transit hosts for
+        # any VNI (0), tunnel peers for the VPCs behind them
+        self.sources = ([(self.sub_key[h], 0, h) for h in model.hosts]
+                        + [(self.sub_key[p], vni, p) for p, vni in placement.tunnel_sources(model)])
+        self.sources.sort()
 
     def bouncer_ips(self, net):
         ips = self.bouncers.get(net)
@@ -258,7 +264,8 @@ class _Renderer:
             "interface": {"name": host.interface, "ip": my_ip, "mac": macs[name], "xdp_mode": host.xdp_mode,
                           "pin_dir": host.pin_dir},
             "maps": {"endpoints": entries, "networks": networks, "vpcs": vpcs, "substrate": substrate,
-                     "agents": agents},
+                     "agents": agents,
+                     "sources": [{"ip": ips[h], "vni": vni, "name": h} for dummy, vni, h in self.sources]},
             "local_endpoints": local,
             "functions": [self.function(fn) for fn in sorted(plan.functions, key=_fn_key)],
         }

@@ -35,8 +35,8 @@ from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity
 from ansible_collections.mizar.transit.plugins.module_utils.libbpf import Map
 
 TAG_DEAD = abi.TAG_DEAD.to_bytes(4, "little")
-ORDER = ("vpcs", "networks", "endpoints", "agents")  # publish order
-LOGICAL = ("if_cfg", "substrate", "endpoints", "networks", "vpcs", "agents")
+ORDER = ("sources", "vpcs", "networks", "endpoints", "agents")  # publish order
+LOGICAL = ("if_cfg", "substrate", "sources", "endpoints", "networks", "vpcs", "agents")
 
 
 class TableError(Exception):
@@ -300,10 +300,11 @@ def plan(snap, desired):
     for vni, ps in plens.items():  # networks of a VPC with no entry of its own
         vpcs.setdefault(vni, {"vni": vni, "dividers": [], "local_divider": False, "plens": sorted(ps, reverse=True)})
     want = {"endpoints": _norm_entries(desired, "endpoints"), "networks": networks,
-            "vpcs": [vpcs[k] for k in sorted(vpcs)], "agents": _norm_entries(desired, "agents")}
+            "vpcs": [vpcs[k] for k in sorted(vpcs)], "agents": _norm_entries(desired, "agents"),
+            "sources": _norm_entries(desired, "sources")}
 
     limits = {"endpoints": capacity.MAX_ENDPOINTS, "networks": capacity.MAX_NETWORKS,
-              "vpcs": capacity.MAX_VPCS, "agents": capacity.MAX_AGENTS}
+              "vpcs": capacity.MAX_VPCS, "agents": capacity.MAX_AGENTS, "sources": capacity.MAX_SOURCES}
     stage, publish, retire, clean = {}, {}, {}, {}
     new_host_ip = dict((s, ip) for ip, s in slot_of.items()).get
     new_backend_ips = dict((s, ips) for s, ips in
@@ -434,7 +435,7 @@ def scoped(snap, desired, scope):
         if scope == "update" or h["ip"] not in subs:
             subs[h["ip"]] = h
     out["substrate"] = list(subs.values())
-    for name in ("endpoints", "networks", "vpcs", "agents"):
+    for name in ("sources", "endpoints", "networks", "vpcs", "agents"):
         codec = abi.TABLES[name]
         merged = dict(have[name])
         for e in _norm_entries(desired, name):

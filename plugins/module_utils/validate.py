@@ -373,6 +373,10 @@ class _Checker:
 
 
 def _check_capacity(plans, errors):
+    sources = max([p.sources for p in plans.values()] or [0])
+    if sources > capacity.MAX_SOURCES:
+        errors.add("mizar_hosts", "the fleet has %d trusted tunnel sources (transit hosts, and tunnel peers once "
+                   "per VPC), more than the %d a host's datapath holds" % (sources, capacity.MAX_SOURCES))
     max_scaled = getattr(capacity, "MAX_SCALED", None)  # backend sets one host holds
     for name in plans:
         counts = plans[name].counts()
@@ -384,6 +388,8 @@ def _check_capacity(plans, errors):
                            % (name, scaled, max_scaled))
         for mapname in sorted(counts):
             limit = capacity.MAP_CAPACITY[mapname]
+            if mapname == "sources":
+                continue  # the same on every host: checked once, below
             if counts[mapname] > limit:
                 plan = plans[name]
                 errors.add("hostvars[%s]" % name, "host %s would hold %d entries in its %s map, more than its "

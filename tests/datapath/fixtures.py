@@ -45,6 +45,12 @@ def substrate(*names):
     return [{"ip": ip(n), "mac": mac(n)} for n in names]
 
 
+# Trusted tunnel sources: every fixture host for any VNI, and a tunnel peer
+# (a Linux geneve device) for VNI 100 only.
+PEER = ("192.168.0.77", "02:00:00:00:00:77")
+SOURCES = [{"ip": a, "vni": 0} for a, dummy in HOSTS.values()] + [{"ip": PEER[0], "vni": 100}]
+
+
 def ep(vni, last, **kw):
     e = {"vni": vni, "ip": "10.0.0.%d" % last, "type": "simple", "host_ip": None, "ifindex": 0,
          "mac": ep_mac(vni, last), "bypass_decap": False, "backends": []}
@@ -78,6 +84,7 @@ WORLD_B = {
     ],
     "substrate": substrate("h1", "h2", "h4", "h5", "h6", "d"),
     "agents": [{"ifindex": LO, "vni": 100, "ip": "10.0.0.7", "mac": ep_mac(100, 7), "bouncers": [ip("b")]}],
+    "sources": SOURCES,
 }
 
 # An endpoint host "h1": hosts 10.0.0.5 (agent on lo), 10.0.0.4 and a bypass
@@ -89,11 +96,12 @@ WORLD_H1 = {
     "vpcs": [],
     "substrate": substrate("b"),
     "agents": [{"ifindex": LO, "vni": 100, "ip": "10.0.0.5", "mac": ep_mac(100, 5), "bouncers": [ip("b")]}],
+    "sources": SOURCES,
 }
 
 # Nothing but the interface: an agent here has no configuration.
 WORLD_BARE = {"if_cfg": {"ip": ip("h2"), "mac": mac("h2"), "ifindex": 2}, "endpoints": [], "networks": [],
-              "vpcs": [], "substrate": [], "agents": []}
+              "vpcs": [], "substrate": [], "agents": [], "sources": []}
 
 WORLDS = {"b": WORLD_B, "h1": WORLD_H1, "bare": WORLD_BARE}
 
@@ -115,9 +123,10 @@ def fx(name, description, packet, verdict, output=None, counters=(), world="b", 
 
 # ------------------------------------------------------------------ builders
 
-def enc(inner, vni=100, src="h1", ttl=64, options=b"", **kw):
+def enc(inner, vni=100, src="h1", ttl=64, options=b"", tos=0, **kw):
     """An encapsulated packet arriving at b from src."""
-    return P.outer(mac(src), mac("b"), ip(src), ip("b"), P.geneve_header(vni, options, **kw) + inner, ttl=ttl)
+    return P.outer(mac(src), mac("b"), ip(src), ip("b"), P.geneve_header(vni, options, **kw) + inner, ttl=ttl,
+                   tos=tos)
 
 
 def v4(src_last, dst, vni=100, dst_mac=None, **kw):
@@ -152,6 +161,10 @@ def drop(reason):
 PASS = {"pass": 1}
 
 # ------------------------------------------------------------------ the table
+
+def _frag(**kw):  # a 10.0.0.5 -> 10.0.0.6 packet, already addressed to 10.0.0.6
+    return v4(5, "10.0.0.6", dst_mac=ep_mac(100, 6), **kw)
+
 
 _opt = P.geneve_option(data=b"\x11\x22\x33\x44\x55\x66\x77\x88")
 _in_5_6 = v4(5, "10.0.0.6", dst_mac=ep_mac(100, 6))
@@ -200,13 +213,26 @@ FORWARDING = [
        enc(_arp_5_1), XDP_TX, _arp_answered(_arp_5_1, "10.0.0.1", GW_MAC), {"tx": 1, "arp_reply": 1}),
     fx("arp_local", "ARP for an endpoint hosted here: delivered to it, not answered",
        enc(_arp_5_7), XDP_REDIRECT, decapped(_arp_5_7, ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
-    fx("arp_gratuitous", "gratuitous ARP is not answered: forwarded to the owner's host",
-       enc(P.inner_arp_request(ep_mac(100, 6), "10.0.0.6", "10.0.0.6"), src="h2"), XDP_TX,
-       bounced(enc(P.inner_arp_request(ep_mac(100, 6), "10.0.0.6", "10.0.0.6"), src="h2"), "h2"), TX_BOUNCE),
+    fx("arp_gratuitous", "gratuitous ARP updates caches the overlay does not have: dropped, not sent back "
+       "to its owner", enc(P.inner_arp_request(ep_mac(100, 6), "10.0.0.6", "10.0.0.6"), src="h2"), XDP_DROP, None,
+       drop("arp_gratuitous")),
     fx("arp_reply_forwarded", "ARP replies travel like IPv4, by target address",
        enc(P.inner_arp_reply(ep_mac(100, 6), "10.0.0.6", ep_mac(100, 5), "10.0.0.5"), src="h2"), XDP_TX,
        bounced(enc(P.inner_arp_reply(ep_mac(100, 6), "10.0.0.6", ep_mac(100, 5), "10.0.0.5"), src="h2"), "h1"),
        TX_BOUNCE),
+    fx("inner_ip_options", "inner IPv4 with options: forwarded, the options untouched",
+       enc(_frag(options=b"\x01\x01\x01\x00")), XDP_TX, bounced(enc(_frag(options=b"\x01\x01\x01\x00")), "h2"),
+       TX_BOUNCE),
+    fx("inner_fragment_mf", "inner first fragment (MF): forwarded like any packet of the flow",
+       enc(_frag(flags="MF")), XDP_TX, bounced(enc(_frag(flags="MF")), "h2"), TX_BOUNCE),
+    fx("inner_fragment_offset", "inner later fragment: its addresses are all forwarding needs",
+       enc(_frag(frag=20)), XDP_TX, bounced(enc(_frag(frag=20)), "h2"), TX_BOUNCE),
+    fx("local_fragment", "inner fragment to an endpoint hosted here: delivered, unchanged",
+       enc(v4(5, "10.0.0.7", frag=20)), XDP_REDIRECT, decapped(v4(5, "10.0.0.7", frag=20), ep_mac(100, 7)),
+       {"redirect": 1, "decap": 1}),
+    fx("local_ip_options", "inner IPv4 with options to an endpoint hosted here: delivered, unchanged",
+       enc(v4(5, "10.0.0.7", options=b"\x01\x01\x01\x00")), XDP_REDIRECT,
+       decapped(v4(5, "10.0.0.7", options=b"\x01\x01\x01\x00"), ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
     fx("scaled_no_fn", "scaled endpoint with ON_XDP_SCALED_EP empty: dropped and counted",
        enc(v4(5, "10.0.0.9")), XDP_DROP, None, {"scaled": 1, "drop": 1, "scaled_no_fn": 1}),
     fx("to_gateway", "IPv4 addressed to a gateway is dropped",
@@ -235,10 +261,6 @@ ISOLATION = [
 
 def _ipv6_inner():
     return bytes(Ether(P.ipv6_nd(ep_mac(100, 5))))
-
-
-def _frag(**kw):
-    return v4(5, "10.0.0.6", dst_mac=ep_mac(100, 6), **kw)
 
 
 def _bad_version():
@@ -273,11 +295,6 @@ MALFORMED = [
                P.geneve_header(100, options=bytes([1, 2, 3, 5]) + b"\0" * 4, optlen=2) + _in_5_6),
        XDP_DROP, None, drop("geneve_optlen")),
     fx("inner_ipv6", "inner IPv6 frame", enc(_ipv6_inner()), XDP_DROP, None, drop("inner_proto")),
-    fx("inner_ip_options", "inner IPv4 with options",
-       enc(_frag(options=b"\x01\x01\x01\x00")), XDP_DROP, None, drop("inner_ip_opts")),
-    fx("inner_fragment_mf", "inner first fragment (MF)", enc(_frag(flags="MF")), XDP_DROP, None,
-       drop("inner_frag")),
-    fx("inner_fragment_offset", "inner later fragment", enc(_frag(frag=20)), XDP_DROP, None, drop("inner_frag")),
     fx("inner_ip_version", "inner header not version 4", enc(_bad_version()), XDP_DROP, None, drop("inner_ip_bad")),
     fx("inner_ip_totlen", "inner total length beyond the packet", enc(_long_totlen()), XDP_DROP, None,
        drop("inner_ip_bad")),
@@ -288,21 +305,140 @@ MALFORMED = [
 
 def _truncations():
     """The bouncer packet cut at every header boundary (and inside each
-    header): outer cuts are not Geneve to us and pass; later cuts drop."""
+    header). Cuts before the UDP header is whole are not Geneve to us and
+    pass. A cut packet whose outer lengths still say the full size is
+    dropped for them; the same cut with lengths that match it is dropped
+    by the parser of the header it cuts."""
     full = enc(_in_5_6, options=_opt)
+    out = [fx("truncated_" + label, "cut at byte %d (%s)" % (cut, label), full[:cut], XDP_PASS, None, PASS)
+           for cut, label in ((14, "outer_ip_start"), (24, "outer_ip_mid"), (34, "outer_udp_start"),
+                              (38, "outer_udp_mid"))]
     marks = [
-        (14, "outer_ip_start", XDP_PASS, PASS), (24, "outer_ip_mid", XDP_PASS, PASS),
-        (34, "outer_udp_start", XDP_PASS, PASS), (38, "outer_udp_mid", XDP_PASS, PASS),
-        (42, "geneve_start", XDP_DROP, drop("geneve_trunc")), (46, "geneve_mid", XDP_DROP, drop("geneve_trunc")),
-        (50, "options_start", XDP_DROP, drop("geneve_optlen")), (55, "options_mid", XDP_DROP, drop("geneve_optlen")),
-        (62, "inner_eth_start", XDP_DROP, drop("inner_trunc")), (70, "inner_eth_mid", XDP_DROP, drop("inner_trunc")),
-        (76, "inner_ip_start", XDP_DROP, drop("inner_trunc")), (86, "inner_ip_mid", XDP_DROP, drop("inner_trunc")),
+        (42, "geneve_start", "geneve_trunc"), (46, "geneve_mid", "geneve_trunc"),
+        (50, "options_start", "geneve_optlen"), (55, "options_mid", "geneve_optlen"),
+        (62, "inner_eth_start", "inner_trunc"), (70, "inner_eth_mid", "inner_trunc"),
+        (76, "inner_ip_start", "inner_trunc"), (86, "inner_ip_mid", "inner_trunc"),
     ]
-    return [fx("truncated_" + label, "cut at byte %d (%s)" % (cut, label), full[:cut], verdict, None, counters)
-            for cut, label, verdict, counters in marks]
+    for cut, label, reason in marks:
+        out.append(fx("truncated_" + label, "cut at byte %d (%s), outer lengths unchanged" % (cut, label),
+                      full[:cut], XDP_DROP, None, drop("outer_len")))
+        out.append(fx("truncated_%s_lengths" % label, "cut at byte %d (%s), outer lengths matching the cut"
+                      % (cut, label), P.with_outer_lengths(full[:cut]), XDP_DROP, None, drop(reason)))
+    return out
 
 
 MALFORMED += _truncations()
+
+
+# ------------------------------------------------------------------ untrusted substrate, RFC 8926, outer header
+
+_INTRUDER = ("203.0.113.66", "02:00:00:00:66:66")
+
+
+def from_addr(inner, src_ip, src_mac, vni=100, **kw):
+    """An encapsulated packet arriving at b from any address."""
+    return P.outer(src_mac, mac("b"), src_ip, ip("b"), P.geneve_header(vni, **kw) + inner)
+
+
+def _crit_opt():
+    return P.geneve_option(typ=0x81, data=b"\0\0\0\0")  # type with the critical bit
+
+
+_in_99_7 = P.inner_ipv4(ep_mac(100, 99), GW_MAC, "10.0.0.99", "10.0.0.7")
+_in_99_6 = P.inner_ipv4(ep_mac(100, 99), GW_MAC, "10.0.0.99", "10.0.0.6")
+_peer_in = P.inner_ipv4("02:00:00:00:00:78", GW_MAC, "10.0.0.50", "10.0.0.7")
+
+SECURITY = [
+    fx("untrusted_local", "Geneve from a host that is no transit host: never decapsulated into the VPC",
+       from_addr(_in_99_7, *_INTRUDER), XDP_DROP, None, drop("untrusted_src")),
+    fx("untrusted_relay", "Geneve from a stranger to a remote endpoint: never relayed under this host's address",
+       from_addr(_in_99_6, *_INTRUDER), XDP_DROP, None, drop("untrusted_src")),
+    fx("untrusted_self", "Geneve claiming to come from this very host: dropped",
+       from_addr(_in_5_7, ip("b"), mac("h1")), XDP_DROP, None, drop("untrusted_src")),
+    fx("untrusted_arp", "an ARP request from a stranger is not answered",
+       from_addr(_arp_5_6, *_INTRUDER), XDP_DROP, None, drop("untrusted_src")),
+    fx("peer_trusted", "a tunnel peer sends for its own VPC: delivered",
+       from_addr(_peer_in, *PEER), XDP_REDIRECT, decapped(_peer_in, ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
+    fx("peer_other_vni", "a tunnel peer is trusted for its VPC only",
+       from_addr(P.inner_ipv4("02:00:00:00:00:78", GW_MAC, "10.0.0.50", "10.0.0.5", ), *PEER, vni=200),
+       XDP_DROP, None, drop("untrusted_src")),
+    fx("geneve_critical_bit", "C bit: critical options this host cannot know (RFC 8926 3.5)",
+       enc(_in_5_7, options=_opt, flags=0x40), XDP_DROP, None, drop("geneve_critical")),
+    fx("geneve_critical_option", "an option with the critical type bit, even with the C bit clear",
+       enc(_in_5_7, options=_opt + _crit_opt()), XDP_DROP, None, drop("geneve_critical")),
+    fx("geneve_noncritical_option", "unknown options without the critical bit are skipped",
+       enc(_in_5_7, options=P.geneve_option(typ=0x7f)), XDP_REDIRECT, decapped(_in_5_7, ep_mac(100, 7)),
+       {"redirect": 1, "decap": 1}),
+    fx("geneve_oam_arp", "O bit: a control packet is not data; its inner ARP is not answered",
+       enc(_arp_5_6, flags=0x80), XDP_DROP, None, drop("geneve_oam")),
+    fx("geneve_oam_local", "O bit: a control packet is never delivered to an endpoint",
+       enc(_in_5_7, flags=0x80), XDP_DROP, None, drop("geneve_oam")),
+    fx("outer_totlen_2", "outer IPv4 total length 2", P.with_outer_lengths(enc(_in_5_6), tot_len=2), XDP_DROP, None,
+       drop("outer_len")),
+    fx("outer_totlen_long", "outer IPv4 total length past the frame",
+       P.with_outer_lengths(enc(_in_5_6), tot_len=len(enc(_in_5_6)) - 14 + 8), XDP_DROP, None, drop("outer_len")),
+    fx("outer_totlen_short", "outer IPv4 total length shorter than the frame",
+       P.with_outer_lengths(enc(_in_5_6), tot_len=len(enc(_in_5_6)) - 14 - 4), XDP_DROP, None, drop("outer_len")),
+    fx("outer_udplen", "UDP length that disagrees with the IPv4 total length",
+       P.with_outer_lengths(enc(_in_5_6), udp_len=len(enc(_in_5_6)) - 34 - 4), XDP_DROP, None, drop("outer_len")),
+    fx("outer_udplen_8", "UDP length 8: no payload, whatever follows",
+       P.with_outer_lengths(enc(_in_5_6), udp_len=8), XDP_DROP, None, drop("outer_len")),
+    fx("outer_ip_options", "Geneve to this host with outer IPv4 options: dropped, never handed to the host",
+       P.outer(mac("h1"), mac("b"), ip("h1"), ip("b"), P.geneve_header(100) + _in_5_6, ip_options=b"\x01\x01\x01\x00"),
+       XDP_DROP, None, drop("outer_ip_opts")),
+    fx("outer_ip_options_other", "IPv4 with options to another host is the host's business",
+       P.outer(mac("h1"), mac("b"), ip("h1"), "192.168.0.200", P.geneve_header(100) + _in_5_6,
+               ip_options=b"\x01\x01\x01\x00"), XDP_PASS, None, PASS),
+    fx("arp_probe", "an RFC 5227 probe (sender 0.0.0.0) is not answered: the reply could not be routed back",
+       enc(P.inner_arp_request(ep_mac(100, 5), "0.0.0.0", "10.0.0.6")), XDP_DROP, None, drop("arp_sender")),
+    fx("arp_sender_broadcast_mac", "an ARP request from the broadcast MAC is not answered",
+       enc(P.inner_arp_request("ff:ff:ff:ff:ff:ff", "10.0.0.5", "10.0.0.6", eth_src=ep_mac(100, 5))), XDP_DROP,
+       None, drop("arp_sender")),
+    fx("arp_sender_multicast_mac", "an ARP request from a multicast MAC is not answered",
+       enc(P.inner_arp_request("01:00:5e:00:00:01", "10.0.0.5", "10.0.0.6", eth_src=ep_mac(100, 5))), XDP_DROP,
+       None, drop("arp_sender")),
+    fx("arp_sender_zero_mac", "an ARP request from MAC 00:00:00:00:00:00 is not answered",
+       enc(P.inner_arp_request("00:00:00:00:00:00", "10.0.0.5", "10.0.0.6", eth_src=ep_mac(100, 5))), XDP_DROP,
+       None, drop("arp_sender")),
+    fx("arp_sender_multicast_ip", "an ARP request from a multicast IPv4 sender is not answered",
+       enc(P.inner_arp_request(ep_mac(100, 5), "224.0.0.1", "10.0.0.6")), XDP_DROP, None, drop("arp_sender")),
+    fx("arp_sender_broadcast_ip", "an ARP request from 255.255.255.255 is not answered",
+       enc(P.inner_arp_request(ep_mac(100, 5), "255.255.255.255", "10.0.0.6")), XDP_DROP, None,
+       drop("arp_sender")),
+]
+
+
+# ------------------------------------------------------------------ ECN (RFC 6040) and DSCP
+
+def _ecn_in(ecn, dscp=0x28):
+    return v4(5, "10.0.0.7", tos=(dscp << 2) | ecn)
+
+
+def _ecn_out(ecn, dscp=0x28):
+    return decapped(_ecn_in(ecn, dscp), ep_mac(100, 7))
+
+
+NOT_ECT, ECT1, ECT0, CE = 0, 1, 2, 3
+DECAP = {"redirect": 1, "decap": 1}
+
+ECN = [
+    fx("ecn_ce_over_ect0", "outer CE over an ECT(0) packet: delivered marked CE, checksum fixed",
+       enc(_ecn_in(ECT0), tos=CE), XDP_REDIRECT, _ecn_out(CE), DECAP),
+    fx("ecn_ce_over_ect1", "outer CE over an ECT(1) packet: delivered marked CE",
+       enc(_ecn_in(ECT1), tos=CE), XDP_REDIRECT, _ecn_out(CE), DECAP),
+    fx("ecn_ce_over_not_ect", "outer CE over a not-ECT packet: its sender cannot be told, dropped",
+       enc(_ecn_in(NOT_ECT), tos=CE), XDP_DROP, None, drop("inner_ecn")),
+    fx("ecn_ect1_over_ect0", "outer ECT(1) over ECT(0): the inner becomes ECT(1)",
+       enc(_ecn_in(ECT0), tos=ECT1), XDP_REDIRECT, _ecn_out(ECT1), DECAP),
+    fx("ecn_ect0_over_ect1", "outer ECT(0) over ECT(1): the inner stays ECT(1)",
+       enc(_ecn_in(ECT1), tos=ECT0), XDP_REDIRECT, _ecn_out(ECT1), DECAP),
+    fx("ecn_not_ect_outer", "outer not-ECT: the inner ECN and DSCP are untouched",
+       enc(_ecn_in(CE), tos=NOT_ECT), XDP_REDIRECT, _ecn_out(CE), DECAP),
+    fx("ecn_bounce", "a bounce carries the outer ECN and DSCP unchanged",
+       enc(_in_5_6, tos=0xa3), XDP_TX, bounced(enc(_in_5_6, tos=0xa3), "h2"), TX_BOUNCE),
+    fx("ecn_bypass", "a bypass endpoint gets the tunnel packet as it came",
+       enc(v4(5, "10.0.0.8", tos=ECT0), tos=CE), XDP_REDIRECT, None, {"redirect": 1, "bypass": 1}),
+]
 
 _host_mac, _peer = "02:00:00:00:00:77", "192.168.0.77"
 HOST_SAFETY = [
@@ -378,7 +514,7 @@ AGENT = [
        program="agent", ingress=LO),
 ]
 
-ALL = FORWARDING + ISOLATION + MALFORMED + HOST_SAFETY + AGENT
+ALL = FORWARDING + ISOLATION + MALFORMED + SECURITY + ECN + HOST_SAFETY + AGENT
 BY_NAME = dict((f.name, f) for f in ALL)
 assert len(BY_NAME) == len(ALL), "fixture names must be unique"
 

@@ -11,11 +11,11 @@ GENEVE_PORT = 6081
 ETH_BRIDGING = 0x6558
 
 
-def geneve_header(vni, options=b"", version=0, proto=ETH_BRIDGING, optlen=None):
+def geneve_header(vni, options=b"", version=0, proto=ETH_BRIDGING, optlen=None, flags=0):
     """Geneve fixed header plus options; optlen (in 4-byte words) defaults to
-    the options' real length."""
+    the options' real length. flags: 0x80 O (control), 0x40 C (critical)."""
     words = len(options) // 4 if optlen is None else optlen
-    return struct.pack("!BBH", (version << 6) | words, 0, proto) + vni.to_bytes(3, "big") + b"\0" + options
+    return struct.pack("!BBH", (version << 6) | words, flags, proto) + vni.to_bytes(3, "big") + b"\0" + options
 
 
 def geneve_option(klass=0x0102, typ=0x01, data=b"\0\0\0\0"):
@@ -24,14 +24,39 @@ def geneve_option(klass=0x0102, typ=0x01, data=b"\0\0\0\0"):
 
 
 def outer(src_mac, dst_mac, src_ip, dst_ip, geneve, ttl=64, sport=50000, ip_id=7, flags="DF",
-          udp_chksum=0):
+          udp_chksum=0, tos=0, ip_options=None):
     """Ether/IP/UDP around raw Geneve bytes (header, options, inner frame)."""
+    ip_kw = {"options": ip_options} if ip_options else {}
     return bytes(
         Ether(src=src_mac, dst=dst_mac)
-        / IP(src=src_ip, dst=dst_ip, ttl=ttl, id=ip_id, flags=flags)
+        / IP(src=src_ip, dst=dst_ip, ttl=ttl, id=ip_id, flags=flags, tos=tos, **ip_kw)
         / UDP(sport=sport, dport=GENEVE_PORT, chksum=udp_chksum)
         / Raw(geneve)
     )
+
+
+def with_outer_lengths(pkt, tot_len=None, udp_len=None):
+    """An outer Ether/IPv4/UDP packet whose IPv4 total length and UDP length
+    say tot_len and udp_len (default: what the bytes really are), with a
+    correct IPv4 header checksum: cut packets that do not lie about it, or
+    packets that lie about nothing else."""
+    b = bytearray(pkt)
+    ihl = (b[14] & 0x0f) * 4
+    tot = len(b) - 14 if tot_len is None else tot_len
+    b[16:18] = tot.to_bytes(2, "big")
+    if len(b) >= 14 + ihl + 6:
+        udp = len(b) - 14 - ihl if udp_len is None else udp_len
+        b[14 + ihl + 4:14 + ihl + 6] = udp.to_bytes(2, "big")
+    b[24:26] = b"\0\0"
+    b[24:26] = ipv4_checksum(bytes(b[14:14 + ihl])).to_bytes(2, "big")
+    return bytes(b)
+
+
+def ipv4_checksum(header):
+    total = sum(int.from_bytes(header[i:i + 2], "big") for i in range(0, len(header), 2))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
 
 
 def inner_ipv4(src_mac, dst_mac, src, dst, payload=b"mizar-transit-fixture", proto="udp", **ip_kw):
@@ -39,8 +64,8 @@ def inner_ipv4(src_mac, dst_mac, src, dst, payload=b"mizar-transit-fixture", pro
     return bytes(Ether(src=src_mac, dst=dst_mac) / IP(src=src, dst=dst, **ip_kw) / l4 / Raw(payload))
 
 
-def inner_arp_request(src_mac, src_ip, target_ip):
-    return bytes(Ether(src=src_mac, dst="ff:ff:ff:ff:ff:ff")
+def inner_arp_request(src_mac, src_ip, target_ip, eth_src=None):
+    return bytes(Ether(src=eth_src or src_mac, dst="ff:ff:ff:ff:ff:ff")
                  / ARP(op=1, hwsrc=src_mac, psrc=src_ip, hwdst="00:00:00:00:00:00", pdst=target_ip))
 
 

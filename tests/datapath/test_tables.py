@@ -26,9 +26,9 @@ def _logical(state):
     plens = {}
     for n in state["networks"]:
         plens.setdefault(n["vni"], set()).add(int(n["cidr"].split("/")[1]))
-    for name in ("endpoints", "networks", "agents"):
+    for name in ("endpoints", "networks", "agents", "sources"):
         codec = abi.TABLES[name]
-        out[name] = dict((codec.key(e), dict(e)) for e in state[name])
+        out[name] = dict((codec.key(e), dict(e)) for e in state.get(name, []))
     out["vpcs"] = dict((v["vni"], dict(v, plens=sorted(plens.get(v["vni"], ()), reverse=True)))
                        for v in state["vpcs"])
     return out

@@ -19,9 +19,9 @@ def plain_udp(dst="10.9.9.9"):
                  UDP(sport=1234, dport=5678) / (b"x" * 32))
 
 
-def geneve_bad_version(host_ip, port=GENEVE_PORT):
+def geneve_bad_version(host_ip, port=GENEVE_PORT, src="192.168.77.9"):
     """Geneve to host_ip with version 1: dropped (drop path)."""
-    return bytes(Ether(src="02:00:00:00:00:aa", dst="02:00:00:00:00:01") / IP(src="192.168.77.9", dst=host_ip) /
+    return bytes(Ether(src="02:00:00:00:00:aa", dst="02:00:00:00:00:01") / IP(src=src, dst=host_ip) /
                  UDP(sport=40000, dport=port) / geneve(1000, version=1) / (b"\0" * 64))
 
 

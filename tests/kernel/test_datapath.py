@@ -30,6 +30,7 @@ def desired(ifindex):
         "networks": [{"vni": VNI, "cidr": "10.0.0.0/24", "bouncers": [H3]}],
         "vpcs": [{"vni": VNI, "dividers": [H3], "local_divider": False}],
         "agents": [{"ifindex": 7, "vni": VNI, "ip": "10.0.0.2", "mac": "02:0a:00:00:00:02", "bouncers": [H3]}],
+        "sources": [{"ip": H2, "vni": 0}, {"ip": H3, "vni": 0}],
     }
 
 
@@ -272,7 +273,8 @@ def test_status_reports_programs_attachments_entries_counters(dp):
     dp.attach("transit", "a0")
     for dummy in range(3):
         assert run_attached(dp, "a0", plain_udp()).retval == XDP_PASS
-    assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_DROP
+    assert run_attached(dp, "a0", geneve_bad_version(H1, src=H2)).retval == XDP_DROP
+    assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_DROP  # from no transit host
     s = dp.status()
     assert s["loaded"]
     assert set(s["programs"]) == {"transit", "agent", "pass"}
@@ -284,8 +286,9 @@ def test_status_reports_programs_attachments_entries_counters(dp):
     assert s["maps"]["mzr_endpoints"]["entries"] == 3
     assert s["maps"]["mzr_agents"]["entries"] == 1
     assert s["maps"]["mzr_if_cfg"]["entries"] == 1
-    assert s["counters"]["pass"] == 3 and s["counters"]["drop"] == 1
-    assert s["drops"] == {"geneve_version": 1}
+    assert s["maps"]["mzr_sources"]["entries"] == 2
+    assert s["counters"]["pass"] == 3 and s["counters"]["drop"] == 2
+    assert s["drops"] == {"geneve_version": 1, "untrusted_src": 1}
     assert all(v is None for v in s["stages"].values())
 
 

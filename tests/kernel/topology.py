@@ -149,6 +149,7 @@ class Lab:
             "networks": nets,
             "vpcs": vpcs,
             "agents": agents,
+            "sources": [{"ip": h["ip"], "vni": 0} for dummy, h in sorted(self.hosts.items())],
         }
 
     # ------------------------------------------------------------ traffic

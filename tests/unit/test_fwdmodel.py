@@ -43,7 +43,8 @@ def _tables(**hosts_maps):
     """Hand-made renderings: host -> dict of maps (missing maps empty)."""
     out = {}
     for host, maps in hosts_maps.items():
-        full = {"endpoints": [], "networks": [], "vpcs": [], "substrate": [], "agents": []}
+        full = {"endpoints": [], "networks": [], "vpcs": [], "substrate": [], "agents": [],
+                "sources": [{"ip": ip_of(h), "vni": 0} for h in hosts_maps]}
         full.update(maps)
         out[host] = {"host": host, "interface": {"name": "eth0", "ip": ip_of(host), "mac": mac_of(host)},
                      "maps": full}
@@ -96,6 +97,11 @@ def test_drop_reasons():
     bad = dict(_sub("h2"), mac="02:99:99:99:99:99")
     r = ForwardingModel(_tables(h1={"agents": [src], "substrate": [bad]}, h2={})).send("a", "10.0.0.3")
     assert r.drop_reason == "substrate_mismatch"
+    # a next host that does not trust this one as a tunnel source, or only for another VPC
+    for sources in ([], [{"ip": ip_of("h1"), "vni": 200}]):
+        r = ForwardingModel(_tables(h1={"agents": [src], "substrate": [_sub("h2")]},
+                                    h2={"sources": sources})).send("a", "10.0.0.3")
+        assert r == Result(None, ["h1"], "untrusted_src")
     # an agent with no bouncers
     r = ForwardingModel(_tables(h1={"agents": [_agent("a", "10.0.0.2", [])]})).send("a", "10.0.0.3")
     assert r.drop_reason == "no_hops"

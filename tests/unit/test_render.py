@@ -9,7 +9,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.fwdmodel import Forw
 from ansible_collections.mizar.transit.plugins.module_utils.render import count_entries, dump, render_inventory
 
 from unit_inventory import (agent_entry, base, bounced_entry, ep_entry, gw_entry, hosts, local_ep, net_entry, rendering,
-                            sub_entry, vpc_entry)
+                            sub_entry, vpc_entry, without_sources)
 
 veth = addr.veth_name
 
@@ -61,7 +61,7 @@ def test_one_bouncer_two_endpoint_hosts():
     inv = {"hosts": hosts(1, 2, 3),
            "mizar_vpcs": [_one_network(["h3"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}
     r = render_inventory(inv)
-    assert r == {
+    assert without_sources(r, inv["hosts"]) == {
         "h1": rendering("h1", endpoints=[_hosted("ep1", "10.0.0.2", "h1")], substrate=[sub_entry("h3")],
                         agents=[_agent("ep1", "10.0.0.2", ["h3"])], local=[_local("ep1", "10.0.0.2")]),
         "h2": rendering("h2", endpoints=[_hosted("ep2", "10.0.0.3", "h2")], substrate=[sub_entry("h3")],
@@ -95,6 +95,8 @@ def test_endpoint_behind_a_tunnel_peer():
                                                               "name": "vtep1"}]
     assert [e["name"] for e in r["h1"]["local_endpoints"]] == ["vpc1/net1/ep1"]
     assert r["h3"]["local_endpoints"] == [] and r["h1"]["maps"]["substrate"] == [sub_entry("h3")]
+    # the peer may send for its VPC (VNI 100) only
+    without_sources(r, inv["hosts"], peers=[("192.168.60.7", 100, "vtep1")])
     fwd = ForwardingModel(r)
     to_peer = fwd.send("vpc1/net1/ep1", "10.0.0.20")
     assert (to_peer.delivered_to, to_peer.path) == ("vpc1/net1/ext1", ["h1", "h3", "vtep1"])
@@ -108,7 +110,7 @@ def test_two_bouncers():
                               _remote("ep2", "10.0.0.3", "h2")],
                    networks=[bounced_entry(100, "10.0.0.0/24", "vpc1/net1")],
                    vpcs=[vpc_entry(100, "vpc1", [], False)], substrate=[sub_entry("h1"), sub_entry("h2")])
-    assert r == {
+    assert without_sources(r, inv["hosts"]) == {
         "h1": rendering("h1", endpoints=[_hosted("ep1", "10.0.0.2", "h1")],
                         substrate=[sub_entry("h3"), sub_entry("h4")],
                         agents=[_agent("ep1", "10.0.0.2", ["h3", "h4"])], local=[_local("ep1", "10.0.0.2")]),
@@ -125,7 +127,7 @@ def test_bouncer_that_hosts_endpoints():
     inv = {"hosts": hosts(1, 2),
            "mizar_vpcs": [_one_network(["h1"], [("ep1", "10.0.0.2", "h1"), ("ep2", "10.0.0.3", "h2")])]}
     r = render_inventory(inv)
-    assert r == {
+    assert without_sources(r, inv["hosts"]) == {
         "h1": rendering("h1", endpoints=[gw_entry(100, "10.0.0.1", "vpc1/net1/gateway"),
                                          _hosted("ep1", "10.0.0.2", "h1"), _remote("ep2", "10.0.0.3", "h2")],
                         networks=[bounced_entry(100, "10.0.0.0/24", "vpc1/net1")],
@@ -150,7 +152,7 @@ def test_two_vpcs_same_cidr_on_shared_hosts():
     def v2(fn, name, ip, *args):
         return fn(name, ip, *args, net="vpc2/net1", vni=200)
 
-    assert r == {
+    assert without_sources(r, inv["hosts"]) == {
         "h1": rendering(
             "h1",
             endpoints=[_hosted("a1", "10.0.0.2", "h1"), gw_entry(200, "10.0.0.1", "vpc2/net1/gateway"),
@@ -208,7 +210,9 @@ def _multi_network_inventory():
 
 
 def test_multi_network_vpc_two_dividers():
-    r = render_inventory(_multi_network_inventory())
+    inv = _multi_network_inventory()
+    r = render_inventory(inv)
+    plain = without_sources(r, inv["hosts"])
     n1, n2 = "vpc1/net1", "vpc1/net2"
     acl = {"name": "acl-all", "stage": "on_xdp_tx", "program": "acl", "config": {"rules": [
         {"vpc": "vpc1", "src": "0.0.0.0/0", "dst": "10.0.2.0/24", "protocol": "tcp", "port": 22, "action": "drop"}]}}
@@ -217,7 +221,7 @@ def test_multi_network_vpc_two_dividers():
     e2_mac = "02:00:0a:00:01:0b"
     e3_hosted = ep_entry(100, "10.0.2.10", n2 + "/e3", host="h2", iface=veth(100, "10.0.2.10"), bypass_decap=True)
     e3_remote = ep_entry(100, "10.0.2.10", n2 + "/e3", host="h2", bypass_decap=True)
-    assert r["h1"] == rendering(  # bouncer of net1, divider, endpoint host
+    assert plain["h1"] == rendering(  # bouncer of net1, divider, endpoint host
         "h1",
         endpoints=[gw_entry(100, "10.0.1.1", n1 + "/gateway"), _hosted("e1", "10.0.1.10", "h1", n1),
                    ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", mac=e2_mac)],
@@ -227,7 +231,7 @@ def test_multi_network_vpc_two_dividers():
         agents=[_agent("e1", "10.0.1.10", ["h1"], n1)],
         local=[_local("e1", "10.0.1.10", "10.0.1.1", n1)],
         functions=[acl])
-    assert r["h2"] == rendering(  # hosts e2 (adopted interface) and e3 (bypass)
+    assert plain["h2"] == rendering(  # hosts e2 (adopted interface) and e3 (bypass)
         "h2",
         endpoints=[ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", iface="veth-e2", mac=e2_mac), e3_hosted],
         substrate=[sub_entry("h1"), sub_entry("h3")],
@@ -237,7 +241,7 @@ def test_multi_network_vpc_two_dividers():
                local_ep(n2 + "/e3", 100, "10.0.2.10", 24, "10.0.2.1", veth(100, "10.0.2.10"), netns="e3",
                         bypass_decap=True)],
         functions=[acl])
-    assert r["h3"] == rendering(  # bouncer of net2 (with a scaled endpoint), endpoint host
+    assert plain["h3"] == rendering(  # bouncer of net2 (with a scaled endpoint), endpoint host
         "h3",
         endpoints=[_remote("e1", "10.0.1.10", "h1", n1), gw_entry(100, "10.0.2.1", n2 + "/gateway"), e3_remote,
                    _hosted("e4", "10.0.2.11", "h3", n2),
@@ -248,14 +252,14 @@ def test_multi_network_vpc_two_dividers():
         agents=[_agent("e4", "10.0.2.11", ["h3"], n2)],
         local=[_local("e4", "10.0.2.11", "10.0.2.1", n2)],
         functions=[acl])
-    assert r["h4"] == rendering(  # divider only
+    assert plain["h4"] == rendering(  # divider only
         "h4",
         networks=networks,
         vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], True)],
         substrate=[sub_entry("h1"), sub_entry("h3")],
         functions=[acl, count])
     assert sorted(r) == ["h1", "h2", "h3", "h4"]
-    assert count_entries(r) == 32  # 10 + 6 + 11 + 5
+    assert count_entries(r) == 48  # 10 + 6 + 11 + 5, and 4 trusted sources on each host
     eps = {n1 + "/e1": "10.0.1.10", n1 + "/e2": "10.0.1.11", n2 + "/e3": "10.0.2.10", n2 + "/e4": "10.0.2.11"}
     _all_pairs_delivered(r, eps)
     fwd = ForwardingModel(r)

@@ -298,6 +298,15 @@ def test_capacity_exceeded(monkeypatch):
                      r"\(it hosts 2 endpoints, bounces 1 networks, divides 0 VPCs\)", errors[0].message)
 
 
+def test_too_many_trusted_sources(monkeypatch):
+    inv = base()
+    monkeypatch.setattr(capacity, "MAX_SOURCES", len(inv["hosts"]) - 1)
+    errors = validate(inv)
+    assert [e.path for e in errors] == ["mizar_hosts"]
+    assert re.search(r"the fleet has %d trusted tunnel sources \(transit hosts, and tunnel peers once per VPC\), "
+                     r"more than the %d" % (len(inv["hosts"]), len(inv["hosts"]) - 1), errors[0].message)
+
+
 def test_too_many_scaled_endpoints_on_a_host(monkeypatch):
     monkeypatch.setattr(capacity, "MAX_SCALED", 0, raising=False)
     errors = validate(base())

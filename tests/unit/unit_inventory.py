@@ -106,3 +106,19 @@ def rendering(host, endpoints=(), networks=(), vpcs=(), substrate=(), agents=(),
             "maps": {"endpoints": list(endpoints), "networks": list(networks), "vpcs": list(vpcs),
                      "substrate": list(substrate), "agents": list(agents)},
             "local_endpoints": list(local), "functions": list(functions)}
+
+
+def without_sources(renderings, host_names, peers=()):
+    """The renderings without their trusted-source lists, after checking
+    that every host trusts every host of the fleet (host_names) for any VNI
+    and each tunnel peer [(ip, vni, name)] for its VPC, ordered by address."""
+    expected = sorted([(int(ip_of(h).split(".")[3]), ip_of(h), 0, h) for h in host_names]
+                      + [(int(ip.split(".")[3]), ip, vni, name) for ip, vni, name in peers])
+    want = [{"ip": ip, "vni": vni, "name": name} for dummy, ip, vni, name in expected]
+    out = {}
+    for host, r in renderings.items():
+        assert r["maps"]["sources"] == want, host
+        r = copy.deepcopy(r)
+        del r["maps"]["sources"]
+        out[host] = r
+    return out
