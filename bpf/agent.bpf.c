@@ -19,6 +19,7 @@
 #include "mzr_encap.h"
 #include "mzr_tables.h"
 #include "mzr_route.h"
+#include "mzr_icmp.h"
 
 static __always_inline int mzr_agent_drop(__u32 reason)
 {
@@ -41,6 +42,8 @@ static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_
 	/* Compute it here, as a scalar: left for later, the compiler would
 	 * spill the packet pointer in 32 bits, which the verifier refuses. */
 	asm volatile("" : "+r"(inner_len));
+	if (mzr_too_big(cfg, inner_len)) /* path MTU: bpf/include/mzr_icmp.h */
+		return mzr_icmp_frag_needed(ctx, cfg);
 
 	if (bpf_xdp_adjust_head(ctx, -(int)MZR_OUTER_LEN))
 		return mzr_agent_drop(MZR_D_ADJUST);

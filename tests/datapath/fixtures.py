@@ -4,8 +4,9 @@ bytes and the exact counters that must move. The same table drives the
 functional tests (test_fixtures.py) and the benchmark (bench/datapath.py)."""
 import collections
 
-from scapy.layers.inet import IP
+from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
+from scapy.packet import Raw
 
 import packets as P
 from ansible_collections.mizar.transit.plugins.module_utils import abi
@@ -90,7 +91,7 @@ WORLD_B = {
 # An endpoint host "h1": hosts 10.0.0.5 (agent on lo), 10.0.0.4 and a bypass
 # endpoint 10.0.0.10; its network's bouncer is "b".
 WORLD_H1 = {
-    "if_cfg": {"ip": ip("h1"), "mac": mac("h1"), "ifindex": 2},
+    "if_cfg": {"ip": ip("h1"), "mac": mac("h1"), "ifindex": 2, "mtu": 1500},
     "endpoints": [ep(100, 5, ifindex=5), ep(100, 4, ifindex=9), ep(100, 10, ifindex=10, bypass_decap=True)],
     "networks": [],
     "vpcs": [],
@@ -103,7 +104,11 @@ WORLD_H1 = {
 WORLD_BARE = {"if_cfg": {"ip": ip("h2"), "mac": mac("h2"), "ifindex": 2}, "endpoints": [], "networks": [],
               "vpcs": [], "substrate": [], "agents": [], "sources": []}
 
-WORLDS = {"b": WORLD_B, "h1": WORLD_H1, "bare": WORLD_BARE}
+# h1 with other substrate MTUs: a 1400-byte NIC, and jumbo frames.
+WORLD_H1_1400 = dict(WORLD_H1, if_cfg=dict(WORLD_H1["if_cfg"], mtu=1400))
+WORLD_H1_9000 = dict(WORLD_H1, if_cfg=dict(WORLD_H1["if_cfg"], mtu=9000))
+
+WORLDS = {"b": WORLD_B, "h1": WORLD_H1, "bare": WORLD_BARE, "h1_1400": WORLD_H1_1400, "h1_9000": WORLD_H1_9000}
 
 
 # the datapath's flow hash and hop choice (bpf/include/mzr_hash.h), as abi.py computes them
@@ -514,7 +519,77 @@ AGENT = [
        program="agent", ingress=LO),
 ]
 
-ALL = FORWARDING + ISOLATION + MALFORMED + SECURITY + ECN + HOST_SAFETY + AGENT
+
+# ------------------------------------------------------------------ agent: path MTU
+
+def sized(total, src=5, dst="10.0.0.6", src_mac=None, flags="DF", **kw):
+    """An endpoint's IPv4/UDP frame whose IPv4 total length is total."""
+    opts = kw.get("options", b"")
+    return P.inner_ipv4(src_mac or ep_mac(100, src), GW_MAC, "10.0.0.%d" % src, dst,
+                        payload=b"m" * (total - 28 - len(opts)), flags=flags, **kw)
+
+
+def frag_needed(frame, nic_mtu):
+    """What the agent must send back for a DF frame too big to encapsulate
+    over a NIC of nic_mtu, built independently: scapy computes both
+    checksums; the quote is the original IPv4 header (options included)
+    and 8 bytes of its payload (RFC 792), the next-hop MTU nic_mtu - 50
+    (RFC 1191)."""
+    orig = Ether(frame)
+    hlen = orig[IP].ihl * 4
+    quote = frame[14:14 + hlen + 8]
+    return bytes(Ether(src=orig.dst, dst=orig.src)
+                 / IP(src=orig[IP].dst, dst=orig[IP].src, tos=0xc0, id=0, flags=0, ttl=64, proto=1)
+                 / ICMP(type=3, code=4, unused=0, nexthopmtu=nic_mtu - 50) / Raw(quote))
+
+
+PMTU = {"tx": 1, "agent_pmtu": 1}
+_icmp_err = bytes(Ether(src=ep_mac(100, 5), dst=GW_MAC) / IP(src="10.0.0.5", dst="10.0.0.6", flags="DF")
+                  / ICMP(type=3, code=1) / Raw(b"q" * 1423))  # IPv4 total length 1451
+
+AGENT_MTU = [
+    fx("agent_mtu_fits", "inner IPv4 of NIC MTU - 50 (1450) fits exactly: encapsulated, outer 1500",
+       sized(1450), XDP_REDIRECT, agent_encap(sized(1450), "10.0.0.5", "10.0.0.6"),
+       {"redirect": 1, "agent_encap": 1}, world="h1", program="agent", ingress=LO),
+    fx("agent_mtu_frag_needed", "DF, one byte too big: ICMP fragmentation needed, next-hop MTU 1450, "
+       "back out of the veth", sized(1451), XDP_TX, frag_needed(sized(1451), 1500), PMTU,
+       world="h1", program="agent", ingress=LO),
+    fx("agent_mtu_frag_needed_big", "DF, far too big (2000): the same reply, quoting 28 bytes",
+       sized(2000), XDP_TX, frag_needed(sized(2000), 1500), PMTU, world="h1", program="agent", ingress=LO),
+    fx("agent_mtu_frag_needed_options", "DF with IPv4 options: the quote holds the whole 24-byte header "
+       "and 8 bytes more", sized(1460, options=b"\x01\x01\x01\x00"), XDP_TX,
+       frag_needed(sized(1460, options=b"\x01\x01\x01\x00"), 1500), PMTU,
+       world="h1", program="agent", ingress=LO),
+    fx("agent_mtu_no_df", "too big and no DF: dropped and counted", sized(1451, flags=0), XDP_DROP, None,
+       drop("agent_too_big"), world="h1", program="agent", ingress=LO),
+    fx("agent_mtu_icmp_error", "an ICMP error too big gets no ICMP error back (RFC 1122): dropped",
+       _icmp_err, XDP_DROP, None, drop("agent_too_big"),
+       world="h1", program="agent", ingress=LO),
+    fx("agent_mtu_later_fragment", "a later fragment with DF is not answered: dropped",
+       sized(1451, flags="DF", frag=100), XDP_DROP, None, drop("agent_too_big"),
+       world="h1", program="agent", ingress=LO),
+    fx("agent_mtu_bypass_local", "same-host bypass endpoint: its tunnel packet must fit the NIC MTU too",
+       sized(1451, dst="10.0.0.10"), XDP_TX, frag_needed(sized(1451, dst="10.0.0.10"), 1500), PMTU,
+       world="h1", program="agent", ingress=LO),
+    fx("agent_mtu_1400", "a 1400-byte NIC: 1350 fits", sized(1350), XDP_REDIRECT,
+       agent_encap(sized(1350), "10.0.0.5", "10.0.0.6"), {"redirect": 1, "agent_encap": 1},
+       world="h1_1400", program="agent", ingress=LO),
+    fx("agent_mtu_1400_frag_needed", "a 1400-byte NIC: 1351 with DF gets next-hop MTU 1350",
+       sized(1351), XDP_TX, frag_needed(sized(1351), 1400), PMTU, world="h1_1400", program="agent", ingress=LO),
+    fx("agent_mtu_9000", "jumbo NIC (9000): 2000 bytes are encapsulated", sized(2000), XDP_REDIRECT,
+       agent_encap(sized(2000), "10.0.0.5", "10.0.0.6"), {"redirect": 1, "agent_encap": 1},
+       world="h1_9000", program="agent", ingress=LO),
+    fx("agent_mtu_unknown", "MTU 0 (not known) is taken as 1500: the bouncer host's agent answers 1451 "
+       "with next-hop MTU 1450", sized(1451, src=7, dst="10.0.5.5"), XDP_TX,
+       frag_needed(sized(1451, src=7, dst="10.0.5.5"), 1500), dict(PMTU, to_divider=1), program="agent", ingress=LO),
+    fx("agent_mtu_self_bouncer", "this host is the bouncer and has already addressed the inner frame to the "
+       "endpoint: the reply comes from that MAC (the endpoint does not check it)",
+       sized(1451, src=7, dst="10.0.0.6"), XDP_TX,
+       frag_needed(P.with_dst_mac(sized(1451, src=7, dst="10.0.0.6"), ep_mac(100, 6)), 1500), dict(PMTU, bounce=1),
+       program="agent", ingress=LO),
+]
+
+ALL = FORWARDING + ISOLATION + MALFORMED + SECURITY + ECN + HOST_SAFETY + AGENT + AGENT_MTU
 BY_NAME = dict((f.name, f) for f in ALL)
 assert len(BY_NAME) == len(ALL), "fixture names must be unique"
 

@@ -12,7 +12,8 @@ from ansible_collections.mizar.transit.plugins.module_utils import libbpf
 from harness import BPF_OUT, require_bpf
 
 # BPF helper ids (include/uapi/linux/bpf.h)
-ALLOWED = {1: "map_lookup_elem", 12: "tail_call", 23: "redirect", 44: "xdp_adjust_head"}
+ALLOWED = {1: "map_lookup_elem", 12: "tail_call", 23: "redirect", 44: "xdp_adjust_head",
+           65: "xdp_adjust_tail"}  # the agent trims its ICMP "fragmentation needed" reply
 ARRAYS = (libbpf.BPF_MAP_TYPE_ARRAY, libbpf.BPF_MAP_TYPE_PERCPU_ARRAY, libbpf.BPF_MAP_TYPE_PROG_ARRAY)
 
 
