@@ -16,10 +16,12 @@ class ApplyError(Exception):
     """The rendering cannot be applied on this host; nothing was written."""
 
 
-def desired_state(rendered, ifindex_of, host="this host"):
+def desired_state(rendered, ifindex_of, host="this host", mtu_of=None):
     """The tables' desired state for a host's rendering. ifindex_of(name)
-    gives an interface's index or None. Every problem is collected and
-    raised together."""
+    gives an interface's index or None, mtu_of(name) its MTU or None (the
+    substrate NIC's goes into if_cfg: the agent's path MTU; 0, not known, is
+    taken as 1500 by the datapath). Every problem is collected and raised
+    together."""
     errors = []
     iface = rendered.get("interface") or {}
     maps = rendered.get("maps") or {}
@@ -48,7 +50,8 @@ def desired_state(rendered, ifindex_of, host="this host"):
         return out
 
     state = {
-        "if_cfg": {"ip": iface.get("ip"), "mac": iface.get("mac"), "ifindex": nic_index or 0},
+        "if_cfg": {"ip": iface.get("ip"), "mac": iface.get("mac"), "ifindex": nic_index or 0,
+                   "mtu": (mtu_of(nic) if mtu_of and nic_index else None) or 0},
         "substrate": [dict(s) for s in maps.get("substrate") or []],
         "endpoints": local(maps.get("endpoints") or [], "endpoint"),
         "networks": [dict(n) for n in maps.get("networks") or []],
@@ -100,7 +103,7 @@ class Names:
         if name == "substrate":
             return "%s mac %s" % (self.host(e["ip"]), e["mac"])
         if name == "if_cfg":
-            return "%s mac %s ifindex %s" % (e["ip"], e["mac"], e["ifindex"])
+            return "%s mac %s ifindex %s mtu %s" % (e["ip"], e["mac"], e["ifindex"], e.get("mtu") or "unknown")
         if name == "sources":
             return "%s %s" % (self.host(e["ip"]), "vni %d" % e["vni"] if e["vni"] else "any VNI")
         if name == "agents":

@@ -36,7 +36,20 @@ from ansible_collections.mizar.transit.plugins.module_utils import addr, datapat
 from ansible_collections.mizar.transit.plugins.module_utils.steps import Step, StepError, carry_out
 
 INNER = "eth0"
-DEFAULT_MTU = 1450
+# What Geneve encapsulation adds to an endpoint's IPv4 packet: outer IPv4 20,
+# UDP 8, Geneve 8, and the endpoint's own Ethernet header 14, which now rides
+# inside (bpf/include/mzr_icmp.h checks the same sum).
+TUNNEL_OVERHEAD = 50
+NIC_MTU_UNKNOWN = 1500  # what the datapath assumes when it does not know the NIC's MTU
+DEFAULT_MTU = NIC_MTU_UNKNOWN - TUNNEL_OVERHEAD  # with no substrate interface to derive it from
+
+
+def max_mtu(nic_mtu, bypass_decap=False):
+    """The largest MTU an endpoint may have over a substrate NIC of nic_mtu:
+    the NIC's MTU less the tunnel overhead, so that every packet it sends
+    fits once encapsulated; a bypass-decap endpoint receives the whole
+    tunnel frame, so its interface takes what the NIC takes."""
+    return nic_mtu if bypass_decap else nic_mtu - TUNNEL_OVERHEAD
 
 
 class EndpointError(Exception):
@@ -48,7 +61,7 @@ class EndpointSpec:
     names the endpoint and the field."""
 
     def __init__(self, name, iface, pin_dir, state="present", netns=None, ip=None, prefixlen=None, mac=None,
-                 gateway=None, mtu=DEFAULT_MTU, mode="native"):
+                 gateway=None, mtu=None, mode="native", substrate_interface=None, bypass_decap=False):
         self.name = name
         self.label = "endpoint %s" % name
         self.state = state
@@ -56,7 +69,10 @@ class EndpointSpec:
         self.netns = netns or None
         self.iface = iface
         self.mode = mode
-        self.mtu = mtu
+        self.mtu = mtu  # None: derived from the substrate interface (resolve_mtu)
+        self.substrate_interface = substrate_interface or None
+        self.bypass_decap = bool(bypass_decap)
+        self.nic_mtu = None
         problem = addr.ifname_problem(iface)
         if problem:
             self.fail("iface", problem)
@@ -93,13 +109,41 @@ class EndpointSpec:
             if gw == ip_int:
                 self.fail("gateway", "%s is the endpoint's own address" % gateway)
             self.gateway = gateway
-        if not 68 <= mtu <= 65535:
+        if mtu is not None and not 68 <= mtu <= 65535:
             self.fail("mtu", "%d is not an MTU (68..65535)" % mtu)
+        if self.substrate_interface is not None:
+            problem = addr.ifname_problem(self.substrate_interface)
+            if problem:
+                self.fail("substrate_interface", problem)
         self.ip = ip
         self.cidr = "%s/%d" % (ip, prefixlen)
 
     def fail(self, field, problem):
         raise EndpointError("%s: %s: %s" % (self.label, field, problem))
+
+    def resolve_mtu(self, nic_mtu):
+        """Settle the endpoint's MTU given the substrate NIC's (None: no NIC
+        named). Without an explicit mtu it is max_mtu(); an explicit one must
+        not exceed it, or packets would be lost (errors name the field)."""
+        self.nic_mtu = nic_mtu
+        if nic_mtu is None:
+            if self.mtu is None:
+                self.mtu = DEFAULT_MTU
+            return self.mtu
+        limit = max_mtu(nic_mtu, self.bypass_decap)
+        if self.mtu is None:
+            if limit < 68:
+                self.fail("substrate_interface", "%s has MTU %d: too small to carry Geneve (an endpoint needs "
+                          "at least 68 after %d bytes of tunnel overhead)" % (self.substrate_interface, nic_mtu,
+                                                                              TUNNEL_OVERHEAD))
+            self.mtu = limit
+        elif self.mtu > limit:
+            self.fail("mtu", "%d is above %d, the most that fits the substrate NIC %s (MTU %d)%s; lower it, or "
+                      "leave mtu out to derive it" % (
+                          self.mtu, limit, self.substrate_interface, nic_mtu,
+                          ": a bypass_decap endpoint receives whole tunnel frames" if self.bypass_decap else
+                          " after %d bytes of Geneve encapsulation" % TUNNEL_OVERHEAD))
+        return self.mtu
 
 
 # ---------------------------------------------------------------- reading
@@ -154,6 +198,18 @@ def _pin_runs(pin_dir, iface, netns, q):
     finally:
         os.close(fd)
     return info["id"] == q["link_id"]
+
+
+def nic_mtu(spec):
+    """The MTU of the substrate interface spec names, or None when it names
+    none. The interface must exist."""
+    if spec.substrate_interface is None:
+        return None
+    nic = netlink.link(spec.substrate_interface)
+    if nic is None:
+        spec.fail("substrate_interface", "%s does not exist on this host (it should be the substrate NIC, "
+                  "mizar_interface)" % spec.substrate_interface)
+    return nic["mtu"]
 
 
 def read(spec):
@@ -404,9 +460,11 @@ def desired(spec, st):
 
 
 def ensure(spec, check_mode=False):
-    """Bring the endpoint to spec. Returns {changed, actions, iface, ifindex,
+    """Bring the endpoint to spec. Returns {changed, actions, iface, mtu, ifindex,
     netns, mac, diff: {before, after}}."""
     try:
+        if spec.state == "present" and spec.netns is not None:
+            spec.resolve_mtu(nic_mtu(spec))
         before = read(spec)
     except (netlink.NetlinkError, libbpf.BpfError, xdp.XdpError, OSError) as e:
         raise EndpointError("%s: reading its state: %s" % (spec.label, e))
@@ -423,7 +481,7 @@ def ensure(spec, check_mode=False):
         after_text = desired(spec, before) if steps else summary(spec, before)
     host = after["host"] if not (check_mode and spec.state == "absent" and spec.netns) else None
     inner = after["inner"]
-    return {"changed": bool(steps), "actions": actions, "iface": spec.iface,
+    return {"changed": bool(steps), "actions": actions, "iface": spec.iface, "mtu": spec.mtu,
             "ifindex": host["index"] if host and "index" in host else None,
             "netns": spec.netns if after.get("netns") else None,
             "mac": inner["mac"] if inner else (host or {}).get("mac"),

@@ -49,7 +49,8 @@ ROLE_KEYS = ("mizar_bpf_dir", "mizar_build_dir", "mizar_manage_packages", "mizar
              "mizar_function_sources", "mizar_stages")
 VPC_KEYS = ("name", "vni", "cidr", "dividers", "networks")
 NETWORK_KEYS = ("name", "cidr", "bouncers", "endpoints")
-ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap", "netns", "iface", "tunnel_peer")
+ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap", "netns", "iface", "tunnel_peer",
+                 "mtu")
 PEER_KEYS = ("name", "ip", "mac")
 FUNCTION_KEYS = ("name", "stage", "program", "hosts", "config")
 ENDPOINT_TYPES = ("simple", "scaled")
@@ -112,7 +113,8 @@ class Endpoint:
     """A simple or scaled endpoint, or a network's gateway (type 'gateway')."""
 
     __slots__ = ("path", "network", "name", "fullname", "ip", "ip_int", "host", "mac", "type", "backends",
-                 "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given", "key", "peer")
+                 "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given", "key", "peer",
+                 "mtu")
 
     def __init__(self, path, network):
         self.path = path
@@ -127,6 +129,7 @@ class Endpoint:
         self.mac_given = False
         self.key = None  # (vni, ip as integer): the endpoints map's key and sort order
         self.peer = False  # behind a tunnel peer: host names the peer, nothing is made for it
+        self.mtu = None  # None: derived on the host from its substrate NIC (mizar.transit.endpoint)
 
 
 class Function:
@@ -553,6 +556,20 @@ def _endpoint(raw, path, net, errors):
         errors.add(path + ".bypass_decap", "bypass_decap must be true or false, not %s" % _kind(bypass))
     else:
         ep.bypass_decap = bypass
+
+    mtu = raw.get("mtu")
+    if mtu is not None:
+        if isinstance(mtu, bool) or not isinstance(mtu, int):
+            errors.add(path + ".mtu", "mtu must be an integer, not %s; or leave it out to derive it from the "
+                       "host's substrate NIC" % _kind(mtu))
+        elif not 68 <= mtu <= 65535:
+            errors.add(path + ".mtu", "%d is not an MTU (68..65535); or leave it out to derive it from the "
+                       "host's substrate NIC" % mtu)
+        elif kind != "simple" or raw.get("netns") is None or raw.get("tunnel_peer") is not None:
+            errors.add(path + ".mtu", "mtu applies to an endpoint with a netns, whose veth the collection makes; "
+                       "remove it (an adopted interface keeps its own MTU)")
+        else:
+            ep.mtu = mtu
 
     if kind == "scaled":
         for key in ("host", "netns", "iface"):

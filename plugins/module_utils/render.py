@@ -238,9 +238,12 @@ class _Renderer:
             net = ep.network
             agents.append({"iface": ep.host_iface, "vni": ep.vni, "ip": ep.ip, "mac": ep.mac, "name": ep.fullname,
                            "bouncers": list(self.bouncer_ips(net))})
-            local.append({"name": ep.fullname, "vni": ep.vni, "ip": ep.ip, "prefixlen": net.plen, "mac": ep.mac,
-                          "gateway": net.gateway.ip, "netns": ep.netns, "iface": ep.host_iface,
-                          "bypass_decap": ep.bypass_decap})
+            lep = {"name": ep.fullname, "vni": ep.vni, "ip": ep.ip, "prefixlen": net.plen, "mac": ep.mac,
+                   "gateway": net.gateway.ip, "netns": ep.netns, "iface": ep.host_iface,
+                   "bypass_decap": ep.bypass_decap}
+            if ep.mtu is not None:  # otherwise derived on the host from its substrate NIC
+                lep["mtu"] = ep.mtu
+            local.append(lep)
         agents.sort(key=_by_iface)
         local.sort(key=_by_name)
 

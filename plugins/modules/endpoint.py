@@ -19,6 +19,10 @@ description:
     holds the inner end of a veth, C(eth0), with O(ip)/O(prefixlen), O(mac), O(mtu), transmit
     checksum offload off, IPv6 off, up, a default route via O(gateway), and the datapath's pass
     program attached; C(lo) is up. The host end O(iface) is up with the same MTU."
+  - "The MTU follows the substrate NIC O(substrate_interface): its MTU less the 50 bytes of Geneve
+    encapsulation (outer IPv4 20, UDP 8, Geneve 8, inner Ethernet 14), so 1450 on a 1500-byte NIC,
+    8950 on 9000; for a O(bypass_decap) endpoint, which receives whole tunnel frames, the NIC's MTU.
+    A change of the NIC's MTU shows up as a change on the next run."
   - Without O(netns), the existing interface O(iface) is adopted as it is.
   - In both cases the datapath's agent program is attached to O(iface). Both programs are the
     ones M(mizar.transit.transit) pinned under O(pin_dir), attached through links pinned there.
@@ -67,10 +71,22 @@ options:
     type: str
   mtu:
     description:
-      - MTU of both veth ends. The overlay adds 50 bytes of Geneve encapsulation, so 1450 fits a
-        1500-byte substrate.
+      - MTU of both veth ends. Leave it out to derive it from O(substrate_interface) (see above).
+      - Given, it must not exceed what the substrate NIC carries (the NIC's MTU less 50, or the NIC's
+        MTU for a O(bypass_decap) endpoint); the module fails otherwise.
+      - Without O(substrate_interface) and O(mtu), 1450, which fits a 1500-byte substrate.
     type: int
-    default: 1450
+  substrate_interface:
+    description:
+      - The host's substrate NIC (the inventory's C(mizar_interface)), whose MTU bounds the endpoint's.
+        It must exist.
+    type: str
+  bypass_decap:
+    description:
+      - The endpoint receives whole tunnel frames (the inventory's C(bypass_decap)), so its interface is
+        sized for them.
+    type: bool
+    default: false
   mode:
     description:
       - XDP mode of the agent and pass programs.
@@ -119,6 +135,9 @@ EXAMPLES = r"""
     gateway: "{{ item.gateway }}"
     netns: "{{ item.netns | default(omit, true) }}"
     iface: "{{ item.iface }}"
+    mtu: "{{ item.mtu | default(omit, true) }}"
+    bypass_decap: "{{ item.bypass_decap }}"
+    substrate_interface: "{{ mizar_rendered[inventory_hostname].interface.name }}"
   loop: "{{ mizar_rendered[inventory_hostname].local_endpoints }}"
 
 - name: Adopt an existing interface as an endpoint
@@ -146,6 +165,11 @@ actions:
     - add address 10.1.1.10/24 to eth0 in blue-web1
     - attach mzr_pass (native mode) to eth0 in blue-web1
     - attach mzr_agent (native mode) to mze76b32797f
+mtu:
+  description: The MTU of the endpoint's veth (derived or given); null for an adopted interface or O(state=absent).
+  returned: always
+  type: int
+  sample: 1450
 iface:
   description: The host-side interface.
   returned: always
@@ -174,8 +198,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mizar.transit.plugins.module_utils import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.endpoint import DEFAULT_MTU, EndpointError, EndpointSpec, \
-    ensure
+from ansible_collections.mizar.transit.plugins.module_utils.endpoint import EndpointError, EndpointSpec, ensure
 
 
 def main():
@@ -188,7 +211,9 @@ def main():
             prefixlen=dict(type="int"),
             mac=dict(type="str"),
             gateway=dict(type="str"),
-            mtu=dict(type="int", default=DEFAULT_MTU),
+            mtu=dict(type="int"),
+            substrate_interface=dict(type="str"),
+            bypass_decap=dict(type="bool", default=False),
             mode=dict(type="str", choices=["native", "generic"], default="native"),
             pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -200,7 +225,8 @@ def main():
     p = module.params
     try:
         spec = EndpointSpec(p["name"], p["iface"], p["pin_dir"], state=p["state"], netns=p["netns"], ip=p["ip"],
-                            prefixlen=p["prefixlen"], mac=p["mac"], gateway=p["gateway"], mtu=p["mtu"], mode=p["mode"])
+                            prefixlen=p["prefixlen"], mac=p["mac"], gateway=p["gateway"], mtu=p["mtu"], mode=p["mode"],
+                            substrate_interface=p["substrate_interface"], bypass_decap=p["bypass_decap"])
         result = ensure(spec, check_mode=module.check_mode)
     except EndpointError as e:
         module.fail_json(msg=str(e))

@@ -130,10 +130,12 @@ def main():
     host = rendered.get("host") or "this host"
     pin_dir = module.params["pin_dir"] or (rendered.get("interface") or {}).get("pin_dir") or "/sys/fs/bpf/mizar"
 
-    links = dict((link["ifname"], link["index"]) for link in netlink.links())
+    all_links = netlink.links()
+    links = dict((link["ifname"], link["index"]) for link in all_links)
+    mtus = dict((link["ifname"], link["mtu"]) for link in all_links)
     by_index = dict((v, k) for k, v in links.items())
     try:
-        state = desired_state(rendered, links.get, host)
+        state = desired_state(rendered, links.get, host, mtus.get)
         plan = converge(Layout(pin_dir).maps, state, check_mode=module.check_mode, scope=module.params["scope"])
     except (ApplyError, TableError) as e:
         module.fail_json(msg="%s: %s; nothing was applied" % (host, e))
