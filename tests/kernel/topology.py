@@ -10,8 +10,10 @@
 
 Hosts h1..hN are namespaces whose substrate NIC eth0 (192.168.150.N/24)
 plugs into a bridge in a "wire" namespace. An endpoint is a namespace whose
-eth0 (derived MAC, MTU 1450, default route via the gateway) pairs with a
-host-side veth in its host. Each host runs its own Datapath with its own
+eth0 (derived MAC, default route via the gateway) pairs with a host-side
+veth in its host. The hosts' NICs have MTU nic_mtu (1500 unless told);
+endpoints get what mizar.transit.endpoint derives from it (NIC MTU - 50,
+the NIC's MTU for a bypass-decap endpoint), and if_cfg carries it. Each host runs its own Datapath with its own
 pin directory, in native XDP mode:
 
   transit ... on the host's eth0
@@ -33,11 +35,12 @@ import re
 import subprocess
 
 from ansible_collections.mizar.transit.plugins.module_utils import addr, datapath, netlink
+from ansible_collections.mizar.transit.plugins.module_utils.endpoint import max_mtu
 
 BPFFS = "/sys/fs/bpf"
 WIRE = "wire"
 BRIDGE = "br0"
-EP_MTU = 1450
+NIC_MTU = 1500
 
 
 class Vpc:
@@ -50,18 +53,21 @@ class Vpc:
 
 
 class Endpoint:
-    def __init__(self, name, vpc, ip, host):
+    def __init__(self, name, vpc, ip, host, bypass_decap=False):
         self.name = name
         self.vpc = vpc
         self.ip = ip
         self.host = host
+        self.bypass_decap = bypass_decap
         self.mac, self.host_ifname = addr.derived(vpc.vni, ip)
         self.host_ifindex = None
 
 
 class Lab:
-    def __init__(self, prefix, obj_dir, hosts=("h1", "h2", "h3"), subnet="192.168.150", mode="native"):
+    def __init__(self, prefix, obj_dir, hosts=("h1", "h2", "h3"), subnet="192.168.150", mode="native",
+                 nic_mtu=NIC_MTU):
         self.prefix = prefix
+        self.nic_mtu = nic_mtu
         self.obj_dir = obj_dir
         self.mode = mode
         self.hosts = dict((h, {"ip": "%s.%d" % (subnet, i + 1), "mac": "02:00:c0:a8:96:%02x" % (i + 1)})
@@ -81,8 +87,8 @@ class Lab:
         self.vpcs[vni] = Vpc(vni, cidr, bouncers, gateway or str(net.network_address + 1))
         return self.vpcs[vni]
 
-    def endpoint(self, name, vni, ip, host):
-        self.endpoints[name] = Endpoint(name, self.vpcs[vni], ip, host)
+    def endpoint(self, name, vni, ip, host, bypass_decap=False):
+        self.endpoints[name] = Endpoint(name, self.vpcs[vni], ip, host, bypass_decap)
         return self.endpoints[name]
 
     def datapath(self, host):
@@ -97,11 +103,12 @@ class Lab:
         plen = 24
         for h, spec in self.hosts.items():
             netlink.bridge_veth(self.ns(h), "eth0", self.ns(WIRE), BRIDGE, h, ip="%s/%d" % (spec["ip"], plen),
-                                mac=spec["mac"])
+                                mac=spec["mac"], mtu=self.nic_mtu)
         for ep in self.endpoints.values():
             net = ipaddress.ip_network(ep.vpc.cidr)
             res = netlink.endpoint_veth(self.ns(ep.name), ep.host_ifname, "%s/%d" % (ep.ip, net.prefixlen),
-                                        ep.mac, host_netns=self.ns(ep.host), mtu=EP_MTU, gateway=ep.vpc.gateway)
+                                        ep.mac, host_netns=self.ns(ep.host),
+                                        mtu=max_mtu(self.nic_mtu, ep.bypass_decap), gateway=ep.vpc.gateway)
             ep.host_ifindex = res["host_ifindex"]
         for h in self.hosts:
             dp = self.datapath(h)
@@ -123,7 +130,7 @@ class Lab:
         eps, subs, nets, vpcs, agents = {}, set(), [], [], []
         for ep in self.local_endpoints(host):
             eps[(ep.vpc.vni, ep.ip)] = {"vni": ep.vpc.vni, "ip": ep.ip, "type": "simple",
-                                        "ifindex": ep.host_ifindex, "mac": ep.mac}
+                                        "ifindex": ep.host_ifindex, "mac": ep.mac, "bypass_decap": ep.bypass_decap}
             bouncer_ips = [self.hosts[b]["ip"] for b in ep.vpc.bouncers]
             agents.append({"ifindex": ep.host_ifindex, "vni": ep.vpc.vni, "ip": ep.ip, "mac": ep.mac,
                            "bouncers": bouncer_ips})
@@ -134,7 +141,8 @@ class Lab:
             for ep in self.endpoints.values():
                 if ep.vpc is vpc and ep.host != host:
                     eps[(vpc.vni, ep.ip)] = {"vni": vpc.vni, "ip": ep.ip, "type": "simple",
-                                             "host_ip": self.hosts[ep.host]["ip"], "mac": ep.mac}
+                                             "host_ip": self.hosts[ep.host]["ip"], "mac": ep.mac,
+                                             "bypass_decap": ep.bypass_decap}
                     subs.add(ep.host)
             eps[(vpc.vni, vpc.gateway)] = {"vni": vpc.vni, "ip": vpc.gateway, "type": "gateway",
                                            "mac": vpc.gateway_mac}
@@ -143,7 +151,8 @@ class Lab:
             vpcs.append({"vni": vpc.vni, "dividers": [me["ip"]], "local_divider": True})
             subs.update(b for b in vpc.bouncers if b != host)
         return {
-            "if_cfg": {"ip": me["ip"], "mac": me["mac"], "ifindex": netlink.ifindex("eth0", self.ns(host))},
+            "if_cfg": {"ip": me["ip"], "mac": me["mac"], "ifindex": netlink.ifindex("eth0", self.ns(host)),
+                       "mtu": netlink.link("eth0", self.ns(host))["mtu"]},
             "substrate": [{"ip": self.hosts[s]["ip"], "mac": self.hosts[s]["mac"]} for s in sorted(subs)],
             "endpoints": [eps[k] for k in sorted(eps)],
             "networks": nets,
