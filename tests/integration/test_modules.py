@@ -540,6 +540,41 @@ def test_endpoint_bad_input_names_the_field(ansible, host, objs):
     assert xdp_on("eth0", H0) == ("mzr_transit", "native"), "another veth was taken for the endpoint's"
 
 
+def test_endpoint_mtu_follows_the_substrate_nic(ansible, host, objs):
+    """The MTU is the substrate NIC's less 50 (the NIC's for bypass_decap),
+    follows a change of the NIC's, and an explicit one above it fails."""
+    nic = {"substrate_interface": "eth0"}
+    # 3000, not 9000: native XDP on a veth takes frames of one page at most (no multi-buffer programs)
+    netlink.link_set("eth0", netns=H0, mtu=3000)
+    play = ansible.play([_transit(objs, name="load"), task("endpoint", _ep(**nic), name="first"),
+                         task("endpoint", _ep(**nic), name="again")], hosts=H0, inventory=host)
+    assert play["first"]["status"] == "changed" and play["first"]["mtu"] == 2950, str(play)
+    assert play["again"]["status"] == "ok" and play["again"]["actions"] == [], play
+    assert _ep_state() == dict(WANT, mtu=2950, host_mtu=2950)
+
+    netlink.link_set("eth0", netns=H0, mtu=1400)
+    play = ansible.play([task("endpoint", _ep(**nic), name="check", check_mode=True, diff=True),
+                         task("endpoint", _ep(**nic), name="follow"), task("endpoint", _ep(**nic), name="again"),
+                         task("endpoint", _ep(bypass_decap=True, **nic), name="bypass"),
+                         task("endpoint", _ep(mtu=1351, **nic), name="toobig", ignore_errors=True),
+                         task("endpoint", _ep(mtu=1300, **nic), name="explicit"),
+                         task("endpoint", _ep(substrate_interface=RUN + "zz"), name="nonic", ignore_errors=True)],
+                        hosts=H0, inventory=host)
+    assert "eth0 in %s: mac 02:00:00:00:00:02, mtu 1350" % EP in play["check"]["diff"]["after"], play
+    assert sorted(play["follow"]["actions"]) == sorted([
+        "set the MTU of eth0 in %s to 1350" % EP, "set the MTU of %s to 1350" % EP_IF]), play
+    assert play["again"]["status"] == "ok", play
+    assert play["bypass"]["mtu"] == 1400 and play["bypass"]["status"] == "changed", play
+    res = play["toobig"]
+    assert res["status"] == "failed" and res["msg"] == (
+        "endpoint blue/web/ep0: mtu: 1351 is above 1350, the most that fits the substrate NIC eth0 (MTU 1400) "
+        "after 50 bytes of Geneve encapsulation; lower it, or leave mtu out to derive it"), play
+    assert play["explicit"]["mtu"] == 1300, play
+    assert play["nonic"]["status"] == "failed" and ": substrate_interface: %szz does not exist" % RUN in \
+        play["nonic"]["msg"], play
+    assert _ep_state() == dict(WANT, mtu=1300, host_mtu=1300)
+
+
 # ---------------------------------------------------------------- stage
 
 
@@ -681,10 +716,16 @@ SITE = [
     task("transit", {"interface": "eth0", "obj_dir": "{{ mizar_objs }}"}, name="transit"),
     task("endpoint", {"name": "{{ item.name }}", "iface": "{{ item.iface }}", "netns": "{{ item.netns }}",
                       "ip": "{{ item.ip }}", "prefixlen": "{{ item.prefixlen }}", "mac": "{{ item.mac }}",
-                      "gateway": "{{ item.gateway }}"}, name="endpoints",
+                      "gateway": "{{ item.gateway }}", "bypass_decap": "{{ item.bypass_decap }}",
+                      "substrate_interface": "{{ rendered[inventory_hostname].interface.name }}"}, name="endpoints",
          loop="{{ rendered[inventory_hostname].local_endpoints }}"),
     task("map_state", {"rendered": "{{ rendered[inventory_hostname] }}"}, name="maps"),
 ]
+
+
+def _if_cfg_mtu(h):
+    with datapath.Datapath(host_pins(h), None).map(abi.IF_CFG_MAP) as m:
+        return abi.decode_if_cfg(m.lookup(bytes(4)))["mtu"]
 
 
 def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
@@ -702,6 +743,15 @@ def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
     assert info[h1]["counters"]["decap"] > 0 and info[h2]["counters"]["decap"] > 0
     ep1 = info[h1]["endpoints"][0]
     assert (ep1["netns"], ep1["vni"], ep1["ip"]) == (RUN + "e1", 1000, "10.0.0.2")
+
+    # the NIC's MTU: in if_cfg (the agent's path MTU) and the endpoint's; a change shows on the next run
+    assert [_if_cfg_mtu(h) for h in (h1, h2)] == [1500, 1500]
+    netlink.link_set("eth0", netns=h1, mtu=1400)
+    play = ansible.play(SITE, hosts="mizar_hosts", inventory=two_hosts)
+    assert play.rc == 0 and sorted(play.changed_tasks()) == [(h1, "endpoints"), (h1, "maps")], play
+    assert _if_cfg_mtu(h1) == 1400 and netlink.link("eth0", RUN + "e1")["mtu"] == 1350
+    assert ansible.play(SITE, hosts="mizar_hosts", inventory=two_hosts).changed_tasks() == []
+    assert ping(RUN + "e1", "10.0.0.3") == (3, 3)
 
     # a stage function on the bouncer's host with real traffic: ICMP to ep2 dropped, then allowed again
     acl = {"stage": STAGE, "object": os.path.join(objs, "functions", "acl.bpf.o"), "function": "acl",
