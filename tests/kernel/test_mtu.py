@@ -9,7 +9,6 @@ that cannot fit.
                           (an endpoint that does not know the tunnel)
                           ep6 10.0.0.6 on h2
 """
-import os
 import re
 import select
 import socket
@@ -110,10 +109,10 @@ def test_a_bypass_endpoint_receives_full_size_tunnel_frames(lab):
             marker = b"mtu-%d-" % total
             tx.sendto(marker + b"x" * (total - 28 - len(marker)), ("10.0.0.4", PORT))
             frames = _frames(cap, marker)
+            # the whole tunnel frame: for the endpoint's full MTU, outer IPv4 of the NIC's full MTU
             assert [len(f) for f in frames] == [14 + total + 50], "inner IPv4 of %d bytes" % total
             f = frames[0]
             assert f[12:14] == b"\x08\x00" and f[23] == 17 and f[36:38] == (6081).to_bytes(2, "big")
-            assert len(f) - 14 == NIC if total == EP else True  # the whole NIC MTU
     finally:
         cap.close()
         tx.close()
@@ -164,4 +163,3 @@ def test_endpoint_mtu_derivation_reads_the_nic(lab):
                                  mac="02:00:00:00:00:09", substrate_interface="eth0")
     nic = netlink.run_in_netns(lab.ns("h1"), endpoint.nic_mtu, spec)
     assert (nic, spec.resolve_mtu(nic)) == (NIC, EP)
-    assert os.path.exists("/run/netns/" + lab.ns("h1"))
