@@ -24,11 +24,11 @@ def geneve_option(klass=0x0102, typ=0x01, data=b"\0\0\0\0"):
 
 
 def outer(src_mac, dst_mac, src_ip, dst_ip, geneve, ttl=64, sport=50000, ip_id=7, flags="DF",
-          udp_chksum=0):
+          udp_chksum=0, tos=0):
     """Ether/IP/UDP around raw Geneve bytes (header, options, inner frame)."""
     return bytes(
         Ether(src=src_mac, dst=dst_mac)
-        / IP(src=src_ip, dst=dst_ip, ttl=ttl, id=ip_id, flags=flags)
+        / IP(src=src_ip, dst=dst_ip, ttl=ttl, id=ip_id, flags=flags, tos=tos)
         / UDP(sport=sport, dport=GENEVE_PORT, chksum=udp_chksum)
         / Raw(geneve)
     )
