@@ -48,6 +48,10 @@ PATHS = [  # (name in the report, fixture, target as a multiple of the floor or 
     ("local", "local", "2.5x"),
     ("bypass", "bypass", None),
     ("pass", "ssh", "+5"),
+    ("a_encap", "agent_encap", None),
+    ("a_local", "agent_local", None),
+    ("a_bounce", "agent_self_bouncer", None),
+    ("a_arp", "agent_self_bouncer_arp", None),
 ]
 
 
