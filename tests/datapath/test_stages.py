@@ -14,18 +14,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-@pytest.fixture(scope="module")
-def stage_progs(dp, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("bpf") / "stage_verdicts.bpf.o")
+def _compile(tmp_path_factory, name):
+    out = str(tmp_path_factory.mktemp("bpf") / (name + ".bpf.o"))
     subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
                     "-I", os.path.join(ROOT, "bpf", "include"),
                     "-I", "/usr/include/%s-linux-gnu" % os.uname().machine,
-                    "-c", os.path.join(ROOT, "tests", "kernel", "progs", "stage_verdicts.bpf.c"), "-o", out],
+                    "-c", os.path.join(ROOT, "tests", "kernel", "progs", name + ".bpf.c"), "-o", out],
                    check=True)
-    obj = libbpf.BpfObject(out, pin_root=dp.pin_dir).load()
-    yield dict((n, obj.program(n)) for n in ("stage_drop", "stage_pass", "stage_count", "stage_record"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def stage_progs(dp, tmp_path_factory):
+    obj = libbpf.BpfObject(_compile(tmp_path_factory, "stage_verdicts"), pin_root=dp.pin_dir).load()
+    rec = libbpf.BpfObject(_compile(tmp_path_factory, "stage_record"), pin_root=dp.pin_dir).load()
+    progs = dict((n, obj.program(n)) for n in ("stage_drop", "stage_pass", "stage_count"))
+    progs["stage_record"] = rec.program("stage_record")
+    yield progs
     for stage in F.abi_stages():
         dp.set_stage(stage, None)
+    rec.close()
     obj.close()
 
 
