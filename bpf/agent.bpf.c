@@ -62,14 +62,21 @@ static __always_inline __u16 mzr_sport(__u32 h)
  * The inner 5-tuple's hash gives the outer source port: distinct flows
  * between the same two endpoints spread over substrate RSS queues and ECMP
  * paths. Fragments and protocols without ports hash addresses and protocol
- * only, so every fragment of a datagram takes the same path.
+ * only, so every fragment of a datagram takes the same path; ARP hashes its
+ * sender and target addresses. Computed only when encapsulating.
  */
-static __always_inline void mzr_agent_flow_of(const struct iphdr *ip, void *end,
-					      struct mzr_agent_flow *fl)
+static __always_inline void mzr_agent_flow_of(const struct iphdr *ip, const struct mzr_arp *arp,
+					      void *end, struct mzr_agent_flow *fl)
 {
-	__u8 proto = ip->protocol;
+	__u8 proto;
 	__u32 ports = 0;
 
+	if (!ip) {
+		fl->sport = arp ? mzr_sport(mzr_tuple_hash(arp->spa, arp->tpa, 0, 0)) : 0;
+		fl->tos = 0;
+		return;
+	}
+	proto = ip->protocol;
 	if ((proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP) &&
 	    !(ip->frag_off & bpf_htons(MZR_IP_FRAG_MASK)) && ip->ihl >= 5) {
 		__be16 *l4 = (void *)ip + ((__u32)ip->ihl << 2);
@@ -119,12 +126,16 @@ static __always_inline int mzr_agent_arp_answer(struct xdp_md *ctx, struct ethhd
  * sees the tunnel packet, or MZR_NO_STAGE.
  */
 static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_if_cfg *cfg,
-					   const struct mzr_agent *a, const struct mzr_agent_flow *fl,
-					   __be32 hop_ip, const __u8 *hop_mac, __u32 out_ifindex,
-					   __u32 stage)
+					   const struct mzr_agent *a, const struct iphdr *ip,
+					   const struct mzr_arp *arp, __be32 hop_ip, const __u8 *hop_mac,
+					   __u32 out_ifindex, __u32 stage)
 {
-	__u32 inner_len = ctx->data_end - ctx->data;
+	struct mzr_agent_flow fl;
+	__u32 inner_len;
 	struct ethhdr *eth;
+
+	mzr_agent_flow_of(ip, arp, (void *)(long)ctx->data_end, &fl);
+	inner_len = ctx->data_end - ctx->data;
 
 	/* Compute it here, as a scalar: left for later, the compiler would
 	 * spill the packet pointer in 32 bits, which the verifier refuses. */
@@ -135,7 +146,7 @@ static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_
 	eth = (void *)(long)ctx->data;
 	if ((void *)eth + MZR_OUTER_LEN > (void *)(long)ctx->data_end)
 		return mzr_agent_drop(ctx, MZR_D_ADJUST, a->vni);
-	mzr_outer_write(eth, cfg->mac, hop_mac, cfg->ip, hop_ip, a->vni, fl->sport, fl->tos,
+	mzr_outer_write(eth, cfg->mac, hop_mac, cfg->ip, hop_ip, a->vni, fl.sport, fl.tos,
 			inner_len);
 	mzr_count(MZR_C_AGENT_ENCAP);
 	if (stage == MZR_NO_STAGE) {
@@ -153,7 +164,7 @@ int mzr_agent(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
-	struct mzr_agent_flow fl;
+	struct iphdr *ip = NULL;
 	struct mzr_agent *a;
 	struct mzr_if_cfg *cfg;
 	struct mzr_arp *arp = NULL;
@@ -176,8 +187,7 @@ int mzr_agent(struct xdp_md *ctx)
 	if (!eth)
 		return mzr_agent_drop(ctx, MZR_D_AGENT_TRUNC, vni);
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = mzr_parse_ipv4(&c);
-
+		ip = mzr_parse_ipv4(&c);
 		if (!ip)
 			return mzr_agent_drop(ctx, MZR_D_AGENT_TRUNC, vni);
 		src = ip->saddr;
@@ -189,7 +199,6 @@ int mzr_agent(struct xdp_md *ctx)
 			return mzr_agent_drop(ctx, MZR_D_AGENT_MCAST, vni);
 		if (src != a->ip)
 			return mzr_agent_drop(ctx, MZR_D_AGENT_SPOOF, vni);
-		mzr_agent_flow_of(ip, c.end, &fl);
 	} else if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
 		arp = mzr_parse_arp(&c);
 		if (!arp)
@@ -199,8 +208,6 @@ int mzr_agent(struct xdp_md *ctx)
 			return mzr_agent_drop(ctx, err, vni);
 		src = arp->spa; /* 0.0.0.0 in a probe */
 		dst = arp->tpa;
-		fl.sport = mzr_sport(mzr_tuple_hash(src, dst, 0, 0));
-		fl.tos = 0;
 	} else {
 		return mzr_agent_drop(ctx, MZR_D_AGENT_PROTO, vni);
 	}
@@ -214,7 +221,7 @@ int mzr_agent(struct xdp_md *ctx)
 		if (arp && !src)
 			return mzr_agent_arp_answer(ctx, eth, arp, ep->mac, vni);
 		if (ep->flags & MZR_EP_F_BYPASS_DECAP)
-			return mzr_agent_encap(ctx, cfg, a, &fl, cfg->ip, cfg->mac, ep->ifindex,
+			return mzr_agent_encap(ctx, cfg, a, ip, arp, cfg->ip, cfg->mac, ep->ifindex,
 					       MZR_STAGE_ON_XDP_REDIRECT);
 		if (!arp)
 			mzr_mac_copy(eth->h_dest, ep->mac);
@@ -231,7 +238,7 @@ int mzr_agent(struct xdp_md *ctx)
 	if (!bouncer)
 		return mzr_agent_drop(ctx, MZR_D_NO_SUBSTRATE, vni);
 	if (bouncer->ip != cfg->ip)
-		return mzr_agent_encap(ctx, cfg, a, &fl, bouncer->ip, bouncer->mac, cfg->ifindex,
+		return mzr_agent_encap(ctx, cfg, a, ip, arp, bouncer->ip, bouncer->mac, cfg->ifindex,
 				       MZR_NO_STAGE);
 
 	/* 4. This host is the bouncer: its work, and its stages. */
@@ -254,7 +261,7 @@ int mzr_agent(struct xdp_md *ctx)
 	if (hop.path == MZR_C_BOUNCE && !arp)  /* to the endpoint, as the transit's bounce does */
 		mzr_mac_copy(eth->h_dest, ep->mac);
 	mzr_count(hop.path);
-	return mzr_agent_encap(ctx, cfg, a, &fl, hop.host->ip, hop.host->mac, cfg->ifindex,
+	return mzr_agent_encap(ctx, cfg, a, ip, arp, hop.host->ip, hop.host->mac, cfg->ifindex,
 			       MZR_STAGE_ON_XDP_TX);
 }
 
