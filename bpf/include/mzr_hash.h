@@ -34,10 +34,10 @@ static __always_inline __u32 mzr_flow_hash(__be32 a, __be32 b)
  */
 static __always_inline __u32 mzr_tuple_hash(__be32 src, __be32 dst, __u32 proto, __u32 ports)
 {
-	__u32 h = mzr_mix32(src + 0x9e3779b9U * proto);
-
-	h = mzr_mix32(h ^ dst);
-	return mzr_mix32(h ^ ports);
+	/* One finalizer round: for a given pair of endpoints and protocol, the
+	 * input is a bijection of the ports, so distinct port pairs never
+	 * collide before the final shift. */
+	return mzr_mix32((src ^ ports) + 0x9e3779b9U * (dst ^ proto));
 }
 
 /* Index in [0, n) with no division: the high half of h * n. */

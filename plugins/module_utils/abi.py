@@ -169,9 +169,7 @@ def tuple_hash(src, dst, proto=0, ports=b""):
     (source and destination port) as they are on the wire, or b"" (no ports:
     a fragment, a protocol without ports, ARP)."""
     ports = int.from_bytes(ports, "little") if ports else 0
-    h = _mix32((ip_to_u32(src) + 0x9E3779B9 * proto) & 0xFFFFFFFF)
-    h = _mix32(h ^ ip_to_u32(dst))
-    return _mix32(h ^ ports)
+    return _mix32(((ip_to_u32(src) ^ ports) + 0x9E3779B9 * (ip_to_u32(dst) ^ proto)) & 0xFFFFFFFF)
 
 
 def outer_sport(src, dst, proto=0, ports=b""):
