@@ -51,7 +51,10 @@ PATHS = [  # (name in the report, fixture, target: ns above the floor, "+N")
     ("ecn_local", "ecn_ce_over_ect0", None),   # local delivery that rewrites the inner ECN
     ("untrusted", "untrusted_relay", None),    # dropped by the trusted-source check
     ("outer_len", "outer_totlen_2", None),     # dropped by the outer length check
-    ("agent", "agent_encap", None),            # the agent: encapsulation to a remote bouncer
+    ("a_encap", "agent_encap", None),          # agent: encapsulation to a remote bouncer
+    ("a_local", "agent_local", None),          # agent: same-host delivery
+    ("a_bounce", "agent_self_bouncer", None),  # agent: this host is the bouncer
+    ("a_arp", "agent_self_bouncer_arp", None), # agent: ARP answered as the bouncer
 ]
 
 

@@ -30,10 +30,16 @@ static __always_inline void mzr_outer_retarget(struct ethhdr *eth, struct iphdr 
 	udp->check = 0;
 }
 
-/* Fill a fresh outer header in front of an inner frame of inner_len bytes. */
+/*
+ * Fill a fresh outer header in front of an inner frame of inner_len bytes.
+ * tos is the inner IPv4 header's (0 for ARP): its DSCP is copied, and so is
+ * its ECN field, CE included (RFC 6040 section 4.1, normal mode), so that
+ * congestion marked before the tunnel stays visible and ECN-capable
+ * transports stay ECN-capable on the substrate.
+ */
 static __always_inline void mzr_outer_write(struct ethhdr *eth, const __u8 *src_mac,
 					    const __u8 *dst_mac, __be32 src, __be32 dst,
-					    __u32 vni, __u16 sport, __u16 inner_len)
+					    __u32 vni, __u16 sport, __u8 tos, __u16 inner_len)
 {
 	struct iphdr *ip = (void *)(eth + 1);
 	struct udphdr *udp = (void *)(ip + 1);
@@ -46,7 +52,7 @@ static __always_inline void mzr_outer_write(struct ethhdr *eth, const __u8 *src_
 
 	ip->version = 4;
 	ip->ihl = 5;
-	ip->tos = 0;
+	ip->tos = tos;
 	ip->tot_len = bpf_htons(sizeof(*ip) + udp_len);
 	ip->id = 0;
 	ip->frag_off = bpf_htons(0x4000); /* DF: the overlay MTU is the endpoints' job */

@@ -25,6 +25,21 @@ static __always_inline __u32 mzr_flow_hash(__be32 a, __be32 b)
 	return mzr_mix32((a ^ b) + 0x9e3779b9U * (a & b));
 }
 
+/*
+ * The outer UDP source port's hash (RFC 8926 section 3.3: entropy for ECMP
+ * and RSS on the substrate): the inner addresses, protocol and ports (0
+ * for fragments and protocols without ports, so that every fragment of a
+ * datagram gets the same one). Unlike mzr_flow_hash it is not symmetric:
+ * both directions of a flow need not share an outer port.
+ */
+static __always_inline __u32 mzr_tuple_hash(__be32 src, __be32 dst, __u32 proto, __u32 ports)
+{
+	/* One finalizer round: for a given pair of endpoints and protocol, the
+	 * input is a bijection of the ports, so distinct port pairs never
+	 * collide before the final shift. */
+	return mzr_mix32((src ^ ports) + 0x9e3779b9U * (dst ^ proto));
+}
+
 /* Index in [0, n) with no division: the high half of h * n. */
 static __always_inline __u32 mzr_pick(__u32 h, __u32 n)
 {

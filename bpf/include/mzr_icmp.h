@@ -62,13 +62,6 @@ static __always_inline int mzr_too_big(const struct mzr_if_cfg *cfg, __u32 frame
 	return frame_len + MZR_OUTER_LEN - sizeof(struct ethhdr) > mzr_nic_mtu(cfg);
 }
 
-static __always_inline int mzr_icmp_drop(__u32 reason)
-{
-	mzr_count(reason);
-	mzr_count(MZR_C_DROP);
-	return XDP_DROP;
-}
-
 static __always_inline int mzr_icmp_is_error(__u8 type)
 {
 	return type == MZR_ICMP_UNREACH || type == MZR_ICMP_SOURCE_QUENCH || type == MZR_ICMP_REDIRECT ||
@@ -77,9 +70,10 @@ static __always_inline int mzr_icmp_is_error(__u8 type)
 
 /*
  * The endpoint's frame in ctx is too big to encapsulate: turn it into the
- * ICMP "fragmentation needed" reply (XDP_TX), or drop it. Counts either way.
+ * ICMP "fragmentation needed" reply to send back (returns 0), or say why
+ * it must be dropped instead (returns the drop reason). Counts nothing.
  */
-static __always_inline int mzr_icmp_frag_needed(struct xdp_md *ctx, const struct mzr_if_cfg *cfg)
+static __always_inline __u32 mzr_icmp_frag_needed(struct xdp_md *ctx, const struct mzr_if_cfg *cfg)
 {
 	__u32 len = ctx->data_end - ctx->data;
 	void *data = (void *)(long)ctx->data;
@@ -95,19 +89,19 @@ static __always_inline int mzr_icmp_frag_needed(struct xdp_md *ctx, const struct
 
 	asm volatile("" : "+r"(len)); /* a scalar, as in mzr_agent_encap */
 	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return mzr_icmp_drop(MZR_D_AGENT_TOO_BIG);
+		return MZR_D_AGENT_TOO_BIG;
 	if (!(ip->frag_off & bpf_htons(MZR_IP_DF)) || (ip->frag_off & bpf_htons(MZR_IP_OFFSET)) ||
 	    ip->ihl < 5)
-		return mzr_icmp_drop(MZR_D_AGENT_TOO_BIG);
+		return MZR_D_AGENT_TOO_BIG;
 	hlen = mzr_clamp((__u32)ip->ihl * 4, 63);
 	quote = hlen + 8;
 	if (len < sizeof(*eth) + quote)
-		return mzr_icmp_drop(MZR_D_AGENT_TOO_BIG);
+		return MZR_D_AGENT_TOO_BIG;
 	if (ip->protocol == IPPROTO_ICMP) {
 		__u8 *type = (void *)ip + hlen;
 
 		if ((void *)(type + 1) > end || mzr_icmp_is_error(*type))
-			return mzr_icmp_drop(MZR_D_AGENT_TOO_BIG);
+			return MZR_D_AGENT_TOO_BIG;
 	}
 	__builtin_memcpy(src_mac, eth->h_source, 6);
 	__builtin_memcpy(dst_mac, eth->h_dest, 6);
@@ -116,17 +110,17 @@ static __always_inline int mzr_icmp_frag_needed(struct xdp_md *ctx, const struct
 
 	/* [eth][ip][icmp] in front: the original IPv4 header is the quote. */
 	if (bpf_xdp_adjust_head(ctx, -(int)MZR_ICMP_HDRS))
-		return mzr_icmp_drop(MZR_D_ADJUST);
+		return MZR_D_ADJUST;
 	len += MZR_ICMP_HDRS;
 	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + MZR_ICMP_HDRS + quote) - (int)len))
-		return mzr_icmp_drop(MZR_D_ADJUST);
+		return MZR_D_ADJUST;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
 	ip = data + sizeof(*eth);
 	icmp = (void *)(ip + 1);
 	if ((void *)(icmp + 1) > end)
-		return mzr_icmp_drop(MZR_D_ADJUST);
+		return MZR_D_ADJUST;
 
 	__builtin_memcpy(eth->h_dest, src_mac, 6);
 	__builtin_memcpy(eth->h_source, dst_mac, 6);
@@ -162,10 +156,7 @@ static __always_inline int mzr_icmp_frag_needed(struct xdp_md *ctx, const struct
 	 * pointer, which the verifier knows nothing about on the way out. */
 	asm volatile("" : "+r"(icmp));
 	icmp->checksum = mzr_csum_fold(sum);
-
-	mzr_count(MZR_C_AGENT_PMTU);
-	mzr_count(XDP_TX);
-	return XDP_TX;
+	return 0;
 }
 
 #endif /* MZR_ICMP_H */

@@ -168,6 +168,20 @@ def flow_hash(src, dst):
     return _mix32(((a ^ b) + 0x9E3779B9 * (a & b)) & 0xFFFFFFFF)
 
 
+def tuple_hash(src, dst, proto=0, ports=b""):
+    """mzr_tuple_hash() of bpf/include/mzr_hash.h: dotted IPv4 addresses, the
+    IP protocol number, and the first four bytes of the transport header
+    (source and destination port) as they are on the wire, or b"" (no ports:
+    a fragment, a protocol without ports, ARP)."""
+    ports = int.from_bytes(ports, "little") if ports else 0
+    return _mix32(((ip_to_u32(src) ^ ports) + 0x9E3779B9 * (ip_to_u32(dst) ^ proto)) & 0xFFFFFFFF)
+
+
+def outer_sport(src, dst, proto=0, ports=b""):
+    """The outer UDP source port the agent gives a flow: 0xc000 | hash >> 18."""
+    return 0xC000 | (tuple_hash(src, dst, proto, ports) >> 18)
+
+
 def pick(hops, src, dst):
     """The hop the datapath picks for the flow src -> dst among hops."""
     return hops[(flow_hash(src, dst) * len(hops)) >> 32]

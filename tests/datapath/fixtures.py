@@ -3,9 +3,10 @@ program, the input packet, the expected verdict, the exact expected output
 bytes and the exact counters that must move. The same table drives the
 functional tests (test_fixtures.py) and the benchmark (bench/datapath.py)."""
 import collections
+import socket
 
-from scapy.layers.inet import ICMP, IP
-from scapy.layers.l2 import Ether
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 import packets as P
@@ -463,10 +464,27 @@ HOST_SAFETY = [
 
 # ------------------------------------------------------------------ agent
 
-def agent_encap(frame, src, dst, vni=100, dst_host="b", src_host="h1"):
-    sport = 0xC000 | (flow_hash(src, dst) >> 18)
+def agent_flow(frame):
+    """(outer source port, outer TOS) the agent derives from an inner frame,
+    read here independently of the datapath: the inner 5-tuple's hash
+    (abi.outer_sport; ports only for unfragmented TCP/UDP/SCTP, after the
+    IPv4 options) and the inner TOS (DSCP and ECN, RFC 6040 normal mode);
+    for ARP the sender and target addresses, TOS 0."""
+    if frame[12:14] == b"\x08\x06":
+        return abi.outer_sport(socket.inet_ntoa(frame[28:32]), socket.inet_ntoa(frame[38:42])), 0
+    hdr = frame[14:]
+    ihl, proto = (hdr[0] & 0x0F) * 4, hdr[9]
+    frag = int.from_bytes(hdr[6:8], "big") & 0x3FFF
+    ports = hdr[ihl:ihl + 4] if proto in (6, 17, 132) and not frag else b""
+    return abi.outer_sport(socket.inet_ntoa(hdr[12:16]), socket.inet_ntoa(hdr[16:20]), proto, ports), hdr[1]
+
+
+def agent_encap(frame, src=None, dst=None, vni=100, dst_host="b", src_host="h1"):
+    """The agent's tunnel packet for frame (src and dst: the inner addresses,
+    for the reader; the frame itself decides)."""
+    sport, tos = agent_flow(frame)
     return P.outer(mac(src_host), mac(dst_host), ip(src_host), ip(dst_host), P.geneve_header(vni) + frame,
-                   ttl=64, sport=sport, ip_id=0, flags="DF")
+                   ttl=64, sport=sport, ip_id=0, flags="DF", tos=tos)
 
 
 _a_5_6 = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.6")
@@ -589,7 +607,146 @@ AGENT_MTU = [
        program="agent", ingress=LO),
 ]
 
-ALL = FORWARDING + ISOLATION + MALFORMED + SECURITY + ECN + HOST_SAFETY + AGENT + AGENT_MTU
+
+# ------------------------------------------------------------------ agent: hardening (issue #8)
+# Endpoint 10.0.0.5 on h1 (bouncer b, remote) and 10.0.0.7 on b (its own bouncer).
+
+_M5, _M7 = ep_mac(100, 5), ep_mac(100, 7)
+BCAST = "ff:ff:ff:ff:ff:ff"
+
+
+def _arp(sha, spa, tpa, op=1, eth_src=None, eth_dst=BCAST, tha="00:00:00:00:00:00", **kw):
+    """An ARP frame with every field chosen (kw: htype, ptype, hwlen, plen)."""
+    return bytes(Ether(src=eth_src or sha, dst=eth_dst if op == 1 else tha)
+                 / ARP(op=op, hwsrc=sha, psrc=spa, hwdst=tha, pdst=tpa, **kw))
+
+
+def _h1(name, description, packet, verdict, output=None, counters=()):
+    return fx(name, description, packet, verdict, output, counters, world="h1", program="agent", ingress=LO)
+
+
+def _b(name, description, packet, verdict, output=None, counters=()):
+    return fx(name, description, packet, verdict, output, counters, world="b", program="agent", ingress=LO)
+
+
+def _udp5(dst="10.0.0.6", sport=40000, dport=7, dst_mac=GW_MAC, **ip_kw):
+    return bytes(Ether(src=_M5, dst=dst_mac) / IP(src="10.0.0.5", dst=dst, **ip_kw)
+                 / UDP(sport=sport, dport=dport) / Raw(b"mizar-transit-fixture"))
+
+
+def _frag5(**ip_kw):
+    """Part of one 10.0.0.5 -> 10.0.0.6 UDP datagram (id 4242)."""
+    return bytes(Ether(src=_M5, dst=GW_MAC) / IP(src="10.0.0.5", dst="10.0.0.6", id=4242, proto=17, **ip_kw)
+                 / Raw(b"\x9c\x40\x00\x07" + b"f" * 28))
+
+
+def _tcp5(dport):
+    return bytes(Ether(src=_M5, dst=GW_MAC) / IP(src="10.0.0.5", dst="10.0.0.6") / TCP(sport=40000, dport=dport))
+
+
+ENCAP = {"redirect": 1, "agent_encap": 1}
+ANSWER = {"tx": 1, "arp_reply": 1}
+
+_probe_5_6 = _arp(_M5, "0.0.0.0", "10.0.0.6")
+_probe_5_4 = _arp(_M5, "0.0.0.0", "10.0.0.4")
+_probe_7_6 = _arp(_M7, "0.0.0.0", "10.0.0.6")
+_tos_7_6 = P.inner_ipv4(_M7, GW_MAC, "10.0.0.7", "10.0.0.6", tos=0x2A)
+_mcast_bcast = [
+    ("agent_mcast_mdns", "IPv4 multicast (mDNS) never enters the overlay",
+     _udp5("224.0.0.251", 5353, 5353, dst_mac="01:00:5e:00:00:fb")),
+    ("agent_mcast_ip_only", "an IPv4 multicast destination under a unicast MAC", _udp5("239.1.2.3")),
+    ("agent_bcast", "the limited broadcast 255.255.255.255", _udp5("255.255.255.255", dst_mac=BCAST)),
+    ("agent_bcast_mac", "unicast IPv4 under the broadcast MAC (a subnet broadcast, or a confused stack)",
+     _udp5("10.0.0.6", dst_mac=BCAST)),
+    ("agent_mcast_mac", "unicast IPv4 under a multicast MAC", _udp5("10.0.0.4", dst_mac="01:00:5e:01:02:03")),
+    ("agent_dhcp", "a DHCP discover: broadcast, counted as such rather than as a spoofed 0.0.0.0",
+     P.dhcp_discover(_M5)),
+]
+
+AGENT_HARDENING = [
+    _h1(name, desc + ": dropped at the agent", pkt, XDP_DROP, None, drop("agent_mcast"))
+    for name, desc, pkt in _mcast_bcast
+] + [
+    # ARP validation, as the transit program validates it
+    _h1("agent_arp_htype", "ARP with a hardware type other than Ethernet",
+        _arp(_M5, "10.0.0.5", "10.0.0.6", hwtype=6), XDP_DROP, None, drop("agent_arp_bad")),
+    _h1("agent_arp_ptype", "ARP for a protocol other than IPv4",
+        _arp(_M5, "10.0.0.5", "10.0.0.6", ptype=0x86DD), XDP_DROP, None, drop("agent_arp_bad")),
+    _h1("agent_arp_hlen", "ARP with 8-byte hardware addresses",
+        _arp(_M5, "10.0.0.5", "10.0.0.6", hwlen=8), XDP_DROP, None, drop("agent_arp_bad")),
+    _h1("agent_arp_plen", "ARP with 16-byte protocol addresses",
+        _arp(_M5, "10.0.0.5", "10.0.0.6", plen=16), XDP_DROP, None, drop("agent_arp_bad")),
+    _h1("agent_arp_truncated", "an ARP ethertype with a cut ARP body",
+        _arp(_M5, "10.0.0.5", "10.0.0.6")[:30], XDP_DROP, None, drop("agent_trunc")),
+    # the sender
+    _h1("agent_arp_sender_bcast", "ARP whose sender MAC is broadcast",
+        _arp(BCAST, "10.0.0.5", "10.0.0.6", eth_src=_M5), XDP_DROP, None, drop("arp_sender")),
+    _h1("agent_arp_sender_mcast", "ARP whose sender MAC is multicast",
+        _arp("01:00:5e:00:00:01", "10.0.0.5", "10.0.0.6", eth_src=_M5), XDP_DROP, None, drop("arp_sender")),
+    _h1("agent_arp_sender_zero", "ARP whose sender MAC is all zero",
+        _arp("00:00:00:00:00:00", "10.0.0.5", "10.0.0.6", eth_src=_M5), XDP_DROP, None, drop("arp_sender")),
+    _h1("agent_arp_sender_mcast_ip", "ARP whose sender IP is multicast",
+        _arp(_M5, "224.0.0.1", "10.0.0.6"), XDP_DROP, None, drop("arp_sender")),
+    _h1("agent_arp_sender_bcast_ip", "ARP whose sender IP is 255.255.255.255",
+        _arp(_M5, "255.255.255.255", "10.0.0.6"), XDP_DROP, None, drop("arp_sender")),
+    _h1("agent_arp_spoof_mac", "ARP naming another MAC as the endpoint's (cache poisoning)",
+        _arp("02:ee:64:00:00:63", "10.0.0.5", "10.0.0.6", eth_src=_M5), XDP_DROP, None, drop("agent_spoof")),
+    _h1("agent_arp_spoof_ip", "ARP claiming another endpoint's address",
+        _arp(_M5, "10.0.0.6", "10.0.0.4"), XDP_DROP, None, drop("agent_spoof")),
+    _h1("agent_arp_reply_from_zero", "an ARP reply from 0.0.0.0 is no probe",
+        _arp(_M5, "0.0.0.0", "10.0.0.6", op=2, tha=ep_mac(100, 6)), XDP_DROP, None, drop("agent_spoof")),
+    # about the endpoint's own address
+    _h1("agent_arp_gratuitous", "gratuitous ARP request (announcement): nobody in the overlay needs it, "
+        "and it is not sent round to the endpoint's own host",
+        _arp(_M5, "10.0.0.5", "10.0.0.5"), XDP_DROP, None, drop("arp_gratuitous")),
+    _h1("agent_arp_gratuitous_reply", "gratuitous ARP reply",
+        _arp(_M5, "10.0.0.5", "10.0.0.5", op=2, tha=BCAST), XDP_DROP, None, drop("arp_gratuitous")),
+    _h1("agent_arp_probe_own", "RFC 5227 probe of the endpoint's own address: nobody else owns it, "
+        "nobody answers", _arp(_M5, "0.0.0.0", "10.0.0.5"), XDP_DROP, None, drop("arp_gratuitous")),
+    _b("agent_self_bouncer_arp_gratuitous", "gratuitous ARP on the bouncer host: dropped too",
+       _arp(_M7, "10.0.0.7", "10.0.0.7"), XDP_DROP, None, drop("arp_gratuitous")),
+    # RFC 5227 probes of other addresses
+    _h1("agent_arp_probe", "RFC 5227 probe (sender 0.0.0.0) for another endpoint: to the bouncer, which "
+        "answers as the owner", _probe_5_6, XDP_REDIRECT, agent_encap(_probe_5_6), ENCAP),
+    _h1("agent_arp_probe_local", "probe for an endpoint on the same host: answered here as the owner "
+        "would (its answer, to 0.0.0.0, could not be routed back)",
+        _probe_5_4, XDP_TX, P.inner_arp_reply(ep_mac(100, 4), "10.0.0.4", _M5, "0.0.0.0"), ANSWER),
+    _b("agent_self_bouncer_arp_probe", "probe when this host is the bouncer: answered with target 0.0.0.0",
+       _probe_7_6, XDP_TX, P.inner_arp_reply(ep_mac(100, 6), "10.0.0.6", _M7, "0.0.0.0"), ANSWER),
+    _h1("agent_arp_request_local", "an ARP request for a same-host endpoint goes to it unchanged",
+        _arp(_M5, "10.0.0.5", "10.0.0.4"), XDP_REDIRECT, None, {"redirect": 1, "agent_local": 1}),
+    # the outer source port: the inner 5-tuple
+    _h1("agent_sport_udp_dport", "another UDP destination port of the same two endpoints: another outer port",
+        _udp5(dport=53), XDP_REDIRECT, agent_encap(_udp5(dport=53)), ENCAP),
+    _h1("agent_sport_udp_sport", "another UDP source port: another outer port",
+        _udp5(sport=40001), XDP_REDIRECT, agent_encap(_udp5(sport=40001)), ENCAP),
+    _h1("agent_sport_tcp_80", "TCP: the ports count", _tcp5(80), XDP_REDIRECT, agent_encap(_tcp5(80)), ENCAP),
+    _h1("agent_sport_tcp_443", "TCP to another port", _tcp5(443), XDP_REDIRECT, agent_encap(_tcp5(443)), ENCAP),
+    _h1("agent_sport_ip_options", "the ports are read after the IPv4 options",
+        _udp5(options=b"\x01\x01\x01\x00"), XDP_REDIRECT, agent_encap(_udp5(options=b"\x01\x01\x01\x00")),
+        ENCAP),
+    _h1("agent_sport_icmp", "no ports: addresses and protocol", P.ping(_M5, GW_MAC, "10.0.0.5", "10.0.0.6"),
+        XDP_REDIRECT, agent_encap(P.ping(_M5, GW_MAC, "10.0.0.5", "10.0.0.6")), ENCAP),
+    _h1("agent_sport_frag_first", "first fragment (MF): addresses and protocol, not the ports it carries",
+        _frag5(flags="MF"), XDP_REDIRECT, agent_encap(_frag5(flags="MF")), ENCAP),
+    _h1("agent_sport_frag_last", "last fragment (offset) of the same datagram: the same outer port",
+        _frag5(frag=4), XDP_REDIRECT, agent_encap(_frag5(frag=4)), ENCAP),
+    # DSCP and ECN (RFC 6040 normal mode)
+    _h1("agent_tos_ef_ect0", "DSCP EF and ECT(0) copied to the outer header",
+        _udp5(tos=0xBA), XDP_REDIRECT, agent_encap(_udp5(tos=0xBA)), ENCAP),
+    _h1("agent_tos_ce", "CE copied to the outer header (RFC 6040 normal mode)",
+        _udp5(tos=0x23), XDP_REDIRECT, agent_encap(_udp5(tos=0x23)), ENCAP),
+    _b("agent_self_bouncer_tos", "the bouncer host's own encapsulation copies DSCP and ECN too",
+       _tos_7_6, XDP_REDIRECT, agent_encap(P.with_dst_mac(_tos_7_6, ep_mac(100, 6)), dst_host="h2", src_host="b"),
+       dict(ENCAP, bounce=1)),
+    # stages on the bouncer host
+    _b("agent_self_bouncer_scaled", "scaled endpoint met as bouncer: ON_XDP_SCALED_EP with the plain frame, "
+       "dropped when it is empty", P.inner_ipv4(_M7, GW_MAC, "10.0.0.7", "10.0.0.9"), XDP_DROP, None,
+       {"scaled": 1, "drop": 1, "scaled_no_fn": 1}),
+]
+
+ALL = (FORWARDING + ISOLATION + MALFORMED + SECURITY + ECN + HOST_SAFETY + AGENT + AGENT_MTU
+       + AGENT_HARDENING)
 BY_NAME = dict((f.name, f) for f in ALL)
 assert len(BY_NAME) == len(ALL), "fixture names must be unique"
 

@@ -46,6 +46,22 @@ CASES = [  # stage, fixture, rules, expected verdict
     ("on_xdp_tx", "same_ip_vni200", [rule(dst="10.0.0.5/32")], F.XDP_TX),
     ("on_xdp_tx", "same_ip_vni200", [rule(vpc="red", dst="10.0.0.5/32")], F.XDP_DROP),
     ("on_xdp_tx", "bouncer", [], F.XDP_TX),
+    # the agent: a same-host delivery meets ON_XDP_REDIRECT as one over the substrate does
+    ("on_xdp_redirect", "agent_local", [rule(dst="10.0.0.4/32")], F.XDP_DROP),
+    ("on_xdp_redirect", "agent_local", [rule(src="10.0.0.5/32", dst="10.0.0.4/32", protocol="udp", port=7)],
+     F.XDP_DROP),
+    ("on_xdp_redirect", "agent_local", [rule(dst="10.0.0.6/32")], F.XDP_REDIRECT),
+    ("on_xdp_redirect", "agent_local", [rule(vpc="red", dst="10.0.0.4/32")], F.XDP_REDIRECT),
+    ("on_xdp_redirect", "agent_local_bypass", [rule(dst="10.0.0.10/32", protocol="udp")], F.XDP_DROP),
+    ("on_xdp_redirect", "agent_local_bypass", [rule(dst="10.0.0.4/32")], F.XDP_REDIRECT),
+    ("on_xdp_redirect", "agent_arp_request_local", [rule(dst="10.0.0.0/24")], F.XDP_REDIRECT),
+    # ... and the bouncer host's own endpoints meet its ON_XDP_TX rules
+    ("on_xdp_tx", "agent_self_bouncer", [rule(dst="10.0.0.6/32", protocol="udp", port=7)], F.XDP_DROP),
+    ("on_xdp_tx", "agent_self_bouncer", [rule(dst="10.0.0.6/32", protocol="tcp")], F.XDP_REDIRECT),
+    ("on_xdp_tx", "agent_self_bouncer_divider", [rule(dst="10.0.5.0/24")], F.XDP_DROP),
+    ("on_xdp_tx", "agent_self_bouncer_arp", [rule(dst="10.0.0.0/24")], F.XDP_TX),
+    # a plain encapsulation to a remote bouncer: that bouncer's ON_XDP_TX decides
+    ("on_xdp_tx", "agent_encap", [rule(dst="10.0.0.6/32")], F.XDP_REDIRECT),
 ]
 
 

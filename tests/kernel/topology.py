@@ -43,7 +43,7 @@ BRIDGE = "br0"
 NIC_MTU = 1500
 
 
-class Vpc:
+class Network:
     def __init__(self, vni, cidr, bouncers, gateway):
         self.vni = vni
         self.cidr = cidr
@@ -52,10 +52,28 @@ class Vpc:
         self.gateway_mac = addr.derived_mac(vni, gateway)
 
 
+class Vpc(Network):
+    """A VPC and its first network; more with Lab.network(). dividers None:
+    every bouncer divides for its own networks only (one-network VPCs)."""
+
+    def __init__(self, vni, cidr, bouncers, gateway, dividers=None):
+        super(Vpc, self).__init__(vni, cidr, bouncers, gateway)
+        self.networks = [self]
+        self.dividers = list(dividers) if dividers is not None else None
+
+    def network_of(self, ip):
+        a = ipaddress.ip_address(ip)
+        for net in self.networks:
+            if a in ipaddress.ip_network(net.cidr):
+                return net
+        raise ValueError("%s is in no network of VPC %d" % (ip, self.vni))
+
+
 class Endpoint:
     def __init__(self, name, vpc, ip, host, bypass_decap=False):
         self.name = name
         self.vpc = vpc
+        self.net = vpc.network_of(ip)
         self.ip = ip
         self.host = host
         self.bypass_decap = bypass_decap
@@ -82,10 +100,16 @@ class Lab:
     def ns(self, name):
         return "%s-%s" % (self.prefix, name)
 
-    def vpc(self, vni, cidr="10.0.0.0/24", bouncers=("h3",), gateway=None):
+    def vpc(self, vni, cidr="10.0.0.0/24", bouncers=("h3",), gateway=None, dividers=None):
         net = ipaddress.ip_network(cidr)
-        self.vpcs[vni] = Vpc(vni, cidr, bouncers, gateway or str(net.network_address + 1))
+        self.vpcs[vni] = Vpc(vni, cidr, bouncers, gateway or str(net.network_address + 1), dividers)
         return self.vpcs[vni]
+
+    def network(self, vni, cidr, bouncers, gateway=None):
+        """Another network of VPC vni (give the VPC dividers: they join its networks)."""
+        net = Network(vni, cidr, bouncers, gateway or str(ipaddress.ip_network(cidr).network_address + 1))
+        self.vpcs[vni].networks.append(net)
+        return net
 
     def endpoint(self, name, vni, ip, host, bypass_decap=False):
         self.endpoints[name] = Endpoint(name, self.vpcs[vni], ip, host, bypass_decap)
@@ -105,10 +129,10 @@ class Lab:
             netlink.bridge_veth(self.ns(h), "eth0", self.ns(WIRE), BRIDGE, h, ip="%s/%d" % (spec["ip"], plen),
                                 mac=spec["mac"], mtu=self.nic_mtu)
         for ep in self.endpoints.values():
-            net = ipaddress.ip_network(ep.vpc.cidr)
+            net = ipaddress.ip_network(ep.net.cidr)
             res = netlink.endpoint_veth(self.ns(ep.name), ep.host_ifname, "%s/%d" % (ep.ip, net.prefixlen),
                                         ep.mac, host_netns=self.ns(ep.host),
-                                        mtu=max_mtu(self.nic_mtu, ep.bypass_decap), gateway=ep.vpc.gateway)
+                                        mtu=max_mtu(self.nic_mtu, ep.bypass_decap), gateway=ep.net.gateway)
             ep.host_ifindex = res["host_ifindex"]
         for h in self.hosts:
             dp = self.datapath(h)
@@ -131,25 +155,34 @@ class Lab:
         for ep in self.local_endpoints(host):
             eps[(ep.vpc.vni, ep.ip)] = {"vni": ep.vpc.vni, "ip": ep.ip, "type": "simple",
                                         "ifindex": ep.host_ifindex, "mac": ep.mac, "bypass_decap": ep.bypass_decap}
-            bouncer_ips = [self.hosts[b]["ip"] for b in ep.vpc.bouncers]
+            bouncer_ips = [self.hosts[b]["ip"] for b in ep.net.bouncers]
             agents.append({"ifindex": ep.host_ifindex, "vni": ep.vpc.vni, "ip": ep.ip, "mac": ep.mac,
                            "bouncers": bouncer_ips})
-            subs.update(b for b in ep.vpc.bouncers if b != host)
+            subs.update(b for b in ep.net.bouncers if b != host)
         for vpc in self.vpcs.values():
-            if host not in vpc.bouncers:
+            divides = vpc.dividers is not None and host in vpc.dividers
+            held = [net for net in vpc.networks if host in net.bouncers or divides]
+            if not held:
                 continue
-            for ep in self.endpoints.values():
-                if ep.vpc is vpc and ep.host != host:
-                    eps[(vpc.vni, ep.ip)] = {"vni": vpc.vni, "ip": ep.ip, "type": "simple",
-                                             "host_ip": self.hosts[ep.host]["ip"], "mac": ep.mac,
-                                             "bypass_decap": ep.bypass_decap}
-                    subs.add(ep.host)
-            eps[(vpc.vni, vpc.gateway)] = {"vni": vpc.vni, "ip": vpc.gateway, "type": "gateway",
-                                           "mac": vpc.gateway_mac}
-            bouncer_ips = [self.hosts[b]["ip"] for b in vpc.bouncers]
-            nets.append({"vni": vpc.vni, "cidr": vpc.cidr, "bouncers": bouncer_ips})
-            vpcs.append({"vni": vpc.vni, "dividers": [me["ip"]], "local_divider": True})
-            subs.update(b for b in vpc.bouncers if b != host)
+            for net in held:
+                if host in net.bouncers:
+                    for ep in self.endpoints.values():
+                        if ep.net is net and ep.host != host:
+                            eps[(vpc.vni, ep.ip)] = {"vni": vpc.vni, "ip": ep.ip, "type": "simple",
+                                                     "host_ip": self.hosts[ep.host]["ip"], "mac": ep.mac,
+                                                     "bypass_decap": ep.bypass_decap}
+                            subs.add(ep.host)
+                    eps[(vpc.vni, net.gateway)] = {"vni": vpc.vni, "ip": net.gateway, "type": "gateway",
+                                                   "mac": net.gateway_mac}
+                bouncer_ips = [self.hosts[b]["ip"] for b in net.bouncers]
+                nets.append({"vni": vpc.vni, "cidr": net.cidr, "bouncers": bouncer_ips})
+                subs.update(b for b in net.bouncers if b != host)
+            if vpc.dividers is None:
+                vpcs.append({"vni": vpc.vni, "dividers": [me["ip"]], "local_divider": True})
+            else:
+                vpcs.append({"vni": vpc.vni, "dividers": [self.hosts[d]["ip"] for d in vpc.dividers],
+                             "local_divider": divides})
+                subs.update(d for d in vpc.dividers if d != host)
         return {
             "if_cfg": {"ip": me["ip"], "mac": me["mac"], "ifindex": netlink.ifindex("eth0", self.ns(host)),
                        "mtu": netlink.link("eth0", self.ns(host))["mtu"]},
