@@ -131,3 +131,65 @@ def test_overlapping_vpcs_are_isolated(lab):
     assert (sent, received) == (3, 3), out
     # and VPC B's endpoint never learnt a VPC A MAC
     assert lab.neighbour_mac("ep3", "10.0.0.4") is None
+
+
+def _recv_big(sock, timeout):
+    r, dummy, dummy = select.select([sock], [], [], timeout)
+    return sock.recvfrom(65536) if r else (None, None)
+
+
+def test_a_4000_byte_udp_datagram_crosses_hosts_in_fragments(lab):
+    """The endpoint's stack fragments a datagram larger than its MTU; every
+    fragment carries the addresses, so every fragment is forwarded, and the
+    receiver on another host reassembles the datagram byte for byte."""
+    payload = bytes(range(256)) * 15 + b"end-of-datagram!"  # 3856 bytes: three fragments at MTU 1450
+    assert len(payload) > 3 * 1200
+    server, client = _udp(lab, "ep2", ("10.0.0.3", PORT + 1)), _udp(lab, "ep1")
+    before = snapshot(lab)
+    try:
+        client.sendto(payload, ("10.0.0.3", PORT + 1))
+        data, peer = _recv_big(server, 5)
+        assert data == payload, "got %r bytes" % (None if data is None else len(data))
+        server.sendto(data, peer)  # and the same way back
+        assert _recv_big(client, 5)[0] == payload
+    finally:
+        server.close()
+        client.close()
+    d = dict((h, deltas(before[h], lab.counters(h))) for h in lab.hosts)
+    assert d["h2"].get("decap", 0) >= 3, d  # at least three fragments delivered on h2
+    assert not [h for h in lab.hosts if d[h].get("drop")], d
+
+
+def test_tcp_with_ip_options_crosses_hosts(lab):
+    """A TCP connection whose every packet carries IPv4 options (set on the
+    socket: the kernel puts them on each segment) works between hosts."""
+    listener = netlink.netns_socket(lab.ns("ep2"), socket.AF_INET, socket.SOCK_STREAM)
+    client = netlink.netns_socket(lab.ns("ep1"), socket.AF_INET, socket.SOCK_STREAM)
+    before = snapshot(lab)
+    try:
+        listener.bind(("10.0.0.3", PORT + 2))
+        listener.listen(1)
+        # NOP, NOP, NOP, end of options: a 24-byte IPv4 header on every segment
+        client.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"\x01\x01\x01\x00")
+        client.settimeout(5)
+        listener.settimeout(5)
+        client.connect(("10.0.0.3", PORT + 2))
+        conn, dummy = listener.accept()
+        conn.settimeout(5)
+        message = b"options-all-the-way " * 200
+        client.sendall(message)
+        got = b""
+        while len(got) < len(message):
+            chunk = conn.recv(65536)
+            assert chunk, "connection closed after %d bytes" % len(got)
+            got += chunk
+        assert got == message
+        conn.sendall(b"ack")
+        assert client.recv(16) == b"ack"
+        conn.close()
+    finally:
+        client.close()
+        listener.close()
+    d = dict((h, deltas(before[h], lab.counters(h))) for h in lab.hosts)
+    assert d["h2"].get("decap", 0) >= 3, d
+    assert not [h for h in lab.hosts if d[h].get("drop")], d
