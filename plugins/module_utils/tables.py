@@ -35,6 +35,7 @@ from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity
 from ansible_collections.mizar.transit.plugins.module_utils.libbpf import Map
 
 TAG_DEAD = abi.TAG_DEAD.to_bytes(4, "little")
+TAG_EMPTY = bytes(4)
 ORDER = ("vpcs", "networks", "endpoints", "agents")  # publish order
 LOGICAL = ("if_cfg", "substrate", "endpoints", "networks", "vpcs", "agents")
 
@@ -281,7 +282,10 @@ def plan(snap, desired):
             raise TableError("scaled endpoints: more than %d on one host" % capacity.MAX_SCALED)
         taken.add(slot)
         backend_of[key] = slot
-        backend_writes.append((slot, abi.encode_backends(key, ips)))
+        try:
+            backend_writes.append((slot, abi.encode_backends(key, ips)))
+        except ValueError as err:
+            raise TableError("endpoints: entry %r: backends: %s" % (key, err))
     for key, (slot, dummy) in owned.items():
         if backend_of.get(key) != slot:
             backend_frees.append((slot, bytes(ctypes.sizeof(abi.BackendSet))))
@@ -293,6 +297,10 @@ def plan(snap, desired):
     networks = _norm_entries(desired, "networks")
     plens = {}
     for n in networks:
+        try:
+            abi.check_vni(n["vni"])
+        except ValueError as err:
+            raise TableError("networks: entry %r: %s" % (_key_of(abi.TABLES["networks"], n), err))
         plens.setdefault(n["vni"], set()).add(int(n["cidr"].partition("/")[2] or 32))
     vpcs = {}
     for v in _norm_entries(desired, "vpcs"):
@@ -333,6 +341,13 @@ def plan(snap, desired):
     return p
 
 
+def _key_of(codec, entry):
+    try:
+        return codec.key(entry)
+    except (KeyError, ValueError, TypeError):
+        return entry
+
+
 TAKEN = 0xFFFFFFFE  # a slot this plan fills (not a tag the datapath ever sees)
 
 
@@ -349,7 +364,15 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
     stage, publish, retire = [], [], []
     seen = set()
     for e in entries:
-        raw = codec.encode(e, host_slot, backend_slot)
+        try:
+            raw = codec.encode(e, host_slot, backend_slot)
+        except (KeyError, ValueError) as err:
+            raise ValueError("entry %r: %s" % (_key_of(codec, e), err))
+        tag = raw[:4]
+        if tag == TAG_DEAD or tag == TAG_EMPTY:
+            raise ValueError("entry %r: its first field (the slot's tag) is %d, which marks %s slot"
+                             % (_key_of(codec, e), int.from_bytes(tag, "little"),
+                                "a free" if tag == TAG_EMPTY else "a dead"))
         key = raw[:key_len]
         if key in seen:
             raise ValueError("entry %r is given twice" % (codec.key(e),))
