@@ -252,9 +252,21 @@ class EndpointCodec(FlatCodec):
         ifindex = get("ifindex") or 0
         host = host_slot(entry["host_ip"]) if kind == "simple" and not ifindex else 0
         backends = backend_slot(self.key(entry)) if kind == "scaled" else 0
-        return self.layout.pack(check_vni(entry["vni"]), socket.inet_aton(entry["ip"]), EP_TYPES[kind],
+        vni = entry["vni"]
+        if vni.__class__ is not int or not 0 < vni <= VNI_MAX:
+            check_vni(vni)
+        return self.layout.pack(vni, socket.inet_aton(entry["ip"]), EP_TYPES[kind],
                                 EP_F_BYPASS_DECAP if get("bypass_decap") else 0, host, ifindex,
                                 mac_to_bytes(get("mac")), backends)
+
+    def bin_key_of(self, key):
+        """The binary key of a logical key (vni, ip)."""
+        return struct.pack("<I4s", key[0], socket.inet_aton(key[1]))
+
+    def backend_ref(self, raw):
+        """The backend set slot a slot's bytes refer to (0: none)."""
+        fields = self.layout.unpack(raw)
+        return fields[7] if fields[2] == EP_TYPES["scaled"] else 0
 
     def decode(self, raw, host_ip, backends=None):
         vni, ip, etype, flags, host, ifindex, mac, bset = self.layout.unpack(raw)

@@ -73,7 +73,7 @@ def test_diff_names_exactly_what_changed(host):
     assert [(o["host_ip"], n["host_ip"]) for o, n in d["changed"]] == [(F.ip("h1"), F.ip("h4"))]
     assert [s["ip"] for s in p.diff["substrate"]["removed"]] == [F.ip("h2")]
     for name in ("networks", "vpcs", "agents"):
-        assert p.diff[name] == {"added": [], "changed": [], "removed": []}, name
+        assert p.diff[name] == {"added": [], "changed": [], "removed": [], "repaired": []}, name
     tables.converge(host.pin_dir, _changed_world())
     assert tables.read_state(host.pin_dir) == _logical(_changed_world())
 
