@@ -65,6 +65,7 @@ COUNTER_SLOTS = 96
 
 TAG_EMPTY = 0
 TAG_DEAD = 0xFFFFFFFF
+VNI_MAX = 0xFFFFFF  # a Geneve VNI is 24 bits; 0 is the empty slot's tag
 H = capacity.MAX_HOPS
 
 
@@ -126,6 +127,14 @@ def ip_to_u32(ip):
 
 def u32_to_ip(v):
     return socket.inet_ntoa(int(v).to_bytes(4, "little"))
+
+
+def check_vni(vni, field="vni"):
+    """vni, if it fits the wire's 24 bits and is not 0; else ValueError
+    (the encapsulation would carry only its low 24 bits: another VNI)."""
+    if isinstance(vni, bool) or not isinstance(vni, int) or not 0 < vni <= VNI_MAX:
+        raise ValueError("%s %r is not a VNI: 24 bits, 1 to %d" % (field, vni, VNI_MAX))
+    return vni
 
 
 def mac_to_bytes(mac):
@@ -262,9 +271,21 @@ class EndpointCodec(FlatCodec):
         ifindex = get("ifindex") or 0
         host = host_slot(entry["host_ip"]) if kind == "simple" and not ifindex else 0
         backends = backend_slot(self.key(entry)) if kind == "scaled" else 0
-        return self.layout.pack(entry["vni"], socket.inet_aton(entry["ip"]), EP_TYPES[kind],
+        vni = entry["vni"]
+        if vni.__class__ is not int or not 0 < vni <= VNI_MAX:
+            check_vni(vni)
+        return self.layout.pack(vni, socket.inet_aton(entry["ip"]), EP_TYPES[kind],
                                 EP_F_BYPASS_DECAP if get("bypass_decap") else 0, host, ifindex,
                                 mac_to_bytes(get("mac")), backends)
+
+    def bin_key_of(self, key):
+        """The binary key of a logical key (vni, ip)."""
+        return struct.pack("<I4s", key[0], socket.inet_aton(key[1]))
+
+    def backend_ref(self, raw):
+        """The backend set slot a slot's bytes refer to (0: none)."""
+        fields = self.layout.unpack(raw)
+        return fields[7] if fields[2] == EP_TYPES["scaled"] else 0
 
     def decode(self, raw, host_ip, backends=None):
         vni, ip, etype, flags, host, ifindex, mac, bset = self.layout.unpack(raw)
@@ -295,7 +316,7 @@ class NetworkCodec(FlatCodec):
 
     def encode(self, entry, host_slot, backend_slot=None):
         net, plen = _cidr(entry["cidr"])
-        v = Network(vni=entry["vni"], ip=int.from_bytes(net, "little"), plen=plen,
+        v = Network(vni=check_vni(entry["vni"]), ip=int.from_bytes(net, "little"), plen=plen,
                     flags=NET_F_LOCAL_BOUNCER if entry.get("local_bouncer") else 0)
         v.nbouncers = _slots(v.bouncer, entry["bouncers"], host_slot)
         return bytes(v)
@@ -326,7 +347,7 @@ class VpcCodec(FlatCodec):
         if len(plens) > capacity.MAX_PLENS:
             raise ValueError("VNI %d: %d network prefix lengths, at most %d"
                              % (entry["vni"], len(plens), capacity.MAX_PLENS))
-        v = Vpc(vni=entry["vni"], flags=VPC_F_LOCAL_DIVIDER if entry.get("local_divider") else 0,
+        v = Vpc(vni=check_vni(entry["vni"]), flags=VPC_F_LOCAL_DIVIDER if entry.get("local_divider") else 0,
                 nplens=len(plens))
         for i, p in enumerate(plens):
             v.plens[i] = p
@@ -354,7 +375,7 @@ class AgentCodec(FlatCodec):
         return entry["ifindex"], 0
 
     def encode(self, entry, host_slot, backend_slot=None):
-        v = Agent(ifindex=entry["ifindex"], vni=entry["vni"], ip=ip_to_u32(entry["ip"]))
+        v = Agent(ifindex=entry["ifindex"], vni=check_vni(entry["vni"]), ip=ip_to_u32(entry["ip"]))
         _put_mac(v.mac, entry.get("mac"))
         v.nbouncers = _slots(v.bouncer, entry["bouncers"], host_slot)
         return bytes(v)
@@ -387,7 +408,8 @@ class SourceCodec(FlatCodec):
         ip = socket.inet_aton(entry["ip"])
         if ip in (b"\0\0\0\0", b"\xff\xff\xff\xff"):
             raise ValueError("%s cannot be a tunnel source" % entry["ip"])
-        return self.layout.pack(ip, entry.get("vni") or 0)
+        vni = entry.get("vni") or 0
+        return self.layout.pack(ip, vni and check_vni(vni))
 
     def decode(self, raw, host_ip, backends=None):
         ip, vni = self.layout.unpack(raw)
@@ -421,7 +443,7 @@ def decode_host(raw):
 def encode_backends(key, ips):
     if len(ips) > capacity.MAX_BACKENDS:
         raise ValueError("%d backends, at most %d" % (len(ips), capacity.MAX_BACKENDS))
-    v = BackendSet(vni=key[0], ip=ip_to_u32(key[1]), n=len(ips))
+    v = BackendSet(vni=check_vni(key[0]), ip=ip_to_u32(key[1]), n=len(ips))
     for i, ip in enumerate(ips):
         v.backend_ip[i] = ip_to_u32(ip)
     return bytes(v)

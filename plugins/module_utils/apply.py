@@ -135,10 +135,16 @@ def describe(plan, names):
     before, after, changes = [], [], []
     for name in ("if_cfg", "substrate", "sources", "vpcs", "networks", "endpoints", "agents"):
         d = plan.diff[name]
-        if not (d["added"] or d["changed"] or d["removed"]):
+        repaired = d.get("repaired") or []
+        if not (d["added"] or d["changed"] or d["removed"] or repaired):
             continue
         before.append("%s:" % name)
         after.append("%s:" % name)
+        for r in repaired:  # left behind by an interrupted run: goes away
+            what = "%s%s" % (r["what"], " (slot %d)" % r["slot"] if r.get("slot") is not None else "")
+            text = names.entry(name, r["entry"]) if r.get("entry") else (r.get("detail") or "")
+            before.append("  repair %s: %s" % (what, text))
+            changes.append({"map": name, "op": "repair", "what": what, "entry": text})
         for e in d["removed"]:
             before.append("  " + names.entry(name, e))
             changes.append({"map": name, "op": "remove", "entry": names.entry(name, e)})

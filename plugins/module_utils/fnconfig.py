@@ -17,6 +17,7 @@ import ctypes
 import os
 import socket
 
+from ansible_collections.mizar.transit.plugins.module_utils.abi import check_vni
 from ansible_collections.mizar.transit.plugins.module_utils.libbpf import Map
 
 u8, u16, u32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
@@ -75,6 +76,10 @@ class Acl:
                 vni = vni_of[r["vpc"]]
             except KeyError:
                 raise FunctionConfigError("acl: rules[%d].vpc: no VPC named %r" % (i, r.get("vpc")))
+            try:
+                check_vni(vni, "the VNI of VPC %r," % r["vpc"])
+            except ValueError as e:
+                raise FunctionConfigError("acl: rules[%d].vpc: %s" % (i, e))
             src, smask = _prefix(r.get("src") or "0.0.0.0/0")
             dst, dmask = _prefix(r["dst"])
             port = int(r.get("port") or 0)

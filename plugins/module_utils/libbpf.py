@@ -517,20 +517,30 @@ class Map:
         for k, v in items:
             if len(k) != self.key_size or len(v) != self.value_size:
                 raise ValueError("%s: entry of wrong size" % self.name)
-        keys = b"".join(k for k, dummy in items)
-        vals = b"".join(v for dummy, v in items)
+        return self.update_batch_blobs(b"".join(k for k, dummy in items), b"".join(v for dummy, v in items), flags)
+
+    def update_batch_blobs(self, keys, vals, flags=BPF_ANY):
+        """update_batch() of keys and values given as concatenated bytes."""
+        n = len(keys) // self.key_size if self.key_size else 0
+        if not n or len(keys) != n * self.key_size or len(vals) != n * self.value_size:
+            if not keys and not vals:
+                return 0
+            raise ValueError("%s: entries of wrong size" % self.name)
+        if self.percpu:
+            raise ValueError("%s: per-CPU maps are read-only here" % self.name)
         kb = ctypes.create_string_buffer(keys, len(keys))
         vb = ctypes.create_string_buffer(vals, len(vals))
-        count = ctypes.c_uint32(len(items))
+        count = ctypes.c_uint32(n)
         opts = _BatchOpts(ctypes.sizeof(_BatchOpts), flags, 0)
         ret = lib().bpf_map_update_batch(self.fd, kb, vb, ctypes.byref(count), ctypes.byref(opts))
         if ret == 0:
-            return len(items)
+            return n
         if ret not in (-errno_mod.EINVAL, -errno_mod.ENOTSUP, -524) or count.value:
-            raise BpfError("batch update of %s (%d of %d written)" % (self.name, count.value, len(items)), ret)
-        for k, v in items:  # no batch support for this map type
-            self.update(k, v, flags)
-        return len(items)
+            raise BpfError("batch update of %s (%d of %d written)" % (self.name, count.value, n), ret)
+        ks, vs = self.key_size, self.value_size
+        for i in range(n):  # no batch support for this map type
+            self.update(keys[i * ks:(i + 1) * ks], vals[i * vs:(i + 1) * vs], flags)
+        return n
 
     def delete_batch(self, keys):
         """Delete keys (all must exist), batched where supported."""

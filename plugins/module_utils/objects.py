@@ -9,12 +9,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import hashlib
 import io
 import os
 import shutil
 import tarfile
 import tempfile
+import uuid
 
 ARCHIVE = "objects.tar"
 SUFFIX = ".bpf.o"
@@ -93,6 +95,105 @@ def discard(result, obj_dir):
     """Remove a check-mode copy made by install()."""
     if result["staged"] != obj_dir:
         shutil.rmtree(result["staged"], ignore_errors=True)
+
+
+REMOVING = ".removing-"  # infix of a directory being removed (remove())
+
+
+def remove(obj_dir, check_mode=False):
+    """Remove obj_dir and everything under it; True when this call removed
+    it (or, in check mode, would).
+
+    Hosts that share a file system (lab hosts are namespaces of one
+    machine) may run this on the same directory at the same moment. The
+    directory is first renamed to a name of this call's own, in the same
+    parent: exactly one rename succeeds, and that caller alone removes the
+    tree and reports it; the others find the directory gone, which is what
+    they wanted, and report nothing. A tree left half-removed by a killed
+    earlier run (parent/.<name>.removing-<pid>-*, its process gone) goes too."""
+    path = os.path.abspath(obj_dir).rstrip(os.sep) or os.sep
+    parent, name = os.path.split(path)
+    prefix = "." + name + REMOVING
+    try:
+        leftovers = [os.path.join(parent, f) for f in os.listdir(parent)
+                     if f.startswith(prefix) and not _alive(f[len(prefix):].partition("-")[0])]
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        return False
+    exists = os.path.lexists(path)
+    if check_mode:
+        return exists or bool(leftovers)
+    removed = False
+    if exists:
+        if os.path.islink(path) or not os.path.isdir(path):
+            removed = _gone(os.unlink, path)
+        else:
+            doomed = os.path.join(parent, "%s%d-%s" % (prefix, os.getpid(), uuid.uuid4().hex[:12]))
+            try:
+                os.rename(path, doomed)
+            except OSError as e:
+                if e.errno == errno.ENOENT:  # another host's remove() got there first
+                    pass
+                elif e.errno in (errno.EBUSY, errno.EXDEV):  # a mount point: empty it where it is
+                    removed = _rmtree_tolerant(path, keep_top=True)
+                else:
+                    raise
+            else:
+                leftovers.append(doomed)
+                removed = True
+    for d in leftovers:
+        removed = _rmtree_tolerant(d) or removed
+    return removed
+
+
+def _alive(pid):
+    """Whether the process of a removal in progress still runs (then the
+    tree is its to remove)."""
+    try:
+        os.kill(int(pid), 0)
+    except ValueError:
+        return False
+    except OSError as e:
+        return e.errno == errno.EPERM
+    return True
+
+
+def _gone(fn, path):
+    """fn(path); False when path was already gone."""
+    try:
+        fn(path)
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        return False
+    return True
+
+
+def _rmtree_tolerant(path, keep_top=False):
+    """shutil.rmtree that lets others remove parts of the tree meanwhile.
+    True when it removed anything."""
+    did = []
+
+    def onerror(fn, p, exc_info):
+        e = exc_info[1]
+        if isinstance(e, OSError) and e.errno == errno.ENOENT:
+            return
+        raise e
+
+    if not os.path.lexists(path):
+        return False
+    if keep_top:
+        for f in os.listdir(path):
+            p = os.path.join(path, f)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, onerror=onerror)
+            else:
+                _gone(os.unlink, p)
+            did.append(p)
+        return bool(did)
+    shutil.rmtree(path, onerror=onerror)
+    return True
 
 
 def _write(path, data):

@@ -9,18 +9,42 @@ from what they hold to a desired state, and the per-map difference a
 person reads in --diff; apply_plan() performs them, in batches, in an order
 that never shows a reader a gap or a half-written entry:
 
-  1. if_cfg, new substrate hosts and backend sets (nothing refers to them yet)
+  1. prepare: if_cfg, new substrate hosts and backend sets (nothing refers
+     to them yet)
   2. stage: new and changed entries written into free slots with the
      tombstone tag, invisible to lookups
   3. publish: the same slots rewritten with their real tag; a changed entry
      now has two versions, and lookups find one or the other, both whole
   4. retire: removed entries and old versions get the tombstone tag
-  5. clean: tombstones at the end of a probe run become empty again
-  6. free the substrate and backend slots nothing refers to any more
+  5. restage, republish: see below
+  6. clean: tombstones at the end of a probe run become empty again
+  7. free: the substrate and backend slots nothing refers to any more
 
-An entry added into an empty (all-zero) slot skips staging: a reader can
-then only see it whole or with zeroed fields, and a zeroed entry forwards
-nothing.
+Whole entries. An array map update copies a slot's bytes with no order a
+concurrent lookup can rely on, so a slot is only ever rewritten in ways
+where all bytes but the tag stay the same: every entry, even one going into
+an empty slot, is staged with the tombstone tag and then published, and
+retiring changes only the tag. A lookup sees a dead slot or a whole entry,
+never, say, a found endpoint with a zero MAC.
+
+No free slot. A changed entry whose probe window holds no free slot cannot
+be made before it is broken. It is retired first, then staged and published
+in its own slot (restage, republish): lookups miss it for the moment
+between, and a miss is a dropped, counted packet the sender retransmits. We
+do not refuse instead: the crowding comes from hash collisions the operator
+cannot see, and a refused change leaves the old value -- a route to where
+the endpoint no longer is -- in place for good. A new entry with no free
+slot is still refused (TableError), as nothing else could make room.
+
+Interrupted runs. A run stopped between phases (a killed ansible-playbook,
+a reboot of the controller) leaves states a finished run never does:
+several live versions of a key (stopped after publish), staged entries and
+tombstones left uncleaned, backend sets and substrate slots nobody uses. The
+snapshot sees all of them and plan() repairs them with the same phases: of
+several versions the desired one is kept (or a new one published) and the
+others retired; such work is reported as a change, in the diff's
+"repaired" lists, so a run after an interruption says changed and the one
+after it writes nothing.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -30,11 +54,13 @@ __metaclass__ = type
 import array
 import ctypes
 import os
+import struct
 
 from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity, libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.libbpf import Map
 
 TAG_DEAD = abi.TAG_DEAD.to_bytes(4, "little")
+TAG_EMPTY = bytes(4)
 ORDER = ("sources", "vpcs", "networks", "endpoints", "agents")  # publish order
 LOGICAL = ("if_cfg", "substrate", "sources", "endpoints", "networks", "vpcs", "agents")
 
@@ -71,8 +97,9 @@ class Maps:
 
 def write_slots(m, writes):
     """Write [(slot, value bytes)] into an ARRAY map in one batch."""
-    if writes:
-        m.update_batch([(slot.to_bytes(4, "little"), value) for slot, value in writes])
+    if writes:  # keys: u32 slot numbers, little-endian like the hosts we run on (see _tags)
+        m.update_batch_blobs(array.array("I", [slot for slot, dummy in writes]).tobytes(),
+                             b"".join([value for dummy, value in writes]))
 
 
 def _tags(blob, size):
@@ -86,7 +113,10 @@ def _tags(blob, size):
 
 
 class Snapshot:
-    """What a host's maps hold: raw slots, decoded entries and free slots."""
+    """What a host's maps hold: raw slots, decoded entries and free slots,
+    including what an interrupted run may have left behind (several live
+    versions of a key, several substrate slots of one host, several backend
+    sets of one endpoint), for plan() to repair."""
 
     def __init__(self, maps):
         self.if_cfg = maps[abi.IF_CFG_MAP].lookup(bytes(4))
@@ -97,7 +127,10 @@ class Snapshot:
             h = abi.decode_host(hosts[slot * hsize:(slot + 1) * hsize])
             if h:
                 self.hosts[slot] = h
-        self.host_slot = dict((h["ip"], s) for s, h in self.hosts.items())
+        self.host_slots = {}  # ip -> [slots], lowest first
+        for slot in sorted(self.hosts):
+            self.host_slots.setdefault(self.hosts[slot]["ip"], []).append(slot)
+        self.host_slot = dict((ip, slots[0]) for ip, slots in self.host_slots.items())
         backends = libbpf.read_array_blob(maps[abi.BACKENDS_MAP])
         bsize = ctypes.sizeof(abi.BackendSet)
         self.backends = {}  # slot -> (owner key, [ips])
@@ -118,13 +151,18 @@ class Snapshot:
         return b[1] if b else []
 
     def logical(self):
-        """{map: {key: entry}} in the renderer's terms."""
+        """{map: {key: entry}} in the renderer's terms; of several versions
+        of a key, the one a lookup finds."""
         out = {"if_cfg": abi.decode_if_cfg(self.if_cfg) if self.if_cfg else None,
-               "substrate": dict((h["ip"], h) for h in self.hosts.values())}
+               "substrate": dict((ip, self.hosts[slots[0]]) for ip, slots in self.host_slots.items())}
         for name, t in self.tables.items():
             decoded = (t.codec.decode(raw, self.host_ip, self.backend_ips) for slot, raw in t.live.values())
             out[name] = dict((t.codec.key(e), e) for e in decoded)
         return out
+
+
+def _no_host(slot):
+    return None
 
 
 class _TableSnapshot:
@@ -133,14 +171,34 @@ class _TableSnapshot:
         self.size = ctypes.sizeof(codec.ctype)
         self.blob = blob
         self.tags = _tags(blob, self.size)
-        self.live = {}  # binary key (codec.bin_key) -> (slot, raw)
-        size, key_len = self.size, codec.key_len
-        for slot in [i for i, tag in enumerate(self.tags) if tag and tag != abi.TAG_DEAD]:
+        self.live = {}  # binary key (codec.bin_key) -> (slot, raw): the version a lookup finds first
+        self.extra = {}  # binary key -> [(slot, raw)]: further live versions, in probe order
+        self.dead = []  # tombstone slots
+        size, key_len, live, tags, dead = self.size, codec.key_len, self.live, self.tags, abi.TAG_DEAD
+        for slot in [i for i, tag in enumerate(tags) if tag]:
+            if tags[slot] == dead:
+                self.dead.append(slot)
+                continue
             raw = blob[slot * size:(slot + 1) * size]
-            self.live[raw[:key_len]] = (slot, raw)
+            key = raw[:key_len]
+            if key in live:
+                self.extra.setdefault(key, []).append((slot, raw))
+            else:
+                live[key] = (slot, raw)
+        mask = codec.slots - 1
+        for key, more in self.extra.items():
+            versions = [live[key]] + more
+            home = codec.home(codec.decode(versions[0][1], _no_host))
+            versions.sort(key=lambda v: (v[0] - home) & mask)
+            live[key], self.extra[key] = versions[0], versions[1:]
 
     def raw(self, slot):
         return self.blob[slot * self.size:(slot + 1) * self.size]
+
+    def versions(self, key):
+        """Every live (slot, raw) of a binary key, in probe order."""
+        cur = self.live.get(key)
+        return ([cur] + self.extra.get(key, [])) if cur else []
 
 
 def read_state(pin_dir):
@@ -152,31 +210,46 @@ def read_state(pin_dir):
 # ---------------------------------------------------------------- planning
 
 
+DIFF_KEYS = ("added", "changed", "removed", "repaired")
+
+
+def _repair(what, slot=None, entry=None, detail=None):
+    """One thing an interrupted run left behind that a plan puts right."""
+    return {"what": what, "slot": slot, "entry": entry, "detail": detail}
+
+
 class _RawDiff:
     """One table's difference as slot bytes, decoded only when asked for:
-    a plan of 100,000 additions need not build 100,000 dicts to be applied."""
+    a plan of 100,000 additions need not build 100,000 dicts to be applied.
+    repaired: [(what, slot, raw or None, detail)]."""
 
     def __init__(self, codec, old_ctx, new_ctx):
         self.codec, self.old_ctx, self.new_ctx = codec, old_ctx, new_ctx
-        self.added, self.changed, self.removed = [], [], []
+        self.added, self.changed, self.removed, self.repaired = [], [], [], []
 
     def __len__(self):
-        return len(self.added) + len(self.changed) + len(self.removed)
+        return len(self.added) + len(self.changed) + len(self.removed) + len(self.repaired)
 
-    def decoded(self):
+    def decoded(self, repaired):
         dec = self.codec.decode
         return {"added": [dec(r, *self.new_ctx) for r in self.added],
                 "changed": [(dec(o, *self.old_ctx), dec(n, *self.new_ctx)) for o, n in self.changed],
-                "removed": [dec(r, *self.old_ctx) for r in self.removed]}
+                "removed": [dec(r, *self.old_ctx) for r in self.removed],
+                "repaired": repaired + [_repair(what, slot, dec(r, *self.old_ctx) if r else None, detail)
+                                        for what, slot, r, detail in self.repaired]}
 
 
 class Plan:
     """Slot writes in phases, and the logical difference they make
-    (diff: {map: {added: [entry], changed: [(old, new)], removed: [entry]}})."""
+    (diff: {map: {added: [entry], changed: [(old, new)], removed: [entry],
+    repaired: [{what, slot, entry, detail}]}}). repaired lists what an
+    interrupted run left behind and this plan puts right: a stale second
+    version of an entry (entry: that version), tombstones left uncleaned
+    (detail: how many), a backend set or substrate slot nobody uses."""
 
     def __init__(self):
         self.phases = []  # [(phase name, map name, [(slot, bytes)])]
-        self._diff = dict((name, {"added": [], "changed": [], "removed": []}) for name in LOGICAL)
+        self._diff = dict((name, dict((k, []) for k in DIFF_KEYS)) for name in LOGICAL)
         self._raw = {}  # table name -> _RawDiff, decoded into _diff on first use
         self.pending = False  # a later scope has work left (converge())
 
@@ -187,14 +260,15 @@ class Plan:
     @property
     def diff(self):
         for name, raw in self._raw.items():
-            self._diff[name] = raw.decoded()
+            self._diff[name] = raw.decoded(self._diff[name]["repaired"])
         self._raw = {}
         return self._diff
 
     @property
     def changed(self):
-        return (any(len(r) for r in self._raw.values())
-                or any(d["added"] or d["changed"] or d["removed"] for d in self._diff.values()))
+        """Whether the plan writes anything: every write is in the diff."""
+        return bool(self.phases or any(len(r) for r in self._raw.values())
+                    or any(any(d[k] for k in DIFF_KEYS) for d in self._diff.values()))
 
     def writes(self):
         return sum(len(w) for dummy, dummy, w in self.phases)
@@ -240,23 +314,32 @@ def plan(snap, desired):
     slot_of = {}
     free_host = (s for s in range(1, capacity.HOST_SLOTS) if s not in snap.hosts)
     host_writes, host_frees = [], []
+    sub_diff = p._diff["substrate"]
     for ip in sorted(want_hosts, key=abi.ip_to_u32):
         mac = want_hosts[ip]
         if ip in snap.host_slot:
-            slot = snap.host_slot[ip]
+            slots = snap.host_slots[ip]
+            slot = next((s for s in slots if snap.hosts[s]["mac"] == mac.lower()), slots[0])
             old_mac = snap.hosts[slot]["mac"]
             if old_mac != mac.lower():
                 host_writes.append((slot, abi.encode_host({"ip": ip, "mac": mac})))
-                p._diff["substrate"]["changed"].append(({"ip": ip, "mac": old_mac}, {"ip": ip, "mac": mac.lower()}))
+                sub_diff["changed"].append(({"ip": ip, "mac": old_mac}, {"ip": ip, "mac": mac.lower()}))
         else:
             slot = next(free_host)
             host_writes.append((slot, abi.encode_host({"ip": ip, "mac": mac})))
-            p._diff["substrate"]["added"].append({"ip": ip, "mac": mac.lower()})
+            sub_diff["added"].append({"ip": ip, "mac": mac.lower()})
         slot_of[ip] = slot
-    for slot, h in sorted(snap.hosts.items()):
-        if h["ip"] not in want_hosts:
-            host_frees.append((slot, bytes(ctypes.sizeof(abi.Host))))
-            p._diff["substrate"]["removed"].append(h)
+    for ip, slots in sorted(snap.host_slots.items()):
+        keep = slot_of.get(ip)
+        if keep is None:
+            keep = slots[0]
+            host_frees.append((keep, bytes(ctypes.sizeof(abi.Host))))
+            sub_diff["removed"].append(snap.hosts[keep])
+        for slot in slots:  # a second slot of one host: its entries move to the one kept
+            if slot != keep:
+                host_frees.append((slot, bytes(ctypes.sizeof(abi.Host))))
+                sub_diff["repaired"].append(_repair("second slot of a host", slot, snap.hosts[slot]))
+    host_frees.sort()
 
     def host_slot(ip):
         try:
@@ -264,27 +347,42 @@ def plan(snap, desired):
         except KeyError:
             raise TableError("an entry refers to substrate host %s, which has no substrate entry" % ip)
 
-    # -- backend sets of scaled endpoints
-    owned = dict((key, (slot, ips)) for slot, (key, ips) in snap.backends.items())
+    # -- backend sets of scaled endpoints. A set is never rewritten in place:
+    # a changed one goes to a free slot, and the old slot is freed last.
+    owned = {}  # owner key -> [(slot, ips)]
+    for slot, (key, ips) in sorted(snap.backends.items()):
+        owned.setdefault(key, []).append((slot, ips))
     taken = set(snap.backends)
     backend_of, backend_writes, backend_frees = {}, [], []
+    ep_codec, ep_table = abi.TABLES["endpoints"], snap.tables["endpoints"]
     for e in _norm_entries(desired, "endpoints"):
         if e.get("type") != "scaled":
             continue
         key = (e["vni"], e["ip"])
         ips = list(e.get("backends") or [])
-        if key in owned and owned[key][1] == ips:
-            backend_of[key] = owned[key][0]
+        same = [slot for slot, have in owned.get(key, ()) if have == ips]
+        if same:
+            refs = _backend_refs(ep_codec, ep_table, key)
+            backend_of[key] = next((slot for slot in same if slot in refs), same[0])
             continue
         slot = next((s for s in range(1, capacity.BACKEND_SLOTS) if s not in taken), None)
         if slot is None:
             raise TableError("scaled endpoints: more than %d on one host" % capacity.MAX_SCALED)
         taken.add(slot)
         backend_of[key] = slot
-        backend_writes.append((slot, abi.encode_backends(key, ips)))
-    for key, (slot, dummy) in owned.items():
-        if backend_of.get(key) != slot:
-            backend_frees.append((slot, bytes(ctypes.sizeof(abi.BackendSet))))
+        try:
+            backend_writes.append((slot, abi.encode_backends(key, ips)))
+        except ValueError as err:
+            raise TableError("endpoints: entry %r: backends: %s" % (key, err))
+    kept = set(backend_of.values())
+    for slot, (key, ips) in sorted(snap.backends.items()):
+        if slot in kept:
+            continue
+        backend_frees.append((slot, bytes(ctypes.sizeof(abi.BackendSet))))
+        if slot not in _backend_refs(ep_codec, ep_table, key):  # not a change the endpoint diff shows
+            p._diff["endpoints"]["repaired"].append(_repair(
+                "backend set nobody uses", slot, None,
+                "of vni %d %s: %s" % (key[0], key[1], ", ".join(ips) or "no backends")))
 
     def backend_slot(key):
         return backend_of[key]
@@ -293,6 +391,10 @@ def plan(snap, desired):
     networks = _norm_entries(desired, "networks")
     plens = {}
     for n in networks:
+        try:
+            abi.check_vni(n["vni"])
+        except ValueError as err:
+            raise TableError("networks: entry %r: %s" % (_key_of(abi.TABLES["networks"], n), err))
         plens.setdefault(n["vni"], set()).add(int(n["cidr"].partition("/")[2] or 32))
     vpcs = {}
     for v in _norm_entries(desired, "vpcs"):
@@ -305,7 +407,7 @@ def plan(snap, desired):
 
     limits = {"endpoints": capacity.MAX_ENDPOINTS, "networks": capacity.MAX_NETWORKS,
               "vpcs": capacity.MAX_VPCS, "agents": capacity.MAX_AGENTS, "sources": capacity.MAX_SOURCES}
-    stage, publish, retire, clean = {}, {}, {}, {}
+    writes = {}
     new_host_ip = dict((s, ip) for ip, s in slot_of.items()).get
     new_backend_ips = dict((s, ips) for s, ips in
                            [(backend_of[k], list(e.get("backends") or [])) for k, e in
@@ -319,45 +421,94 @@ def plan(snap, desired):
         raw_diff = p._raw[name] = _RawDiff(codec, (snap.host_ip, snap.backend_ips),
                                            (new_host_ip, lambda slot: new_backend_ips(slot) or []))
         try:
-            s, pb, r, c = _plan_table(codec, t, entries, host_slot, backend_slot, raw_diff)
+            writes[name] = _plan_table(codec, t, entries, host_slot, backend_slot, raw_diff)
         except (KeyError, ValueError) as e:
             raise TableError("%s: %s" % (name, e))
-        stage[name], publish[name], retire[name], clean[name] = s, pb, r, c
 
     p.add("prepare", abi.SUBSTRATE_MAP, host_writes)
     p.add("prepare", abi.BACKENDS_MAP, backend_writes)
-    for phase, writes in (("stage", stage), ("publish", publish), ("retire", retire), ("clean", clean)):
+    for i, phase in enumerate(PHASES):
         for name in ORDER:
-            p.add(phase, abi.TABLES[name].pin_name, writes[name])
+            p.add(phase, abi.TABLES[name].pin_name, writes[name][i])
     p.add("free", abi.BACKENDS_MAP, backend_frees)
     p.add("free", abi.SUBSTRATE_MAP, host_frees)
     return p
 
 
+def _key_of(codec, entry):
+    try:
+        return codec.key(entry)
+    except (KeyError, ValueError, TypeError):
+        return entry
+
+
+def _backend_refs(codec, table, key):
+    """The backend set slots the live versions of endpoint key refer to."""
+    try:
+        bkey = codec.bin_key_of(key)
+    except (OSError, ValueError, TypeError, struct.error):
+        return set()
+    return set(codec.backend_ref(raw) for dummy, raw in table.versions(bkey))
+
+
 TAKEN = 0xFFFFFFFE  # a slot this plan fills (not a tag the datapath ever sees)
+PHASES = ("stage", "publish", "retire", "restage", "republish", "clean")
 
 
 def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
+    """The writes of one table, one list per phase of PHASES.
+
+    Every entry is written twice: first with the tombstone tag (stage), then
+    with its own (publish); between the two only the tag changes, so a
+    lookup sees either a dead slot or the whole entry. A changed entry's
+    new version goes to a free slot of its probe window and the old one is
+    retired after it is published. With no free slot in the window, the old
+    version is retired first and the new one staged and published in that
+    slot afterwards (restage, republish): the entry is missing for a moment,
+    never half-written. Of several live versions of a key (an interrupted
+    run's), the desired one is kept and the others retired."""
     mask = codec.slots - 1
     tags = array.array("I", t.tags)
     size = t.size
     zero = bytes(size)
-    blob = t.blob
-    live = t.live
+    live, extra = t.live, t.extra
     probes = capacity.PROBES
     free = (abi.TAG_EMPTY, abi.TAG_DEAD)
     key_len = codec.key_len
-    stage, publish, retire = [], [], []
+    stage, publish, retire, restage, republish = [], [], [], [], []
     seen = set()
+
+    def stale(versions):
+        for slot, raw in versions:
+            diff.repaired.append(("stale second version", slot, raw, None))
+            retire.append((slot, TAG_DEAD + raw[4:]))
+
     for e in entries:
-        raw = codec.encode(e, host_slot, backend_slot)
+        try:
+            raw = codec.encode(e, host_slot, backend_slot)
+        except (KeyError, ValueError) as err:
+            raise ValueError("entry %r: %s" % (_key_of(codec, e), err))
+        tag = raw[:4]
+        if tag == TAG_DEAD or tag == TAG_EMPTY:
+            raise ValueError("entry %r: its first field (the slot's tag) is %d, which marks %s slot"
+                             % (_key_of(codec, e), int.from_bytes(tag, "little"),
+                                "a free" if tag == TAG_EMPTY else "a dead"))
         key = raw[:key_len]
         if key in seen:
             raise ValueError("entry %r is given twice" % (codec.key(e),))
         seen.add(key)
         cur = live.get(key)
-        if cur is not None and cur[1] == raw:
-            continue
+        if cur is not None:
+            more = extra.get(key) if extra else None
+            if more:
+                versions = [cur] + more
+                keep = next((v for v in versions if v[1] == raw), None)
+                if keep is not None:
+                    stale([v for v in versions if v is not keep])
+                    continue
+                stale(more)
+            elif cur[1] == raw:
+                continue
         home = codec.home(e)
         slot = None
         for i in range(probes):
@@ -373,13 +524,12 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
             if cur is None:
                 raise ValueError("no free slot within %d of the home slot of %r: the table is too crowded"
                                  % (probes, codec.key(e)))
-            publish.append((cur[0], raw))  # rewritten in place: the only way left
+            retire.append((cur[0], TAG_DEAD + cur[1][4:]))
+            restage.append((cur[0], TAG_DEAD + raw[4:]))
+            republish.append((cur[0], raw))
             continue
-        if tags[slot] == abi.TAG_EMPTY and blob[slot * size:(slot + 1) * size] == zero:
-            publish.append((slot, raw))
-        else:
-            stage.append((slot, TAG_DEAD + raw[4:]))
-            publish.append((slot, raw))
+        stage.append((slot, TAG_DEAD + raw[4:]))
+        publish.append((slot, raw))
         tags[slot] = TAKEN
         if cur is not None:
             retire.append((cur[0], TAG_DEAD + cur[1][4:]))
@@ -388,17 +538,28 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
             if key not in seen:
                 diff.removed.append(raw)
                 retire.append((slot, TAG_DEAD + raw[4:]))
+                stale(extra.get(key, ()))
+    retire.sort()
     for slot, dummy in retire:
         tags[slot] = abi.TAG_DEAD
-    clean = _cleanable(tags, mask) if retire or abi.TAG_DEAD in tags else []
-    return stage, publish, retire, [(s, zero) for s in clean]
+    for slot, dummy in republish:
+        tags[slot] = TAKEN
+    clean = []
+    if retire or t.dead:
+        # tombstones a finished run would have cleaned: an interrupted run's
+        leftover = set(_cleanable(array.array("I", t.tags), mask, t.dead)) if t.dead else ()
+        clean = _cleanable(tags, mask, t.dead + [s for s, dummy in retire])
+        n = len(leftover.intersection(clean)) if leftover else 0
+        if n:
+            diff.repaired.append(("tombstones left behind", None, None, "%d cleaned" % n))
+    return stage, publish, retire, restage, republish, [(s, zero) for s in clean]
 
 
-def _cleanable(tags, mask):
+def _cleanable(tags, mask, dead):
     """Tombstones that may become empty: those followed (in probe order) by
-    an empty slot, repeatedly, so no live entry's probe run is cut."""
+    an empty slot, repeatedly, so no live entry's probe run is cut. dead:
+    the slots to consider (a superset of the tombstones)."""
     out = []
-    dead = [i for i, t in enumerate(tags) if t == abi.TAG_DEAD]
     for slot in dead:
         if tags[slot] != abi.TAG_DEAD or tags[(slot + 1) & mask] != abi.TAG_EMPTY:
             continue
@@ -438,9 +599,13 @@ def scoped(snap, desired, scope):
     for name in ("sources", "endpoints", "networks", "vpcs", "agents"):
         codec = abi.TABLES[name]
         merged = dict(have[name])
+        # a key with several versions (an interrupted run was changing it)
+        # is settled on its desired value at once
+        torn = set(codec.key(codec.decode(raw, _no_host)) for key in snap.tables[name].extra
+                   for dummy, raw in snap.tables[name].versions(key)[:1])
         for e in _norm_entries(desired, name):
             key = codec.key(e)
-            if scope == "update" or key not in merged:
+            if scope == "update" or key not in merged or key in torn:
                 merged[key] = e
         out[name] = list(merged.values())
     return out

@@ -77,7 +77,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changes:
-  description: The entries added, changed or removed, one item per entry, in readable form.
+  description:
+    - The entries added, changed or removed, one item per entry, in readable form.
+    - "Items with C(op: repair) (and C(what)) put right what an interrupted run left behind: a stale
+      second version of an entry, tombstones left uncleaned, a backend set or substrate slot
+      nobody uses."
   returned: always
   type: list
   elements: dict

@@ -27,8 +27,11 @@ description:
   - A transit program that this datapath attached to another interface earlier (the substrate
     NIC changed) is detached.
   - With O(state=absent), detaches everything this pin directory attached (the transit program,
-    the agents and the endpoints' pass programs), removes every pin and the pin directory.
-    Changed only when something was there.
+    the agents and the endpoints' pass programs), removes every pin and the pin directory, and
+    with O(obj_dir) the object directory too. Changed only when something was there.
+  - "Hosts that share a file system (lab hosts) may remove the same O(obj_dir) at once: it is
+    first renamed out of the way, so exactly one of them removes it and reports the change, and
+    the others find it gone."
 author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
@@ -63,7 +66,7 @@ options:
     description:
       - Directory holding C(transit.bpf.o), C(agent.bpf.o) and C(pass.bpf.o) as built by
         M(mizar.transit.bpf_build).
-      - Required with O(state=present).
+      - Required with O(state=present). With O(state=absent), removed if given.
     type: path
   archive:
     description:
@@ -149,6 +152,12 @@ EXAMPLES = r"""
 - name: Remove the datapath
   mizar.transit.transit:
     interface: eth0
+    state: absent
+
+- name: Remove the datapath and its objects
+  mizar.transit.transit:
+    interface: eth0
+    obj_dir: /var/lib/mizar/bpf
     state: absent
 """
 
@@ -253,6 +262,11 @@ def main():
         spec = TransitSpec(p["interface"], p["pin_dir"], obj_dir=obj_dir, mode=p["mode"],
                            switch_mode=p["switch_mode"], state=p["state"], stage_sources=p["stages"])
         result = ensure(spec, check_mode=module.check_mode)
+        if p["state"] == "absent" and p["obj_dir"]:
+            if objects.remove(p["obj_dir"], check_mode=module.check_mode):
+                result["actions"].append("remove the objects in %s" % p["obj_dir"])
+                result["changed"] = True
+                result["diff"]["before"] += "objects in %s\n" % p["obj_dir"]
     except objects.ObjectsError as e:
         module.fail_json(msg="the objects archive for %s: %s" % (p["obj_dir"], e))
     except TransitError as e:

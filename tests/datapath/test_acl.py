@@ -120,3 +120,15 @@ def test_acl_codec_matches_btf(codec):
         desc = btf.describe(btf.find_struct(fnconfig.C_NAMES[codec]))
     assert desc[2] == ctypes.sizeof(codec)
     assert [(m, off) for m, off, dummy in desc[3]] == [(n, getattr(codec, n).offset) for n, dummy in codec._fields_]
+
+
+@pytest.mark.parametrize("vni", [0, 0x1000064])
+def test_acl_vni_off_the_wire_is_an_error(dp, acl, vni):
+    """A rule of a VPC whose VNI does not fit 24 bits would match another
+    VPC's packets: refused, and the active set is left alone."""
+    ACL.converge(dp.pin_dir, {"rules": [rule(dst="10.0.0.7/32")]}, VNIS)
+    before = ACL.converge(dp.pin_dir, {"rules": [rule(dst="10.0.0.7/32")]}, VNIS, check_mode=True)
+    message = r"rules\[0\].vpc: the VNI of VPC 'big', %d is not a VNI" % vni
+    with pytest.raises(fnconfig.FunctionConfigError, match=message):
+        ACL.converge(dp.pin_dir, {"rules": [rule(vpc="big", dst="10.0.0.0/8")]}, dict(VNIS, big=vni))
+    assert ACL.converge(dp.pin_dir, {"rules": [rule(dst="10.0.0.7/32")]}, VNIS, check_mode=True) == before

@@ -7,7 +7,7 @@ import pytest
 
 import fixtures as F
 from harness import Harness
-from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity, tables
+from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity, libbpf, tables
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_diff_names_exactly_what_changed(host):
     assert [(o["host_ip"], n["host_ip"]) for o, n in d["changed"]] == [(F.ip("h1"), F.ip("h4"))]
     assert [s["ip"] for s in p.diff["substrate"]["removed"]] == [F.ip("h2")]
     for name in ("networks", "vpcs", "agents"):
-        assert p.diff[name] == {"added": [], "changed": [], "removed": []}, name
+        assert p.diff[name] == {"added": [], "changed": [], "removed": [], "repaired": []}, name
     tables.converge(host.pin_dir, _changed_world())
     assert tables.read_state(host.pin_dir) == _logical(_changed_world())
 
@@ -177,3 +177,78 @@ def test_an_addition_alone_leaves_nothing_pending(host):
     assert p.changed and not p.pending
     assert [e["ip"] for e in p.diff["endpoints"]["added"]] == ["10.0.0.6"]
     assert tables.read_state(host.pin_dir) == _logical(F.WORLD_B)
+
+
+# ---------------------------------------------------------------- VNI range
+#
+# The wire carries 24 bits of VNI: 0x1000064 would go out as VNI 100, 0 is
+# the empty slot's tag. Every codec refuses them, naming the entry and the
+# field, and nothing is written.
+
+BIG = 0x1000064
+
+
+def _with(name, index, **kw):
+    w = copy.deepcopy(F.WORLD_B)
+    w[name][index].update(kw)
+    return w
+
+
+VNI_CASES = {
+    "endpoint": (_with("endpoints", 1, vni=BIG), r"endpoints: entry \(16777316, '10.0.0.5'\): vni 16777316 is not"),
+    "endpoint0": (_with("endpoints", 1, vni=0), r"endpoints: entry \(0, '10.0.0.5'\): vni 0 is not a VNI"),
+    "scaled": (_with("endpoints", 5, vni=BIG), r"endpoints: entry \(16777316, '10.0.0.9'\): backends: vni 16777316"),
+    "network": (_with("networks", 1, vni=BIG), r"networks: entry \(16777316, '10.3.0.0/24'\): vni 16777316 is not"),
+    "vpc": (_with("vpcs", 1, vni=BIG), r"vpcs: entry 16777316: vni 16777316 is not a VNI"),
+    "agent": (_with("agents", 0, vni=BIG), r"agents: entry 1: vni 16777316 is not a VNI"),
+    "agent_vni0": (_with("agents", 0, vni=0), r"agents: entry 1: vni 0 is not a VNI"),
+    "agent_ifindex0": (_with("agents", 0, ifindex=0), r"agents: entry 0: its first field \(the slot's tag\) is 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(VNI_CASES))
+def test_vni_beyond_24_bits_is_refused_whole(host, case):
+    world, message = VNI_CASES[case]
+    tables.converge(host.pin_dir, F.WORLD_B)
+    before = tables.read_state(host.pin_dir)
+    with tables.Maps(host.pin_dir) as maps:
+        blobs = dict((n, bytes(libbpf.read_array_blob(maps[n]))) for n in abi.DATA_MAPS if n != abi.COUNTERS_MAP)
+        with pytest.raises(tables.TableError, match=message):
+            tables.plan(tables.Snapshot(maps), world)
+        with pytest.raises(tables.TableError, match=message):
+            tables.converge(host.pin_dir, world)
+        for n, blob in blobs.items():
+            assert bytes(libbpf.read_array_blob(maps[n])) == blob, n
+    assert tables.read_state(host.pin_dir) == before
+
+
+@pytest.mark.parametrize("vni", [0, BIG, -1, 1 << 32, True, "100"])
+def test_codecs_refuse_a_vni_off_the_wire(vni):
+    slot = {"192.168.0.1": 1}.get
+    entries = {
+        "endpoints": dict(F.ep(100, 5, host_ip="192.168.0.1"), vni=vni),
+        "networks": {"vni": vni, "cidr": "10.0.0.0/24", "bouncers": [], "local_bouncer": True},
+        "vpcs": {"vni": vni, "dividers": [], "local_divider": False},
+        "agents": {"ifindex": 3, "vni": vni, "ip": "10.0.0.5", "mac": F.ep_mac(100, 5), "bouncers": []},
+    }
+    for name, e in entries.items():
+        with pytest.raises(ValueError, match="is not a VNI"):
+            abi.TABLES[name].encode(e, slot, lambda key: 1)
+    with pytest.raises(ValueError, match="is not a VNI"):
+        abi.encode_backends((vni, "10.0.0.9"), ["10.0.0.5"])
+    assert abi.check_vni(abi.VNI_MAX) == 0xFFFFFF and abi.check_vni(1) == 1
+
+
+def test_trusted_sources_refuse_bad_vnis_and_addresses(host):
+    """A tunnel peer's VNI must fit 24 bits too (0: any VNI, a transit
+    host); 0.0.0.0 and 255.255.255.255 are never sources (they are the
+    table's tags). Nothing is written."""
+    tables.converge(host.pin_dir, F.WORLD_B)
+    before = tables.read_state(host.pin_dir)
+    for bad, why in (({"ip": "192.168.0.77", "vni": 0x1000064}, "not a VNI"),
+                     ({"ip": "0.0.0.0", "vni": 0}, "cannot be a tunnel source"),
+                     ({"ip": "255.255.255.255", "vni": 100}, "cannot be a tunnel source")):
+        w = dict(F.WORLD_B, sources=F.SOURCES + [bad])
+        with pytest.raises(tables.TableError, match="sources: .*%s" % why):
+            tables.converge(host.pin_dir, w)
+        assert tables.read_state(host.pin_dir) == before
