@@ -54,7 +54,7 @@ PATHS = [  # (name in the report, fixture, target: ns above the floor, "+N")
     ("a_encap", "agent_encap", None),          # agent: encapsulation to a remote bouncer
     ("a_local", "agent_local", None),          # agent: same-host delivery
     ("a_bounce", "agent_self_bouncer", None),  # agent: this host is the bouncer
-    ("a_arp", "agent_self_bouncer_arp", None), # agent: ARP answered as the bouncer
+    ("a_arp", "agent_self_bouncer_arp", None),  # agent: ARP answered as the bouncer
 ]
 
 

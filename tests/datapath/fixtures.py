@@ -168,6 +168,7 @@ PASS = {"pass": 1}
 
 # ------------------------------------------------------------------ the table
 
+
 def _frag(**kw):  # a 10.0.0.5 -> 10.0.0.6 packet, already addressed to 10.0.0.6
     return v4(5, "10.0.0.6", dst_mac=ep_mac(100, 6), **kw)
 

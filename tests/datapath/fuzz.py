@@ -553,7 +553,7 @@ class Generator:
             return eth(self.b_mac, smac, ETH_IPV4) + ipv4(sip, self.x, 17, udp(r.below(65536), port,
                                                                                r.randbytes(r.below(100))))
         if k == 4:  # Geneve to another host
-            dst = r.pick([h for h in self.w.hosts] + [r.randbytes(4)])
+            dst = r.pick(list(self.w.hosts) + [r.randbytes(4)])
             pkt = bytearray(self.tunnel(r))
             pkt[30:34] = dst
             return bytes(pkt)

@@ -239,9 +239,10 @@ def test_crafted_leftovers_are_repaired(host):
         slot, raw = snap.tables["endpoints"].live[eps.bin_key_of((100, "10.0.0.5"))]
         assert raw[10:12] == h1.to_bytes(2, "little")
         tables.write_slots(maps[eps.pin_name], [(slot, raw[:10] + spare.to_bytes(2, "little") + raw[12:])])
-        (bslot, (bkey, ips)), = snap.backends.items()
+        assert len(snap.backends) == 1
+        bslot, (bkey, ips) = list(snap.backends.items())[0]
         tables.write_slots(maps[abi.BACKENDS_MAP], [(bslot + 1, abi.encode_backends(bkey, ips)),
-                                                     (bslot + 2, abi.encode_backends((300, "10.3.0.9"), []))])
+                                                    (bslot + 2, abi.encode_backends((300, "10.3.0.9"), []))])
         ghost = eps.encode(F.ep(100, 99, host_ip=F.ip("h1")), lambda ip: h1)
         far = (eps.home(F.ep(100, 99)) + 7) & (eps.slots - 1)
         tables.write_slots(maps[eps.pin_name], [(far, tables.TAG_DEAD + ghost[4:])])
