@@ -193,7 +193,7 @@ def oracle(w, p):
         if 224 <= spa[0] < 240 or spa == b"\xff\xff\xff\xff" or spa == b"\0\0\0\0":
             return Expect(XDP_DROP, "malformed", "ARP sender address", None)
     else:
-        return Expect(XDP_DROP, "malformed", "inner Ethertype %#06x" % et, None)
+        return Expect(XDP_DROP, "malformed", "inner Ethertype not IPv4 or ARP", None)
     # 6. routing
     request = arp and _u16(inner, 20) == 1
     e = w.endpoints.get((vni, dst))
@@ -307,8 +307,9 @@ def _check_decap(p, out, exp):
         if out[15] == p[len(p) - len(want) + 15]:
             if out[24:26] != want[24:26]:
                 return INV_DELIVER, "inner IPv4 checksum changed with an unchanged TOS"
-        elif valid and not csum_ok(out[14:14 + iihl]):
-            return INV_DELIVER, "inner IPv4 checksum wrong after the ECN rewrite"
+        elif csum_ok(out[14:14 + iihl]) != valid:
+            return INV_DELIVER, "inner IPv4 checksum %s after the ECN rewrite, %s before" % (
+                "valid" if not valid else "wrong", "wrong" if not valid else "valid")
         return None
     if out != want:
         return INV_DELIVER, "decapsulated frame differs"
@@ -438,7 +439,7 @@ class Generator:
             a += [a2b("10.0.0.%d" % k) for k in (1, 5, 6, 7, 8, 9, 50, 99)] + [a2b("10.0.5.5"), a2b("10.3.0.77"),
                                                                                a2b("10.3.1.20"), a2b("10.3.9.9")]
             self.addrs[vni] = sorted(set(a))
-        self.vni_choices = list(w.vnis) + [999]
+        self.vni_choices = list(w.vnis) * 2 + [999]
         self.entries = {}
         for vni, addr in sorted(w.endpoints):
             self.entries.setdefault(vni, []).append(addr)
@@ -456,7 +457,7 @@ class Generator:
 
     def _inner(self, r, vni):
         src, dst = self._addr(r, vni), self._addr(r, vni)
-        if r.random() < 0.35 and self.entries.get(vni):
+        if r.random() < 0.45 and self.entries.get(vni):
             dst = r.pick(self.entries[vni])
         ent = self.w.endpoints.get((vni, dst))
         dmac = ent.mac if ent is not None and r.random() < 0.5 else (self._mac(r) if r.random() < 0.3 else
@@ -467,7 +468,14 @@ class Generator:
             op = 1 if r.random() < 0.75 else r.pick((2, 2, 3, 0, 0xFFFF))
             tha = b"\0" * 6 if op == 1 else self._mac(r)
             edst = b"\xff" * 6 if op == 1 else dmac
-            frame = eth(edst, smac, ETH_ARP) + arp(op, smac, src, tha, dst)
+            sha = smac
+            k = r.random()
+            if k < 0.05:  # a sender no reply could reach
+                sha = r.pick((b"\xff" * 6, b"\0" * 6, b"\x01\x00\x5e\x00\x00\x01", b"\x33\x33\0\0\0\1"))
+            elif k < 0.1:
+                src = r.pick((b"\0\0\0\0", b"\xff\xff\xff\xff", a2b("224.0.0.1"), a2b("239.1.2.3"),
+                              a2b("240.0.0.1")))
+            frame = eth(edst, smac, ETH_ARP) + arp(op, sha, src, tha, dst)
             if r.random() < 0.2:
                 frame += bytes(r.below(20))  # Ethernet padding
             return frame
@@ -511,11 +519,11 @@ class Generator:
 
     def _source(self, r, vni):
         k = r.random()
-        if k < 0.8:
+        if k < 0.87:
             return r.pick(self.trusted)
-        if k < 0.88 and self.peers:
+        if k < 0.93 and self.peers:
             return r.pick(self.peers)[0]
-        if k < 0.92:
+        if k < 0.96:
             return self.x
         return r.randbytes(4)
 
@@ -531,7 +539,8 @@ class Generator:
         tos = r.pick((0, 0, 1, 2, 3, r.below(256)))
         frag = r.pick((0x4000, 0x4000, 0, 0x8000))
         options = b"" if r.random() < 0.97 else r.pick((b"\x01\x01\x01\x00", b"\x94\x04\x00\x00", bytes(40)))
-        return eth(self.b_mac, smac, ETH_IPV4) + ipv4(src, self.x, 17, udp(r.below(65536), GENEVE_PORT, gen),
+        dmac = self.b_mac if r.random() < 0.95 else r.pick((b"\xff" * 6, b"\x01\x00\x5e\x00\x00\x01", r.randbytes(6)))
+        return eth(dmac, smac, ETH_IPV4) + ipv4(src, self.x, 17, udp(r.below(65536), GENEVE_PORT, gen),
                                                       ttl=ttl, tos=tos, ident=r.below(65536), frag=frag,
                                                       options=options, good_csum=r.random() < 0.97)
 
@@ -704,6 +713,7 @@ class Result:
         self.count = 0
         self.verdicts = collections.Counter()
         self.expected = collections.Counter()
+        self.reasons = collections.Counter()
         self.violations = []
         self.seconds = 0.0
 
@@ -724,6 +734,7 @@ def run(harness, world, seed, count, max_violations=10, program="transit"):
         res.count += 1
         res.verdicts[r.retval] += 1
         res.expected[exp.kind] += 1
+        res.reasons[exp.reason] += 1
         bad = check(w, p, r.retval, r.data, exp)
         if not bad and exp.kind == "forward" and len(exp.data[0]) > 1:
             bad = _same_hop(flows, p, r.data)
