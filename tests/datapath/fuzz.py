@@ -193,7 +193,7 @@ def oracle(w, p):
         if 224 <= spa[0] < 240 or spa == b"\xff\xff\xff\xff" or spa == b"\0\0\0\0":
             return Expect(XDP_DROP, "malformed", "ARP sender address", None)
     else:
-        return Expect(XDP_DROP, "malformed", "inner Ethertype %#06x" % et, None)
+        return Expect(XDP_DROP, "malformed", "inner Ethertype not IPv4 or ARP", None)
     # 6. routing
     request = arp and _u16(inner, 20) == 1
     e = w.endpoints.get((vni, dst))
@@ -307,8 +307,9 @@ def _check_decap(p, out, exp):
         if out[15] == p[len(p) - len(want) + 15]:
             if out[24:26] != want[24:26]:
                 return INV_DELIVER, "inner IPv4 checksum changed with an unchanged TOS"
-        elif valid and not csum_ok(out[14:14 + iihl]):
-            return INV_DELIVER, "inner IPv4 checksum wrong after the ECN rewrite"
+        elif csum_ok(out[14:14 + iihl]) != valid:
+            return INV_DELIVER, "inner IPv4 checksum %s after the ECN rewrite, %s before" % (
+                "valid" if not valid else "wrong", "wrong" if not valid else "valid")
         return None
     if out != want:
         return INV_DELIVER, "decapsulated frame differs"
@@ -438,7 +439,7 @@ class Generator:
             a += [a2b("10.0.0.%d" % k) for k in (1, 5, 6, 7, 8, 9, 50, 99)] + [a2b("10.0.5.5"), a2b("10.3.0.77"),
                                                                                a2b("10.3.1.20"), a2b("10.3.9.9")]
             self.addrs[vni] = sorted(set(a))
-        self.vni_choices = list(w.vnis) + [999]
+        self.vni_choices = list(w.vnis) * 2 + [999]
         self.entries = {}
         for vni, addr in sorted(w.endpoints):
             self.entries.setdefault(vni, []).append(addr)
@@ -456,7 +457,7 @@ class Generator:
 
     def _inner(self, r, vni):
         src, dst = self._addr(r, vni), self._addr(r, vni)
-        if r.random() < 0.35 and self.entries.get(vni):
+        if r.random() < 0.45 and self.entries.get(vni):
             dst = r.pick(self.entries[vni])
         ent = self.w.endpoints.get((vni, dst))
         dmac = ent.mac if ent is not None and r.random() < 0.5 else (self._mac(r) if r.random() < 0.3 else
@@ -467,13 +468,20 @@ class Generator:
             op = 1 if r.random() < 0.75 else r.pick((2, 2, 3, 0, 0xFFFF))
             tha = b"\0" * 6 if op == 1 else self._mac(r)
             edst = b"\xff" * 6 if op == 1 else dmac
-            frame = eth(edst, smac, ETH_ARP) + arp(op, smac, src, tha, dst)
+            sha = smac
+            k = r.random()
+            if k < 0.05:  # a sender no reply could reach
+                sha = r.pick((b"\xff" * 6, b"\0" * 6, b"\x01\x00\x5e\x00\x00\x01", b"\x33\x33\0\0\0\1"))
+            elif k < 0.1:
+                src = r.pick((b"\0\0\0\0", b"\xff\xff\xff\xff", a2b("224.0.0.1"), a2b("239.1.2.3"),
+                              a2b("240.0.0.1")))
+            frame = eth(edst, smac, ETH_ARP) + arp(op, sha, src, tha, dst)
             if r.random() < 0.2:
                 frame += bytes(r.below(20))  # Ethernet padding
             return frame
         tos = r.below(256) if r.random() < 0.5 else r.pick((0, 1, 2, 3))
         proto = r.pick((6, 17, 1))
-        size = r.pick((0, 1, 8, 20, 64, r.below(400)))
+        size = r.pick((0, 1, 8, 20, 64, r.below(400), r.below(400), r.between(400, 1500)))
         body = r.randbytes(size)
         if proto == 17:
             l4 = udp(r.below(65536), r.below(65536), body, r.below(65536) if r.random() < 0.3 else 0)
@@ -511,11 +519,11 @@ class Generator:
 
     def _source(self, r, vni):
         k = r.random()
-        if k < 0.8:
+        if k < 0.87:
             return r.pick(self.trusted)
-        if k < 0.88 and self.peers:
+        if k < 0.93 and self.peers:
             return r.pick(self.peers)[0]
-        if k < 0.92:
+        if k < 0.96:
             return self.x
         return r.randbytes(4)
 
@@ -531,7 +539,8 @@ class Generator:
         tos = r.pick((0, 0, 1, 2, 3, r.below(256)))
         frag = r.pick((0x4000, 0x4000, 0, 0x8000))
         options = b"" if r.random() < 0.97 else r.pick((b"\x01\x01\x01\x00", b"\x94\x04\x00\x00", bytes(40)))
-        return eth(self.b_mac, smac, ETH_IPV4) + ipv4(src, self.x, 17, udp(r.below(65536), GENEVE_PORT, gen),
+        dmac = self.b_mac if r.random() < 0.95 else r.pick((b"\xff" * 6, b"\x01\x00\x5e\x00\x00\x01", r.randbytes(6)))
+        return eth(dmac, smac, ETH_IPV4) + ipv4(src, self.x, 17, udp(r.below(65536), GENEVE_PORT, gen),
                                                       ttl=ttl, tos=tos, ident=r.below(65536), frag=frag,
                                                       options=options, good_csum=r.random() < 0.97)
 
@@ -569,7 +578,7 @@ class Generator:
 
     def mutate(self, r, pkt):
         b = bytearray(pkt)
-        k = r.below(8)
+        k = r.below(8) if len(b) >= 64 else 0  # a cut packet: only bit flips
         if k == 0:  # bit flips anywhere
             for dummy in range(r.pick((1, 1, 2, 3))):
                 o = r.below(len(b))
@@ -625,15 +634,36 @@ class Generator:
                 b[o:o + 2] = struct.pack("!H", r.pick((0x86DD, 0x8100, 0x88A8, 0x0806, 0x0800, r.below(65536))))
         return bytes(b)
 
-    def packet(self, seed, index):
-        r = Rng(seed * 1000003 + index)
+    def _one(self, r):
         k = r.random()
         if k < 0.12:
             return self.host(r)
         pkt = self.tunnel(r)
         if k < 0.55:
             return pkt
-        return self.mutate(r, pkt)
+        pkt = self.mutate(r, pkt)
+        if k > 0.9:
+            pkt = self.mutate(r, pkt)
+        return pkt
+
+    # Packets come in blocks of BLOCK, each block from its own generator
+    # seeded by (seed, block): seeding costs more than a packet.
+    BLOCK = 64
+
+    def packets(self, seed, count):
+        """Packets 0 .. count-1 of seed."""
+        for block in range((count + self.BLOCK - 1) // self.BLOCK):
+            r = Rng(seed * 1000003 + block)
+            for dummy in range(min(self.BLOCK, count - block * self.BLOCK)):
+                yield self._one(r)
+
+    def packet(self, seed, index):
+        """Packet index of seed, the same as packets(seed, ...) gives."""
+        block, k = divmod(index, self.BLOCK)
+        r = Rng(seed * 1000003 + block)
+        for dummy in range(k):
+            self._one(r)
+        return self._one(r)
 
 
 def _fix_outer_csum(b):
@@ -655,6 +685,20 @@ def _fix_lengths(b):
 
 # ------------------------------------------------------------------ the run
 
+def _same_hop(flows, p, out):
+    """Among several bouncers or dividers, an IPv4 flow (VNI, inner source,
+    inner destination) always goes to the same one."""
+    i = 50 + (p[42] & 0x3F) * 4
+    if p[i + 12:i + 14] != b"\x08\x00":
+        return None
+    key = (p[46:49], p[i + 26:i + 34])
+    hop = flows.setdefault(key, bytes(out[30:34]))
+    if hop != out[30:34]:
+        return INV_ROUTE, "the flow went to %s before, now to %s" % (
+            ipaddress.IPv4Address(hop), ipaddress.IPv4Address(bytes(out[30:34])))
+    return None
+
+
 Violation = collections.namedtuple("Violation", "seed index packet output verdict expected invariant detail")
 
 
@@ -669,6 +713,7 @@ class Result:
         self.count = 0
         self.verdicts = collections.Counter()
         self.expected = collections.Counter()
+        self.reasons = collections.Counter()
         self.violations = []
         self.seconds = 0.0
 
@@ -681,15 +726,18 @@ def run(harness, world, seed, count, max_violations=10, program="transit"):
     w = gen.w
     prog = harness.programs[program]
     res = Result()
+    flows = {}
     t0 = time.monotonic()
-    for index in range(count):
-        p = gen.packet(seed, index)
+    for index, p in enumerate(gen.packets(seed, count)):
         r = prog.test_run(p)
         exp = oracle(w, p)
         res.count += 1
         res.verdicts[r.retval] += 1
         res.expected[exp.kind] += 1
+        res.reasons[exp.reason] += 1
         bad = check(w, p, r.retval, r.data, exp)
+        if not bad and exp.kind == "forward" and len(exp.data[0]) > 1:
+            bad = _same_hop(flows, p, r.data)
         if bad:
             res.violations.append(Violation(seed, index, p, r.data, r.retval, exp, bad[0], bad[1]))
             if len(res.violations) >= max_violations:
