@@ -19,6 +19,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "mzr_abi.h"
+#include "mzr_bounds.h"
 #include "mzr_maps.h"
 #include "mzr_parse.h"
 #include "mzr_encap.h"
@@ -182,7 +183,7 @@ int mzr_agent(struct xdp_md *ctx)
 	struct mzr_hop hop;
 	struct ethhdr *eth;
 	__be32 src, dst;
-	__u32 n, vni;
+	__u32 n, vni, tot_len;
 	int err;
 
 	a = mzr_agent_find(ctx->ingress_ifindex);
@@ -199,6 +200,12 @@ int mzr_agent(struct xdp_md *ctx)
 		ip = mzr_parse_ipv4(&c);
 		if (!ip)
 			return mzr_agent_drop(ctx, MZR_D_AGENT_TRUNC, vni);
+		/* A header the transit program would refuse is refused here
+		 * too, wherever the bouncer is. */
+		tot_len = mzr_clamp((__u32)bpf_ntohs(ip->tot_len), 0xffff);
+		if (ip->version != 4 || ip->ihl < 5 || tot_len < ((__u32)ip->ihl << 2) ||
+		    (void *)ip + tot_len > c.end)
+			return mzr_agent_drop(ctx, MZR_D_INNER_IP_BAD, vni);
 		src = ip->saddr;
 		dst = ip->daddr;
 		/* The overlay carries unicast only: multicast and broadcast,

@@ -21,11 +21,13 @@
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include "mzr_abi.h"
+#include "mzr_bounds.h"
 #include "mzr_maps.h"
 #include "mzr_parse.h"
 
 #define ACL_MAX_RULES 64
 #define ACL_DROP 1
+#define ACL_FRAG_OFFSET 0x1fff
 
 struct mzr_acl_rule {
 	__u32 vni;
@@ -120,10 +122,13 @@ static __always_inline int acl_match(struct mzr_cursor *c, __u32 vni)
 	ip = mzr_parse_ipv4(c);
 	if (!ip)
 		return 0;
-	if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) && ip->ihl == 5) {
-		struct udphdr *l4 = mzr_parse_udp(c); /* ports sit alike in TCP and UDP */
+	/* Ports sit alike in TCP and UDP, after the IPv4 options if any. A
+	 * later fragment has none: a port rule matches its first fragment. */
+	if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) && ip->ihl >= 5 &&
+	    !(ip->frag_off & bpf_htons(ACL_FRAG_OFFSET))) {
+		struct udphdr *l4 = (void *)ip + mzr_clamp((__u32)ip->ihl << 2, 60);
 
-		if (l4)
+		if (!mzr_no_room(l4, c->end))
 			port = l4->dest;
 	}
 	active = bpf_map_lookup_elem(&mzr_acl_active, &zero);

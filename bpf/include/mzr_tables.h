@@ -65,6 +65,10 @@ static __always_inline struct mzr_agent *mzr_agent_find(__u32 ifindex)
 /* May a Geneve packet of vni come from outer source ip? */
 static __always_inline int mzr_source_trusted(__be32 ip, __u32 vni)
 {
+	/* The address is the table's tag: the two tag values are no source
+	 * (an attacker's 255.255.255.255 would match a tombstone). */
+	if (ip == MZR_TAG_DEAD || ip == MZR_TAG_EMPTY)
+		return 0;
 	return MZR_PROBE(mzr_sources, MZR_SRC_SLOTS, struct mzr_source, ip, ip, 0,
 			 e->ip == ip && (e->vni == 0 || e->vni == vni)) != NULL;
 }

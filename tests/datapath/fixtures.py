@@ -490,6 +490,16 @@ def agent_encap(frame, src=None, dst=None, vni=100, dst_host="b", src_host="h1")
 
 _a_5_6 = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.6")
 _a_5_4 = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.4")
+_a_5_4_opts = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.4", options=b"\x01\x01\x01\x00")
+
+
+def _agent_bad_ip(offset, value):
+    """The endpoint's 10.0.0.5 -> 10.0.0.4 frame with one byte of its IPv4 header changed."""
+    b = bytearray(_a_5_4)
+    b[offset] = value
+    return bytes(b)
+
+
 _a_5_10 = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.5", "10.0.0.10")
 _a_arp = P.inner_arp_request(ep_mac(100, 5), "10.0.0.5", "10.0.0.6")
 _b_7_6 = P.inner_ipv4(ep_mac(100, 7), GW_MAC, "10.0.0.7", "10.0.0.6")
@@ -509,6 +519,15 @@ AGENT = [
     fx("agent_local_bypass", "same-host bypass endpoint: gets the tunnel packet, addressed to this host",
        _a_5_10, XDP_REDIRECT, agent_encap(_a_5_10, "10.0.0.5", "10.0.0.10", dst_host="h1"),
        {"redirect": 1, "agent_encap": 1}, world="h1", program="agent", ingress=LO),
+    fx("agent_local_ip_options", "same host, IPv4 options: delivered like any packet",
+       _a_5_4_opts, XDP_REDIRECT, P.with_dst_mac(_a_5_4_opts, ep_mac(100, 4)), {"redirect": 1, "agent_local": 1},
+       world="h1", program="agent", ingress=LO),
+    fx("agent_ip_version", "an IPv4 ethertype over a header that is not version 4: dropped as the transit would",
+       _agent_bad_ip(14, 0x65), XDP_DROP, None, drop("inner_ip_bad"), world="h1", program="agent", ingress=LO),
+    fx("agent_ip_ihl4", "an IPv4 header length under 20 bytes", _agent_bad_ip(14, 0x44), XDP_DROP, None,
+       drop("inner_ip_bad"), world="h1", program="agent", ingress=LO),
+    fx("agent_ip_totlen", "an IPv4 total length past the frame", _agent_bad_ip(17, 0xff), XDP_DROP, None,
+       drop("inner_ip_bad"), world="h1", program="agent", ingress=LO),
     fx("agent_spoof", "a source address that is not the endpoint's is dropped",
        P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.0.0.99", "10.0.0.6"), XDP_DROP, None, drop("agent_spoof"),
        world="h1", program="agent", ingress=LO),

@@ -46,6 +46,13 @@ CASES = [  # stage, fixture, rules, expected verdict
     ("on_xdp_tx", "same_ip_vni200", [rule(dst="10.0.0.5/32")], F.XDP_TX),
     ("on_xdp_tx", "same_ip_vni200", [rule(vpc="red", dst="10.0.0.5/32")], F.XDP_DROP),
     ("on_xdp_tx", "bouncer", [], F.XDP_TX),
+    # port rules hold over inner IPv4 options; a later fragment has no port, a first one has
+    ("on_xdp_redirect", "local_ip_options", [rule(dst="10.0.0.7/32", protocol="udp", port=7)], F.XDP_DROP),
+    ("on_xdp_tx", "inner_ip_options", [rule(dst="10.0.0.6/32", protocol="udp", port=7)], F.XDP_DROP),
+    ("on_xdp_tx", "inner_fragment_mf", [rule(dst="10.0.0.6/32", protocol="udp", port=7)], F.XDP_DROP),
+    ("on_xdp_redirect", "local_fragment", [rule(dst="10.0.0.7/32", protocol="udp", port=7)], F.XDP_REDIRECT),
+    ("on_xdp_redirect", "local_fragment", [rule(dst="10.0.0.7/32", protocol="udp")], F.XDP_DROP),
+    ("on_xdp_redirect", "agent_local_ip_options", [rule(dst="10.0.0.4/32", protocol="udp", port=7)], F.XDP_DROP),
     # the agent: a same-host delivery meets ON_XDP_REDIRECT as one over the substrate does
     ("on_xdp_redirect", "agent_local", [rule(dst="10.0.0.4/32")], F.XDP_DROP),
     ("on_xdp_redirect", "agent_local", [rule(src="10.0.0.5/32", dst="10.0.0.4/32", protocol="udp", port=7)],

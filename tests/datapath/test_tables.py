@@ -2,10 +2,12 @@
 exactly, a re-run writes nothing, changes touch only what changed, and at
 every phase of an apply every unaffected entry stays reachable."""
 import copy
+import socket
 
 import pytest
 
 import fixtures as F
+import packets as P
 from harness import Harness
 from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity, libbpf, tables
 
@@ -252,3 +254,41 @@ def test_trusted_sources_refuse_bad_vnis_and_addresses(host):
         with pytest.raises(tables.TableError, match="sources: .*%s" % why):
             tables.converge(host.pin_dir, w)
         assert tables.read_state(host.pin_dir) == before
+
+
+def _sharing_a_home(addr, n):
+    """n addresses whose home slot in mzr_sources is addr's."""
+    codec = abi.TABLES["sources"]
+    home = codec.home({"ip": addr})
+    out = []
+    for i in range(1, 1 << 24):
+        cand = socket.inet_ntoa((0x0A630000 + i).to_bytes(4, "big"))  # 10.99.x.x
+        if codec.home({"ip": cand}) == home:
+            out.append(cand)
+            if len(out) == n:
+                return out
+    raise AssertionError("no address shares %s's home slot" % addr)
+
+
+def test_a_tombstone_never_trusts_a_broadcast_source(host):
+    """The sources table is tagged by the address, and a tombstone's tag is
+    255.255.255.255: a packet claiming that source must not match a retired
+    entry left in its probe run (found in review: it was decapsulated)."""
+    x, y = _sharing_a_home("255.255.255.255", 2)
+    extra = [{"ip": x, "vni": 0}, {"ip": y, "vni": 0}]
+    tables.converge(host.pin_dir, dict(F.WORLD_B, sources=F.SOURCES + extra))
+    tables.converge(host.pin_dir, dict(F.WORLD_B, sources=F.SOURCES + extra[1:]))  # x retired, not last in its run
+    codec = abi.TABLES["sources"]
+    home = codec.home({"ip": x})
+    m = host.maps["mzr_sources"]
+    assert m.lookup(home.to_bytes(4, "little"))[:4] == b"\xff\xff\xff\xff"  # the tombstone is there
+    b = bytearray(F.BY_NAME["local"].packet)
+    b[26:30] = socket.inet_aton("255.255.255.255")
+    b[24:26] = b"\0\0"
+    b[24:26] = P.ipv4_checksum(bytes(b[14:34])).to_bytes(2, "big")
+    before = host.counters()
+    r = host.run("transit", bytes(b))
+    after = host.counters()
+    assert r.retval == F.XDP_DROP
+    assert dict((k, after[k] - before[k]) for k in after if after[k] != before[k]) == {"drop": 1, "untrusted_src": 1}
+    host.world = None
