@@ -540,9 +540,10 @@ class Generator:
         frag = r.pick((0x4000, 0x4000, 0, 0x8000))
         options = b"" if r.random() < 0.97 else r.pick((b"\x01\x01\x01\x00", b"\x94\x04\x00\x00", bytes(40)))
         dmac = self.b_mac if r.random() < 0.95 else r.pick((b"\xff" * 6, b"\x01\x00\x5e\x00\x00\x01", r.randbytes(6)))
-        return eth(dmac, smac, ETH_IPV4) + ipv4(src, self.x, 17, udp(r.below(65536), GENEVE_PORT, gen),
-                                                      ttl=ttl, tos=tos, ident=r.below(65536), frag=frag,
-                                                      options=options, good_csum=r.random() < 0.97)
+        payload = udp(r.below(65536), GENEVE_PORT, gen)
+        header = ipv4(src, self.x, 17, payload, ttl=ttl, tos=tos, ident=r.below(65536), frag=frag,
+                      options=options, good_csum=r.random() < 0.97)
+        return eth(dmac, smac, ETH_IPV4) + header
 
     def host(self, r):
         """Traffic for the host itself (or Geneve for another host)."""
