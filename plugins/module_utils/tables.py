@@ -233,7 +233,8 @@ class _RawDiff:
     def decoded(self, repaired):
         dec = self.codec.decode
         return {"added": [dec(r, *self.new_ctx) for r in self.added],
-                "changed": [(dec(o, *self.old_ctx), dec(n, *self.new_ctx)) for o, n in self.changed],
+                "changed": [pair for pair in ((dec(o, *self.old_ctx), dec(n, *self.new_ctx)) for o, n in self.changed)
+                            if pair[0] != pair[1]],  # moved to a host's new slot only: the same entry
                 "removed": [dec(r, *self.old_ctx) for r in self.removed],
                 "repaired": repaired + [_repair(what, slot, dec(r, *self.old_ctx) if r else None, detail)
                                         for what, slot, r, detail in self.repaired]}
@@ -314,6 +315,7 @@ def plan(snap, desired):
     slot_of = {}
     free_host = (s for s in range(1, capacity.HOST_SLOTS) if s not in snap.hosts)
     host_writes, host_frees = [], []
+    moved = set()  # slots of hosts whose MAC moved to a fresh slot
     sub_diff = p._diff["substrate"]
     for ip in sorted(want_hosts, key=abi.ip_to_u32):
         mac = want_hosts[ip]
@@ -322,6 +324,14 @@ def plan(snap, desired):
             slot = next((s for s in slots if snap.hosts[s]["mac"] == mac.lower()), slots[0])
             old_mac = snap.hosts[slot]["mac"]
             if old_mac != mac.lower():
+                # A new MAC goes into a fresh slot, and the entries that
+                # refer to the host move to it through stage and publish:
+                # a lookup never reads a MAC half-written. The old slot is
+                # freed last. (With no slot free: rewritten in place.)
+                fresh = next(free_host, None)
+                if fresh is not None:
+                    moved.add(slot)
+                    slot = fresh
                 host_writes.append((slot, abi.encode_host({"ip": ip, "mac": mac})))
                 sub_diff["changed"].append(({"ip": ip, "mac": old_mac}, {"ip": ip, "mac": mac.lower()}))
         else:
@@ -338,7 +348,8 @@ def plan(snap, desired):
         for slot in slots:  # a second slot of one host: its entries move to the one kept
             if slot != keep:
                 host_frees.append((slot, bytes(ctypes.sizeof(abi.Host))))
-                sub_diff["repaired"].append(_repair("second slot of a host", slot, snap.hosts[slot]))
+                if slot not in moved:
+                    sub_diff["repaired"].append(_repair("second slot of a host", slot, snap.hosts[slot]))
     host_frees.sort()
 
     def host_slot(ip):

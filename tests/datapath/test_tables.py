@@ -292,3 +292,34 @@ def test_a_tombstone_never_trusts_a_broadcast_source(host):
     assert r.retval == F.XDP_DROP
     assert dict((k, after[k] - before[k]) for k in after if after[k] != before[k]) == {"drop": 1, "untrusted_src": 1}
     host.world = None
+
+
+def test_a_new_mac_moves_to_a_fresh_slot(host):
+    """A host's new MAC is written into a fresh substrate slot, the entries
+    that refer to it are republished (staged first), and the old slot is
+    freed last: no write ever rewrites a MAC a lookup may be reading."""
+    tables.converge(host.pin_dir, F.WORLD_B)
+    old = tables.Snapshot(host.maps)
+    old_slot = old.host_slot[F.ip("h2")]
+    w = copy.deepcopy(F.WORLD_B)
+    for s in w["substrate"]:
+        if s["ip"] == F.ip("h2"):
+            s["mac"] = "02:00:00:00:00:22"
+    p = tables.plan(old, w)
+    sub_writes = [(phase, slot) for phase, name, writes in p.phases if name == abi.SUBSTRATE_MAP
+                  for slot, dummy in writes]
+    new_slot = [slot for phase, slot in sub_writes if phase == "prepare"]
+    assert len(new_slot) == 1 and new_slot[0] != old_slot and new_slot[0] not in old.hosts
+    assert sub_writes[-1] == ("free", old_slot)
+    # the diff: the substrate entry changed its MAC; the endpoints on h2 are the same entries
+    assert p.diff["substrate"]["changed"] == [({"ip": F.ip("h2"), "mac": F.mac("h2")},
+                                               {"ip": F.ip("h2"), "mac": "02:00:00:00:00:22"})]
+    assert p.diff["endpoints"]["changed"] == [] and p.changed
+    tables.apply_plan(host.maps, p)
+    assert tables.read_state(host.pin_dir)["substrate"][F.ip("h2")]["mac"] == "02:00:00:00:00:22"
+    assert tables.Snapshot(host.maps).host_slot[F.ip("h2")] == new_slot[0]
+    assert tables.plan(tables.Snapshot(host.maps), w).writes() == 0
+    bounce = F.BY_NAME["bouncer"]  # 10.0.0.6 on h2: now sent to its new MAC
+    r = host.run("transit", bounce.packet)
+    assert r.retval == F.XDP_TX and r.data[:6] == bytes.fromhex("020000000022")
+    host.world = None
