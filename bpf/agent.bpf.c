@@ -42,12 +42,6 @@ static __always_inline int mzr_agent_drop(struct xdp_md *ctx, __u32 reason, __u3
 	return mzr_stage(ctx, XDP_DROP, MZR_STAGE_ON_XDP_DROP, vni, 0, 0);
 }
 
-/* 224.0.0.0/4 or 255.255.255.255: not an address one endpoint owns. */
-static __always_inline int mzr_ip_is_group(__be32 ip)
-{
-	return (ip & bpf_htonl(0xf0000000)) == bpf_htonl(0xe0000000) || ip == 0xffffffff;
-}
-
 /* Equal MACs; p may sit anywhere in the packet, so no wide loads. */
 static __always_inline int mzr_mac_eq(const __u8 *p, const __u8 *mac)
 {
@@ -101,8 +95,7 @@ static __always_inline __u32 mzr_agent_arp_check(const struct mzr_arp *arp, cons
 	if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) ||
 	    arp->hlen != 6 || arp->plen != 4)
 		return MZR_D_AGENT_ARP_BAD;
-	if ((arp->sha[0] & 1) || !(arp->sha[0] | arp->sha[1] | arp->sha[2] | arp->sha[3] |
-				   arp->sha[4] | arp->sha[5]) || mzr_ip_is_group(arp->spa))
+	if (mzr_mac_bad_sender(arp->sha) || mzr_ipv4_group(arp->spa))
 		return MZR_D_ARP_SENDER;
 	if (!mzr_mac_eq(arp->sha, a->mac))
 		return MZR_D_AGENT_SPOOF;
@@ -183,7 +176,7 @@ int mzr_agent(struct xdp_md *ctx)
 	struct mzr_hop hop;
 	struct ethhdr *eth;
 	__be32 src, dst;
-	__u32 n, vni, tot_len;
+	__u32 n, vni;
 	int err;
 
 	a = mzr_agent_find(ctx->ingress_ifindex);
@@ -202,16 +195,14 @@ int mzr_agent(struct xdp_md *ctx)
 			return mzr_agent_drop(ctx, MZR_D_AGENT_TRUNC, vni);
 		/* A header the transit program would refuse is refused here
 		 * too, wherever the bouncer is. */
-		tot_len = mzr_clamp((__u32)bpf_ntohs(ip->tot_len), 0xffff);
-		if (ip->version != 4 || ip->ihl < 5 || tot_len < ((__u32)ip->ihl << 2) ||
-		    (void *)ip + tot_len > c.end)
+		if (mzr_ipv4_malformed(ip, c.end))
 			return mzr_agent_drop(ctx, MZR_D_INNER_IP_BAD, vni);
 		src = ip->saddr;
 		dst = ip->daddr;
 		/* The overlay carries unicast only: multicast and broadcast,
 		 * by IPv4 or by Ethernet destination, would only travel to a
 		 * bouncer and a divider to be dropped there. */
-		if ((eth->h_dest[0] & 1) || mzr_ip_is_group(dst))
+		if ((eth->h_dest[0] & 1) || mzr_ipv4_group(dst))
 			return mzr_agent_drop(ctx, MZR_D_AGENT_MCAST, vni);
 		if (src != a->ip)
 			return mzr_agent_drop(ctx, MZR_D_AGENT_SPOOF, vni);

@@ -160,7 +160,7 @@ int mzr_transit(struct xdp_md *ctx)
 	struct mzr_endpoint *ep;
 	struct mzr_hop hop;
 	__be32 src, dst;
-	__u32 outer_len, vni = 0, tot_len, frame_len;
+	__u32 outer_len, vni = 0, frame_len;
 	__u8 ecn = 0;
 	int err;
 
@@ -222,9 +222,7 @@ int mzr_transit(struct xdp_md *ctx)
 			return mzr_drop(ctx, MZR_D_INNER_TRUNC, vni);
 		/* Options and fragments go through: forwarding needs only the
 		 * addresses, which every fragment carries. */
-		tot_len = mzr_clamp((__u32)bpf_ntohs(iip->tot_len), 0xffff);
-		if (iip->version != 4 || iip->ihl < 5 || tot_len < ((__u32)iip->ihl << 2) ||
-		    (void *)iip + tot_len > c.end)
+		if (mzr_ipv4_malformed(iip, c.end))
 			return mzr_drop(ctx, MZR_D_INNER_IP_BAD, vni);
 		src = iip->saddr;
 		dst = iip->daddr;

@@ -27,7 +27,6 @@
 
 #define ACL_MAX_RULES 64
 #define ACL_DROP 1
-#define ACL_FRAG_OFFSET 0x1fff
 
 struct mzr_acl_rule {
 	__u32 vni;
@@ -125,7 +124,7 @@ static __always_inline int acl_match(struct mzr_cursor *c, __u32 vni)
 	/* Ports sit alike in TCP and UDP, after the IPv4 options if any. A
 	 * later fragment has none: a port rule matches its first fragment. */
 	if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) && ip->ihl >= 5 &&
-	    !(ip->frag_off & bpf_htons(ACL_FRAG_OFFSET))) {
+	    !(ip->frag_off & bpf_htons(MZR_IP_OFFSET))) {
 		struct udphdr *l4 = (void *)ip + mzr_clamp((__u32)ip->ihl << 2, 60);
 
 		if (!mzr_no_room(l4, c->end))

@@ -46,8 +46,6 @@ struct mzr_icmp {
 #define MZR_ICMP_PARAMPROB 12
 
 #define MZR_MTU_DEFAULT 1500
-#define MZR_IP_DF 0x4000
-#define MZR_IP_OFFSET 0x1fff
 #define MZR_ICMP_HDRS (sizeof(struct iphdr) + sizeof(struct mzr_icmp))
 #define MZR_ICMP_WORDS ((sizeof(struct mzr_icmp) + 60 + 8) / 2) /* ICMP header and the longest quote */
 

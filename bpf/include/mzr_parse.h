@@ -13,6 +13,7 @@
 #include <linux/ip.h>
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
+#include "mzr_bounds.h"
 
 struct mzr_cursor {
 	void *pos;
@@ -44,6 +45,8 @@ struct mzr_arp {
 #define MZR_ARP_REQUEST 1
 #define MZR_ARP_REPLY 2
 #define MZR_IP_FRAG_MASK 0x3fff /* MF flag and fragment offset */
+#define MZR_IP_DF 0x4000        /* don't fragment */
+#define MZR_IP_OFFSET 0x1fff    /* fragment offset: non-zero in a later fragment */
 
 /* The ECN field, the low two bits of the IPv4 TOS byte (RFC 3168). */
 #define MZR_ECN_MASK 0x3
@@ -134,6 +137,19 @@ static __always_inline int mzr_skip_geneve_opts(struct mzr_cursor *c, __u32 optl
 		return MZR_OPTS_BAD;
 	c->pos = opts + optlen;
 	return 0;
+}
+
+/*
+ * An IPv4 header the overlay refuses: not version 4, shorter than 20
+ * bytes, or a total length shorter than its header or past end. The
+ * transit program and the agent judge a packet alike with it.
+ */
+static __always_inline int mzr_ipv4_malformed(const struct iphdr *ip, void *end)
+{
+	__u32 tot_len = mzr_clamp((__u32)bpf_ntohs(ip->tot_len), 0xffff);
+
+	return ip->version != 4 || ip->ihl < 5 || tot_len < ((__u32)ip->ihl << 2) ||
+	       (void *)ip + tot_len > end;
 }
 
 /* IPv4 multicast (224.0.0.0/4) or the limited broadcast address. */
