@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "datapath"))
 
 from harness import Harness  # noqa: E402
 import runner  # noqa: E402
-from ansible_collections.mizar.transit.plugins.module_utils import tables  # noqa: E402
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import tables  # noqa: E402
 
 INVENTORY = os.path.join(ROOT, "inventories", "lab")
 TARGETS = {"converge_s": 60.0, "noop_s": 20.0, "apply_100k_s": 1.0, "noop_diff_100k_s": 0.5}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Datapath benchmark: ns per packet for each pipeline path, against the
+"""Data path benchmark: ns per packet for each pipeline path, against the
 floor (a program that only returns XDP_PASS) measured in the same run.
 
 BPF_PROG_TEST_RUN with repeat > 1 re-runs the program on the packet it
@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "datapath"))
 
 import fixtures as F  # noqa: E402
 from harness import Harness  # noqa: E402
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf  # noqa: E402
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf  # noqa: E402
 
 PATHS = [  # (name in the report, fixture, target: ns above the floor, "+N")
     ("bouncer", "bouncer", "+25"),

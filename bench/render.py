@@ -26,7 +26,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".build"))
 
-from ansible_collections.mizar.transit.plugins.module_utils import render, validate  # noqa: E402
+from ansible_collections.mizar.transit.plugins.module_utils.model import validate  # noqa: E402
+
+from ansible_collections.mizar.transit.plugins.module_utils.model import render
 
 TARGET_SECONDS = 5.0
 TARGET_RSS_MB = 2048

@@ -18,7 +18,8 @@ def bpffs_mounted():
 
 def problems(objects=("transit", "agent", "pass"), ansible=False):
     """What is missing, in words (empty when nothing is)."""
-    from ansible_collections.mizar.transit.plugins.module_utils import libbpf, netlink
+    from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
+    from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
     out = []
     if os.geteuid() != 0:

@@ -105,8 +105,8 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection.local import Connection as LocalConnection
 from ansible.utils.display import Display
-from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import BPF_FS_MAGIC, fs_type
-from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import libc as _libc
+from ansible_collections.mizar.transit.plugins.module_utils.host.fsmagic import BPF_FS_MAGIC, fs_type
+from ansible_collections.mizar.transit.plugins.module_utils.host.fsmagic import libc as _libc
 
 display = Display()
 

@@ -19,16 +19,16 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.mizar.transit.plugins.module_utils import model as mdl
-from ansible_collections.mizar.transit.plugins.module_utils import render as mz_render
-from ansible_collections.mizar.transit.plugins.module_utils import validate as mz_validate
-from ansible_collections.mizar.transit.plugins.module_utils.errors import InvalidInventory
+from ansible_collections.mizar.transit.plugins.module_utils.model import inventory as mdl
+from ansible_collections.mizar.transit.plugins.module_utils.model import render as mz_render
+from ansible_collections.mizar.transit.plugins.module_utils.model import validate as mz_validate
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import InvalidInventory
 
 _UNSET = object()
 
 
 def inventory_from_hostvars(hostvars, hosts, vpcs=None, functions=None, model_version=None):
-    """The inventory data of module_utils/model.py from Ansible's hostvars.
+    """The inventory data of module_utils/model/inventory.py from Ansible's hostvars.
 
     hosts: the hosts of group mizar_hosts. vpcs, functions, model_version:
     taken from the first of those hosts whose variables have them when not

@@ -143,7 +143,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mizar.transit.plugins.module_utils.build import BuildError, ensure
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.build import BuildError, ensure
 
 
 def main():

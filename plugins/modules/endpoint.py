@@ -197,8 +197,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mizar.transit.plugins.module_utils import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.endpoint import EndpointError, EndpointSpec, ensure
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops.endpoint import EndpointError, EndpointSpec, ensure
 
 
 def main():

@@ -206,8 +206,8 @@ xdp:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mizar.transit.plugins.module_utils import lab
-from ansible_collections.mizar.transit.plugins.module_utils import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops import lab_host as lab
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 
 def main():

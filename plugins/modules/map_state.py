@@ -112,11 +112,11 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mizar.transit.plugins.module_utils import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.apply import ApplyError, Names, desired_state, describe
-from ansible_collections.mizar.transit.plugins.module_utils.libbpf import BpfError
-from ansible_collections.mizar.transit.plugins.module_utils.stages import Layout
-from ansible_collections.mizar.transit.plugins.module_utils.tables import TableError, converge
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops.map_state import ApplyError, Names, desired_state, describe
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import BpfError
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.stages import Layout
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.tables import TableError, converge
 
 
 def main():

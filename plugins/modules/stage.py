@@ -182,7 +182,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mizar.transit.plugins.module_utils.stage_slot import StageSlotError, StageSpec, ensure
+from ansible_collections.mizar.transit.plugins.module_utils.ops.stage import StageSlotError, StageSpec, ensure
 
 STAGES = ["on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep"]
 

@@ -225,8 +225,10 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mizar.transit.plugins.module_utils import netlink, objects
-from ansible_collections.mizar.transit.plugins.module_utils.transit_nic import TransitError, TransitSpec, ensure
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import objects
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops.transit import TransitError, TransitSpec, ensure
 
 STAGES = ["on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep"]
 

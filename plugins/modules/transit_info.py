@@ -131,8 +131,8 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mizar.transit.plugins.module_utils import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.transit_nic import info
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops.transit import info
 
 
 def main():

@@ -6,7 +6,7 @@ import uuid
 
 import machine
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, tables
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf, tables
 
 BPF_OUT = machine.BPF_OUT
 OBJECTS = {"transit": "transit.bpf.o", "agent": "agent.bpf.o", "pass": "pass.bpf.o"}

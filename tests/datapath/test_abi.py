@@ -7,7 +7,9 @@ import re
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity, libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf
+
+from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
 from harness import BPF_OUT, require_bpf
 
 HEADER = os.path.join(os.path.dirname(os.path.dirname(BPF_OUT)), "bpf", "include", "mzr_abi.h")

@@ -8,7 +8,7 @@ import pytest
 
 import fixtures as F
 from harness import BPF_OUT
-from ansible_collections.mizar.transit.plugins.module_utils import fnconfig, libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import fnconfig, libbpf
 
 VNIS = {"blue": 100, "red": 200, "green": 300}
 ACL = fnconfig.configurator("acl")

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from harness import BPF_OUT, require_bpf
 
 # BPF helper ids (include/uapi/linux/bpf.h)

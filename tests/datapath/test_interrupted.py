@@ -17,7 +17,9 @@ import pytest
 import fixtures as F
 from harness import Harness
 from test_tables import _logical
-from ansible_collections.mizar.transit.plugins.module_utils import abi, apply, capacity, libbpf, tables
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf, tables
+from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
+from ansible_collections.mizar.transit.plugins.module_utils.ops import map_state
 
 COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build")
 TABLE_MAPS = set(c.pin_name for c in abi.TABLES.values())
@@ -218,7 +220,7 @@ def test_a_move_stopped_after_publish_is_repaired_and_shown(host):
     assert not (d["added"] or d["changed"] or d["removed"])
     stale = sorted((r["what"], r["entry"]["ip"], r["entry"]["host_ip"]) for r in d["repaired"] if r["entry"])
     assert stale == [("stale second version", "10.0.0.5", F.ip("h6")), ("stale second version", "10.0.0.6", F.ip("h2"))]
-    before, after, changes = apply.describe(again, apply.Names({}, lambda i: None))
+    before, after, changes = map_state.describe(again, map_state.Names({}, lambda i: None))
     assert "repair stale second version (slot %d)" % d["repaired"][0]["slot"] in before
     assert [c["op"] for c in changes if c["map"] == "endpoints"] == ["repair", "repair"]
     assert_converged(host.pin_dir, new)
@@ -283,7 +285,7 @@ def test_scoped_run_settles_a_torn_key_on_its_desired_value(host):
 CHILD = r"""
 import json, sys
 sys.path.insert(0, %(collections)r)
-from ansible_collections.mizar.transit.plugins.module_utils import tables
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import tables
 import time
 pin_dir, path = sys.argv[1], sys.argv[2]
 with open(path) as f:

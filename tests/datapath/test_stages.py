@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import fixtures as F
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))

@@ -9,7 +9,8 @@ import pytest
 import fixtures as F
 import packets as P
 from harness import Harness
-from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity, libbpf, tables
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf, tables
+from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
 
 
 @pytest.fixture

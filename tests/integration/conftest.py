@@ -17,7 +17,11 @@ import machine
 import pytest
 import yaml
 
-from ansible_collections.mizar.transit.plugins.module_utils import lab, libbpf, netlink, xdp
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+
+from ansible_collections.mizar.transit.plugins.module_utils.ops import lab_host as lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)

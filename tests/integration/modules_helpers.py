@@ -17,7 +17,10 @@ import textwrap
 
 import yaml
 
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf, netlink, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -206,7 +209,7 @@ def cleanup():
         bpffs_rmtree(BPFFS_ROOT)
     except Exception as e:
         errors.append("%s: %s" % (BPFFS_ROOT, e))
-    for name in netlink.netns_list():
+    for name in nsenter.netns_list():
         if name.startswith(RUN):
             try:
                 netlink.netns_del(name)
@@ -223,7 +226,7 @@ def cleanup():
 
 def leftovers():
     """What of this run still exists (for a test's final assertion)."""
-    out = ["netns %s" % n for n in netlink.netns_list() if n.startswith(RUN)]
+    out = ["netns %s" % n for n in nsenter.netns_list() if n.startswith(RUN)]
     out += ["link %s" % lk["ifname"] for lk in netlink.links() if (lk["ifname"] or "").startswith(RUN)]
     if os.path.exists(BPFFS_ROOT):
         for dirpath, _dirs, files in os.walk(BPFFS_ROOT):

@@ -8,7 +8,12 @@ import subprocess
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import lab, netlink, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+
+from ansible_collections.mizar.transit.plugins.module_utils.ops import lab_host as lab
 
 from .conftest import (LAB_INVENTORY, RUN, bpffs_rmtree, ns_ping, remove_bridge_if_unused, remove_lab_host,
                        shipped_host_settings, write_inventory)
@@ -66,7 +71,7 @@ def test_present_creates_the_lab_hosts(lab_run):
     br = netlink.link(BRIDGE)
     assert br is not None and br["kind"] == "bridge" and br["up"]
     for h in HOSTS:
-        assert netlink.netns_exists(h)
+        assert nsenter.netns_exists(h)
         names = sorted(lk["ifname"] for lk in netlink.links(h))
         assert names == ["eth0", "lo"], names
         eth0 = netlink.link("eth0", h)
@@ -141,7 +146,7 @@ def test_absent_removes_everything(lab_run):
     assert res.ok(), res
     assert res.changed() == 1, res
     for h in HOSTS:
-        assert not netlink.netns_exists(h), "namespace %s left" % h
+        assert not nsenter.netns_exists(h), "namespace %s left" % h
         assert _port(h) is None, "veth %s of %s left" % (lab.port_name(h), h)
     assert netlink.link(BRIDGE) is None, "bridge left"
     assert not os.path.exists(BPFFS_ROOT), "bpffs views left: %s" % os.listdir(BPFFS_ROOT)
@@ -174,7 +179,7 @@ def test_a_bad_state_is_refused_before_anything_happens(ansible, inventory):
     res = ansible.playbook(inventory, LAB, "-e", "mizar_lab_state=gone", *LAB_VARS)
     assert res.rc != 0
     assert "mizar_lab_state must be one of: present, absent" in res.stdout, res
-    assert not any(netlink.netns_exists(h) for h in HOSTS)
+    assert not any(nsenter.netns_exists(h) for h in HOSTS)
 
 
 def test_a_host_without_underlay_ip_is_refused(ansible, tmp_path):
@@ -182,4 +187,4 @@ def test_a_host_without_underlay_ip_is_refused(ansible, tmp_path):
     res = ansible.playbook(inv, LAB, *LAB_VARS)
     assert res.rc != 0
     assert "needs mizar_interface" in res.stdout and "mizar_underlay_ip" in res.stdout, res
-    assert not netlink.netns_exists(RUN + "x1")
+    assert not nsenter.netns_exists(RUN + "x1")

@@ -6,7 +6,12 @@ import os
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import lab, libbpf, netlink, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+
+from ansible_collections.mizar.transit.plugins.module_utils.ops import lab_host as lab
 
 from .conftest import PASS_OBJ, RUN, bpffs_rmtree, remove_lab_host
 
@@ -106,7 +111,7 @@ def test_check_mode_plans_everything_and_does_nothing(hosts):
     assert res["changed"]
     assert res["changes"][0] == "create network namespace %s" % h
     assert "add address 192.168.78.1/24 to eth0 in %s" % h in res["changes"]
-    assert not netlink.netns_exists(h) and netlink.link(BRIDGE) is None and netlink.link(lab.port_name(h)) is None
+    assert not nsenter.netns_exists(h) and netlink.link(BRIDGE) is None and netlink.link(lab.port_name(h)) is None
     assert res["diff"]["before"]["netns"] is None and res["diff"]["after"]["netns"] == h
 
 
@@ -187,7 +192,7 @@ def test_a_non_bridge_is_not_taken_for_the_bridge(hosts):
     netlink.veth_add(RUN + "nb", RUN + "nc")
     with pytest.raises(lab.LabError, match="is not a bridge"):
         lab.ensure(spec(h, bridge=RUN + "nb"))
-    assert not netlink.netns_exists(h)
+    assert not nsenter.netns_exists(h)
 
 
 def test_absent_keeps_the_bridge_while_other_hosts_use_it(hosts):
@@ -200,9 +205,9 @@ def test_absent_keeps_the_bridge_while_other_hosts_use_it(hosts):
     assert netlink.link(BRIDGE) is not None
     check = lab.ensure(spec(h2, "absent"), check_mode=True)
     assert "delete bridge %s (no ports left)" % BRIDGE in check["changes"]
-    assert netlink.netns_exists(h2) and netlink.link(BRIDGE) is not None, "check mode removed something"
+    assert nsenter.netns_exists(h2) and netlink.link(BRIDGE) is not None, "check mode removed something"
     lab.ensure(spec(h2, "absent"))
-    assert netlink.link(BRIDGE) is None and not netlink.netns_exists(h2)
+    assert netlink.link(BRIDGE) is None and not nsenter.netns_exists(h2)
     assert not lab.ensure(spec(h2, "absent"))["changed"]
 
 

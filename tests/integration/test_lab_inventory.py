@@ -7,9 +7,9 @@ import subprocess
 import pytest
 
 from ansible_collections.mizar.transit.plugins.filter.mizar import inventory_from_hostvars
-from ansible_collections.mizar.transit.plugins.module_utils.fwdmodel import ForwardingModel
-from ansible_collections.mizar.transit.plugins.module_utils.render import render_inventory
-from ansible_collections.mizar.transit.plugins.module_utils.validate import validate
+from ansible_collections.mizar.transit.plugins.module_utils.model.forwarding import ForwardingModel
+from ansible_collections.mizar.transit.plugins.module_utils.model.render import render_inventory
+from ansible_collections.mizar.transit.plugins.module_utils.model.validate import validate
 
 from .conftest import BIN, LAB_INVENTORY
 

@@ -21,7 +21,10 @@ import subprocess
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, datapath, libbpf, netlink, stages, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, loader, libbpf, stages, xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from .modules_helpers import (BIN, ROOT, RUN, Ansible, cleanup, host_pins, leftovers, ping, quiet_veth,
                               task, xdp_on)
@@ -451,7 +454,7 @@ def test_endpoint_netns_lifecycle_with_drift(ansible, host, objs):
     assert check["status"] == "changed", play
     assert "create network namespace %s" % EP in check["actions"]
     assert "XDP on eth0 in %s: mzr_pass (native)" % EP in check["diff"]["after"]
-    assert not netlink.netns_exists(EP) and netlink.link(EP_IF, H0) is None, "check mode changed something"
+    assert not nsenter.netns_exists(EP) and netlink.link(EP_IF, H0) is None, "check mode changed something"
 
     play = ansible.play([task("endpoint", _ep(), name="first"), task("endpoint", _ep(), name="second")],
                         hosts=H0, inventory=host)
@@ -482,7 +485,7 @@ def test_endpoint_netns_lifecycle_with_drift(ansible, host, objs):
 
     # a lost pass program is put back; then, in check mode only, a new
     # address and the endpoint's removal are named and not carried out
-    xdp.link_detach_pinned(os.path.join(host_pins(H0), "links", datapath.link_name("eth0", EP)))
+    xdp.link_detach_pinned(os.path.join(host_pins(H0), "links", loader.link_name("eth0", EP)))
     absent = {"name": "blue/web/ep0", "iface": EP_IF, "netns": EP, "state": "absent"}
     play = ansible.play([task("endpoint", _ep(), name="repair"),
                          task("endpoint", _ep(ip="10.0.0.7"), name="move", check_mode=True, diff=True),
@@ -495,8 +498,8 @@ def test_endpoint_netns_lifecycle_with_drift(ansible, host, objs):
     play = ansible.play([task("endpoint", absent, name="absent"), task("endpoint", absent, name="again")],
                         hosts=H0, inventory=host)
     assert play["absent"]["status"] == "changed" and play["again"]["status"] == "ok", play
-    assert not netlink.netns_exists(EP) and netlink.link(EP_IF, H0) is None
-    assert os.listdir(os.path.join(host_pins(H0), "links")) == [datapath.link_name("eth0")], "only transit's link"
+    assert not nsenter.netns_exists(EP) and netlink.link(EP_IF, H0) is None
+    assert os.listdir(os.path.join(host_pins(H0), "links")) == [loader.link_name("eth0")], "only transit's link"
 
 
 def test_endpoint_adopts_an_interface_and_leaves_it(ansible, host, objs):
@@ -536,7 +539,7 @@ def test_endpoint_bad_input_names_the_field(ansible, host, objs):
         assert res["status"] == "failed", (name, play)
         assert res["msg"].startswith("endpoint blue/"), (name, res["msg"])
         assert ": %s: " % field in res["msg"], (name, res["msg"])
-    assert not netlink.netns_exists(EP), "a failed endpoint made its namespace"
+    assert not nsenter.netns_exists(EP), "a failed endpoint made its namespace"
     assert xdp_on("eth0", H0) == ("mzr_transit", "native"), "another veth was taken for the endpoint's"
 
 
@@ -724,7 +727,7 @@ SITE = [
 
 
 def _if_cfg_mtu(h):
-    with datapath.Datapath(host_pins(h), None).map(abi.IF_CFG_MAP) as m:
+    with loader.Loader(host_pins(h), None).map(abi.IF_CFG_MAP) as m:
         return abi.decode_if_cfg(m.lookup(bytes(4)))["mtu"]
 
 
@@ -773,4 +776,4 @@ def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
     assert play.rc == 0, play
     for h in HOSTS:
         assert not os.path.exists(host_pins(h)) and xdp_on("eth0", h) is None
-    assert not [n for n in netlink.netns_list() if n in (RUN + "e1", RUN + "e2")]
+    assert not [n for n in nsenter.netns_list() if n in (RUN + "e1", RUN + "e2")]

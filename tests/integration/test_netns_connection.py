@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf, netlink
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from .conftest import RUN, bpffs_rmtree, write_inventory
 
@@ -188,7 +191,7 @@ def test_namespaces_created_in_a_task_outlive_it(ansible, hosts):
     assert res.ok(), res
     lab_ns = os.stat("/run/netns/" + C1).st_ino
     for ns in INNER[:2]:
-        assert netlink.netns_exists(ns), "%s vanished with the task" % ns
+        assert nsenter.netns_exists(ns), "%s vanished with the task" % ns
         assert _is_mount("/run/netns/" + ns), "%s is not a namespace bind mount here" % ns
         assert os.stat("/run/netns/" + ns).st_ino != lab_ns
         # a namespace of its own, usable from the machine
@@ -228,7 +231,7 @@ def test_nothing_leaks_where_root_is_a_shared_mount(ansible, hosts):
         "the machine's /sys was remounted: %s" % lines
     assert lines["bpffs"] == "bpf_fs"
     assert lines["sys-mounts"] == "1"
-    assert netlink.netns_exists(INNER[2]) and _is_mount("/run/netns/" + INNER[2])
+    assert nsenter.netns_exists(INNER[2]) and _is_mount("/run/netns/" + INNER[2])
 
 
 def test_no_process_is_left_in_a_lab_host(hosts):

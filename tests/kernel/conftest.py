@@ -12,7 +12,10 @@ import subprocess
 import machine
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf, netlink, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_OUT = os.path.join(ROOT, ".build", "bpf")
@@ -72,7 +75,7 @@ class Namespaces:
 
     def __call__(self, label):
         name = "%s-%s" % (RUN, label)
-        if netlink.netns_exists(name):
+        if nsenter.netns_exists(name):
             netlink.netns_del(name)
         netlink.netns_add(name)
         self.names.append(name)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import datapath, libbpf, stages, xdp
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, libbpf, stages, xdp
 
 from .conftest import PROGS, build_variant, edit_struct, member_line, quiet_veth
 from .packets import XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, geneve_icmp, plain_udp
@@ -50,7 +50,7 @@ def raw_state(d):
 
 @pytest.fixture
 def dp(veth, pin_dir, obj_dir):
-    d = datapath.Datapath(pin_dir, obj_dir, netns=veth)
+    d = loader.Loader(pin_dir, obj_dir, netns=veth)
     yield d
     d.teardown()
 
@@ -76,7 +76,7 @@ def test_load_is_idempotent_and_keeps_state(dp):
     assert plan.changed
     ids, progs, state = map_ids(dp), dp.status()["programs"], raw_state(dp)
 
-    again = datapath.Datapath(dp.pin_dir, dp.obj_dir, netns=dp.netns).load()
+    again = loader.Loader(dp.pin_dir, dp.obj_dir, netns=dp.netns).load()
     assert (again["changed"], again["action"]) == (False, "reused")
     assert set(again["maps"].values()) == {"reused"}
     assert all(not p["changed"] for p in again["programs"].values())
@@ -98,11 +98,11 @@ def test_changed_code_same_layout_relinks_and_keeps_maps(dp, tmp_path):
 
     # same maps, different code: Geneve on another UDP port
     variant = build_variant(str(tmp_path), lambda t: t.replace("MZR_GENEVE_PORT 6081", "MZR_GENEVE_PORT 6082"))
-    res = datapath.Datapath(dp.pin_dir, variant, netns=dp.netns).load()
+    res = loader.Loader(dp.pin_dir, variant, netns=dp.netns).load()
     assert (res["changed"], res["action"]) == (True, "reused")
     assert res["programs"]["transit"]["changed"] and res["programs"]["agent"]["changed"]
     assert not res["programs"]["pass"]["changed"]
-    assert sorted(res["relinked"]) == sorted(datapath.link_name(i, dp.netns) for i in ("a0", "a1"))
+    assert sorted(res["relinked"]) == sorted(loader.link_name(i, dp.netns) for i in ("a0", "a1"))
 
     after = dict((a["iface"], a) for a in dp.attachments())
     for iface in ("a0", "a1"):
@@ -133,7 +133,7 @@ def _edit_abi(text):
 def _member(btf_desc, name):
     for mname, off, desc in btf_desc[3]:
         if mname == name:
-            return off, datapath.desc_size(desc)
+            return off, loader.desc_size(desc)
     raise AssertionError("no member %s" % name)
 
 
@@ -152,12 +152,12 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     old_hosts = dict((h["ip"], h["mac"]) for h in dp.read_state()["substrate"].values())
 
     variant = build_variant(str(tmp_path), _edit_abi, extra_srcs=[os.path.join(PROGS, "stage_verdicts.bpf.c")])
-    new_dp = datapath.Datapath(dp.pin_dir, variant, netns=dp.netns)
+    new_dp = loader.Loader(dp.pin_dir, variant, netns=dp.netns)
     assert sorted(new_dp.layout_diff()) == ["mzr_if_cfg", "mzr_substrate"]
     assert new_dp.layout_diff()["mzr_if_cfg"] == ["value"], "same sizes: only BTF tells"
 
     # stages are bound to the old maps: without their objects, refuse and change nothing
-    with pytest.raises(datapath.DatapathError, match="on_xdp_pass"):
+    with pytest.raises(loader.LoaderError, match="on_xdp_pass"):
         new_dp.load()
     assert map_ids(dp) == old_ids and not os.path.exists(os.path.join(dp.pin_dir, "maps_new"))
 
@@ -167,7 +167,7 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     assert res["maps"]["mzr_substrate"] == "migrated" and res["maps"]["mzr_endpoints"] == "copied"
     assert res["maps"]["mzt_stage_hits"] == "kept"
     assert res["entries"]["mzr_substrate"] == len(old_hosts) and res["entries"]["mzr_endpoints"] == 3
-    assert sorted(res["relinked"]) == sorted(datapath.link_name(i, dp.netns) for i in ("a0", "a1"))
+    assert sorted(res["relinked"]) == sorted(loader.link_name(i, dp.netns) for i in ("a0", "a1"))
     assert not os.path.exists(os.path.join(dp.pin_dir, "maps_new"))
 
     new_ids = map_ids(dp)
@@ -180,7 +180,7 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
         assert new_state[m] == old_state[m], m
     # changed layouts: by member name, new members zero
     with dp.map("mzr_substrate") as sub:
-        layout = datapath.pinned_layout(os.path.join(dp.maps_dir, "mzr_substrate"))
+        layout = loader.pinned_layout(os.path.join(dp.maps_dir, "mzr_substrate"))
         ip_off, dummy = _member(layout["value"], "ip")
         mac_off, dummy = _member(layout["value"], "mac")
         w_off, dummy = _member(layout["value"], "mzt_weight")
@@ -193,7 +193,7 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
                 assert v[w_off:w_off + 4] == bytes(4)
     assert hosts == old_hosts
     with dp.map("mzr_if_cfg") as cfg:
-        layout = datapath.pinned_layout(os.path.join(dp.maps_dir, "mzr_if_cfg"))
+        layout = loader.pinned_layout(os.path.join(dp.maps_dir, "mzr_if_cfg"))
         v = cfg.lookup(bytes(4))
         off, dummy = _member(layout["value"], "ifindex")
         assert struct.unpack("<I", v[off:off + 4])[0] == 2
@@ -223,7 +223,7 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     assert _hits(dp) == 2
 
     # reloading the variant again is a no-op
-    again = datapath.Datapath(dp.pin_dir, variant, netns=dp.netns).load()
+    again = loader.Loader(dp.pin_dir, variant, netns=dp.netns).load()
     assert (again["changed"], again["action"]) == (False, "reused") and map_ids(dp) == new_ids
 
 
@@ -236,7 +236,7 @@ def test_failed_migration_changes_nothing(dp, tmp_path, stage_obj):
     variant = build_variant(str(tmp_path), _edit_abi, extra_srcs=[os.path.join(PROGS, "stage_verdicts.bpf.c")])
     # the stage source is broken: found only after the new maps are filled
     with pytest.raises(Exception, match="no_such_prog"):
-        datapath.Datapath(dp.pin_dir, variant, netns=dp.netns).load(
+        loader.Loader(dp.pin_dir, variant, netns=dp.netns).load(
             stage_sources={"on_xdp_pass": (os.path.join(variant, "stage_verdicts.bpf.o"), "no_such_prog")})
     assert map_ids(dp) == ids and raw_state(dp) == state and dp.attachments() == links
     assert sorted(os.listdir(dp.pin_dir)) == ["links", "maps", "progs"]
@@ -304,7 +304,7 @@ def test_teardown_leaves_nothing(dp, netns, stage_obj):
 
     res = dp.teardown()
     assert res["changed"] and sorted(res["detached"]) == sorted(
-        [datapath.link_name("a0", dp.netns), datapath.link_name("a1", dp.netns), datapath.link_name("b1", other)])
+        [loader.link_name("a0", dp.netns), loader.link_name("a1", dp.netns), loader.link_name("b1", other)])
     assert not os.path.exists(dp.pin_dir), "no pins left"
     for iface, ns in (("a0", dp.netns), ("a1", dp.netns), ("b1", other)):
         assert not xdp.query(iface, netns=ns)["attached"], iface

@@ -13,7 +13,10 @@ import socket
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import netlink, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from .conftest import BPF_OUT, RUN
 from .topology import Lab
@@ -42,7 +45,7 @@ def lab(request):
     finally:
         errors = lab.destroy()
         assert not errors, errors
-        assert not [n for n in netlink.netns_list() if n.startswith(prefix + "-")]
+        assert not [n for n in nsenter.netns_list() if n.startswith(prefix + "-")]
 
 
 def deltas(before, after):

@@ -17,7 +17,10 @@ import time
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, netlink
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from .conftest import BPF_OUT, RUN
 from .topology import Lab
@@ -80,7 +83,7 @@ def test_a_full_size_packet_crosses(lab):
 
 
 def _capture(lab, name):
-    s = netlink.run_in_netns(lab.ns(name), socket.socket, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s = nsenter.run_in_netns(lab.ns(name), socket.socket, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
     s.bind(("eth0", 0))
     return s
 
@@ -158,8 +161,8 @@ def test_too_big_without_df_is_dropped_and_counted(lab):
 
 def test_endpoint_mtu_derivation_reads_the_nic(lab):
     """What mizar.transit.endpoint derives, against the lab host's real NIC."""
-    from ansible_collections.mizar.transit.plugins.module_utils import endpoint
+    from ansible_collections.mizar.transit.plugins.module_utils.ops import endpoint
     spec = endpoint.EndpointSpec("vpc/net/x", "mzx", "/sys/fs/bpf/none", netns="x", ip="10.0.0.9", prefixlen=24,
                                  mac="02:00:00:00:00:09", substrate_interface="eth0")
-    nic = netlink.run_in_netns(lab.ns("h1"), endpoint.nic_mtu, spec)
+    nic = nsenter.run_in_netns(lab.ns("h1"), endpoint.nic_mtu, spec)
     assert (nic, spec.resolve_mtu(nic)) == (NIC, EP)

@@ -18,7 +18,10 @@ import socket
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import fnconfig, libbpf, netlink, stages
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import fnconfig, libbpf, stages
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from .conftest import BPF_OUT, RUN
 from .topology import Lab
@@ -64,7 +67,7 @@ def lab():
     finally:
         errors = lab.destroy()
         assert not errors, errors
-        assert not [n for n in netlink.netns_list() if n.startswith(prefix + "-")]
+        assert not [n for n in nsenter.netns_list() if n.startswith(prefix + "-")]
 
 
 def _maps(lab, h):

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, datapath, libbpf, stages
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, loader, libbpf, stages
 
 from .packets import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, plain_udp
 
@@ -15,7 +15,7 @@ HOST_IP = "192.168.77.1"
 @pytest.fixture
 def dp(veth, pin_dir, obj_dir):
     """A loaded datapath whose transit program is attached (native) to a0."""
-    d = datapath.Datapath(pin_dir, obj_dir, netns=veth)
+    d = loader.Loader(pin_dir, obj_dir, netns=veth)
     d.load()
     d.converge({"if_cfg": {"ip": HOST_IP, "mac": "02:00:00:00:00:01", "ifindex": 2}})
     res = d.attach("transit", "a0")
@@ -115,7 +115,7 @@ def test_rebuild_never_shows_a_half_updated_table(dp, stage_obj):
     assert [s for s, dummy in seen] == ["loaded", "filled", "switched", "pinned"]
     assert [n for dummy, n in seen] == [OLD, OLD, NEW, NEW]
     assert res["old_array_id"] == old_array and res["new_array_id"] != old_array
-    assert [x["link"] for x in res["links"]] == [datapath.link_name("a0", dp.netns)]
+    assert [x["link"] for x in res["links"]] == [loader.link_name("a0", dp.netns)]
     assert dp.status()["maps"]["mzr_stages"]["id"] == res["new_array_id"], "the pin moved last"
     assert dict((k, v["name"]) for k, v in st.list().items() if v) == NEW
     assert all(v["pinned"] for v in st.list().values() if v)

@@ -4,7 +4,10 @@ import os
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf, netlink, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 
 @pytest.fixture
@@ -87,7 +90,7 @@ def test_foreign_program_is_never_replaced_silently(veth, progs, pin_dir):
     pin = os.path.join(pin_dir, "link_a0")
     foreign, mine = progs["stage_aborted"], progs["stage_pass"]
     idx = netlink.ifindex("a0", veth)
-    netlink.run_in_netns(veth, libbpf.xdp_attach, idx, foreign.fd, libbpf.XDP_FLAGS_DRV_MODE)
+    nsenter.run_in_netns(veth, libbpf.xdp_attach, idx, foreign.fd, libbpf.XDP_FLAGS_DRV_MODE)
 
     with pytest.raises(xdp.ForeignProgramError, match="stage_aborted"):
         xdp.attach("a0", mine, "native", netns=veth, link_pin=pin)
@@ -114,10 +117,10 @@ def test_netlink_attachments_replace_with_expected_fd(veth, progs):
     # a second plain attach is refused by the kernel (UPDATE_IF_NOEXIST) ...
     idx = q["ifindex"]
     with pytest.raises(libbpf.BpfError):
-        netlink.run_in_netns(veth, xdp._netlink_set, idx, b.fd, libbpf.XDP_FLAGS_DRV_MODE)
+        nsenter.run_in_netns(veth, xdp._netlink_set, idx, b.fd, libbpf.XDP_FLAGS_DRV_MODE)
     # ... and so is a replace expecting the wrong program (IFLA_XDP_EXPECTED_FD)
     with pytest.raises(libbpf.BpfError) as e:
-        netlink.run_in_netns(veth, xdp._netlink_set, idx, b.fd, libbpf.XDP_FLAGS_DRV_MODE, c.fd)
+        nsenter.run_in_netns(veth, xdp._netlink_set, idx, b.fd, libbpf.XDP_FLAGS_DRV_MODE, c.fd)
     assert e.value.errno == errno.EEXIST
     assert xdp.query("a0", netns=veth)["prog_id"] == a.info()["id"]
 
@@ -131,7 +134,7 @@ def test_netlink_attachments_replace_with_expected_fd(veth, progs):
 
 
 def test_missing_interface(veth, progs, pin_dir):
-    with pytest.raises(netlink.NetlinkError, match="no interface nope"):
+    with pytest.raises(xdp.NoInterfaceError, match="no interface nope"):
         xdp.attach("nope", progs["stage_drop"], "native", netns=veth)
     pin = os.path.join(pin_dir, "link_a1")
     xdp.attach("a1", progs["stage_drop"], "native", netns=veth, link_pin=pin)

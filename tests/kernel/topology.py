@@ -13,7 +13,7 @@ plugs into a bridge in a "wire" namespace. An endpoint is a namespace whose
 eth0 (derived MAC, default route via the gateway) pairs with a host-side
 veth in its host. The hosts' NICs have MTU nic_mtu (1500 unless told);
 endpoints get what mizar.transit.endpoint derives from it (NIC MTU - 50,
-the NIC's MTU for a bypass-decap endpoint), and if_cfg carries it. Each host runs its own Datapath with its own
+the NIC's MTU for a bypass-decap endpoint), and if_cfg carries it. Each host runs its own Loader with its own
 pin directory, in native XDP mode:
 
   transit ... on the host's eth0
@@ -34,8 +34,13 @@ import os
 import re
 import subprocess
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr, datapath, netlink
-from ansible_collections.mizar.transit.plugins.module_utils.endpoint import max_mtu
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.ops.endpoint import max_mtu
 
 BPFFS = "/sys/fs/bpf"
 WIRE = "wire"
@@ -116,7 +121,7 @@ class Lab:
         return self.endpoints[name]
 
     def datapath(self, host):
-        return datapath.Datapath(os.path.join(self.pin_root, host), self.obj_dir, netns=self.ns(host))
+        return loader.Loader(os.path.join(self.pin_root, host), self.obj_dir, netns=self.ns(host))
 
     # ------------------------------------------------------------ build
 
@@ -216,7 +221,7 @@ class Lab:
                         return n.get_attr("NDA_LLADDR")
             return None
 
-        return netlink.run_in_netns(self.ns(ep_name), body)
+        return nsenter.run_in_netns(self.ns(ep_name), body)
 
     def counters(self, host):
         return self.datapaths[host].counters() if host in self.datapaths else self.datapath(host).counters()
@@ -237,14 +242,14 @@ def cleanup(prefix, obj_dir):
     if os.path.isdir(pin_root):
         for h in sorted(os.listdir(pin_root)):
             try:
-                datapath.Datapath(os.path.join(pin_root, h), obj_dir).teardown()
+                loader.Loader(os.path.join(pin_root, h), obj_dir).teardown()
             except Exception as e:
                 errors.append("datapath %s: %s" % (h, e))
         try:
             os.rmdir(pin_root)
         except OSError as e:
             errors.append("%s: %s" % (pin_root, e))
-    for name in netlink.netns_list():
+    for name in nsenter.netns_list():
         if name.startswith(prefix + "-"):
             try:
                 netlink.netns_del(name)

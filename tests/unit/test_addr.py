@@ -1,8 +1,8 @@
 """Strict parsing of addresses and names."""
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr
-from ansible_collections.mizar.transit.plugins.module_utils.model import pin_dir_problem
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.model.inventory import pin_dir_problem
 
 
 @pytest.mark.parametrize("text,value", [

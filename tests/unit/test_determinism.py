@@ -2,7 +2,7 @@
 import copy
 import random
 
-from ansible_collections.mizar.transit.plugins.module_utils.render import dump, render_inventory
+from ansible_collections.mizar.transit.plugins.module_utils.model.render import dump, render_inventory
 
 from test_render import _multi_network_inventory
 from unit_inventory import base

@@ -3,7 +3,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mizar.transit.plugins.filter import mizar as mizar_filter
-from ansible_collections.mizar.transit.plugins.module_utils.render import render_inventory
+from ansible_collections.mizar.transit.plugins.module_utils.model.render import render_inventory
 
 from unit_inventory import base
 

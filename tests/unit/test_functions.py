@@ -1,8 +1,8 @@
 """The registry of shipped functions and the checking of their config."""
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import functions as fnreg
-from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList
+from ansible_collections.mizar.transit.plugins.module_utils.model import functions as fnreg
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList
 
 
 def test_acl_schema_ships():

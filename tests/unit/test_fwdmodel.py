@@ -3,10 +3,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.mizar.transit.plugins.module_utils.fwdmodel import (
+from ansible_collections.mizar.transit.plugins.module_utils.model.forwarding import (
     OUTER_TTL, ForwardingModel, Result, flow_hash, mix32, pick)
-from ansible_collections.mizar.transit.plugins.module_utils.render import render_inventory
-from ansible_collections.mizar.transit.plugins.module_utils.validate import validate
+from ansible_collections.mizar.transit.plugins.module_utils.model.render import render_inventory
+from ansible_collections.mizar.transit.plugins.module_utils.model.validate import validate
 
 from unit_inventory import hostvars, ip_of, mac_of
 

@@ -3,7 +3,7 @@ import collections
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import kernel
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import kernel
 
 Uname = collections.namedtuple("Uname", "sysname nodename release version machine")
 

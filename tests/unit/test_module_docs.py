@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.mizar.transit.plugins.module_utils import build
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = ["bpf_build", "transit", "endpoint", "stage", "transit_info"]

@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi
-from ansible_collections.mizar.transit.plugins.module_utils.apply import Names, desired_state
-from ansible_collections.mizar.transit.plugins.module_utils.endpoint import EndpointError, EndpointSpec, max_mtu
-from ansible_collections.mizar.transit.plugins.module_utils.errors import format_errors
-from ansible_collections.mizar.transit.plugins.module_utils.render import render_inventory
-from ansible_collections.mizar.transit.plugins.module_utils.validate import validate
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi
+from ansible_collections.mizar.transit.plugins.module_utils.ops.map_state import Names, desired_state
+from ansible_collections.mizar.transit.plugins.module_utils.ops.endpoint import EndpointError, EndpointSpec, max_mtu
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import format_errors
+from ansible_collections.mizar.transit.plugins.module_utils.model.render import render_inventory
+from ansible_collections.mizar.transit.plugins.module_utils.model.validate import validate
 
 from unit_inventory import base, rendering
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import objects
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import objects
 
 ROUNDS = 6
 REMOVERS = 4

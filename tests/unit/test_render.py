@@ -3,10 +3,10 @@ import hashlib
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr
-from ansible_collections.mizar.transit.plugins.module_utils.errors import InvalidInventory
-from ansible_collections.mizar.transit.plugins.module_utils.fwdmodel import ForwardingModel
-from ansible_collections.mizar.transit.plugins.module_utils.render import count_entries, dump, render_inventory
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import InvalidInventory
+from ansible_collections.mizar.transit.plugins.module_utils.model.forwarding import ForwardingModel
+from ansible_collections.mizar.transit.plugins.module_utils.model.render import count_entries, dump, render_inventory
 
 from unit_inventory import (agent_entry, base, bounced_entry, ep_entry, gw_entry, hosts, local_ep, net_entry, rendering,
                             sub_entry, vpc_entry, without_sources)

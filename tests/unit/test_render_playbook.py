@@ -7,7 +7,7 @@ import sys
 import yaml
 
 from ansible_collections.mizar.transit.plugins.filter.mizar import inventory_from_hostvars
-from ansible_collections.mizar.transit.plugins.module_utils.render import render_inventory
+from ansible_collections.mizar.transit.plugins.module_utils.model.render import render_inventory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)

@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr, capacity
-from ansible_collections.mizar.transit.plugins.module_utils.errors import InvalidInventory, format_errors
-from ansible_collections.mizar.transit.plugins.module_utils.validate import check, validate
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr, capacity
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import InvalidInventory, format_errors
+from ansible_collections.mizar.transit.plugins.module_utils.model.validate import check, validate
 
 from unit_inventory import base, hostvars
 

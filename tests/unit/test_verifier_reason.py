@@ -2,7 +2,7 @@
 (recorded on Debian 12's 6.1 kernel before the fix in mzr_bounds.h)."""
 import os
 
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "verifier-6.1-transit.log")
 

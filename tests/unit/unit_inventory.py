@@ -1,7 +1,7 @@
 """Inventories and expected entries shared by the unit tests."""
 import copy
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 
 
 def hostvars(n, **extra):

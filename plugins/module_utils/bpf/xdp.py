@@ -31,9 +31,10 @@ __metaclass__ = type
 
 import errno
 import os
+import socket
 
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf
-from ansible_collections.mizar.transit.plugins.module_utils import netlink
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 
 MODES = {"native": libbpf.XDP_FLAGS_DRV_MODE, "generic": libbpf.XDP_FLAGS_SKB_MODE}
 _ATTACHED = {
@@ -94,12 +95,20 @@ def _mode_flags(mode):
     return MODES[mode]
 
 
+class NoInterfaceError(XdpError):
+    errno = errno.ENODEV
+
+
 def _resolve(iface):
-    """ifindex of iface in the calling thread's namespace."""
-    if isinstance(iface, int):
-        netlink.ifindex(iface)  # checks it exists
-        return iface
-    return netlink.ifindex(iface)
+    """ifindex of iface (a name or an index, checked to exist) in the
+    calling thread's namespace."""
+    try:
+        if isinstance(iface, int):
+            socket.if_indextoname(iface)
+            return iface
+        return socket.if_nametoindex(iface)
+    except OSError:
+        raise NoInterfaceError("no interface %s" % (iface,))
 
 
 class _Pinned:
@@ -179,7 +188,7 @@ def query(iface, netns=None, link_pin=None):
         finally:
             pinned.close()
 
-    return netlink.run_in_netns(netns, body)
+    return nsenter.run_in_netns(netns, body)
 
 
 def _ours(state, pinned, ours):
@@ -306,7 +315,7 @@ def attach(iface, prog, mode, netns=None, link_pin=None, via="auto", switch_mode
         return {"changed": action != "unchanged", "action": action, "via": used, "before": before,
                 "after": after, "note": note}
 
-    return netlink.run_in_netns(netns, body)
+    return nsenter.run_in_netns(netns, body)
 
 
 def _identical(prog_id, prog_fd):
@@ -354,9 +363,7 @@ def detach(iface, netns=None, link_pin=None, ours=(), takeover=False):
         try:
             try:
                 ifindex = _resolve(iface)
-            except netlink.NetlinkError as e:
-                if e.errno != errno.ENODEV:
-                    raise
+            except NoInterfaceError:
                 removed = libbpf.unpin(link_pin) if link_pin else False
                 return {"changed": removed, "action": "absent", "before": None}
             before = _query(ifindex, pinned)
@@ -373,7 +380,7 @@ def detach(iface, netns=None, link_pin=None, ours=(), takeover=False):
             pinned.close()
         return {"changed": action == "detached" or unpinned, "action": action, "before": before}
 
-    return netlink.run_in_netns(netns, body)
+    return nsenter.run_in_netns(netns, body)
 
 
 def link_detach_pinned(link_pin):

@@ -29,9 +29,9 @@ __metaclass__ = type
 
 from collections.abc import Mapping
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr
-from ansible_collections.mizar.transit.plugins.module_utils.capacity import STAGES
-from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, close_match, suggest
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, close_match, suggest
 
 MODEL_VERSION = 1
 

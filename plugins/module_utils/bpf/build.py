@@ -36,7 +36,7 @@ import json
 import os
 import subprocess
 
-from ansible_collections.mizar.transit.plugins.module_utils import objects
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import objects
 
 STAMP = ".mizar-build.json"
 STAMP_VERSION = 1

@@ -21,7 +21,7 @@ import ctypes
 import socket
 import struct
 
-from ansible_collections.mizar.transit.plugins.module_utils import capacity
+from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
 
 ABI_VERSION = 2
 GENEVE_PORT = 6081

@@ -17,8 +17,8 @@ import ctypes
 import os
 import socket
 
-from ansible_collections.mizar.transit.plugins.module_utils.abi import check_vni
-from ansible_collections.mizar.transit.plugins.module_utils.libbpf import Map
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.abi import check_vni
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Map
 
 u8, u16, u32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
 

@@ -56,8 +56,10 @@ import ctypes
 import os
 import struct
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, capacity, libbpf
-from ansible_collections.mizar.transit.plugins.module_utils.libbpf import Map
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf
+
+from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Map
 
 TAG_DEAD = abi.TAG_DEAD.to_bytes(4, "little")
 TAG_EMPTY = bytes(4)

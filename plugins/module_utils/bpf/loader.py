@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The datapath of one host: load, attach, program, inspect, tear down.
 
-A Datapath owns a pin directory (see stages.Layout): the maps shared by the
+A Loader owns a pin directory (see stages.Layout): the maps shared by the
 transit, agent and pass programs (and by stage programs), the programs and
 the XDP links that attach them.
 
@@ -29,7 +29,7 @@ Loading is idempotent and never mixes map layouts:
   Per-CPU maps (counters, scratch) restart from zero across a migration
   (statistics, not state). Entries
   written to the old maps by someone else during a migration would be lost:
-  the Datapath is meant to be the only writer.
+  the Loader is meant to be the only writer.
 
 Attachments are always bpf_links pinned in <pin_dir>/links (named after
 the namespace and interface), so a migration or a program change can find
@@ -43,9 +43,11 @@ __metaclass__ = type
 import ctypes
 import errno
 import os
+import socket
 import struct
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf, netlink, stages, tables, xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf, stages, tables, xdp
 
 ROLES = {
     "transit": ("transit.bpf.o", "mzr_transit"),
@@ -58,7 +60,7 @@ MODES = tuple(sorted(xdp.MODES))
 RENAME_EXCHANGE = 1 << 1
 
 
-class DatapathError(Exception):
+class LoaderError(Exception):
     """A datapath operation that cannot be carried out."""
 
 
@@ -151,7 +153,7 @@ def convert(old, new, data):
 def _converter(old, new, size_old, size_new):
     if old is None or new is None:
         if size_old != size_new:
-            raise DatapathError("no BTF to convert a %d-byte layout to %d bytes" % (size_old, size_new))
+            raise LoaderError("no BTF to convert a %d-byte layout to %d bytes" % (size_old, size_new))
         return bytes
     return lambda b: convert(old, new, b)
 
@@ -195,7 +197,7 @@ def _unesc(text):
 
 def link_name(iface, netns=None):
     """Pin name of the link attaching XDP to iface in netns ("" = the
-    Datapath's own namespace): "<netns>:<iface>" with '.' escaped, since
+    Loader's own namespace): "<netns>:<iface>" with '.' escaped, since
     bpffs refuses dots."""
     return "%s:%s" % (_esc(netns or ""), _esc(str(iface)))
 
@@ -250,7 +252,7 @@ _prog_summary_at = libbpf.pinned_prog
 # ---------------------------------------------------------------- the datapath
 
 
-class Datapath:
+class Loader:
     """The datapath pinned at pin_dir, built from the objects in obj_dir.
     netns is where its interfaces live unless an attach says otherwise."""
 
@@ -265,7 +267,7 @@ class Datapath:
     def _obj_path(self, role):
         path = os.path.join(self.obj_dir, ROLES[role][0])
         if not os.path.exists(path):
-            raise DatapathError("%s missing (build the BPF objects: scripts/bootstrap)" % path)
+            raise LoaderError("%s missing (build the BPF objects: scripts/bootstrap)" % path)
         return path
 
     def _new_layouts(self):
@@ -282,7 +284,7 @@ class Datapath:
                 for m in names:
                     lay = object_layout(obj, btf, m)
                     if m in out and layout_changes(out[m], lay):
-                        raise DatapathError("%s and another object disagree on the layout of %s" % (path, m))
+                        raise LoaderError("%s and another object disagree on the layout of %s" % (path, m))
                     out[m] = lay
             finally:
                 if btf is not None:
@@ -440,9 +442,9 @@ class Datapath:
                 table = stages.table(arr)
         missing = [abi.STAGE_NAMES[s] for s in table if abi.STAGE_NAMES[s] not in stage_sources]
         if missing:
-            raise DatapathError("map layout changed (%s) while stages %s are installed: give their objects "
-                                "(stage_sources) so they can be reloaded against the new maps" % (
-                                    ", ".join(sorted(diff)), ", ".join(sorted(missing))))
+            raise LoaderError("map layout changed (%s) while stages %s are installed: give their objects "
+                              "(stage_sources) so they can be reloaded against the new maps" % (
+                                  ", ".join(sorted(diff)), ", ".join(sorted(missing))))
         os.mkdir(lay.maps_new)  # _recover() removed any leftover
         opened = []
         rollback = []
@@ -493,7 +495,7 @@ class Datapath:
                 summary = stages._prog_summary(info["prog_id"])
                 role = ROLE_OF_PROG.get(summary["name"]) if summary else None
                 if role is None:
-                    raise DatapathError("link %s runs %s, which is none of %s" % (
+                    raise LoaderError("link %s runs %s, which is none of %s" % (
                         path, summary and summary["name"], ", ".join(sorted(ROLE_OF_PROG))))
                 by_old_id[info["prog_id"]] = objs[role].program(ROLES[role][1])
             relinked = self._relink(by_old_id, rollback)
@@ -556,10 +558,10 @@ class Datapath:
     def program(self, role):
         """The pinned program of a role (transit, agent, pass)."""
         if role not in ROLES:
-            raise DatapathError("unknown role %r: one of %s" % (role, ", ".join(sorted(ROLES))))
+            raise LoaderError("unknown role %r: one of %s" % (role, ", ".join(sorted(ROLES))))
         path = self.layout.prog(role)
         if not os.path.exists(path):
-            raise DatapathError("no %s program pinned at %s: load() first" % (role, path))
+            raise LoaderError("no %s program pinned at %s: load() first" % (role, path))
         return libbpf.Program.from_pin(path)
 
     def prog_ids(self):
@@ -576,14 +578,14 @@ class Datapath:
         """Links are pinned by interface name: resolve an index to it."""
         if not isinstance(iface, int):
             return iface
-        found = netlink.link(iface, ns)
-        if found is None:
-            raise DatapathError("no interface with index %d%s" % (iface, " in netns %s" % ns if ns else ""))
-        return found["ifname"]
+        try:
+            return nsenter.run_in_netns(ns, socket.if_indextoname, iface)
+        except OSError:
+            raise LoaderError("no interface with index %d%s" % (iface, " in netns %s" % ns if ns else ""))
 
     def attach(self, role, iface, mode="native", netns=None, switch_mode=False):
         """Attach the role's program to iface (a name or index, in netns,
-        default the Datapath's) by a link pinned in <pin_dir>/links. Another
+        default the Loader's) by a link pinned in <pin_dir>/links. Another
         program of ours there is replaced atomically; see xdp.attach."""
         ns = netns if netns is not None else self.netns
         iface = self._ifname(iface, ns)
@@ -639,7 +641,7 @@ class Datapath:
         """The pinned map by name (mzr_endpoints, ...); the caller closes it."""
         path = self.layout.map(name)
         if not os.path.exists(path):
-            raise DatapathError("no map pinned at %s: load() first" % path)
+            raise LoaderError("no map pinned at %s: load() first" % path)
         return libbpf.Map.from_pin(path)
 
     def converge(self, desired, check_mode=False):
@@ -648,7 +650,7 @@ class Datapath:
         ordered, never-half-visible writes of tables.py; returns its plan
         (plan.changed, plan.diff)."""
         if not os.path.isdir(self.layout.maps):
-            raise DatapathError("no maps at %s: load() first" % self.layout.maps)
+            raise LoaderError("no maps at %s: load() first" % self.layout.maps)
         return tables.converge(self.layout.maps, desired, check_mode=check_mode)
 
     def read_state(self):

@@ -31,7 +31,3 @@ def fs_type(path):
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), path)
     return buf.f_type & 0xFFFFFFFF
-
-
-def is_bpffs(path):
-    return fs_type(path) == BPF_FS_MAGIC

@@ -36,13 +36,13 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     yaml = None
     HAS_YAML = False
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr
-from ansible_collections.mizar.transit.plugins.module_utils import functions as fnreg
-from ansible_collections.mizar.transit.plugins.module_utils import placement
-from ansible_collections.mizar.transit.plugins.module_utils.capacity import STAGES
-from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, InvalidInventory
-from ansible_collections.mizar.transit.plugins.module_utils.gcpause import gc_paused
-from ansible_collections.mizar.transit.plugins.module_utils.validate import check
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.model import functions as fnreg
+from ansible_collections.mizar.transit.plugins.module_utils.model import placement
+from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, InvalidInventory
+from ansible_collections.mizar.transit.plugins.module_utils.model.gcpause import gc_paused
+from ansible_collections.mizar.transit.plugins.module_utils.model.validate import check
 
 MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents", "sources")
 _NO_IP = 1 << 32  # sorts unresolved (offline) substrate entries last
@@ -156,10 +156,7 @@ def _ip_key(ip):
 
 
 _EP_KEY = operator.attrgetter("key")
-
-
-def _net_key(net):
-    return (net.vpc.vni, net.net, net.plen)
+_NET_KEY = operator.attrgetter("sort_key")
 
 
 def _vpc_key(vpc):
@@ -255,7 +252,7 @@ class _Renderer:
         networks = [{"vni": net.vpc.vni, "cidr": net.cidr, "name": net.fullname,
                      "bouncers": [] if net in bounced else list(self.bouncer_ips(net)),
                      "local_bouncer": net in bounced}
-                    for net in sorted(bounced.union(plan.networks), key=_net_key)]
+                    for net in sorted(bounced.union(plan.networks), key=_NET_KEY)]
         vpcs = [{"vni": vpc.vni, "name": vpc.name, "dividers": list(self.divider_ips(vpc)),
                  "local_divider": plan.vpcs[vpc]}
                 for vpc in sorted(plan.vpcs, key=_vpc_key)]

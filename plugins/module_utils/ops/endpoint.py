@@ -29,11 +29,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
 import os
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr, datapath, libbpf, netlink, stages, xdp
-from ansible_collections.mizar.transit.plugins.module_utils.steps import Step, StepError, carry_out
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, libbpf, stages, xdp
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, StepError, carry_out
 
 INNER = "eth0"
 # What Geneve encapsulation adds to an endpoint's IPv4 packet: outer IPv4 20,
@@ -149,32 +153,6 @@ class EndpointSpec:
 # ---------------------------------------------------------------- reading
 
 
-def _ipv6_off(ifname, netns):
-    try:
-        return netlink.sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, netns=netns) == "1"
-    except (IOError, OSError) as e:
-        if e.errno == errno.ENOENT:
-            return True  # no IPv6 in this kernel
-        raise
-
-
-def _set_ipv6_off(ifname, netns):
-    try:
-        return netlink.sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, 1, netns=netns)
-    except (IOError, OSError) as e:
-        if e.errno == errno.ENOENT:
-            return False
-        raise
-
-
-def default_route(netns):
-    """{gateway, oif} of the main table's default route in netns, or None."""
-    for r in netlink.routes(netns):
-        if r["dst_len"] == 0:
-            return {"gateway": r["gateway"], "oif": r["oif"]}
-    return None
-
-
 def _pinned_id(pin_dir, role):
     prog = libbpf.pinned_prog(stages.Layout(pin_dir).prog(role))
     return prog["prog_id"] if prog else None
@@ -182,16 +160,16 @@ def _pinned_id(pin_dir, role):
 
 def _xdp(iface, netns, pin_dir, ours):
     """The XDP program on iface: None, or {prog_id, name, mode, ours}."""
-    q = xdp.query(iface, netns=netns, link_pin=stages.Layout(pin_dir).link(datapath.link_name(iface, netns)))
+    q = xdp.query(iface, netns=netns, link_pin=stages.Layout(pin_dir).link(loader.link_name(iface, netns)))
     if not q["attached"]:
         return None
     mine = q["prog_id"] in ours or (q["via"] == "link" and os.path.exists(
-        stages.Layout(pin_dir).link(datapath.link_name(iface, netns))) and _pin_runs(pin_dir, iface, netns, q))
+        stages.Layout(pin_dir).link(loader.link_name(iface, netns))) and _pin_runs(pin_dir, iface, netns, q))
     return {"prog_id": q["prog_id"], "name": q["prog_name"], "mode": q["mode"], "ours": mine}
 
 
 def _pin_runs(pin_dir, iface, netns, q):
-    path = stages.Layout(pin_dir).link(datapath.link_name(iface, netns))
+    path = stages.Layout(pin_dir).link(loader.link_name(iface, netns))
     fd = libbpf.obj_get(path)
     try:
         info = libbpf.link_info(fd)
@@ -214,7 +192,7 @@ def nic_mtu(spec):
 
 def read(spec):
     """The endpoint's current state, as plain data."""
-    dp = datapath.Datapath(spec.pin_dir, None)
+    dp = loader.Loader(spec.pin_dir, None)
     ours = dp.prog_ids() if os.path.isdir(spec.pin_dir) else set()
     st = {"programs": {"agent": _pinned_id(spec.pin_dir, "agent"), "pass": _pinned_id(spec.pin_dir, "pass")},
           "netns": None, "host": None, "inner": None, "paired": False, "agent": None, "pass": None,
@@ -226,7 +204,7 @@ def read(spec):
         st["agent"] = _xdp(spec.iface, None, spec.pin_dir, ours)
     if spec.netns is None:
         return st
-    st["netns"] = netlink.netns_exists(spec.netns)
+    st["netns"] = nsenter.netns_exists(spec.netns)
     if not st["netns"]:
         return st
     links = netlink.links(spec.netns)
@@ -238,9 +216,9 @@ def read(spec):
         st["inner"] = {"index": inner["index"], "kind": inner["kind"], "mtu": inner["mtu"], "up": inner["up"],
                        "mac": inner["mac"], "peer_index": inner["peer_index"],
                        "addrs": sorted(netlink.addrs(INNER, spec.netns)),
-                       "ipv6_off": _ipv6_off(INNER, spec.netns),
+                       "ipv6_off": netlink.ipv6_disabled(INNER, spec.netns),
                        "tx_csum": netlink.tx_checksum_enabled(INNER, spec.netns),
-                       "route": default_route(spec.netns)}
+                       "route": netlink.default_route(spec.netns)}
         st["pass"] = _xdp(INNER, spec.netns, spec.pin_dir, ours)
     h, i = st["host"], st["inner"]
     st["paired"] = bool(h and i and h["kind"] == "veth" and i["kind"] == "veth" and
@@ -252,7 +230,7 @@ def read(spec):
 
 
 def _attach(spec, role, iface, netns, switch_mode=True):
-    dp = datapath.Datapath(spec.pin_dir, None)
+    dp = loader.Loader(spec.pin_dir, None)
     return dp.attach(role, iface, spec.mode, netns=netns, switch_mode=switch_mode)
 
 
@@ -260,16 +238,16 @@ def _detach(spec, iface, netns):
     """Take our program off iface, unpin its link; an interface or namespace
     that is gone only leaves a pin to remove."""
     lay = stages.Layout(spec.pin_dir)
-    pin = lay.link(datapath.link_name(iface, netns))
-    if netns is not None and not netlink.netns_exists(netns):
+    pin = lay.link(loader.link_name(iface, netns))
+    if netns is not None and not nsenter.netns_exists(netns):
         return xdp.link_detach_pinned(pin)
-    dp = datapath.Datapath(spec.pin_dir, None)
+    dp = loader.Loader(spec.pin_dir, None)
     return dp.detach(iface, netns=netns)["changed"]
 
 
 def _xdp_plan(spec, role, iface, netns, cur, where):
     pinned = _pinned_id(spec.pin_dir, role)
-    name = datapath.ROLES[role][1]
+    name = loader.ROLES[role][1]
     if cur is None:
         return [Step("attach %s (%s mode) to %s" % (name, spec.mode, where), _attach, spec, role, iface, netns)]
     if not cur["ours"]:
@@ -332,7 +310,7 @@ def _plan_netns(spec, st):
                           peer_netns=ns))
         h = i = None
     if i is None or not i["ipv6_off"]:
-        steps.append(Step("disable IPv6 on %s" % where_inner, _set_ipv6_off, INNER, ns))
+        steps.append(Step("disable IPv6 on %s" % where_inner, netlink.disable_ipv6, INNER, ns))
     if i is None or (i["mac"] or "").lower() != spec.mac:
         steps.append(Step("set the MAC of %s to %s" % (where_inner, spec.mac), netlink.link_set, INNER, netns=ns,
                           mac=spec.mac))
@@ -371,7 +349,7 @@ def _plan_netns(spec, st):
 
 
 def _link_pinned(spec, iface, netns):
-    return os.path.exists(stages.Layout(spec.pin_dir).link(datapath.link_name(iface, netns)))
+    return os.path.exists(stages.Layout(spec.pin_dir).link(loader.link_name(iface, netns)))
 
 
 def _plan_absent(spec, st):
@@ -380,11 +358,11 @@ def _plan_absent(spec, st):
     if ns is not None:
         where_inner = "%s in %s" % (INNER, ns)
         if (st["pass"] and st["pass"]["ours"]) or _link_pinned(spec, INNER, ns):
-            steps.append(Step("detach %s from %s" % (datapath.ROLES["pass"][1], where_inner), _detach, spec,
+            steps.append(Step("detach %s from %s" % (loader.ROLES["pass"][1], where_inner), _detach, spec,
                               INNER, ns))
     agent = st["agent"]
     if (agent and agent["ours"]) or _link_pinned(spec, iface, None):
-        steps.append(Step("detach %s from %s" % (datapath.ROLES["agent"][1], iface), _detach, spec, iface, None))
+        steps.append(Step("detach %s from %s" % (loader.ROLES["agent"][1], iface), _detach, spec, iface, None))
     if ns is None:
         return steps
     h = st["host"]
@@ -440,7 +418,7 @@ def summary(spec, st):
 def desired(spec, st):
     """summary() of the state spec wants, predicted from st (check mode)."""
     want = {"programs": st["programs"], "others": st["others"], "paired": False, "lo_up": True}
-    agent = {"name": datapath.ROLES["agent"][1], "mode": spec.mode}
+    agent = {"name": loader.ROLES["agent"][1], "mode": spec.mode}
     if spec.state == "absent":
         want.update(netns=False, host=None if spec.netns else st["host"], inner=None, agent=None, **{"pass": None})
         if spec.netns is None and st["agent"] and not st["agent"]["ours"]:
@@ -452,7 +430,7 @@ def desired(spec, st):
     if spec.netns is None:
         want.update(netns=None, inner=None, **{"pass": None})
         return summary(spec, want)
-    want.update(netns=True, paired=True, **{"pass": {"name": datapath.ROLES["pass"][1], "mode": spec.mode}})
+    want.update(netns=True, paired=True, **{"pass": {"name": loader.ROLES["pass"][1], "mode": spec.mode}})
     want["host"]["kind"] = "veth"
     want["inner"] = {"mac": spec.mac, "mtu": spec.mtu, "up": True, "addrs": [spec.cidr], "tx_csum": False,
                      "ipv6_off": True, "route": {"gateway": spec.gateway} if spec.gateway else None}

@@ -10,17 +10,17 @@ present, in order:
 
 1. /sys/fs/bpf must be a bpffs (mounted when it is not and pin_dir lies
    below it; any other pin_dir must already be on one);
-2. Datapath.load(): maps created, or reused with every entry; an upgraded
+2. Loader.load(): maps created, or reused with every entry; an upgraded
    object's programs replace the old ones through every link, atomically,
    the NIC is never left without a program; a map layout change migrates
    the entries (stage programs need their objects then: `stages`);
-3. Datapath.attach('transit', interface, mode): attached when nothing is,
+3. Loader.attach('transit', interface, mode): attached when nothing is,
    unchanged when it already runs. Another mode than the attached one is
    refused unless switch_mode (a detach and an attach);
 4. transit attachments of this datapath on another interface (the NIC was
    renamed in the inventory) are detached.
 
-absent: Datapath.teardown(): every link of the pin directory detached
+absent: Loader.teardown(): every link of the pin directory detached
 (transit, agents, pass programs of endpoints), every pin removed, the
 directory too.
 
@@ -35,11 +35,13 @@ __metaclass__ = type
 import ctypes
 import os
 
-from ansible_collections.mizar.transit.plugins.module_utils import datapath, dryload, kernel, libbpf, netlink, stages, tables
-from ansible_collections.mizar.transit.plugins.module_utils import xdp
-from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import BPF_FS_MAGIC, fs_type
-from ansible_collections.mizar.transit.plugins.module_utils.fsmagic import libc as _libc
-from ansible_collections.mizar.transit.plugins.module_utils.stage_slot import StageSlotError, resolve_program
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, dryload, kernel, libbpf, stages, tables
+
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
+from ansible_collections.mizar.transit.plugins.module_utils.host.fsmagic import BPF_FS_MAGIC, fs_type
+from ansible_collections.mizar.transit.plugins.module_utils.host.fsmagic import libc as _libc
+from ansible_collections.mizar.transit.plugins.module_utils.ops.stage import StageSlotError, resolve_program
 
 BPFFS = "/sys/fs/bpf"
 
@@ -107,7 +109,7 @@ class TransitSpec:
             if not obj_dir:
                 raise TransitError("obj_dir is required with state=present: the directory with transit.bpf.o, "
                                    "agent.bpf.o and pass.bpf.o (mizar.transit.bpf_build)")
-            missing = [f for f, _p in datapath.ROLES.values() if not os.path.isfile(os.path.join(obj_dir, f))]
+            missing = [f for f, _p in loader.ROLES.values() if not os.path.isfile(os.path.join(obj_dir, f))]
             if missing:
                 raise TransitError("obj_dir: %s lacks %s (build the objects with mizar.transit.bpf_build and copy "
                                    "them there)" % (obj_dir, ", ".join(sorted(missing))))
@@ -134,10 +136,10 @@ def read(spec, dp):
     if st["bpffs"]:
         st["loaded"] = os.path.isdir(lay.maps)
         st["maps"] = len(os.listdir(lay.maps)) if st["loaded"] else 0
-        st["programs"] = dict((role, _pinned_program(lay.prog(role))) for role in datapath.ROLES)
+        st["programs"] = dict((role, _pinned_program(lay.prog(role))) for role in loader.ROLES)
         st["attachments"] = dp.attachments() if os.path.isdir(lay.links) else []
     if netlink.link(spec.interface) is not None:
-        q = xdp.query(spec.interface, link_pin=lay.link(datapath.link_name(spec.interface)))
+        q = xdp.query(spec.interface, link_pin=lay.link(loader.link_name(spec.interface)))
         st["nic"] = q
         ours = set(p["prog_id"] for p in st["programs"].values() if p)
         st["ours"] = q["attached"] and (q["prog_id"] in ours or q["via"] == "link" and bool(q["link_id"]) and any(
@@ -164,7 +166,7 @@ def describe(spec, st, predicted=None):
     loaded = p.get("loaded", st["loaded"])
     if loaded:
         tags = ["%s tag %s" % (role, programs[role]["tag"] if programs.get(role) else "-")
-                for role in sorted(datapath.ROLES)]
+                for role in sorted(loader.ROLES)]
         lines.append("datapath at %s: %s" % (spec.pin_dir, ", ".join(tags)))
     else:
         lines.append("datapath at %s: not loaded" % spec.pin_dir)
@@ -176,10 +178,10 @@ def describe(spec, st, predicted=None):
 
 
 def _plan_load(spec, dp, st):
-    """Check mode: the actions Datapath.load() would take, and the programs
+    """Check mode: the actions Loader.load() would take, and the programs
     it would leave pinned."""
     lay = dp.layout
-    roles = sorted(datapath.ROLES)
+    roles = sorted(loader.ROLES)
     if not st["loaded"]:
         return ["create the datapath maps under %s and load the programs %s" % (lay.maps, ", ".join(roles))], \
             dict((r, _dry(spec, r, None)) for r in roles), False
@@ -212,7 +214,7 @@ def _plan_load(spec, dp, st):
 
 
 def _dry(spec, role, maps_dir):
-    obj, prog = datapath.ROLES[role]
+    obj, prog = loader.ROLES[role]
     try:
         return dryload.program_summary(os.path.join(spec.obj_dir, obj), prog, maps_dir)
     except libbpf.BpfError as e:
@@ -243,7 +245,7 @@ def _check_nic(spec, st):
 
 def ensure(spec, check_mode=False):
     """Bring the host's transit side to spec. Returns the module's result."""
-    dp = datapath.Datapath(spec.pin_dir, spec.obj_dir)
+    dp = loader.Loader(spec.pin_dir, spec.obj_dir)
     try:
         st = read(spec, dp)
     except (libbpf.BpfError, netlink.NetlinkError, xdp.XdpError, OSError) as e:
@@ -292,12 +294,12 @@ def _present(spec, dp, st, check_mode):
     else:
         try:
             load = dp.load(stage_sources=spec.stage_sources)
-        except (datapath.DatapathError, libbpf.BpfError, stages.StageError, OSError) as e:
+        except (loader.LoaderError, libbpf.BpfError, stages.StageError, OSError) as e:
             raise _load_error("loading the datapath from %s into %s" % (spec.obj_dir, spec.pin_dir), e)
         migrated = load["action"] == "migrated"
         if load["action"] == "created":
             actions.append("create the datapath maps under %s and load the programs %s" % (
-                dp.layout.maps, ", ".join(sorted(datapath.ROLES))))
+                dp.layout.maps, ", ".join(sorted(loader.ROLES))))
         elif migrated:
             changes = "; ".join("%s: %s" % (m, ", ".join(c)) for m, c in sorted(load["layout_changes"].items()))
             copied = ", ".join("%s %d" % (m, n) for m, n in sorted(load["entries"].items()) if n) or "no entries"
@@ -318,7 +320,7 @@ def _present(spec, dp, st, check_mode):
         upgraded = bool(old_transit) and load["programs"]["transit"]["changed"]
         try:
             att = dp.attach("transit", spec.interface, spec.mode, switch_mode=spec.switch_mode)
-        except (datapath.DatapathError, libbpf.BpfError, xdp.XdpError, netlink.NetlinkError) as e:
+        except (loader.LoaderError, libbpf.BpfError, xdp.XdpError, netlink.NetlinkError) as e:
             raise TransitError("attaching the transit program to %s: %s" % (spec.interface, e))
         if att["action"] == "attached":
             actions.append("attach the transit program to %s (%s mode)" % (spec.interface, spec.mode))
@@ -368,7 +370,7 @@ def _absent(spec, dp, st, check_mode):
         if not check_mode:
             try:
                 dp.teardown()
-            except (datapath.DatapathError, libbpf.BpfError, xdp.XdpError, OSError) as e:
+            except (loader.LoaderError, libbpf.BpfError, xdp.XdpError, OSError) as e:
                 raise TransitError("tearing down the datapath at %s: %s" % (spec.pin_dir, e))
     nic = st["nic"]
     after_nic = nic
@@ -399,11 +401,11 @@ def _endpoint_netns(iface_index, host_peer, pass_atts):
 
 
 def info(pin_dir):
-    """Datapath.status() of pin_dir, plus `transit` (the transit program's
+    """Loader.status() of pin_dir, plus `transit` (the transit program's
     attachment) and `endpoints` (one per agent attachment: iface, ifindex,
     netns of a made endpoint or None for an adopted interface, mode,
     prog_id, and vni, ip, mac from the agents map when it has the entry)."""
-    dp = datapath.Datapath(pin_dir, None)
+    dp = loader.Loader(pin_dir, None)
     st = dp.status()
     if not st.get("loaded"):
         st.update(programs={}, attachments=st.get("attachments") or [], maps={}, counters={}, drops={}, stages={},

@@ -46,12 +46,13 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     yaml = None
     HAS_YAML = False
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr
-from ansible_collections.mizar.transit.plugins.module_utils.capacity import STAGES
-from ansible_collections.mizar.transit.plugins.module_utils.errors import suggest
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import suggest
 
-FUNCTIONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                             "bpf", "functions")
+# plugins/module_utils/model/ -> the collection's root
+_COLLECTION = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
+FUNCTIONS_DIR = os.path.join(_COLLECTION, "bpf", "functions")
 SOURCE_SUFFIX = ".bpf.c"
 SCHEMA_SUFFIX = ".yml"
 USER_SOURCE_SUFFIX = ".c"

@@ -8,11 +8,8 @@ of a namespace under /run/netns (or an absolute path to a namespace file)
 and acts there. Functions that change something are idempotent and return
 True when they changed something, so modules can report `changed` honestly.
 
-Acting in another namespace happens on a short-lived thread that setns()
-into it: only that thread moves, never the process, and the mount namespace
-is untouched, so /sys/fs/bpf pins stay visible (unlike `ip netns exec`,
-which remounts /sys). BPF calls that take an ifindex (XDP attach, query)
-use run_in_netns() the same way.
+Acting in another namespace goes through nsenter.run_in_netns(), the same
+helper the bpf/ layer uses for XDP attachments.
 
 pyroute2 is optional at import time (HAS_PYROUTE2) so that modules can
 report it with missing_required_lib. Targets may have pyroute2 0.7 (Debian
@@ -35,7 +32,9 @@ import ipaddress
 import os
 import socket
 import struct
-import threading
+
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.nsenter import NetnsError, netns_exists, run_in_netns
 
 # The oldest pyroute2 the modules work with (Debian 12's python3-pyroute2).
 PYROUTE2_MIN = (0, 7, 2)
@@ -83,8 +82,6 @@ except ImportError as _e:  # pragma: no cover - exercised when pyroute2 is absen
         pass
 
 
-NETNS_RUN_DIR = "/run/netns"
-CLONE_NEWNET = 0x40000000
 IFF_UP = 0x1
 IFNAMSIZ = 16
 
@@ -93,12 +90,8 @@ ETHTOOL_GTXCSUM = 0x16
 ETHTOOL_STXCSUM = 0x17
 
 
-class NetlinkError(Exception):
+class NetlinkError(NetnsError):
     """A namespace or link operation failed; errno is kept when known."""
-
-    def __init__(self, msg, err=0):
-        self.errno = err
-        super(NetlinkError, self).__init__(msg)
 
 
 def _need_pyroute2():
@@ -107,25 +100,6 @@ def _need_pyroute2():
 
 
 # ---------------------------------------------------------------- namespaces
-
-
-def netns_path(netns):
-    """The namespace file of a name (under /run/netns) or an absolute path."""
-    if not netns or "/" in netns and not os.path.isabs(netns):
-        raise NetlinkError("bad network namespace name %r" % (netns,), errno.EINVAL)
-    return netns if os.path.isabs(netns) else os.path.join(NETNS_RUN_DIR, netns)
-
-
-def netns_exists(netns):
-    return os.path.exists(netns_path(netns))
-
-
-def netns_list():
-    """Names of the namespaces under /run/netns."""
-    try:
-        return sorted(os.listdir(NETNS_RUN_DIR))
-    except FileNotFoundError:
-        return []
 
 
 def netns_add(name):
@@ -145,48 +119,6 @@ def netns_del(name):
         return False
     _pr_netns.remove(name)
     return True
-
-
-_libc = None
-
-
-def _setns(fd):
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise NetlinkError("setns: %s" % os.strerror(err), err)
-
-
-def run_in_netns(netns, fn, *args, **kwargs):
-    """fn(*args, **kwargs) run in netns (None: right here), its result
-    returned and its exception re-raised. Sockets fn creates stay in netns."""
-    if netns is None:
-        return fn(*args, **kwargs)
-    path = netns_path(netns)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as e:
-        raise NetlinkError("network namespace %s: %s" % (netns, e.strerror), e.errno)
-    out = {}
-
-    def body():
-        try:
-            _setns(fd)
-            out["value"] = fn(*args, **kwargs)
-        except BaseException as e:  # handed to the caller's thread
-            out["error"] = e
-
-    try:
-        t = threading.Thread(target=body, name="netns-%s" % os.path.basename(path))
-        t.start()
-        t.join()
-    finally:
-        os.close(fd)
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
 
 
 def netns_socket(netns, family=socket.AF_INET, sock_type=socket.SOCK_DGRAM, proto=0):
@@ -211,6 +143,27 @@ def sysctl(key, value=None, netns=None):
         return True
 
     return run_in_netns(netns, body)
+
+
+def ipv6_disabled(ifname, netns=None):
+    """True when IPv6 is off on ifname (or absent from the whole kernel)."""
+    try:
+        return sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, netns=netns) == "1"
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT:
+            return True
+        raise
+
+
+def disable_ipv6(ifname, netns=None):
+    """Turn IPv6 off on ifname (nothing to do in a kernel without IPv6).
+    Returns changed."""
+    try:
+        return sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, 1, netns=netns)
+    except (IOError, OSError) as e:
+        if e.errno == errno.ENOENT:
+            return False
+        raise
 
 
 # ---------------------------------------------------------------- messages
@@ -331,7 +284,7 @@ def veth_add(ifname, peer, netns=None, peer_netns=None):
             peer_spec = {"ifname": peer}
             fd = None
             if peer_netns is not None and peer_netns != netns:
-                fd = os.open(netns_path(peer_netns), os.O_RDONLY)
+                fd = os.open(nsenter.netns_path(peer_netns), os.O_RDONLY)
                 peer_spec["net_ns_fd"] = fd
             try:
                 _nl("creating veth %s/%s" % (ifname, peer),
@@ -472,6 +425,14 @@ def routes(netns=None):
     return run_in_netns(netns, body)
 
 
+def default_route(netns=None):
+    """{gateway, oif} of the main table's default route in netns, or None."""
+    for r in routes(netns):
+        if r["dst_len"] == 0:
+            return {"gateway": r["gateway"], "oif": r["oif"]}
+    return None
+
+
 def route_add(dst, gateway=None, iface=None, netns=None):
     """An IPv4 route to dst ("default" or a CIDR) via gateway and/or out of
     iface. An existing route to dst with other attributes is replaced.
@@ -606,7 +567,7 @@ def _move_rename(ifname, from_netns, to_netns, new_name):
     def body():
         with _ipr() as ipr:
             idx = _require(ipr, ifname, from_netns)["index"]
-            fd = os.open(netns_path(to_netns), os.O_RDONLY)
+            fd = os.open(nsenter.netns_path(to_netns), os.O_RDONLY)
             try:
                 _nl("moving %s to %s as %s" % (ifname, to_netns, new_name),
                     lambda: ipr.link("set", index=idx, net_ns_fd=fd, ifname=new_name))

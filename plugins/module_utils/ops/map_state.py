@@ -9,7 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi
 
 
 class ApplyError(Exception):

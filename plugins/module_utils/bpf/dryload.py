@@ -19,7 +19,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 
 
 def program_summary(obj_path, prog_name, maps_dir):

@@ -31,11 +31,12 @@ import ipaddress
 import os
 import shutil
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr
-from ansible_collections.mizar.transit.plugins.module_utils import libbpf
-from ansible_collections.mizar.transit.plugins.module_utils import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.steps import Step
-from ansible_collections.mizar.transit.plugins.module_utils import xdp
+from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
 
 DEFAULT_BRIDGE = "mzlab0"
 DEFAULT_INTERFACE = "eth0"
@@ -107,16 +108,6 @@ class Spec:
 # ---------------------------------------------------------------- reading
 
 
-def _ipv6_disabled(ifname, netns):
-    """True when IPv6 is off on ifname (or in the whole kernel)."""
-    try:
-        return netlink.sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, netns=netns) == "1"
-    except (IOError, OSError) as e:
-        if e.errno == errno.ENOENT:
-            return True
-        raise
-
-
 def _listdir(path):
     try:
         return sorted(os.listdir(path))
@@ -130,13 +121,13 @@ def read(spec):
     """The current state of the lab host of spec, as plain data."""
     links = {lk["ifname"]: lk for lk in netlink.links()}
     by_index = dict((lk["index"], lk) for lk in links.values())
-    state = {"netns": netlink.netns_exists(spec.name), "bridge": None, "port": None, "interface": None,
+    state = {"netns": nsenter.netns_exists(spec.name), "bridge": None, "port": None, "interface": None,
              "lo_up": False, "xdp": None}
 
     br = links.get(spec.bridge)
     if br is not None:
         state["bridge"] = {"index": br["index"], "kind": br["kind"], "up": br["up"],
-                           "ipv6_off": _ipv6_disabled(spec.bridge, None),
+                           "ipv6_off": netlink.ipv6_disabled(spec.bridge, None),
                            "ports": sorted(lk["ifname"] for lk in links.values() if lk["master"] == br["index"])}
 
     port = links.get(spec.port)
@@ -144,7 +135,7 @@ def read(spec):
         master = by_index.get(port["master"]) if port["master"] else None
         state["port"] = {"index": port["index"], "kind": port["kind"], "up": port["up"],
                          "master": master["ifname"] if master else None, "peer_index": port["peer_index"],
-                         "ipv6_off": _ipv6_disabled(spec.port, None)}
+                         "ipv6_off": netlink.ipv6_disabled(spec.port, None)}
         if port["kind"] == "veth":
             q = xdp.query(port["index"])
             if q["attached"]:
@@ -157,7 +148,7 @@ def read(spec):
             state["interface"] = {"index": inner["index"], "kind": inner["kind"], "up": inner["up"],
                                   "mac": inner["mac"], "peer_index": inner["peer_index"],
                                   "addresses": sorted(netlink.addrs(spec.interface, spec.name)),
-                                  "ipv6_off": _ipv6_disabled(spec.interface, spec.name)}
+                                  "ipv6_off": netlink.ipv6_disabled(spec.interface, spec.name)}
         lo = netlink.link("lo", spec.name)
         state["lo_up"] = bool(lo and lo["up"])
 
@@ -209,7 +200,7 @@ def _plan_present(spec, state, tag):
     elif not br["up"]:
         ch.append(Step("set bridge %s up" % spec.bridge, netlink.bridge_add, spec.bridge))
     if br is None or not br["ipv6_off"]:
-        ch.append(Step("disable IPv6 on %s" % spec.bridge, _ipv6_off, spec.bridge, None))
+        ch.append(Step("disable IPv6 on %s" % spec.bridge, netlink.disable_ipv6, spec.bridge, None))
 
     fresh = not _paired(state)
     if fresh:
@@ -222,9 +213,9 @@ def _plan_present(spec, state, tag):
     ist = None if fresh else state["interface"]
 
     if pst is None or not pst["ipv6_off"]:
-        ch.append(Step("disable IPv6 on %s" % port, _ipv6_off, port, None))
+        ch.append(Step("disable IPv6 on %s" % port, netlink.disable_ipv6, port, None))
     if ist is None or not ist["ipv6_off"]:
-        ch.append(Step("disable IPv6 on %s in %s" % (ifname, name), _ipv6_off, ifname, name))
+        ch.append(Step("disable IPv6 on %s in %s" % (ifname, name), netlink.disable_ipv6, ifname, name))
     if pst is None or pst["master"] != spec.bridge:
         ch.append(Step("make %s a port of %s" % (port, spec.bridge), netlink.link_set, port, master=spec.bridge))
     if spec.mac and (ist is None or (ist["mac"] or "").lower() != spec.mac):
@@ -295,18 +286,9 @@ def leftovers(spec, state):
 # ---------------------------------------------------------------- actions
 
 
-def _ipv6_off(ifname, netns):
-    try:
-        return netlink.sysctl("net/ipv6/conf/%s/disable_ipv6" % ifname, 1, netns=netns)
-    except (IOError, OSError) as e:
-        if e.errno == errno.ENOENT:  # no IPv6 in this kernel
-            return False
-        raise
-
-
 def _delete_ends(spec):
     netlink.link_del(spec.port)
-    if netlink.netns_exists(spec.name):
+    if nsenter.netns_exists(spec.name):
         netlink.link_del(spec.interface, spec.name)
 
 

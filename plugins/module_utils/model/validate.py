@@ -19,13 +19,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mizar.transit.plugins.module_utils import addr
-from ansible_collections.mizar.transit.plugins.module_utils import capacity
-from ansible_collections.mizar.transit.plugins.module_utils import functions as fnreg
-from ansible_collections.mizar.transit.plugins.module_utils import model as mdl
-from ansible_collections.mizar.transit.plugins.module_utils.errors import ErrorList, InvalidInventory, suggest
-from ansible_collections.mizar.transit.plugins.module_utils.gcpause import gc_paused
-from ansible_collections.mizar.transit.plugins.module_utils.placement import place
+from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
+from ansible_collections.mizar.transit.plugins.module_utils.model import functions as fnreg
+from ansible_collections.mizar.transit.plugins.module_utils.model import inventory as mdl
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, InvalidInventory, suggest
+from ansible_collections.mizar.transit.plugins.module_utils.model.gcpause import gc_paused
+from ansible_collections.mizar.transit.plugins.module_utils.model.placement import place
 
 
 def validate(inventory, registry=None):
@@ -191,7 +191,7 @@ class _Checker:
                        "than the %d the datapath looks up: use at most %d distinct network sizes in one VPC"
                        % (vpc.name, len(plens), ", ".join("/%d" % p for p in plens), max_plens, max_plens))
         # overlaps: sweep in address order, remembering the furthest end so far
-        placed.sort(key=lambda n: (n.net, n.plen))
+        placed.sort(key=lambda n: n.sort_key)  # one VPC: address order
         widest, widest_end = None, -1
         for net in placed:
             if widest is not None and net.net <= widest_end:

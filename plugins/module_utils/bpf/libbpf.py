@@ -233,7 +233,6 @@ def lib():
     _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
     vp, i, u32, cp = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_char_p
-    sz = ctypes.c_size_t
     _sig(handle, "libbpf_set_print", vp, [_PRINT_FN])
     _sig(handle, "bpf_object__open_file", vp, [cp, ctypes.POINTER(_ObjectOpenOpts)])
     _sig(handle, "bpf_object__load", i, [vp])
@@ -264,7 +263,6 @@ def lib():
     _sig(handle, "bpf_map_delete_elem", i, [i, vp])
     _sig(handle, "bpf_map_get_next_key", i, [i, vp, vp])
     _sig(handle, "bpf_map_update_batch", i, [i, vp, vp, ctypes.POINTER(u32), ctypes.POINTER(_BatchOpts)])
-    _sig(handle, "bpf_map_delete_batch", i, [i, vp, ctypes.POINTER(u32), ctypes.POINTER(_BatchOpts)])
     _sig(handle, "bpf_map_lookup_batch", i, [i, vp, vp, vp, vp, ctypes.POINTER(u32), ctypes.POINTER(_BatchOpts)])
     _sig(handle, "bpf_map_get_fd_by_id", i, [u32])
     _sig(handle, "bpf_prog_get_fd_by_id", i, [u32])
@@ -541,24 +539,6 @@ class Map:
         for i in range(n):  # no batch support for this map type
             self.update(keys[i * ks:(i + 1) * ks], vals[i * vs:(i + 1) * vs], flags)
         return n
-
-    def delete_batch(self, keys):
-        """Delete keys (all must exist), batched where supported."""
-        keys = list(keys)
-        if not keys:
-            return 0
-        raw = b"".join(keys)
-        kb = ctypes.create_string_buffer(raw, len(raw))
-        count = ctypes.c_uint32(len(keys))
-        opts = _BatchOpts(ctypes.sizeof(_BatchOpts), 0, 0)
-        ret = lib().bpf_map_delete_batch(self.fd, kb, ctypes.byref(count), ctypes.byref(opts))
-        if ret == 0:
-            return len(keys)
-        if ret not in (-errno_mod.EINVAL, -errno_mod.ENOTSUP, -524) or count.value:
-            raise BpfError("batch delete from %s (%d of %d deleted)" % (self.name, count.value, len(keys)), ret)
-        for k in keys:
-            self.delete(k)
-        return len(keys)
 
     def items(self):
         """Every (key, value) pair: lookup_batch where supported, else key walk."""
@@ -841,9 +821,9 @@ class Btf:
 
 # ---------------------------------------------------------------- XDP, links, introspection
 #
-# Used by xdp.py, stages.py and datapath.py. These functions act in the
+# Used by xdp.py, stages.py and loader.py. These functions act in the
 # network namespace of the calling thread (ifindexes are per namespace): run
-# them through netlink.run_in_netns() to act in another one.
+# them through nsenter.run_in_netns() to act in another one.
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1

@@ -24,7 +24,7 @@ Two ways to change the table:
   renamed, which bpffs supports). At every instant the attached program
   reaches either the whole old table or the whole new one.
 
-The pin layout is shared with datapath.py (see Layout).
+The pin layout is shared with loader.py (see Layout).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -34,7 +34,7 @@ __metaclass__ = type
 import os
 import struct
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf
 
 TRANSIT_PROG = "mzr_transit"
 

@@ -28,7 +28,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.mizar.transit.plugins.module_utils import abi, dryload, fnconfig, libbpf, stages
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, dryload, fnconfig, libbpf, stages
 
 SUFFIX = ".bpf.o"
 
