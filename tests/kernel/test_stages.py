@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, loader, libbpf, stages
 
-from .packets import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, plain_udp
+from packets import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, plain_udp
 
 HOST_IP = "192.168.77.1"
 
