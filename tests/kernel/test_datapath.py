@@ -8,8 +8,10 @@ import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, libbpf, stages, xdp
 
-from .conftest import PROGS, build_variant, edit_struct, member_line, quiet_veth
+from machine import PROGS
 from packets import XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, geneve_icmp, plain_udp
+
+from .conftest import build_variant, edit_struct, member_line, quiet_veth
 
 H1, H2, H3 = "192.168.77.1", "192.168.77.2", "192.168.77.3"
 MAC = {H1: "02:00:00:00:77:01", H2: "02:00:00:00:77:02", H3: "02:00:00:00:77:03"}
