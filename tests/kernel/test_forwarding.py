@@ -58,7 +58,7 @@ def snapshot(lab):
 
 def test_everything_attached_natively(lab):
     for h in lab.hosts:
-        roles = sorted((a["role"], a["mode"]) for a in lab.datapaths[h].attachments())
+        roles = sorted((a["role"], a["mode"]) for a in lab.loaders[h].attachments())
         n_local = len(lab.local_endpoints(h))
         assert roles == sorted([("transit", "native"), ("pass", "native")] + [("agent", "native")] * n_local
                                + [("pass", "native")] * n_local), h

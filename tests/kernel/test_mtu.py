@@ -66,7 +66,7 @@ def _sh(ns, *cmd):
 def test_endpoints_and_if_cfg_follow_the_nic_mtu(lab):
     for h in lab.hosts:
         assert netlink.link("eth0", lab.ns(h))["mtu"] == NIC
-        with lab.datapaths[h].map(abi.IF_CFG_MAP) as m:
+        with lab.loaders[h].map(abi.IF_CFG_MAP) as m:
             assert abi.decode_if_cfg(m.lookup(bytes(4)))["mtu"] == NIC, h
     for name, want in (("ep1", EP), ("ep2", EP), ("byp", NIC)):
         ep = lab.endpoints[name]

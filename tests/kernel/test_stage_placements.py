@@ -71,7 +71,7 @@ def lab():
 
 
 def _maps(lab, h):
-    return os.path.join(lab.datapaths[h].pin_dir, "maps")
+    return os.path.join(lab.loaders[h].pin_dir, "maps")
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def acl(lab):
 
     def install(stage_names):
         for h in lab.hosts:
-            st = stages.Stages(lab.datapaths[h].pin_dir)
+            st = stages.Stages(lab.loaders[h].pin_dir)
             for s in stage_names:
                 st.install(s, ACL_OBJ, ACL_PROGS[s])
                 installed.append((st, s))
