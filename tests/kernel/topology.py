@@ -33,7 +33,10 @@ Used by tests/kernel/test_forwarding.py, test_mtu.py and test_stage_placements.p
 import ipaddress
 import os
 import re
+import select
+import socket
 import subprocess
+import time
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader
@@ -224,8 +227,24 @@ class Lab:
 
         return nsenter.run_in_netns(self.ns(ep_name), body)
 
+    def udp(self, ep, bind=None):
+        """A UDP socket in endpoint ep's namespace, bound to bind (ip, port) if given."""
+        s = netlink.netns_socket(self.ns(ep), socket.AF_INET, socket.SOCK_DGRAM)
+        if bind:
+            s.bind(bind)
+        return s
+
     def counters(self, host):
         return self.loaders[host].counters() if host in self.loaders else self.loader(host).counters()
+
+    def all_counters(self):
+        """{host: counters} of every host."""
+        return dict((h, self.counters(h)) for h in self.hosts)
+
+    def counter_deltas(self, before, after=None):
+        """{host: the counters that moved} from all_counters() before to after (default: now)."""
+        after = self.all_counters() if after is None else after
+        return dict((h, deltas(before[h], after[h])) for h in self.hosts)
 
     # ------------------------------------------------------------ teardown
 
@@ -233,6 +252,28 @@ class Lab:
         """Detach and unpin every host's programs and maps, delete every
         namespace. Returns the errors met (it keeps going past them)."""
         return cleanup(self.prefix, self.obj_dir)
+
+
+def deltas(before, after):
+    """The counters that moved between two readings: {name: after - before}."""
+    return dict((k, after[k] - before[k]) for k in after if after[k] != before[k])
+
+
+def recv(sock, timeout, size=2048):
+    """(data, peer) of the next datagram within timeout seconds, or (None, None)."""
+    r, dummy, dummy = select.select([sock], [], [], timeout)
+    return sock.recvfrom(size) if r else (None, None)
+
+
+def poll(read, done, timeout=5.0, interval=0.02):
+    """read() until done(value) is true or timeout seconds have passed;
+    returns the last value read (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = read()
+    return value
 
 
 def cleanup(prefix, obj_dir):
