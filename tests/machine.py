@@ -3,6 +3,7 @@ bpffs, the system libbpf, pyroute2, the BPF objects. Tests that need them
 fail loudly when they are missing; they never skip. Also: building the
 test-only BPF programs (tests/progs) exactly as the collection builds its own."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,6 +50,24 @@ def require(what, **kw):
     missing = problems(**kw)
     if missing:
         pytest.fail("%s cannot run: %s" % (what, "; ".join(missing)), pytrace=False)
+
+
+def bpffs_rmtree(path):
+    """Remove a pin tree, detaching pinned links first (a pinned link keeps
+    its program attached even after its pin's directory is gone)."""
+    from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+
+    if not os.path.exists(path):
+        return
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            try:
+                if libbpf.pin_kind(p) == "link":
+                    xdp.link_detach_pinned(p)
+            except Exception:  # a pin we cannot inspect: unlinking it below still drops its reference
+                pass
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def compile_bpf(src, out_dir, tree=BPF_SRC):

@@ -13,8 +13,6 @@ import machine
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
-
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 ROOT = machine.ROOT
@@ -42,26 +40,13 @@ def unique(kind):
     return "%s-%s%d" % (RUN, kind, next(_seq))
 
 
-def bpffs_rmtree(path):
-    """Remove a pin tree, detaching pinned links first (a pinned link keeps
-    its program attached even after the pin's directory is gone)."""
-    if not os.path.exists(path):
-        return
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if libbpf.pin_kind(p) == "link":
-                xdp.link_detach_pinned(p)
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture
 def pin_dir():
     """A fresh pin directory under /sys/fs/bpf, removed afterwards."""
     path = os.path.join(BPFFS, unique("pins"))
     os.mkdir(path)
     yield path
-    bpffs_rmtree(path)
+    machine.bpffs_rmtree(path)
     assert not os.path.exists(path), "pin dir %s left behind" % path
 
 
