@@ -1,13 +1,18 @@
 """What a test run on the real kernel needs, checked once: root, a mounted
 bpffs, the system libbpf, pyroute2, the BPF objects. Tests that need them
-fail loudly when they are missing; they never skip."""
+fail loudly when they are missing; they never skip. Also: building the
+test-only BPF programs (tests/progs) exactly as the collection builds its own."""
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BPF_SRC = os.path.join(ROOT, "bpf")
 BPF_OUT = os.path.join(ROOT, ".build", "bpf")
+PROGS = os.path.join(ROOT, "tests", "progs")
 BPFFS = "/sys/fs/bpf"
 
 
@@ -45,3 +50,37 @@ def require(what, **kw):
     missing = problems(**kw)
     if missing:
         pytest.fail("%s cannot run: %s" % (what, "; ".join(missing)), pytrace=False)
+
+
+def bpffs_rmtree(path):
+    """Remove a pin tree, detaching pinned links first (a pinned link keeps
+    its program attached even after its pin's directory is gone)."""
+    from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+
+    if not os.path.exists(path):
+        return
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            try:
+                if libbpf.pin_kind(p) == "link":
+                    xdp.link_detach_pinned(p)
+            except Exception:  # a pin we cannot inspect: unlinking it below still drops its reference
+                pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def compile_bpf(src, out_dir, tree=BPF_SRC):
+    """Build one test-only .bpf.c into out_dir; returns the .o. The command is
+    the collection's own (bpf/build.py's, whose flags are bpf/Makefile's),
+    run in the bpf/ tree `tree` so the program includes that tree's headers
+    (a test's edited copy, or the real one)."""
+    from ansible_collections.mizar.transit.plugins.module_utils.bpf import build
+
+    out = os.path.join(out_dir, build.stem(src) + build.SUFFIX)
+    cmd = build.command("clang", (), os.path.abspath(src), out)
+    res = subprocess.run(cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                         check=False)
+    if res.returncode:
+        pytest.fail("compiling %s failed:\n%s\ncommand: %s" % (src, res.stdout, " ".join(cmd)), pytrace=False)
+    return out

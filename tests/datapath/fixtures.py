@@ -10,9 +10,9 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 import packets as P
+from packets import XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi
 
-XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 VERDICTS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
 
 # Substrate hosts: name -> (ip, mac)

@@ -3,25 +3,16 @@ that reach that stage, sees the packet as the pipeline prepared it, and
 shares the main program's maps; an empty slot falls through."""
 import os
 import struct
-import subprocess
 
 import pytest
 
 import fixtures as F
+import machine
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 def _compile(tmp_path_factory, name):
-    out = str(tmp_path_factory.mktemp("bpf") / (name + ".bpf.o"))
-    subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
-                    "-I", os.path.join(ROOT, "bpf", "include"),
-                    "-I", "/usr/include/%s-linux-gnu" % os.uname().machine,
-                    "-c", os.path.join(ROOT, "tests", "kernel", "progs", name + ".bpf.c"), "-o", out],
-                   check=True)
-    return out
+    return machine.compile_bpf(os.path.join(machine.PROGS, name + ".bpf.c"), str(tmp_path_factory.mktemp("bpf")))
 
 
 @pytest.fixture(scope="module")

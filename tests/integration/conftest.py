@@ -8,7 +8,6 @@ lab, and every fixture cleans up in its finalizer, also after a failure.
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,8 +15,7 @@ import textwrap
 import machine
 import pytest
 import yaml
-
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+from machine import bpffs_rmtree
 
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
@@ -29,6 +27,7 @@ BPF_OUT = os.path.join(ROOT, ".build", "bpf")
 PASS_OBJ = os.path.join(BPF_OUT, "pass.bpf.o")
 BPFFS = "/sys/fs/bpf"
 LAB_INVENTORY = os.path.join(ROOT, "inventories", "lab")
+LAB = "mizar.transit.lab"
 
 # Short and unique per run: lab hosts are named RUN + "h1", ... and must leave
 # room in interface names (bridge RUN + "br").
@@ -123,21 +122,6 @@ def shipped_host_settings():
         return yaml.safe_load(f)
 
 
-def bpffs_rmtree(path):
-    """Remove a pin tree, detaching pinned links first."""
-    if not os.path.exists(path):
-        return
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            try:
-                if libbpf.pin_kind(p) == "link":
-                    xdp.link_detach_pinned(p)
-            except Exception:  # a pin we cannot inspect: unlinking it below still drops it
-                pass
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def remove_lab_host(name, bridge=lab.DEFAULT_BRIDGE, bpffs_root=None):
     """Remove whatever is left of a lab host, by hand (finalizers)."""
     errors = []
@@ -155,6 +139,44 @@ def remove_bridge_if_unused(bridge):
     br = netlink.link(bridge)
     if br is not None and not [lk for lk in netlink.links() if lk["master"] == br["index"]]:
         netlink.link_del(bridge)
+
+
+class LabHosts:
+    """Lab hosts of one test module, for runs of the lab playbook: ips
+    {host: underlay address} (names carrying RUN), their own bridge and bpffs
+    root. Gives the inventory, shaped like inventories/lab; runs the playbook
+    with this lab's settings; removes whatever a run left."""
+
+    def __init__(self, ips, bridge, bpffs_root):
+        self.ips = dict(ips)
+        self.hosts = list(self.ips)
+        self.bridge = bridge
+        self.bpffs_root = bpffs_root
+        self.vars = ["-e", "mizar_lab_bridge=%s" % bridge, "-e", "mizar_lab_bpffs_root=%s" % bpffs_root]
+
+    def inventory(self, directory, **settings):
+        """An inventory of these hosts with the shipped lab's host settings,
+        this lab's bpffs root and then settings (group_vars/mizar_hosts.yml)."""
+        group_vars = shipped_host_settings()
+        group_vars["ansible_mizar_bpffs_root"] = self.bpffs_root
+        group_vars.update(settings)
+        return write_inventory(directory, dict((h, {"mizar_underlay_ip": ip}) for h, ip in self.ips.items()),
+                               group_vars=group_vars)
+
+    def playbook(self, ansible, inventory, state="present", *extra):
+        """ansible-playbook mizar.transit.lab with mizar_lab_state=state."""
+        return ansible.playbook(inventory, LAB, "-e", "mizar_lab_state=%s" % state, *(self.vars + list(extra)))
+
+    def remove(self, ansible, inventory):
+        """Remove the lab whatever happened (finalizers): the playbook first,
+        purging the bpffs views, then by hand. Returns the errors met."""
+        self.playbook(ansible, inventory, "absent", "-e", "mizar_lab_bpffs_purge=true")
+        errors = []
+        for h in self.hosts:
+            errors += remove_lab_host(h, bridge=self.bridge, bpffs_root=self.bpffs_root)
+        remove_bridge_if_unused(self.bridge)
+        bpffs_rmtree(self.bpffs_root)
+        return errors
 
 
 def ns_ping(netns, ip):

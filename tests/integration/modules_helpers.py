@@ -10,15 +10,15 @@ failure reports.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import yaml
+from machine import bpffs_rmtree
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
 
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
@@ -183,22 +183,6 @@ def xdp_on(iface, netns=None):
     """(prog_name, mode) of the XDP program on iface, or None."""
     q = xdp.query(iface, netns=netns)
     return (q["prog_name"], q["mode"]) if q["attached"] else None
-
-
-def bpffs_rmtree(path):
-    """Remove a pin tree, detaching pinned links first (a pinned link keeps
-    its program attached even after its pin's directory is gone)."""
-    if not os.path.exists(path):
-        return
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            try:
-                if libbpf.pin_kind(p) == "link":
-                    xdp.link_detach_pinned(p)
-            except Exception:  # unlinking it below still drops the pin's reference
-                pass
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def cleanup():

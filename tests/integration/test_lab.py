@@ -15,23 +15,20 @@ from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from ansible_collections.mizar.transit.plugins.module_utils.ops import lab_host as lab
 
-from .conftest import (LAB_INVENTORY, RUN, bpffs_rmtree, ns_ping, remove_bridge_if_unused, remove_lab_host,
+from .conftest import (LAB, LAB_INVENTORY, RUN, LabHosts, ns_ping, remove_bridge_if_unused, remove_lab_host,
                        shipped_host_settings, write_inventory)
 
 HOSTS = ["%sh%d" % (RUN, i) for i in (1, 2, 3)]
 IPS = dict((h, "192.168.77.%d" % i) for i, h in enumerate(HOSTS, 1))
 BRIDGE = RUN + "br"
 BPFFS_ROOT = "/sys/fs/bpf/%s-lab" % RUN
-LAB = "mizar.transit.lab"
-LAB_VARS = ["-e", "mizar_lab_bridge=%s" % BRIDGE, "-e", "mizar_lab_bpffs_root=%s" % BPFFS_ROOT]
+LAB_HOSTS = LabHosts(IPS, BRIDGE, BPFFS_ROOT)
+LAB_VARS = LAB_HOSTS.vars
 
 
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory):
-    host_settings = shipped_host_settings()
-    host_settings["ansible_mizar_bpffs_root"] = BPFFS_ROOT
-    return write_inventory(tmp_path_factory.mktemp("inventory"),
-                           dict((h, {"mizar_underlay_ip": ip}) for h, ip in IPS.items()), group_vars=host_settings)
+    return LAB_HOSTS.inventory(tmp_path_factory.mktemp("inventory"))
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +37,10 @@ def lab_run(ansible, inventory):
     the end whatever happened (playbook first, then by hand)."""
 
     def run(state="present", *extra):
-        return ansible.playbook(inventory, LAB, "-e", "mizar_lab_state=%s" % state, *(LAB_VARS + list(extra)))
+        return LAB_HOSTS.playbook(ansible, inventory, state, *extra)
 
     yield run
-    run("absent", "-e", "mizar_lab_bpffs_purge=true")
-    errors = []
-    for h in HOSTS:
-        errors += remove_lab_host(h, bridge=BRIDGE, bpffs_root=BPFFS_ROOT)
-    remove_bridge_if_unused(BRIDGE)
-    bpffs_rmtree(BPFFS_ROOT)
+    errors = LAB_HOSTS.remove(ansible, inventory)
     assert not errors, errors
 
 

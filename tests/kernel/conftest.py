@@ -13,15 +13,11 @@ import machine
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, xdp
-
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BPF_OUT = os.path.join(ROOT, ".build", "bpf")
-BPF_INCLUDE = os.path.join(ROOT, "bpf", "include")
-PROGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs")
-BPFFS = "/sys/fs/bpf"
+ROOT = machine.ROOT
+BPF_OUT = machine.BPF_OUT
+BPFFS = machine.BPFFS
 
 # Short, unique per run: namespace and pin names carry it, so that a run
 # never touches another run's (or a person's) objects.
@@ -44,26 +40,13 @@ def unique(kind):
     return "%s-%s%d" % (RUN, kind, next(_seq))
 
 
-def bpffs_rmtree(path):
-    """Remove a pin tree, detaching pinned links first (a pinned link keeps
-    its program attached even after the pin's directory is gone)."""
-    if not os.path.exists(path):
-        return
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if libbpf.pin_kind(p) == "link":
-                xdp.link_detach_pinned(p)
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture
 def pin_dir():
     """A fresh pin directory under /sys/fs/bpf, removed afterwards."""
     path = os.path.join(BPFFS, unique("pins"))
     os.mkdir(path)
     yield path
-    bpffs_rmtree(path)
+    machine.bpffs_rmtree(path)
     assert not os.path.exists(path), "pin dir %s left behind" % path
 
 
@@ -100,22 +83,11 @@ def netns():
     assert not errors, errors
 
 
-def compile_bpf(src, out_dir, include=BPF_INCLUDE):
-    """Build one .bpf.c into out_dir like bpf/Makefile does; returns the .o."""
-    out = os.path.join(out_dir, os.path.basename(src).replace(".bpf.c", ".bpf.o"))
-    arch_inc = "/usr/include/%s-linux-gnu" % os.uname().machine
-    cmd = ["clang", "-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-I", include, "-I", arch_inc,
-           "-c", src, "-o", out]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
-    if res.returncode:
-        pytest.fail("compiling %s failed:\n%s" % (src, res.stdout), pytrace=False)
-    return out
-
-
 @pytest.fixture(scope="session")
 def stage_obj(tmp_path_factory):
-    """tests/kernel/progs/stage_verdicts.bpf.c, compiled."""
-    return compile_bpf(os.path.join(PROGS, "stage_verdicts.bpf.c"), str(tmp_path_factory.mktemp("stages")))
+    """tests/progs/stage_verdicts.bpf.c, compiled."""
+    src = os.path.join(machine.PROGS, "stage_verdicts.bpf.c")
+    return machine.compile_bpf(src, str(tmp_path_factory.mktemp("stages")))
 
 
 @pytest.fixture
@@ -175,5 +147,5 @@ def build_variant(out_dir, edit_header=None, extra_srcs=()):
     if res.returncode:
         pytest.fail("building the variant datapath failed:\n%s" % res.stdout, pytrace=False)
     for s in extra_srcs:
-        compile_bpf(s, objs, include=os.path.join(src, "include"))
+        machine.compile_bpf(s, objs, tree=src)
     return objs

@@ -8,7 +8,6 @@ VPC A (VNI 1000) and VPC B (VNI 2000) both use 10.0.0.0/24:
   ep1 10.0.0.2 on h1 (A)    ep2 10.0.0.3 on h2 (A)    ep5 10.0.0.4 on h2 (A)
   ep3 10.0.0.2 on h1 (B)    ep4 10.0.0.3 on h2 (B)
 """
-import select
 import socket
 
 import pytest
@@ -19,7 +18,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from .conftest import BPF_OUT, RUN
-from .topology import Lab
+from .topology import Lab, recv
 
 A, B = 1000, 2000
 PORT = 5555
@@ -48,17 +47,9 @@ def lab(request):
         assert not [n for n in nsenter.netns_list() if n.startswith(prefix + "-")]
 
 
-def deltas(before, after):
-    return dict((k, after[k] - before[k]) for k in after if after[k] != before[k])
-
-
-def snapshot(lab):
-    return dict((h, lab.counters(h)) for h in lab.hosts)
-
-
 def test_everything_attached_natively(lab):
     for h in lab.hosts:
-        roles = sorted((a["role"], a["mode"]) for a in lab.datapaths[h].attachments())
+        roles = sorted((a["role"], a["mode"]) for a in lab.loaders[h].attachments())
         n_local = len(lab.local_endpoints(h))
         assert roles == sorted([("transit", "native"), ("pass", "native")] + [("agent", "native")] * n_local
                                + [("pass", "native")] * n_local), h
@@ -67,18 +58,18 @@ def test_everything_attached_natively(lab):
 
 
 def test_ping_within_a_vpc_through_the_bouncer(lab):
-    before = snapshot(lab)
+    before = lab.all_counters()
     sent, received, out = lab.ping("ep1", "10.0.0.3")
     assert (sent, received) == (3, 3), out
     sent, received, out = lab.ping("ep2", "10.0.0.2")
     assert (sent, received) == (3, 3), out
-    after = snapshot(lab)
+    after = lab.all_counters()
 
     # ARP was answered by the bouncer with the endpoint's own MAC
     assert lab.neighbour_mac("ep1", "10.0.0.3") == lab.endpoints["ep2"].mac
     assert lab.neighbour_mac("ep2", "10.0.0.2") == lab.endpoints["ep1"].mac
 
-    d = dict((h, deltas(before[h], after[h])) for h in lab.hosts)
+    d = lab.counter_deltas(before, after)
     bouncer = d[lab.bouncer]
     assert bouncer.get("arp_reply", 0) >= 1, d
     assert bouncer.get("bounce", 0) >= 1, d
@@ -92,31 +83,19 @@ def test_ping_within_a_vpc_through_the_bouncer(lab):
         assert not [k for k in bad if d[h].get(k)], (h, d[h])
 
 
-def _udp(lab, ep, bind=None):
-    s = netlink.netns_socket(lab.ns(ep), socket.AF_INET, socket.SOCK_DGRAM)
-    if bind:
-        s.bind(bind)
-    return s
-
-
-def _recv(sock, timeout):
-    r, dummy, dummy = select.select([sock], [], [], timeout)
-    return sock.recvfrom(2048) if r else (None, None)
-
-
 def test_udp_exchange_stays_in_its_vpc(lab):
-    servers = dict((ep, _udp(lab, ep, ("10.0.0.3", PORT))) for ep in ("ep2", "ep4"))
-    clients = dict((ep, _udp(lab, ep)) for ep in ("ep1", "ep3"))
+    servers = dict((ep, lab.udp(ep, ("10.0.0.3", PORT))) for ep in ("ep2", "ep4"))
+    clients = dict((ep, lab.udp(ep)) for ep in ("ep1", "ep3"))
     try:
         for client, server, other, msg in (("ep1", "ep2", "ep4", b"to A"), ("ep3", "ep4", "ep2", b"to B")):
             clients[client].sendto(msg, ("10.0.0.3", PORT))
-            data, peer = _recv(servers[server], 5)
+            data, peer = recv(servers[server], 5)
             assert data == msg, "%s got nothing from %s" % (server, client)
             assert peer[0] == "10.0.0.2"
             servers[server].sendto(b"re: " + data, peer)
-            data, peer = _recv(clients[client], 5)
+            data, peer = recv(clients[client], 5)
             assert (data, peer) == (b"re: " + msg, ("10.0.0.3", PORT))
-            assert _recv(servers[other], 0.2) == (None, None), "%s's datagram reached %s" % (client, other)
+            assert recv(servers[other], 0.2) == (None, None), "%s's datagram reached %s" % (client, other)
     finally:
         for s in list(servers.values()) + list(clients.values()):
             s.close()
@@ -136,29 +115,24 @@ def test_overlapping_vpcs_are_isolated(lab):
     assert lab.neighbour_mac("ep3", "10.0.0.4") is None
 
 
-def _recv_big(sock, timeout):
-    r, dummy, dummy = select.select([sock], [], [], timeout)
-    return sock.recvfrom(65536) if r else (None, None)
-
-
 def test_a_4000_byte_udp_datagram_crosses_hosts_in_fragments(lab):
     """The endpoint's stack fragments a datagram larger than its MTU; every
     fragment carries the addresses, so every fragment is forwarded, and the
     receiver on another host reassembles the datagram byte for byte."""
     payload = bytes(range(256)) * 15 + b"end-of-datagram!"  # 3856 bytes: three fragments at MTU 1450
     assert len(payload) > 3 * 1200
-    server, client = _udp(lab, "ep2", ("10.0.0.3", PORT + 1)), _udp(lab, "ep1")
-    before = snapshot(lab)
+    server, client = lab.udp("ep2", ("10.0.0.3", PORT + 1)), lab.udp("ep1")
+    before = lab.all_counters()
     try:
         client.sendto(payload, ("10.0.0.3", PORT + 1))
-        data, peer = _recv_big(server, 5)
+        data, peer = recv(server, 5, size=65536)
         assert data == payload, "got %r bytes" % (None if data is None else len(data))
         server.sendto(data, peer)  # and the same way back
-        assert _recv_big(client, 5)[0] == payload
+        assert recv(client, 5, size=65536)[0] == payload
     finally:
         server.close()
         client.close()
-    d = dict((h, deltas(before[h], lab.counters(h))) for h in lab.hosts)
+    d = lab.counter_deltas(before)
     assert d["h2"].get("decap", 0) >= 3, d  # at least three fragments delivered on h2
     assert not [h for h in lab.hosts if d[h].get("drop")], d
 
@@ -168,7 +142,7 @@ def test_tcp_with_ip_options_crosses_hosts(lab):
     socket: the kernel puts them on each segment) works between hosts."""
     listener = netlink.netns_socket(lab.ns("ep2"), socket.AF_INET, socket.SOCK_STREAM)
     client = netlink.netns_socket(lab.ns("ep1"), socket.AF_INET, socket.SOCK_STREAM)
-    before = snapshot(lab)
+    before = lab.all_counters()
     try:
         listener.bind(("10.0.0.3", PORT + 2))
         listener.listen(1)
@@ -193,6 +167,6 @@ def test_tcp_with_ip_options_crosses_hosts(lab):
     finally:
         client.close()
         listener.close()
-    d = dict((h, deltas(before[h], lab.counters(h))) for h in lab.hosts)
+    d = lab.counter_deltas(before)
     assert d["h2"].get("decap", 0) >= 3, d
     assert not [h for h in lab.hosts if d[h].get("drop")], d

@@ -23,7 +23,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from .conftest import BPF_OUT, RUN
-from .topology import Lab
+from .topology import Lab, deltas, poll
 
 VNI = 1000
 NIC = 1400
@@ -54,10 +54,6 @@ def lab():
         assert not errors, errors
 
 
-def deltas(before, after):
-    return dict((k, after[k] - before[k]) for k in after if after[k] != before[k])
-
-
 def _sh(ns, *cmd):
     return subprocess.run(["ip", "netns", "exec", ns] + list(cmd), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, check=False).stdout
@@ -66,7 +62,7 @@ def _sh(ns, *cmd):
 def test_endpoints_and_if_cfg_follow_the_nic_mtu(lab):
     for h in lab.hosts:
         assert netlink.link("eth0", lab.ns(h))["mtu"] == NIC
-        with lab.datapaths[h].map(abi.IF_CFG_MAP) as m:
+        with lab.loaders[h].map(abi.IF_CFG_MAP) as m:
             assert abi.decode_if_cfg(m.lookup(bytes(4)))["mtu"] == NIC, h
     for name, want in (("ep1", EP), ("ep2", EP), ("byp", NIC)):
         ep = lab.endpoints[name]
@@ -149,8 +145,7 @@ def test_too_big_without_df_is_dropped_and_counted(lab):
         assert r and rx.recv(65536) == b"small"
         before = lab.counters("h1")
         tx.sendto(b"b" * (NIC - 28 - 8), ("10.0.0.6", PORT))  # IPv4 total 1392 > 1350, no DF
-        time.sleep(0.5)
-        d = deltas(before, lab.counters("h1"))
+        d = poll(lambda: deltas(before, lab.counters("h1")), lambda moved: moved.get("agent_too_big"))
         assert d == {"drop": 1, "agent_too_big": 1}, d
         r, dummy, dummy = select.select([rx], [], [], 0.5)
         assert not r, "an oversize datagram got through"

@@ -24,7 +24,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import fnconfig,
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 from .conftest import BPF_OUT, RUN
-from .topology import Lab
+from .topology import Lab, recv
 
 A, B = 1000, 2000
 VNIS = {"A": A, "B": B}
@@ -71,7 +71,7 @@ def lab():
 
 
 def _maps(lab, h):
-    return os.path.join(lab.datapaths[h].pin_dir, "maps")
+    return os.path.join(lab.loaders[h].pin_dir, "maps")
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def acl(lab):
 
     def install(stage_names):
         for h in lab.hosts:
-            st = stages.Stages(lab.datapaths[h].pin_dir)
+            st = stages.Stages(lab.loaders[h].pin_dir)
             for s in stage_names:
                 st.install(s, ACL_OBJ, ACL_PROGS[s])
                 installed.append((st, s))
@@ -104,26 +104,14 @@ def _dropped(lab):
     return out
 
 
-def _udp(lab, ep, bind=None):
-    s = netlink.netns_socket(lab.ns(ep), socket.AF_INET, socket.SOCK_DGRAM)
-    if bind:
-        s.bind(bind)
-    return s
-
-
-def _received(sock, timeout):
-    r, dummy, dummy = select.select([sock], [], [], timeout)
-    return sock.recvfrom(2048)[0] if r else None
-
-
 def _send(lab, src, dst, dst_ip):
     """One datagram to each port; returns what arrived on each."""
-    servers = dict((p, _udp(lab, dst, (dst_ip, p))) for p in (BLOCKED, OPEN))
-    client = _udp(lab, src)
+    servers = dict((p, lab.udp(dst, (dst_ip, p))) for p in (BLOCKED, OPEN))
+    client = lab.udp(src)
     try:
         for p in (BLOCKED, OPEN):
             client.sendto(b"to %d" % p, (dst_ip, p))
-        return dict((p, _received(servers[p], 2 if p == OPEN else 0.5)) for p in (BLOCKED, OPEN))
+        return dict((p, recv(servers[p], 2 if p == OPEN else 0.5)[0]) for p in (BLOCKED, OPEN))
     finally:
         for s in list(servers.values()) + [client]:
             s.close()
@@ -190,12 +178,6 @@ def _replies(sock, timeout):
             out.append((f[22:28].hex(":"), socket.inet_ntoa(f[28:32]), f[32:38].hex(":"), socket.inet_ntoa(f[38:42])))
 
 
-def _counter_deltas(lab, before):
-    after = dict((h, lab.counters(h)) for h in lab.hosts)
-    return dict((h, dict((k, after[h][k] - before[h][k]) for k in after[h] if after[h][k] != before[h][k]))
-                for h in lab.hosts)
-
-
 @pytest.mark.parametrize("prober,target,owner", [
     ("a1", "10.0.0.3", "a2"),  # same host: the agent answers
     ("c1", "10.0.0.3", "c2"),  # this host is the bouncer: the agent answers
@@ -215,7 +197,7 @@ def test_rfc5227_probe_through_a_remote_bouncer_is_dropped_there(lab):
     """The answer to a probe is addressed to 0.0.0.0: nothing could route it
     back to the prober's host. The bouncer drops the probe, counted."""
     me = lab.endpoints["a1"].mac
-    before = dict((h, lab.counters(h)) for h in lab.hosts)
+    before = lab.all_counters()
     s = _raw(lab, "a1")
     try:
         s.send(_arp_frame(me, "0.0.0.0", "10.0.0.4"))
@@ -223,13 +205,13 @@ def test_rfc5227_probe_through_a_remote_bouncer_is_dropped_there(lab):
     finally:
         s.close()
     assert got == []
-    d = _counter_deltas(lab, before)
+    d = lab.counter_deltas(before)
     assert d["h1"] == {"redirect": 1, "agent_encap": 1} and d["h3"] == {"drop": 1, "arp_sender": 1}, d
 
 
 def test_arp_about_the_endpoints_own_address_stays_at_the_agent(lab):
     me = lab.endpoints["a1"].mac
-    before = dict((h, lab.counters(h)) for h in lab.hosts)
+    before = lab.all_counters()
     s = _raw(lab, "a1")
     try:
         s.send(_arp_frame(me, "0.0.0.0", "10.0.0.2"))   # probe of its own address
@@ -238,13 +220,13 @@ def test_arp_about_the_endpoints_own_address_stays_at_the_agent(lab):
     finally:
         s.close()
     assert got == [], "nobody else owns the address: nobody answers"
-    d = _counter_deltas(lab, before)
+    d = lab.counter_deltas(before)
     assert d["h1"] == {"drop": 2, "arp_gratuitous": 2} and d["h2"] == {} and d["h3"] == {}, d
 
 
 def test_multicast_and_broadcast_stop_at_the_agent(lab):
-    before = dict((h, lab.counters(h)) for h in lab.hosts)
-    s = _udp(lab, "a1")
+    before = lab.all_counters()
+    s = lab.udp("a1")
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         s.sendto(b"mdns", ("224.0.0.251", 5353))
@@ -252,5 +234,5 @@ def test_multicast_and_broadcast_stop_at_the_agent(lab):
         s.sendto(b"subnet", ("10.0.0.255", 9))  # the subnet broadcast: Ethernet broadcast
     finally:
         s.close()
-    d = _counter_deltas(lab, before)
+    d = lab.counter_deltas(before)
     assert d["h1"] == {"drop": 3, "agent_mcast": 3} and d["h2"] == {} and d["h3"] == {}, d

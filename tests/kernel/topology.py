@@ -4,7 +4,7 @@
     lab.vpc(1000, bouncers=["h3"])
     lab.endpoint("ep1", 1000, "10.0.0.2", "h1")
     lab.endpoint("ep2", 1000, "10.0.0.3", "h2")
-    lab.build()          # namespaces, veths, bridge, datapaths, maps
+    lab.build()          # namespaces, veths, bridge, programs, maps
     lab.ping("ep1", "10.0.0.3")
     lab.destroy()
 
@@ -13,8 +13,9 @@ plugs into a bridge in a "wire" namespace. An endpoint is a namespace whose
 eth0 (derived MAC, default route via the gateway) pairs with a host-side
 veth in its host. The hosts' NICs have MTU nic_mtu (1500 unless told);
 endpoints get what mizar.transit.endpoint derives from it (NIC MTU - 50,
-the NIC's MTU for a bypass-decap endpoint), and if_cfg carries it. Each host runs its own Loader with its own
-pin directory, in native XDP mode:
+the NIC's MTU for a bypass-decap endpoint), and if_cfg carries it. Each host
+has its own Loader (lab.loaders[host]) with its own pin directory, and runs
+the programs in native XDP mode:
 
   transit ... on the host's eth0
   agent ..... on every local endpoint's host-side veth
@@ -27,12 +28,15 @@ bouncers' substrate entries; a bouncer holds every endpoint of its networks
 (with their hosts), the gateway, the network, the VPC (it is the divider
 here too) and the endpoint hosts' substrate entries.
 
-Used by tests/kernel/test_forwarding.py.
+Used by tests/kernel/test_forwarding.py, test_mtu.py and test_stage_placements.py.
 """
 import ipaddress
 import os
 import re
+import select
+import socket
 import subprocess
+import time
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader
@@ -98,7 +102,7 @@ class Lab:
         self.vpcs = {}
         self.endpoints = {}
         self.pin_root = os.path.join(BPFFS, prefix)
-        self.datapaths = {}
+        self.loaders = {}
 
     # ------------------------------------------------------------ spec
 
@@ -120,13 +124,13 @@ class Lab:
         self.endpoints[name] = Endpoint(name, self.vpcs[vni], ip, host, bypass_decap)
         return self.endpoints[name]
 
-    def datapath(self, host):
+    def loader(self, host):
         return loader.Loader(os.path.join(self.pin_root, host), self.obj_dir, netns=self.ns(host))
 
     # ------------------------------------------------------------ build
 
     def build(self):
-        """Plumb everything, load and attach every datapath, program maps."""
+        """Plumb everything, load and attach every host's programs, program maps."""
         if not os.path.isdir(self.pin_root):
             os.mkdir(self.pin_root)
         plen = 24
@@ -140,15 +144,15 @@ class Lab:
                                         mtu=max_mtu(self.nic_mtu, ep.bypass_decap), gateway=ep.net.gateway)
             ep.host_ifindex = res["host_ifindex"]
         for h in self.hosts:
-            dp = self.datapath(h)
-            dp.load()
-            self.datapaths[h] = dp
-            dp.converge(self.host_state(h))
-            dp.attach("pass", h, mode=self.mode, netns=self.ns(WIRE))
+            ld = self.loader(h)
+            ld.load()
+            self.loaders[h] = ld
+            ld.converge(self.host_state(h))
+            ld.attach("pass", h, mode=self.mode, netns=self.ns(WIRE))
             for ep in self.local_endpoints(h):
-                dp.attach("pass", "eth0", mode=self.mode, netns=self.ns(ep.name))
-                dp.attach("agent", ep.host_ifname, mode=self.mode)
-            dp.attach("transit", "eth0", mode=self.mode)
+                ld.attach("pass", "eth0", mode=self.mode, netns=self.ns(ep.name))
+                ld.attach("agent", ep.host_ifname, mode=self.mode)
+            ld.attach("transit", "eth0", mode=self.mode)
 
     def local_endpoints(self, host):
         return [ep for ep in self.endpoints.values() if ep.host == host]
@@ -223,20 +227,58 @@ class Lab:
 
         return nsenter.run_in_netns(self.ns(ep_name), body)
 
+    def udp(self, ep, bind=None):
+        """A UDP socket in endpoint ep's namespace, bound to bind (ip, port) if given."""
+        s = netlink.netns_socket(self.ns(ep), socket.AF_INET, socket.SOCK_DGRAM)
+        if bind:
+            s.bind(bind)
+        return s
+
     def counters(self, host):
-        return self.datapaths[host].counters() if host in self.datapaths else self.datapath(host).counters()
+        return self.loaders[host].counters() if host in self.loaders else self.loader(host).counters()
+
+    def all_counters(self):
+        """{host: counters} of every host."""
+        return dict((h, self.counters(h)) for h in self.hosts)
+
+    def counter_deltas(self, before, after=None):
+        """{host: the counters that moved} from all_counters() before to after (default: now)."""
+        after = self.all_counters() if after is None else after
+        return dict((h, deltas(before[h], after[h])) for h in self.hosts)
 
     # ------------------------------------------------------------ teardown
 
     def destroy(self):
-        """Detach and unpin every datapath, delete every namespace. Returns
-        the errors met (it keeps going past them)."""
+        """Detach and unpin every host's programs and maps, delete every
+        namespace. Returns the errors met (it keeps going past them)."""
         return cleanup(self.prefix, self.obj_dir)
+
+
+def deltas(before, after):
+    """The counters that moved between two readings: {name: after - before}."""
+    return dict((k, after[k] - before[k]) for k in after if after[k] != before[k])
+
+
+def recv(sock, timeout, size=2048):
+    """(data, peer) of the next datagram within timeout seconds, or (None, None)."""
+    r, dummy, dummy = select.select([sock], [], [], timeout)
+    return sock.recvfrom(size) if r else (None, None)
+
+
+def poll(read, done, timeout=5.0, interval=0.02):
+    """read() until done(value) is true or timeout seconds have passed;
+    returns the last value read (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = read()
+    return value
 
 
 def cleanup(prefix, obj_dir):
     """Remove everything a lab with this prefix may have left, even from an
-    aborted run: datapaths under /sys/fs/bpf/<prefix>, namespaces <prefix>-*."""
+    aborted run: pins under /sys/fs/bpf/<prefix>/<host>, namespaces <prefix>-*."""
     errors = []
     pin_root = os.path.join(BPFFS, prefix)
     if os.path.isdir(pin_root):
@@ -244,7 +286,7 @@ def cleanup(prefix, obj_dir):
             try:
                 loader.Loader(os.path.join(pin_root, h), obj_dir).teardown()
             except Exception as e:
-                errors.append("datapath %s: %s" % (h, e))
+                errors.append("loader %s: %s" % (h, e))
         try:
             os.rmdir(pin_root)
         except OSError as e:

@@ -1,18 +1,12 @@
-"""The documentation of the datapath modules agrees with their argument_spec
+"""The documentation of the collection's modules agrees with their argument_spec
 (what ansible-test's validate-modules checks most): every option documented
 with the same type, default, choices, required flag and elements, nothing
-undocumented, EXAMPLES and RETURN valid YAML. Also: bpf_build's flags are
-the Makefile's."""
+undocumented, EXAMPLES and RETURN valid YAML."""
 import importlib
-import os
-import re
 
 import pytest
 import yaml
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import build
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = ["bpf_build", "transit", "endpoint", "stage", "transit_info"]
 
 
@@ -77,32 +71,3 @@ def test_examples_and_return_are_yaml(name):
     ret = yaml.safe_load(mod.RETURN)
     for key, value in ret.items():
         assert value.get("description") and value.get("returned") and value.get("type"), key
-
-
-def test_the_build_flags_are_the_makefiles():
-    with open(os.path.join(ROOT, "bpf", "Makefile")) as f:
-        m = re.search(r"^CFLAGS\s*:=\s*(.*)$", f.read(), re.M)
-    flags = [w for w in m.group(1).split() if not w.startswith("-I")]
-    assert flags == list(build.BASE_CFLAGS)
-
-
-def test_build_names_and_sources(tmp_path):
-    assert build.stem("/x/acl.bpf.c") == "acl" and build.stem("my.fn.c") == "my.fn"
-    src = tmp_path / "bpf"
-    (src / "include").mkdir(parents=True)
-    (src / "functions").mkdir()
-    (src / "a.bpf.c").write_text("int x;\n")
-    (src / "functions" / "f.bpf.c").write_text("int y;\n")
-    (src / "notes.c").write_text("")  # an input, not a target
-    assert build.tree_sources(str(src)) == ["a.bpf.c", "functions/f.bpf.c"]
-    assert build.tree_inputs(str(src)) == ["a.bpf.c", "notes.c", "functions/f.bpf.c"]
-    other = tmp_path / "f.c"
-    other.write_text("int z;\n")
-    with pytest.raises(build.BuildError, match=r"sources\[0\].*functions/f.bpf.o"):
-        build.plan_build(str(src), str(tmp_path / "out"), sources=[str(other)])
-    with pytest.raises(build.BuildError, match=r"sources\[0\].*not a C source"):
-        build.plan_build(str(src), str(tmp_path / "out"), sources=["x.txt"])
-    with pytest.raises(build.BuildError, match=r"cflags\[1\]"):
-        build.plan_build(str(src), str(tmp_path / "out"), cflags=["-DA", ""])
-    with pytest.raises(build.BuildError, match=r"^clang: cannot run"):
-        build.plan_build(str(src), str(tmp_path / "out"), clang="/nonexistent/clang")

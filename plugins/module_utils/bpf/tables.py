@@ -45,6 +45,12 @@ several versions the desired one is kept (or a new one published) and the
 others retired; such work is reported as a change, in the diff's
 "repaired" lists, so a run after an interruption says changed and the one
 after it writes nothing.
+
+Map I/O and planning are apart: read_images() reads the bytes of every slot
+of the maps a plan depends on, Snapshot decodes such images, and
+converge_plan() (like plan() and scoped()) works on a Snapshot alone. A
+Snapshot of images recorded from a host (Snapshot.from_images) plans
+exactly as the host's maps would, with no maps and no root.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -113,16 +119,42 @@ def _tags(blob, size):
 
 # ---------------------------------------------------------------- snapshot
 
+# the maps a plan depends on: their images make a Snapshot
+IMAGE_MAPS = (abi.IF_CFG_MAP, abi.SUBSTRATE_MAP, abi.BACKENDS_MAP) + tuple(c.pin_name for c in abi.TABLES.values())
+
+
+def read_images(maps):
+    """{map name: the bytes of every slot, slot i at i * value size} of the
+    IMAGE_MAPS of a host's Maps: all a Snapshot is made of."""
+    return dict((name, libbpf.read_array_blob(maps[name])) for name in IMAGE_MAPS)
+
 
 class Snapshot:
     """What a host's maps hold: raw slots, decoded entries and free slots,
     including what an interrupted run may have left behind (several live
     versions of a key, several substrate slots of one host, several backend
-    sets of one endpoint), for plan() to repair."""
+    sets of one endpoint), for plan() to repair.
+
+    Snapshot(maps) reads a host's Maps; Snapshot.from_images(images) decodes
+    images read_images() gave, live or recorded."""
 
     def __init__(self, maps):
-        self.if_cfg = maps[abi.IF_CFG_MAP].lookup(bytes(4))
-        hosts = libbpf.read_array_blob(maps[abi.SUBSTRATE_MAP])
+        self._decode(read_images(maps))
+
+    @classmethod
+    def from_images(cls, images):
+        """The snapshot of map images ({map name: bytes}, as read_images()
+        gives them): no map is read."""
+        snap = cls.__new__(cls)
+        snap._decode(images)
+        return snap
+
+    def _decode(self, images):
+        missing = [name for name in IMAGE_MAPS if name not in images]
+        if missing:
+            raise ValueError("map images: %s missing" % ", ".join(missing))
+        self.if_cfg = images[abi.IF_CFG_MAP]
+        hosts = images[abi.SUBSTRATE_MAP]
         hsize = ctypes.sizeof(abi.Host)
         self.hosts = {}  # slot -> {ip, mac}
         for slot in range(1, len(hosts) // hsize):
@@ -133,7 +165,7 @@ class Snapshot:
         for slot in sorted(self.hosts):
             self.host_slots.setdefault(self.hosts[slot]["ip"], []).append(slot)
         self.host_slot = dict((ip, slots[0]) for ip, slots in self.host_slots.items())
-        backends = libbpf.read_array_blob(maps[abi.BACKENDS_MAP])
+        backends = images[abi.BACKENDS_MAP]
         bsize = ctypes.sizeof(abi.BackendSet)
         self.backends = {}  # slot -> (owner key, [ips])
         for slot in range(1, len(backends) // bsize):
@@ -142,7 +174,7 @@ class Snapshot:
                 self.backends[slot] = b
         self.tables = {}
         for name, codec in abi.TABLES.items():
-            self.tables[name] = _TableSnapshot(codec, libbpf.read_array_blob(maps[codec.pin_name]))
+            self.tables[name] = _TableSnapshot(codec, images[codec.pin_name])
 
     def host_ip(self, slot):
         h = self.hosts.get(slot)
@@ -630,14 +662,19 @@ def apply_plan(maps, p):
         write_slots(maps[map_name], writes)
 
 
-def converge(pin_dir, desired, check_mode=False, scope="all"):
-    """Plan and (unless check_mode) apply; returns the plan. scope: see
-    scoped(). The plan's pending says whether a later scope still has work
+def converge_plan(snap, desired, scope="all"):
+    """The plan converge() applies, from a Snapshot alone: the writes of one
+    scope (see scoped()) and pending, whether a later scope still has work
     after this one (always False for scope all)."""
+    p = plan(snap, scoped(snap, desired, scope))
+    p.pending = scope != "all" and plan(snap, desired).diff != p.diff
+    return p
+
+
+def converge(pin_dir, desired, check_mode=False, scope="all"):
+    """Plan (converge_plan()) and, unless check_mode, apply; returns the plan."""
     with Maps(pin_dir) as maps:
-        snap = Snapshot(maps)
-        p = plan(snap, scoped(snap, desired, scope))
-        p.pending = scope != "all" and plan(snap, desired).diff != p.diff
+        p = converge_plan(Snapshot(maps), desired, scope)
         if not check_mode:
             apply_plan(maps, p)
         return p

@@ -1,5 +1,9 @@
-"""Packet builders for datapath fixtures: scapy for the layers scapy knows,
-explicit bytes for the Geneve header so that malformed ones can be built."""
+"""Packet builders for the tests that run packets through the BPF programs
+(tests/datapath fixtures, tests/kernel): scapy for the layers scapy knows,
+explicit bytes for the Geneve header so that malformed ones can be built.
+
+(tests/datapath/fuzz.py builds its packets from bytes on its own: its oracle
+must not share code with what it judges.)"""
 import struct
 
 from scapy.layers.inet import IP, TCP, UDP, ICMP
@@ -7,6 +11,7 @@ from scapy.layers.inet6 import IPv6, ICMPv6ND_NS
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 GENEVE_PORT = 6081
 ETH_BRIDGING = 0x6558
 
@@ -127,3 +132,24 @@ def with_dst_mac(frame, mac):
     p = Ether(frame)
     p[Ether].dst = mac
     return bytes(p)
+
+
+# ------------------------------------------------------------------ tests/kernel: programs attached to veths
+
+def plain_udp(dst="10.9.9.9"):
+    """Not Geneve: the transit program hands it to the host (pass path)."""
+    return bytes(Ether(src="02:00:00:00:00:aa", dst="02:00:00:00:00:01") / IP(src="10.9.9.8", dst=dst) /
+                 UDP(sport=1234, dport=5678) / (b"x" * 32))
+
+
+def geneve_bad_version(host_ip, port=GENEVE_PORT, src="192.168.77.9"):
+    """Geneve to host_ip with version 1: dropped (drop path)."""
+    return bytes(Ether(src="02:00:00:00:00:aa", dst="02:00:00:00:00:01") / IP(src=src, dst=host_ip) /
+                 UDP(sport=40000, dport=port) / geneve_header(1000, version=1) / (b"\0" * 64))
+
+
+def geneve_icmp(src_host, dst_host, dst_mac, vni, inner_src, inner_dst):
+    """An ICMP echo from inner_src to inner_dst, tunnelled from src_host to dst_host."""
+    inner = Ether(src="02:0a:00:00:00:aa", dst="02:0a:00:00:00:bb") / IP(src=inner_src, dst=inner_dst) / ICMP()
+    return bytes(Ether(src="02:00:00:00:00:aa", dst=dst_mac) / IP(src=src_host, dst=dst_host) /
+                 UDP(sport=40000, dport=GENEVE_PORT) / geneve_header(vni) / bytes(inner))

@@ -1,4 +1,4 @@
-"""The datapath loader: idempotent loads, program changes, map layout
+"""The loader (bpf/loader.py, class Loader): idempotent loads, program changes, map layout
 migrations, status and teardown, on the real kernel."""
 import os
 import struct
@@ -8,8 +8,10 @@ import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, libbpf, stages, xdp
 
-from .conftest import PROGS, build_variant, edit_struct, member_line, quiet_veth
-from .packets import XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, geneve_icmp, plain_udp
+from machine import PROGS
+from packets import XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, geneve_icmp, plain_udp
+
+from .conftest import build_variant, edit_struct, member_line, quiet_veth
 
 H1, H2, H3 = "192.168.77.1", "192.168.77.2", "192.168.77.3"
 MAC = {H1: "02:00:00:00:77:01", H2: "02:00:00:00:77:02", H3: "02:00:00:00:77:03"}
@@ -49,7 +51,7 @@ def raw_state(d):
 
 
 @pytest.fixture
-def dp(veth, pin_dir, obj_dir):
+def ld(veth, pin_dir, obj_dir):
     d = loader.Loader(pin_dir, obj_dir, netns=veth)
     yield d
     d.teardown()
@@ -68,52 +70,52 @@ def run_attached(d, iface, pkt):
         os.close(fd)
 
 
-def test_load_is_idempotent_and_keeps_state(dp):
-    first = dp.load()
+def test_load_is_idempotent_and_keeps_state(ld):
+    first = ld.load()
     assert (first["changed"], first["action"]) == (True, "created")
     assert set(first["maps"].values()) == {"created"}
-    plan = dp.converge(desired(2))
+    plan = ld.converge(desired(2))
     assert plan.changed
-    ids, progs, state = map_ids(dp), dp.status()["programs"], raw_state(dp)
+    ids, progs, state = map_ids(ld), ld.status()["programs"], raw_state(ld)
 
-    again = loader.Loader(dp.pin_dir, dp.obj_dir, netns=dp.netns).load()
+    again = loader.Loader(ld.pin_dir, ld.obj_dir, netns=ld.netns).load()
     assert (again["changed"], again["action"]) == (False, "reused")
     assert set(again["maps"].values()) == {"reused"}
     assert all(not p["changed"] for p in again["programs"].values())
-    assert map_ids(dp) == ids, "an unchanged reload keeps every map"
-    assert dp.status()["programs"] == progs, "and every program"
-    assert raw_state(dp) == state, "and every entry"
-    assert not dp.converge(desired(2)).changed
-    assert dp.layout_diff() == {}
+    assert map_ids(ld) == ids, "an unchanged reload keeps every map"
+    assert ld.status()["programs"] == progs, "and every program"
+    assert raw_state(ld) == state, "and every entry"
+    assert not ld.converge(desired(2)).changed
+    assert ld.layout_diff() == {}
 
 
-def test_changed_code_same_layout_relinks_and_keeps_maps(dp, tmp_path):
-    dp.load()
-    dp.converge(desired(2))
-    dp.attach("transit", "a0")
-    dp.attach("agent", "a1")
-    before = dict((a["iface"], a) for a in dp.attachments())
-    ids, state = map_ids(dp), raw_state(dp)
-    assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_DROP
+def test_changed_code_same_layout_relinks_and_keeps_maps(ld, tmp_path):
+    ld.load()
+    ld.converge(desired(2))
+    ld.attach("transit", "a0")
+    ld.attach("agent", "a1")
+    before = dict((a["iface"], a) for a in ld.attachments())
+    ids, state = map_ids(ld), raw_state(ld)
+    assert run_attached(ld, "a0", geneve_bad_version(H1)).retval == XDP_DROP
 
     # same maps, different code: Geneve on another UDP port
     variant = build_variant(str(tmp_path), lambda t: t.replace("MZR_GENEVE_PORT 6081", "MZR_GENEVE_PORT 6082"))
-    res = loader.Loader(dp.pin_dir, variant, netns=dp.netns).load()
+    res = loader.Loader(ld.pin_dir, variant, netns=ld.netns).load()
     assert (res["changed"], res["action"]) == (True, "reused")
     assert res["programs"]["transit"]["changed"] and res["programs"]["agent"]["changed"]
     assert not res["programs"]["pass"]["changed"]
-    assert sorted(res["relinked"]) == sorted(loader.link_name(i, dp.netns) for i in ("a0", "a1"))
+    assert sorted(res["relinked"]) == sorted(loader.link_name(i, ld.netns) for i in ("a0", "a1"))
 
-    after = dict((a["iface"], a) for a in dp.attachments())
+    after = dict((a["iface"], a) for a in ld.attachments())
     for iface in ("a0", "a1"):
         assert after[iface]["link_id"] == before[iface]["link_id"], "switched in place, never detached"
         assert after[iface]["prog_id"] != before[iface]["prog_id"]
         assert after[iface]["mode"] == "native"
     assert after["a0"]["prog_id"] == res["programs"]["transit"]["prog_id"]
-    assert map_ids(dp) == ids and raw_state(dp) == state
+    assert map_ids(ld) == ids and raw_state(ld) == state
     # the new code runs: 6081 is no longer ours
-    assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_PASS
-    assert run_attached(dp, "a0", geneve_bad_version(H1, port=6082)).retval == XDP_DROP
+    assert run_attached(ld, "a0", geneve_bad_version(H1)).retval == XDP_PASS
+    assert run_attached(ld, "a0", geneve_bad_version(H1, port=6082)).retval == XDP_DROP
 
 
 def _edit_abi(text):
@@ -137,50 +139,50 @@ def _member(btf_desc, name):
     raise AssertionError("no member %s" % name)
 
 
-def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj):
-    dp.load()
-    dp.converge(desired(2))
-    dp.attach("transit", "a0")
-    dp.attach("agent", "a1")
-    st = stages.Stages(dp.pin_dir)
+def test_layout_change_migrates_entries_and_never_mixes(ld, tmp_path, stage_obj):
+    ld.load()
+    ld.converge(desired(2))
+    ld.attach("transit", "a0")
+    ld.attach("agent", "a1")
+    st = stages.Stages(ld.pin_dir)
     st.install("on_xdp_pass", stage_obj, "stage_count")
-    assert run_attached(dp, "a0", plain_udp()).retval == XDP_DROP
-    assert _hits(dp) == 1
-    old_ids = map_ids(dp)
-    old_state = raw_state(dp)
-    links_before = dict((a["iface"], a["link_id"]) for a in dp.attachments())
-    old_hosts = dict((h["ip"], h["mac"]) for h in dp.read_state()["substrate"].values())
+    assert run_attached(ld, "a0", plain_udp()).retval == XDP_DROP
+    assert _hits(ld) == 1
+    old_ids = map_ids(ld)
+    old_state = raw_state(ld)
+    links_before = dict((a["iface"], a["link_id"]) for a in ld.attachments())
+    old_hosts = dict((h["ip"], h["mac"]) for h in ld.read_state()["substrate"].values())
 
     variant = build_variant(str(tmp_path), _edit_abi, extra_srcs=[os.path.join(PROGS, "stage_verdicts.bpf.c")])
-    new_dp = loader.Loader(dp.pin_dir, variant, netns=dp.netns)
-    assert sorted(new_dp.layout_diff()) == ["mzr_if_cfg", "mzr_substrate"]
-    assert new_dp.layout_diff()["mzr_if_cfg"] == ["value"], "same sizes: only BTF tells"
+    new_ld = loader.Loader(ld.pin_dir, variant, netns=ld.netns)
+    assert sorted(new_ld.layout_diff()) == ["mzr_if_cfg", "mzr_substrate"]
+    assert new_ld.layout_diff()["mzr_if_cfg"] == ["value"], "same sizes: only BTF tells"
 
     # stages are bound to the old maps: without their objects, refuse and change nothing
     with pytest.raises(loader.LoaderError, match="on_xdp_pass"):
-        new_dp.load()
-    assert map_ids(dp) == old_ids and not os.path.exists(os.path.join(dp.pin_dir, "maps_new"))
+        new_ld.load()
+    assert map_ids(ld) == old_ids and not os.path.exists(os.path.join(ld.pin_dir, "maps_new"))
 
-    res = new_dp.load(stage_sources={"on_xdp_pass": (os.path.join(variant, "stage_verdicts.bpf.o"),
+    res = new_ld.load(stage_sources={"on_xdp_pass": (os.path.join(variant, "stage_verdicts.bpf.o"),
                                                      "stage_count")})
     assert (res["changed"], res["action"]) == (True, "migrated")
     assert res["maps"]["mzr_substrate"] == "migrated" and res["maps"]["mzr_endpoints"] == "copied"
     assert res["maps"]["mzt_stage_hits"] == "kept"
     assert res["entries"]["mzr_substrate"] == len(old_hosts) and res["entries"]["mzr_endpoints"] == 3
-    assert sorted(res["relinked"]) == sorted(loader.link_name(i, dp.netns) for i in ("a0", "a1"))
-    assert not os.path.exists(os.path.join(dp.pin_dir, "maps_new"))
+    assert sorted(res["relinked"]) == sorted(loader.link_name(i, ld.netns) for i in ("a0", "a1"))
+    assert not os.path.exists(os.path.join(ld.pin_dir, "maps_new"))
 
-    new_ids = map_ids(dp)
+    new_ids = map_ids(ld)
     assert new_ids["mzt_stage_hits"] == old_ids["mzt_stage_hits"], "a function's own map moves along"
     datapath_old = dict((k, v) for k, v in old_ids.items() if k != "mzt_stage_hits")
     assert not set(new_ids.values()) & set(datapath_old.values()), "every datapath map is new"
     # unchanged layouts: byte for byte
-    new_state = raw_state(dp)
+    new_state = raw_state(ld)
     for m in ("mzr_endpoints", "mzr_networks", "mzr_vpcs", "mzr_agents", "mzt_stage_hits"):
         assert new_state[m] == old_state[m], m
     # changed layouts: by member name, new members zero
-    with dp.map("mzr_substrate") as sub:
-        layout = loader.pinned_layout(os.path.join(dp.maps_dir, "mzr_substrate"))
+    with ld.map("mzr_substrate") as sub:
+        layout = loader.pinned_layout(os.path.join(ld.maps_dir, "mzr_substrate"))
         ip_off, dummy = _member(layout["value"], "ip")
         mac_off, dummy = _member(layout["value"], "mac")
         w_off, dummy = _member(layout["value"], "mzt_weight")
@@ -192,8 +194,8 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
                 hosts[ip] = ":".join("%02x" % b for b in v[mac_off:mac_off + 6])
                 assert v[w_off:w_off + 4] == bytes(4)
     assert hosts == old_hosts
-    with dp.map("mzr_if_cfg") as cfg:
-        layout = loader.pinned_layout(os.path.join(dp.maps_dir, "mzr_if_cfg"))
+    with ld.map("mzr_if_cfg") as cfg:
+        layout = loader.pinned_layout(os.path.join(ld.maps_dir, "mzr_if_cfg"))
         v = cfg.lookup(bytes(4))
         off, dummy = _member(layout["value"], "ifindex")
         assert struct.unpack("<I", v[off:off + 4])[0] == 2
@@ -201,7 +203,7 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
         assert v[off:off + 4] == bytes(int(x) for x in H1.split("."))
 
     # links kept, programs switched, and no program sees an old map
-    for a in dp.attachments():
+    for a in ld.attachments():
         assert a["link_id"] == links_before[a["iface"]] and a["mode"] == "native"
         fd = libbpf.prog_fd_by_id(a["prog_id"])
         try:
@@ -212,35 +214,35 @@ def test_layout_change_migrates_entries_and_never_mixes(dp, tmp_path, stage_obj)
     _wait_freed(datapath_old.values())
 
     # and it forwards from the migrated state: bounce to H2 with H2's MAC
-    r = run_attached(dp, "a0", geneve_icmp(H3, H1, MAC[H1], VNI, "10.0.0.2", "10.0.0.3"))
+    r = run_attached(ld, "a0", geneve_icmp(H3, H1, MAC[H1], VNI, "10.0.0.2", "10.0.0.3"))
     assert r.retval == XDP_TX
     assert r.data[0:6] == bytes(int(x, 16) for x in MAC[H2].split(":"))
     assert r.data[30:34] == bytes(int(x) for x in H2.split("."))
     # the reloaded stage shares the new maps (counters restarted) and keeps its own
-    assert run_attached(dp, "a0", plain_udp()).retval == XDP_DROP
-    with dp.map("mzr_counters") as m:
+    assert run_attached(ld, "a0", plain_udp()).retval == XDP_DROP
+    with ld.map("mzr_counters") as m:
         assert sum(struct.unpack("<Q", v)[0] for v in m.lookup(struct.pack("<I", 95))) == 1
-    assert _hits(dp) == 2
+    assert _hits(ld) == 2
 
     # reloading the variant again is a no-op
-    again = loader.Loader(dp.pin_dir, variant, netns=dp.netns).load()
-    assert (again["changed"], again["action"]) == (False, "reused") and map_ids(dp) == new_ids
+    again = loader.Loader(ld.pin_dir, variant, netns=ld.netns).load()
+    assert (again["changed"], again["action"]) == (False, "reused") and map_ids(ld) == new_ids
 
 
-def test_failed_migration_changes_nothing(dp, tmp_path, stage_obj):
-    dp.load()
-    dp.converge(desired(2))
-    dp.attach("transit", "a0")
-    stages.Stages(dp.pin_dir).install("on_xdp_pass", stage_obj, "stage_drop")
-    ids, state, links = map_ids(dp), raw_state(dp), dp.attachments()
+def test_failed_migration_changes_nothing(ld, tmp_path, stage_obj):
+    ld.load()
+    ld.converge(desired(2))
+    ld.attach("transit", "a0")
+    stages.Stages(ld.pin_dir).install("on_xdp_pass", stage_obj, "stage_drop")
+    ids, state, links = map_ids(ld), raw_state(ld), ld.attachments()
     variant = build_variant(str(tmp_path), _edit_abi, extra_srcs=[os.path.join(PROGS, "stage_verdicts.bpf.c")])
     # the stage source is broken: found only after the new maps are filled
     with pytest.raises(Exception, match="no_such_prog"):
-        loader.Loader(dp.pin_dir, variant, netns=dp.netns).load(
+        loader.Loader(ld.pin_dir, variant, netns=ld.netns).load(
             stage_sources={"on_xdp_pass": (os.path.join(variant, "stage_verdicts.bpf.o"), "no_such_prog")})
-    assert map_ids(dp) == ids and raw_state(dp) == state and dp.attachments() == links
-    assert sorted(os.listdir(dp.pin_dir)) == ["links", "maps", "progs"]
-    assert run_attached(dp, "a0", plain_udp()).retval == XDP_DROP, "old table, old maps, still running"
+    assert map_ids(ld) == ids and raw_state(ld) == state and ld.attachments() == links
+    assert sorted(os.listdir(ld.pin_dir)) == ["links", "maps", "progs"]
+    assert run_attached(ld, "a0", plain_udp()).retval == XDP_DROP, "old table, old maps, still running"
 
 
 def _hits(d):
@@ -267,22 +269,22 @@ def _wait_freed(ids, timeout=10.0):
             time.sleep(0.05)
 
 
-def test_status_reports_programs_attachments_entries_counters(dp):
-    dp.load()
-    dp.converge(desired(2))
-    dp.attach("transit", "a0")
+def test_status_reports_programs_attachments_entries_counters(ld):
+    ld.load()
+    ld.converge(desired(2))
+    ld.attach("transit", "a0")
     for dummy in range(3):
-        assert run_attached(dp, "a0", plain_udp()).retval == XDP_PASS
-    assert run_attached(dp, "a0", geneve_bad_version(H1, src=H2)).retval == XDP_DROP
-    assert run_attached(dp, "a0", geneve_bad_version(H1)).retval == XDP_DROP  # from no transit host
-    s = dp.status()
+        assert run_attached(ld, "a0", plain_udp()).retval == XDP_PASS
+    assert run_attached(ld, "a0", geneve_bad_version(H1, src=H2)).retval == XDP_DROP
+    assert run_attached(ld, "a0", geneve_bad_version(H1)).retval == XDP_DROP  # from no transit host
+    s = ld.status()
     assert s["loaded"]
     assert set(s["programs"]) == {"transit", "agent", "pass"}
     assert s["programs"]["transit"]["name"] == "mzr_transit" and len(s["programs"]["transit"]["tag"]) == 16
     (a,) = s["attachments"]
-    assert (a["iface"], a["netns"], a["role"], a["mode"]) == ("a0", dp.netns, "transit", "native")
+    assert (a["iface"], a["netns"], a["role"], a["mode"]) == ("a0", ld.netns, "transit", "native")
     assert a["prog_id"] == s["programs"]["transit"]["prog_id"]
-    assert s["maps"]["mzr_substrate"]["entries"] == len(dp.read_state()["substrate"])
+    assert s["maps"]["mzr_substrate"]["entries"] == len(ld.read_state()["substrate"])
     assert s["maps"]["mzr_endpoints"]["entries"] == 3
     assert s["maps"]["mzr_agents"]["entries"] == 1
     assert s["maps"]["mzr_if_cfg"]["entries"] == 1
@@ -292,21 +294,21 @@ def test_status_reports_programs_attachments_entries_counters(dp):
     assert all(v is None for v in s["stages"].values())
 
 
-def test_teardown_leaves_nothing(dp, netns, stage_obj):
+def test_teardown_leaves_nothing(ld, netns, stage_obj):
     other = netns("y")
     quiet_veth(other, "b0", "b1")
-    dp.load()
-    dp.attach("transit", "a0")
-    dp.attach("agent", "a1")
-    dp.attach("pass", "b1", netns=other)
-    stages.Stages(dp.pin_dir).install("on_xdp_drop", stage_obj, "stage_pass")
-    assert len(dp.attachments()) == 3
+    ld.load()
+    ld.attach("transit", "a0")
+    ld.attach("agent", "a1")
+    ld.attach("pass", "b1", netns=other)
+    stages.Stages(ld.pin_dir).install("on_xdp_drop", stage_obj, "stage_pass")
+    assert len(ld.attachments()) == 3
 
-    res = dp.teardown()
+    res = ld.teardown()
     assert res["changed"] and sorted(res["detached"]) == sorted(
-        [loader.link_name("a0", dp.netns), loader.link_name("a1", dp.netns), loader.link_name("b1", other)])
-    assert not os.path.exists(dp.pin_dir), "no pins left"
-    for iface, ns in (("a0", dp.netns), ("a1", dp.netns), ("b1", other)):
+        [loader.link_name("a0", ld.netns), loader.link_name("a1", ld.netns), loader.link_name("b1", other)])
+    assert not os.path.exists(ld.pin_dir), "no pins left"
+    for iface, ns in (("a0", ld.netns), ("a1", ld.netns), ("b1", other)):
         assert not xdp.query(iface, netns=ns)["attached"], iface
-    assert dp.teardown() == {"changed": False, "detached": [], "unpinned": 0}
-    assert dp.status() == {"pin_dir": dp.pin_dir, "loaded": False}
+    assert ld.teardown() == {"changed": False, "detached": [], "unpinned": 0}
+    assert ld.status() == {"pin_dir": ld.pin_dir, "loaded": False}

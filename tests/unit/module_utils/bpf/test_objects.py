@@ -8,19 +8,11 @@ import shutil
 
 import pytest
 
+import objdir
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import objects
 
 ROUNDS = 6
 REMOVERS = 4
-
-
-def _fill(path):
-    for i in range(20):
-        d = os.path.join(path, "functions%d" % i)
-        os.makedirs(d)
-        for j in range(30):
-            with open(os.path.join(d, "f%d.bpf.o" % j), "wb") as f:
-                f.write(b"\x7fELF")
 
 
 def _naive(path):
@@ -52,7 +44,7 @@ def _race(fn, path):
 def test_concurrent_removal_of_a_shared_directory(tmp_path):
     path = str(tmp_path / "bpf")
     for dummy in range(ROUNDS):
-        _fill(path)
+        objdir.fill(path)
         out = _race(objects.remove, path)
         assert all(status == "ok" for status, dummy in out), out
         assert sorted(v for dummy, v in out) == [False] * (REMOVERS - 1) + [True]  # one says changed
@@ -66,7 +58,7 @@ def test_the_race_is_real_for_plain_rmtree(tmp_path):
     path = str(tmp_path / "bpf")
     failed = []
     for dummy in range(ROUNDS):
-        _fill(path)
+        objdir.fill(path)
         out = _race(_naive, path)
         failed += [v for status, v in out if status == "failed"]
         shutil.rmtree(path, ignore_errors=True)
@@ -76,7 +68,7 @@ def test_the_race_is_real_for_plain_rmtree(tmp_path):
 def test_check_mode_leftovers_and_plain_files(tmp_path):
     path = str(tmp_path / "bpf")
     assert objects.remove(path) is False and objects.remove(path, check_mode=True) is False
-    _fill(path)
+    objdir.fill(path)
     assert objects.remove(path, check_mode=True) is True and os.path.isdir(path)
     # a removal killed half-way (its process gone) is finished by the next one
     dead = str(tmp_path / (".bpf" + objects.REMOVING + "999999999-0123456789ab"))
@@ -96,5 +88,5 @@ def test_check_mode_leftovers_and_plain_files(tmp_path):
 @pytest.mark.parametrize("trailing", ["", "/"])
 def test_a_trailing_slash_names_the_same_directory(tmp_path, trailing):
     path = str(tmp_path / "bpf")
-    _fill(path)
+    objdir.fill(path)
     assert objects.remove(path + trailing) is True and os.listdir(str(tmp_path)) == []
