@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import build
+from ansible_collections.mizar.transit.plugins.module_utils.model import functions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = ["bpf_build", "transit", "endpoint", "stage", "transit_info"]
@@ -87,7 +88,7 @@ def test_the_build_flags_are_the_makefiles():
 
 
 def test_build_names_and_sources(tmp_path):
-    assert build.stem("/x/acl.bpf.c") == "acl" and build.stem("my.fn.c") == "my.fn"
+    assert functions.stem("/x/acl.bpf.c") == "acl" and functions.stem("my.fn.c") == "my.fn"
     src = tmp_path / "bpf"
     (src / "include").mkdir(parents=True)
     (src / "functions").mkdir()
