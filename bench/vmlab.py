@@ -36,9 +36,10 @@ INVENTORY = os.path.join(ROOT, "inventories", "vm")
 HEADER = re.compile(r"^TASK \[(.*)\] \**$")
 RESULT = re.compile(r"^(?:ok|changed): \[(mzh\d+)\]")
 # Tasks that print a host's name but run on the controller, without a
-# round trip to the host: role argument checks, set_fact, the rendering.
-CONTROLLER = ("Validating arguments against arg spec", "Note the functions this host runs",
-              "Render every host's entries")
+# round trip to the host: role argument checks, set_fact, the rendering
+# ("Render every host's entries" in the tenants role before issue 9,
+# "Render every host, once, on the controller" in site.yml since).
+CONTROLLER = ("Validating arguments against arg spec", "Note the functions this host runs", "Render every host")
 
 
 def remote_tasks(stdout):

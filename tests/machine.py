@@ -76,8 +76,9 @@ def compile_bpf(src, out_dir, tree=BPF_SRC):
     run in the bpf/ tree `tree` so the program includes that tree's headers
     (a test's edited copy, or the real one)."""
     from ansible_collections.mizar.transit.plugins.module_utils.bpf import build
+    from ansible_collections.mizar.transit.plugins.module_utils.model import functions
 
-    out = os.path.join(out_dir, build.stem(src) + build.SUFFIX)
+    out = os.path.join(out_dir, functions.stem(src) + functions.OBJECT_SUFFIX)
     cmd = build.command("clang", (), os.path.abspath(src), out)
     res = subprocess.run(cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                          check=False)

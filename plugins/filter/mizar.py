@@ -65,6 +65,16 @@ def _host_vars(hostvars, name):
     return hv if hv is not None else {}
 
 
+def sources_dir(hostvars, hosts):
+    """Where relative paths of user function sources are rooted: the
+    inventory directory of the first transit host (docs/inventory.md), or
+    None (the current directory) when Ansible knows none."""
+    if not hosts:
+        return None
+    where = _host_vars(hostvars, hosts[0]).get("inventory_dir")
+    return str(where) if where else None
+
+
 def facts_from_hostvars(hostvars, hosts):
     """{host: {ip, mac}} from gathered facts of each host's mizar_interface."""
     facts = {}
@@ -104,6 +114,8 @@ def render(hostvars, hosts, vpcs=None, functions=None, model_version=None, facts
             raise AnsibleFilterError("mizar.transit.render: facts must map host names to {ip, mac}")
         for name, fact in facts.items():
             merged[str(name)] = fact
+    if base_dir is None:
+        base_dir = sources_dir(hostvars, hosts)
     try:
         return mz_render.render_inventory(inventory, facts=merged, offline=bool(offline), hosts=limit,
                                           base_dir=base_dir)

@@ -66,11 +66,11 @@ attributes:
 EXAMPLES = r"""
 - name: Apply this host's map entries
   mizar.transit.map_state:
-    rendered: "{{ tenants_rendered[inventory_hostname] }}"
+    rendered: "{{ mizar_rendered[inventory_hostname] }}"
 
 - name: Show what an inventory change would do, touching nothing
   mizar.transit.map_state:
-    rendered: "{{ tenants_rendered[inventory_hostname] }}"
+    rendered: "{{ mizar_rendered[inventory_hostname] }}"
   check_mode: true
   diff: true
 """

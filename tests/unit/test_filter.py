@@ -116,3 +116,33 @@ def test_inventory_from_hostvars_keeps_only_mizar_host_settings():
     data = mizar_filter.inventory_from_hostvars(_hostvars(inv), ["h1"])
     assert data["hosts"] == {"h1": inv["hosts"]["h1"]}
     assert data["mizar_vpcs"] == inv["mizar_vpcs"]
+
+
+def test_relative_sources_are_rooted_in_the_first_hosts_inventory_directory(tmp_path, monkeypatch):
+    """One rule for site.yml and render.yml: the inventory directory of the
+    first transit host, whatever the current directory; base_dir overrides."""
+    inv = base()
+    inv["mizar_functions"].append({"name": "mine", "stage": "on_xdp_pass", "program": "fn/mine.c", "hosts": None})
+    hv = _hostvars(inv)
+    hv["h1"]["inventory_dir"] = "/srv/inventory"
+    hv["h2"]["inventory_dir"] = "/elsewhere"
+    monkeypatch.chdir(tmp_path)
+    hosts = list(inv["hosts"])
+    out = FILTERS["render"](hv, hosts, limit=["h3"])
+    assert [f["program"] for f in out["h3"]["functions"]] == ["/srv/inventory/fn/mine.c", "acl"]
+    assert out["h3"]["transit"]["sources"] == ["/srv/inventory/fn/mine.c"]
+    assert out == render_inventory(inv, hosts=["h3"], base_dir="/srv/inventory")
+    assert FILTERS["render"](hv, hosts, offline=True) == render_inventory(inv, base_dir="/srv/inventory")
+    out = FILTERS["render"](hv, hosts, base_dir="/opt/other")
+    assert out["h1"]["transit"]["sources"] == ["/opt/other/fn/mine.c"]
+    del hv["h1"]["inventory_dir"]  # unknown: the current directory
+    out = FILTERS["render"](hv, hosts)
+    assert out["h1"]["transit"]["sources"] == [str(tmp_path / "fn" / "mine.c")]
+
+
+def test_the_playbooks_facts_are_no_host_settings():
+    inv = base()
+    hv = _hostvars(inv)
+    hv["h1"].update(mizar_rendered={"h1": {}}, mizar_errors=[])
+    assert mizar_filter.inventory_from_hostvars(hv, ["h1"])["hosts"] == {"h1": inv["hosts"]["h1"]}
+    assert FILTERS["validate"](hv, list(inv["hosts"])) == []

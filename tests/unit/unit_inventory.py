@@ -101,11 +101,18 @@ def local_ep(name, vni, ip, prefixlen, gateway, iface, netns=None, mac=None, byp
             "gateway": gateway, "netns": netns, "iface": iface, "bypass_decap": bypass_decap}
 
 
-def rendering(host, endpoints=(), networks=(), vpcs=(), substrate=(), agents=(), local=(), functions=(), **iface):
+def rendering(host, endpoints=(), networks=(), vpcs=(), substrate=(), agents=(), local=(), functions=(), sources=(),
+              vnis=None, obj_dir="/var/lib/mizar/bpf", switch_mode=False, **iface):
+    """A host's expected rendering (without its trusted sources, see
+    without_sources): functions are rendered entries (with object and
+    shipped), sources the user sources of the whole inventory, vnis the
+    VPCs' VNIs (rendered only where functions run)."""
     return {"host": host, "interface": iface_cfg(host, **iface),
+            "transit": {"obj_dir": obj_dir, "switch_mode": switch_mode, "sources": list(sources),
+                        "stages": [{"stage": f["stage"], "object": f["object"]} for f in functions]},
             "maps": {"endpoints": list(endpoints), "networks": list(networks), "vpcs": list(vpcs),
                      "substrate": list(substrate), "agents": list(agents)},
-            "local_endpoints": list(local), "functions": list(functions)}
+            "local_endpoints": list(local), "functions": list(functions), "vnis": dict(vnis or {})}
 
 
 def without_sources(renderings, host_names, peers=()):

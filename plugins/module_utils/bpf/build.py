@@ -37,12 +37,12 @@ import os
 import subprocess
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import objects
+from ansible_collections.mizar.transit.plugins.module_utils.model.functions import OBJECT_SUFFIX as SUFFIX, object_name
 
 STAMP = ".mizar-build.json"
 STAMP_VERSION = 1
 # bpf/Makefile's CFLAGS, minus the include directories (added per build)
 BASE_CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror")
-SUFFIX = ".bpf.o"
 
 
 class BuildError(Exception):
@@ -52,15 +52,6 @@ class BuildError(Exception):
 def arch_include():
     """The multiarch include directory (asm/ headers), as the Makefile uses."""
     return "/usr/include/%s-linux-gnu" % os.uname().machine
-
-
-def stem(path):
-    """'acl.bpf.c' -> 'acl', 'myfn.c' -> 'myfn'."""
-    base = os.path.basename(path)
-    for suffix in (".bpf.c", ".c"):
-        if base.endswith(suffix):
-            return base[:-len(suffix)]
-    return base
 
 
 class Target:
@@ -163,7 +154,7 @@ def plan_build(src, dest, sources=(), cflags=(), clang="clang"):
             raise BuildError("sources[%d]: %r is not a C source (a path ending in .c)" % (i, path))
         if not os.path.isfile(path):
             raise BuildError("sources[%d]: %s does not exist" % (i, path))
-        name = "functions/" + stem(path)
+        name = object_name(path)
         if name in taken:
             raise BuildError("sources[%d]: %s would build %s%s, which %s already builds; rename the source" % (
                 i, path, name, SUFFIX, taken[name]))

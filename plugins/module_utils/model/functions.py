@@ -56,6 +56,10 @@ FUNCTIONS_DIR = os.path.join(_COLLECTION, "bpf", "functions")
 SOURCE_SUFFIX = ".bpf.c"
 SCHEMA_SUFFIX = ".yml"
 USER_SOURCE_SUFFIX = ".c"
+# A function's object: functions/<stem>.bpf.o in a host's objects directory
+# (and in mizar.transit.bpf_build's dest)
+OBJECT_SUFFIX = ".bpf.o"
+OBJECT_SUBDIR = "functions"
 
 TYPES = ("str", "int", "bool", "list", "dict", "cidr", "ipv4", "vpc", "host")
 OPTION_KEYS = ("type", "required", "default", "choices", "min", "max", "max_items", "elements", "options",
@@ -86,6 +90,29 @@ def is_user_source(program):
     return isinstance(program, str) and program.endswith(USER_SOURCE_SUFFIX)
 
 
+def stem(program):
+    """The stem of a function's object: a shipped function's name as it is
+    ('acl'), a source's file name without .bpf.c or .c ('/x/acl.bpf.c' and
+    'fn/acl.c' give 'acl')."""
+    base = program.rsplit("/", 1)[-1]
+    for suffix in (SOURCE_SUFFIX, USER_SOURCE_SUFFIX):
+        if base.endswith(suffix):
+            return base[:-len(suffix)]
+    return base
+
+
+def object_name(program):
+    """The object of a function's program, relative to an objects directory
+    and without its suffix: 'functions/acl' (bpf_build's name for it)."""
+    return "%s/%s" % (OBJECT_SUBDIR, stem(program))
+
+
+def object_path(obj_dir, program):
+    """Where a host with objects directory obj_dir keeps the function's
+    object: '/var/lib/mizar/bpf/functions/acl.bpf.o'."""
+    return "%s/%s%s" % (obj_dir, object_name(program), OBJECT_SUFFIX)
+
+
 class Registry:
     """The shipped functions, by name."""
 
@@ -103,7 +130,7 @@ class Registry:
         for fname in files:
             full = os.path.join(directory, fname)
             if fname.endswith(SOURCE_SUFFIX):
-                name = fname[:-len(SOURCE_SUFFIX)]
+                name = stem(fname)
                 specs.setdefault(name, FunctionSpec(name)).source = full
         for fname in files:
             if fname.endswith(SCHEMA_SUFFIX):

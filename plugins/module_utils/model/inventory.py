@@ -19,8 +19,9 @@ The inventory data is one mapping:
      "mizar_tunnel_peers": [...],        # optional
      "hosts": {"h1": {"mizar_interface": "eth0", ...}, ...}}   # group mizar_hosts
 
-Defaults and derived values are filled in here: xdp mode, pin dir,
-endpoint MACs, host-side interface names, gateways.
+Defaults (defaults.py) and derived values are filled in here: xdp mode,
+pin dir, objects directory, endpoint MACs, host-side interface names,
+gateways.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,22 +32,24 @@ from collections.abc import Mapping
 
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
+from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import (
+    BPFFS_ROOT, DEFAULT_BPF_DIR, DEFAULT_PIN_DIR, DEFAULT_SWITCH_MODE, DEFAULT_XDP_MODE, XDP_MODES)
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, close_match, suggest
 
 MODEL_VERSION = 1
 
-XDP_MODES = ("native", "generic")
-DEFAULT_XDP_MODE = "native"
-DEFAULT_PIN_DIR = "/sys/fs/bpf/mizar"
-BPFFS_ROOT = "/sys/fs/bpf"
-
 INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "mizar_tunnel_peers", "hosts")
-HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir")
+HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir",
+             "mizar_bpf_dir", "mizar_xdp_switch_mode")
 # mizar_* variables that live in hostvars too but are not per-host settings
-SHARED_KEYS = ("mizar_vpcs", "mizar_functions", "mizar_model_version", "mizar_render_dir", "mizar_tunnel_peers")
+# (mizar_errors and mizar_rendered are the playbooks' own facts)
+SHARED_KEYS = ("mizar_vpcs", "mizar_functions", "mizar_model_version", "mizar_render_dir", "mizar_tunnel_peers",
+               "mizar_errors", "mizar_rendered")
 # Settings of the collection's roles, never taken for typos of host settings.
-ROLE_KEYS = ("mizar_bpf_dir", "mizar_build_dir", "mizar_manage_packages", "mizar_xdp_switch_mode",
-             "mizar_function_sources", "mizar_stages")
+ROLE_KEYS = ("mizar_build_dir", "mizar_manage_packages", "mizar_function_sources", "mizar_stages")
+# What Ansible reads as true and false (a value given with -e is a string)
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
 VPC_KEYS = ("name", "vni", "cidr", "dividers", "networks")
 NETWORK_KEYS = ("name", "cidr", "bouncers", "endpoints")
 ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap", "netns", "iface", "tunnel_peer",
@@ -59,7 +62,7 @@ MIN_PREFIXLEN = 30  # a network needs a network, a gateway and a broadcast addre
 
 
 class Host:
-    __slots__ = ("name", "path", "interface", "ip", "mac", "xdp_mode", "pin_dir")
+    __slots__ = ("name", "path", "interface", "ip", "mac", "xdp_mode", "pin_dir", "bpf_dir", "switch_mode")
 
     def __init__(self, name):
         self.name = name
@@ -69,6 +72,8 @@ class Host:
         self.mac = None
         self.xdp_mode = DEFAULT_XDP_MODE
         self.pin_dir = DEFAULT_PIN_DIR
+        self.bpf_dir = DEFAULT_BPF_DIR
+        self.switch_mode = DEFAULT_SWITCH_MODE
 
 
 class TunnelPeer:
@@ -405,7 +410,40 @@ def _host(name, hvars, errors):
             errors.add(path + ".mizar_bpf_pin_dir", problem)
         else:
             host.pin_dir = str(pin_dir)
+
+    bpf_dir = hvars.get("mizar_bpf_dir")
+    if bpf_dir is not None:
+        if not isinstance(bpf_dir, str) or not bpf_dir.startswith("/") or bpf_dir == "/":
+            errors.add(path + ".mizar_bpf_dir", "the directory for the BPF objects must be an absolute path other "
+                       "than /, not %s (default %s)" % (_kind(bpf_dir), DEFAULT_BPF_DIR))
+        else:
+            host.bpf_dir = str(bpf_dir).rstrip("/")
+
+    switch = hvars.get("mizar_xdp_switch_mode")
+    if switch is not None:
+        flag = _boolean(switch)
+        if flag is None:
+            errors.add(path + ".mizar_xdp_switch_mode", "mizar_xdp_switch_mode must be true or false, not %s"
+                       % _kind(switch))
+        else:
+            host.switch_mode = flag
     return host
+
+
+def _boolean(value):
+    """True or False as Ansible reads value (a boolean, 0 or 1, or a word
+    like yes or false), or None when it is none of these."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    return None
 
 
 def pin_dir_problem(path):

@@ -4,11 +4,13 @@
 """Per-host rendering: the exact map entries each transit host must hold.
 
     renderings = render_inventory(inventory, facts=None, offline=False)
-    # {host: {"host", "interface", "maps": {endpoints, networks, vpcs,
-    #          substrate, agents, sources}, "local_endpoints", "functions"}}
+    # {host: {"host", "interface", "transit", "maps": {endpoints, networks,
+    #          vpcs, substrate, agents, sources}, "local_endpoints",
+    #          "functions", "vnis"}}
 
 The shape (field names, ordering) is the contract with the datapath codecs
-(abi.py) and the apply modules; docs/inventory.md describes it. The same
+(abi.py), the apply modules and the roles, which take every value they
+pass to a module from it; docs/inventory.md describes it. The same
 inventory gives the same rendering, whatever the order of hosts, VPCs,
 networks or endpoints in it; only the order of bouncers, dividers and
 backends in their lists follows the inventory (it is the datapath's order
@@ -191,6 +193,11 @@ class _Renderer:
         self.sources = ([(self.sub_key[h], 0, h) for h in model.hosts]
                         + [(self.sub_key[p], vni, p) for p, vni in placement.tunnel_sources(model)])
         self.sources.sort()
+        # the user's function sources: the controller builds them all once,
+        # and every host gets every object
+        self.builds = sorted(set(self.program(fn.program) for fn in model.functions
+                                 if fnreg.is_user_source(fn.program)))
+        self.vnis = dict((vpc.name, vpc.vni) for vpc in sorted(model.vpcs, key=_by_vpc_name))
 
     def bouncer_ips(self, net):
         ips = self.bouncers.get(net)
@@ -259,26 +266,44 @@ class _Renderer:
         substrate = [{"ip": ips[h], "mac": macs[h], "name": h}
                      for h in sorted(plan.substrate, key=self.sub_key.__getitem__)]
 
+        fns = [self.function(fn, host.bpf_dir) for fn in sorted(plan.functions, key=_fn_key)]
         return {
             "host": name,
             "interface": {"name": host.interface, "ip": my_ip, "mac": macs[name], "xdp_mode": host.xdp_mode,
                           "pin_dir": host.pin_dir},
+            # what the transit role passes on: the objects directory, the
+            # XDP mode switch, the sources to build, and the stages a map
+            # layout migration reloads
+            "transit": {"obj_dir": host.bpf_dir, "switch_mode": host.switch_mode, "sources": list(self.builds),
+                        "stages": [{"stage": f["stage"], "object": f["object"]} for f in fns]},
             "maps": {"endpoints": entries, "networks": networks, "vpcs": vpcs, "substrate": substrate,
                      "agents": agents,
                      "sources": [{"ip": ips[h], "vni": vni, "name": h} for dummy, vni, h in self.sources]},
             "local_endpoints": local,
-            "functions": [self.function(fn) for fn in sorted(plan.functions, key=_fn_key)],
+            "functions": fns,
+            # the VNI of every VPC by name, for function configs that name VPCs
+            "vnis": dict(self.vnis) if fns else {},
         }
 
-    def function(self, fn):
-        program = fn.program
+    def program(self, program):
+        """A function's program as rendered: a shipped function's name, or
+        the absolute path of a user source (relative to base_dir)."""
         if fnreg.is_user_source(program):
-            program = os.path.abspath(os.path.join(self.base_dir or os.getcwd(), program))
-        return {"name": fn.name, "stage": fn.stage, "program": program, "config": _plain(fn.config)}
+            return os.path.abspath(os.path.join(self.base_dir or os.getcwd(), program))
+        return program
+
+    def function(self, fn, obj_dir):
+        program = self.program(fn.program)
+        return {"name": fn.name, "stage": fn.stage, "program": program, "config": _plain(fn.config),
+                "object": fnreg.object_path(obj_dir, program), "shipped": not fnreg.is_user_source(program)}
 
 
 def _fn_key(fn):
     return (STAGES.index(fn.stage), fn.name)
+
+
+def _by_vpc_name(vpc):
+    return vpc.name
 
 
 def _plain(value):

@@ -19,6 +19,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import posixpath
+
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
 from ansible_collections.mizar.transit.plugins.module_utils.model import functions as fnreg
@@ -336,6 +338,7 @@ class _Checker:
         context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts)
         names = {}
         slots = {}  # (host, stage) -> function path
+        objects = {}  # object stem -> (program, path) of the user sources
         for fn in self.model.functions:
             path = fn.path
             if fn.name is not None:
@@ -344,6 +347,8 @@ class _Checker:
                                "unique" % (fn.name, names[fn.name]))
                 else:
                     names[fn.name] = path
+            if fn.program is not None and fnreg.is_user_source(fn.program):
+                _check_object(fn, registry, objects, errors)
             spec = None
             if fn.program is not None and not fnreg.is_user_source(fn.program):
                 spec = registry.get(fn.program)
@@ -370,6 +375,23 @@ class _Checker:
                                    % (fn.stage, hname, slots[key]))
                     else:
                         slots[key] = path
+
+
+def _check_object(fn, registry, objects, errors):
+    """A user source's object (functions/<stem>.bpf.o, built on the
+    controller and carried to every host) must be its own."""
+    stem = fnreg.stem(fn.program)
+    program = posixpath.normpath(fn.program)
+    shipped = registry.get(stem)
+    if shipped is not None and shipped.source is not None:
+        errors.add(fn.path + ".program", "%s would build %s%s, the object of the shipped function %s: rename "
+                   "your source" % (fn.program, fnreg.object_name(fn.program), fnreg.OBJECT_SUFFIX, stem))
+    elif stem in objects and objects[stem][0] != program:
+        errors.add(fn.path + ".program", "%s would build %s%s, which %s (%s) builds too: rename one of the "
+                   "sources" % (fn.program, fnreg.object_name(fn.program), fnreg.OBJECT_SUFFIX,
+                                objects[stem][1], objects[stem][0]))
+    else:
+        objects.setdefault(stem, (program, fn.path + ".program"))
 
 
 def _check_capacity(plans, errors):

@@ -8,6 +8,7 @@ import pytest
 
 import machine
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import build
+from ansible_collections.mizar.transit.plugins.module_utils.model import functions
 
 
 def test_the_build_flags_are_the_makefiles():
@@ -18,7 +19,7 @@ def test_the_build_flags_are_the_makefiles():
 
 
 def test_build_names_and_sources(tmp_path):
-    assert build.stem("/x/acl.bpf.c") == "acl" and build.stem("my.fn.c") == "my.fn"
+    assert functions.stem("/x/acl.bpf.c") == "acl" and functions.stem("my.fn.c") == "my.fn"
     src = tmp_path / "bpf"
     (src / "include").mkdir(parents=True)
     (src / "functions").mkdir()

@@ -218,8 +218,11 @@ def test_multi_network_vpc_two_dividers():
     plain = without_sources(r, inv["hosts"])
     n1, n2 = "vpc1/net1", "vpc1/net2"
     acl = {"name": "acl-all", "stage": "on_xdp_tx", "program": "acl", "config": {"rules": [
-        {"vpc": "vpc1", "src": "0.0.0.0/0", "dst": "10.0.2.0/24", "protocol": "tcp", "port": 22, "action": "drop"}]}}
-    count = {"name": "count", "stage": "on_xdp_pass", "program": "/opt/fn/count.c", "config": {"every": 10}}
+        {"vpc": "vpc1", "src": "0.0.0.0/0", "dst": "10.0.2.0/24", "protocol": "tcp", "port": 22, "action": "drop"}]},
+        "object": "/var/lib/mizar/bpf/functions/acl.bpf.o", "shipped": True}
+    count = {"name": "count", "stage": "on_xdp_pass", "program": "/opt/fn/count.c", "config": {"every": 10},
+             "object": "/var/lib/mizar/bpf/functions/count.bpf.o", "shipped": False}
+    built = {"sources": ["/opt/fn/count.c"], "vnis": {"vpc1": 100}}  # every host gets every object
     networks = [net_entry(100, "10.0.1.0/24", n1, ["h1"]), net_entry(100, "10.0.2.0/24", n2, ["h3"])]
     e2_mac = "02:00:0a:00:01:0b"
     e3_hosted = ep_entry(100, "10.0.2.10", n2 + "/e3", host="h2", iface=veth(100, "10.0.2.10"), bypass_decap=True)
@@ -233,7 +236,7 @@ def test_multi_network_vpc_two_dividers():
         substrate=[sub_entry("h2"), sub_entry("h3"), sub_entry("h4")],
         agents=[_agent("e1", "10.0.1.10", ["h1"], n1)],
         local=[_local("e1", "10.0.1.10", "10.0.1.1", n1)],
-        functions=[acl])
+        functions=[acl], **built)
     assert plain["h2"] == rendering(  # hosts e2 (adopted interface) and e3 (bypass)
         "h2",
         endpoints=[ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", iface="veth-e2", mac=e2_mac), e3_hosted],
@@ -243,7 +246,7 @@ def test_multi_network_vpc_two_dividers():
         local=[local_ep(n1 + "/e2", 100, "10.0.1.11", 24, "10.0.1.1", "veth-e2", mac=e2_mac),
                local_ep(n2 + "/e3", 100, "10.0.2.10", 24, "10.0.2.1", veth(100, "10.0.2.10"), netns="e3",
                         bypass_decap=True)],
-        functions=[acl])
+        functions=[acl], **built)
     assert plain["h3"] == rendering(  # bouncer of net2 (with a scaled endpoint), endpoint host
         "h3",
         endpoints=[_remote("e1", "10.0.1.10", "h1", n1), gw_entry(100, "10.0.2.1", n2 + "/gateway"), e3_remote,
@@ -254,13 +257,13 @@ def test_multi_network_vpc_two_dividers():
         substrate=[sub_entry("h1"), sub_entry("h2"), sub_entry("h4")],
         agents=[_agent("e4", "10.0.2.11", ["h3"], n2)],
         local=[_local("e4", "10.0.2.11", "10.0.2.1", n2)],
-        functions=[acl])
+        functions=[acl], **built)
     assert plain["h4"] == rendering(  # divider only
         "h4",
         networks=networks,
         vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], True)],
         substrate=[sub_entry("h1"), sub_entry("h3")],
-        functions=[acl, count])
+        functions=[acl, count], **built)
     assert sorted(r) == ["h1", "h2", "h3", "h4"]
     assert count_entries(r) == 48  # 10 + 6 + 11 + 5, and 4 trusted sources on each host
     eps = {n1 + "/e1": "10.0.1.10", n1 + "/e2": "10.0.1.11", n2 + "/e3": "10.0.2.10", n2 + "/e4": "10.0.2.11"}
@@ -288,6 +291,46 @@ def test_user_source_relative_to_base_dir():
     inv["mizar_functions"][0] = dict(COUNT, program="fn/count.c")
     r = render_inventory(inv, base_dir="/srv/inventory")
     assert r["h4"]["functions"][1]["program"] == "/srv/inventory/fn/count.c"
+
+
+def test_function_hosts_null_runs_on_every_host():
+    """hosts: null is valid and means every transit host (as a missing hosts
+    does): every host renders the function, its object and its stage."""
+    inv = _multi_network_inventory()
+    inv["mizar_functions"][0] = dict(COUNT, hosts=None)
+    r = render_inventory(inv)
+    for host in ("h1", "h2", "h3", "h4"):
+        assert [f["name"] for f in r[host]["functions"]] == ["acl-all", "count"], host
+        assert r[host]["transit"]["stages"] == [
+            {"stage": "on_xdp_tx", "object": "/var/lib/mizar/bpf/functions/acl.bpf.o"},
+            {"stage": "on_xdp_pass", "object": "/var/lib/mizar/bpf/functions/count.bpf.o"}], host
+
+
+def test_host_settings_and_objects():
+    """What the roles read: the objects directory (mizar_bpf_dir) in every
+    object path, the XDP mode switch, the sources to build (all of them, on
+    every host), and the VNIs where functions run."""
+    inv = _multi_network_inventory()
+    inv["hosts"]["h4"].update(mizar_bpf_dir="/srv/mizar", mizar_xdp_switch_mode="yes", mizar_xdp_mode="generic")
+    inv["mizar_functions"].append({"name": "late", "stage": "on_xdp_drop", "program": "fn/late.bpf.c",
+                                   "hosts": ["h3"]})
+    r = render_inventory(inv, base_dir="/srv/inventory")
+    h4 = r["h4"]
+    assert h4["interface"]["xdp_mode"] == "generic"
+    assert h4["transit"] == {"obj_dir": "/srv/mizar", "switch_mode": True,
+                             "sources": ["/opt/fn/count.c", "/srv/inventory/fn/late.bpf.c"],
+                             "stages": [{"stage": "on_xdp_tx", "object": "/srv/mizar/functions/acl.bpf.o"},
+                                        {"stage": "on_xdp_pass", "object": "/srv/mizar/functions/count.bpf.o"}]}
+    assert [(f["program"], f["object"], f["shipped"]) for f in h4["functions"]] == [
+        ("acl", "/srv/mizar/functions/acl.bpf.o", True),
+        ("/opt/fn/count.c", "/srv/mizar/functions/count.bpf.o", False)]
+    h3 = r["h3"]
+    assert h3["transit"]["obj_dir"] == "/var/lib/mizar/bpf" and h3["transit"]["switch_mode"] is False
+    assert h3["transit"]["sources"] == h4["transit"]["sources"]
+    assert h3["functions"][-1]["object"] == "/var/lib/mizar/bpf/functions/late.bpf.o"
+    assert h3["vnis"] == h4["vnis"] == {"vpc1": 100}
+    inv["mizar_functions"] = []
+    assert all(x["vnis"] == {} and x["transit"]["stages"] == [] for x in render_inventory(inv).values())
 
 
 def test_facts_fill_missing_addresses():

@@ -246,6 +246,23 @@ CASES = [
      "hostvars[h3].mizar_bpf_pin_dir", r"'/tmp/mizar' is not below a bpffs mount"),
     ("pin-dir-dotdot", lambda inv: H(inv, "h3").update(mizar_bpf_pin_dir="/sys/fs/bpf/../mizar"),
      "hostvars[h3].mizar_bpf_pin_dir", r"is not a normalized path"),
+    ("bpf-dir-relative", lambda inv: H(inv, "h3").update(mizar_bpf_dir="var/lib/mizar"),
+     "hostvars[h3].mizar_bpf_dir", r"must be an absolute path other than /, not a string \('var/lib/mizar'\)"),
+    ("bpf-dir-root", lambda inv: H(inv, "h3").update(mizar_bpf_dir="/"), "hostvars[h3].mizar_bpf_dir",
+     r"an absolute path other than /"),
+    ("switch-mode", lambda inv: H(inv, "h3").update(mizar_xdp_switch_mode="maybe"),
+     "hostvars[h3].mizar_xdp_switch_mode", r"must be true or false, not a string \('maybe'\)"),
+    ("host-var-typo-bpf-dir", lambda inv: H(inv, "h1").update(mizar_bpf_dri="/x"), "hostvars[h1].mizar_bpf_dri",
+     r"did you mean \"mizar_bpf_dir\""),
+    # function objects (functions/<stem>.bpf.o, one per stem)
+    ("user-source-shipped-stem", lambda inv: inv["mizar_functions"].append(
+        {"name": "mine", "stage": "on_xdp_pass", "program": "fn/acl.c"}), "mizar_functions[1].program",
+     r"fn/acl.c would build functions/acl.bpf.o, the object of the shipped function acl: rename your source"),
+    ("user-sources-same-stem", lambda inv: inv["mizar_functions"].extend([
+        {"name": "a", "stage": "on_xdp_pass", "program": "a/fn.c", "hosts": ["h1"]},
+        {"name": "b", "stage": "on_xdp_pass", "program": "/b/fn.bpf.c", "hosts": ["h2"]}]),
+     "mizar_functions[2].program", r"/b/fn.bpf.c would build functions/fn.bpf.o, which "
+     r"mizar_functions\[1\].program \(a/fn.c\) builds too: rename one of the sources"),
     # tunnel peers
     ("peer-unknown", lambda inv: _peer(inv, tunnel_peer="vtep9"), "mizar_vpcs[0].networks[0].endpoints[3].tunnel_peer",
      r"tunnel peer 'vtep9' is not in mizar_tunnel_peers \(did you mean \"vtep1\"\?\)"),
@@ -407,6 +424,23 @@ def test_user_source_function_config_passes_through():
     inv["mizar_functions"].append({"name": "mine", "stage": "on_xdp_pass", "program": "fn/mine.c",
                                    "config": {"anything": [1, 2]}})
     assert list(validate(inv)) == []
+
+
+def test_one_source_for_several_functions():
+    inv = base()
+    inv["mizar_functions"] += [{"name": "a", "stage": "on_xdp_pass", "program": "fn/mine.c", "hosts": ["h1"]},
+                               {"name": "b", "stage": "on_xdp_tx", "program": "./fn/mine.c", "hosts": None}]
+    assert list(validate(inv)) == []
+
+
+@pytest.mark.parametrize("value, flag", [(True, True), (False, False), ("yes", True), ("False", False),
+                                         (1, True), ("0", False), ("on", True)])
+def test_switch_mode_as_ansible_reads_it(value, flag):
+    inv = base()
+    H(inv, "h2").update(mizar_xdp_switch_mode=value, mizar_bpf_dir="/srv/mizar/objects/")
+    model, _plans = check(inv)
+    assert model.hosts["h2"].switch_mode is flag and model.hosts["h1"].switch_mode is False
+    assert (model.hosts["h2"].bpf_dir, model.hosts["h1"].bpf_dir) == ("/srv/mizar/objects", "/var/lib/mizar/bpf")
 
 
 def test_pin_dir_on_other_bpffs_mount():
