@@ -36,6 +36,8 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common
+  - mizar.transit.common.mode
 options:
   name:
     description:
@@ -87,17 +89,6 @@ options:
         sized for them.
     type: bool
     default: false
-  mode:
-    description:
-      - XDP mode of the agent and pass programs.
-    type: str
-    choices: [native, generic]
-    default: native
-  pin_dir:
-    description:
-      - The datapath's pin directory (where M(mizar.transit.transit) loaded it).
-    type: path
-    default: /sys/fs/bpf/mizar
   state:
     description:
       - Whether the endpoint should exist.
@@ -198,6 +189,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.endpoint import EndpointError, EndpointSpec, ensure
 
 
@@ -214,9 +206,9 @@ def main():
             mtu=dict(type="int"),
             substrate_interface=dict(type="str"),
             bypass_decap=dict(type="bool", default=False),
-            mode=dict(type="str", choices=["native", "generic"], default="native"),
-            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            mode=args.xdp_mode(),
+            pin_dir=args.pin_dir(),
+            state=args.state(),
         ),
         supports_check_mode=True,
     )

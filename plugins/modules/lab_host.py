@@ -208,13 +208,14 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mizar.transit.plugins.module_utils.ops import lab_host as lab
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            state=args.state(),
             interface=dict(type="str", default=lab.DEFAULT_INTERFACE),
             address=dict(type="str"),
             mac=dict(type="str"),
@@ -222,7 +223,7 @@ def main():
             port=dict(type="str"),
             xdp_object=dict(type="path"),
             xdp_program=dict(type="str", default=lab.DEFAULT_PROGRAM),
-            xdp_mode=dict(type="str", choices=["native", "generic"], default="native"),
+            xdp_mode=args.xdp_mode(),
             bpffs_root=dict(type="path", default=lab.DEFAULT_BPFFS_ROOT),
             bpffs_purge=dict(type="bool", default=False),
         ),

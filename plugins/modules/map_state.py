@@ -117,6 +117,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.ops.map_state import
 from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import BpfError
 from ansible_collections.mizar.transit.plugins.module_utils.bpf.stages import Layout
 from ansible_collections.mizar.transit.plugins.module_utils.bpf.tables import TableError, converge
+from ansible_collections.mizar.transit.plugins.module_utils.model.settings import DEFAULT_PIN_DIR
 
 
 def main():
@@ -132,7 +133,7 @@ def main():
         module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
     rendered = module.params["rendered"]
     host = rendered.get("host") or "this host"
-    pin_dir = module.params["pin_dir"] or (rendered.get("interface") or {}).get("pin_dir") or "/sys/fs/bpf/mizar"
+    pin_dir = module.params["pin_dir"] or (rendered.get("interface") or {}).get("pin_dir") or DEFAULT_PIN_DIR
 
     all_links = netlink.links()
     links = dict((link["ifname"], link["index"]) for link in all_links)

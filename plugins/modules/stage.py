@@ -34,13 +34,9 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common
+  - mizar.transit.common.stage
 options:
-  stage:
-    description:
-      - The stage slot.
-    type: str
-    required: true
-    choices: [on_xdp_tx, on_xdp_pass, on_xdp_redirect, on_xdp_drop, on_xdp_scaled_ep]
   object:
     description:
       - The function's BPF object (C(.bpf.o), built by M(mizar.transit.bpf_build)). Required with
@@ -68,11 +64,6 @@ options:
       - VPC names to VNIs, for configurations that name VPCs (the rules of C(acl)).
     type: dict
     default: {}
-  pin_dir:
-    description:
-      - The datapath's pin directory (where M(mizar.transit.transit) loaded it).
-    type: path
-    default: /sys/fs/bpf/mizar
   state:
     description:
       - Whether the slot should hold the program, or be empty.
@@ -182,22 +173,21 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.stage import StageSlotError, StageSpec, ensure
-
-STAGES = ["on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep"]
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            stage=dict(type="str", required=True, choices=STAGES),
+            stage=args.stage(),
             object=dict(type="path"),
             program=dict(type="str"),
             function=dict(type="str"),
             config=dict(type="dict", default={}),
             vpcs=dict(type="dict", default={}),
-            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            pin_dir=args.pin_dir(),
+            state=args.state(),
         ),
         required_if=[("state", "present", ("object",))],
         supports_check_mode=True,

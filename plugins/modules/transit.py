@@ -36,18 +36,14 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common
+  - mizar.transit.common.mode
 options:
   interface:
     description:
       - The substrate NIC (the host's C(mizar_interface)).
     type: str
     required: true
-  mode:
-    description:
-      - XDP mode. C(native) runs in the driver; C(generic) works with any NIC, slower.
-    type: str
-    choices: [native, generic]
-    default: native
   switch_mode:
     description:
       - What to do when the transit program is attached in another mode than O(mode).
@@ -60,8 +56,6 @@ options:
       - Directory on a bpffs where the datapath's maps, programs and links are pinned (the host's
         C(mizar_bpf_pin_dir)).
       - When it lies below C(/sys/fs/bpf) and no bpffs is mounted there, one is mounted.
-    type: path
-    default: /sys/fs/bpf/mizar
   obj_dir:
     description:
       - Directory holding C(transit.bpf.o), C(agent.bpf.o) and C(pass.bpf.o) as built by
@@ -228,26 +222,25 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import objects
 
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.transit import TransitError, TransitSpec, ensure
-
-STAGES = ["on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep"]
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             interface=dict(type="str", required=True),
-            mode=dict(type="str", choices=["native", "generic"], default="native"),
+            mode=args.xdp_mode(),
             switch_mode=dict(type="bool", default=False),
-            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
+            pin_dir=args.pin_dir(),
             obj_dir=dict(type="path"),
             archive=dict(type="path"),
             stages=dict(type="list", elements="dict", default=[], options=dict(
-                stage=dict(type="str", required=True, choices=STAGES),
+                stage=args.stage(),
                 object=dict(type="path", required=True),
                 program=dict(type="str"),
             )),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            state=args.state(),
         ),
         required_if=[("state", "present", ("obj_dir",))],
         supports_check_mode=True,

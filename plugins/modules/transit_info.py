@@ -24,12 +24,7 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-options:
-  pin_dir:
-    description:
-      - The datapath's pin directory.
-    type: path
-    default: /sys/fs/bpf/mizar
+  - mizar.transit.common
 notes:
   - A pin directory with no datapath gives RV(loaded=false) and empty lists; that is not an error.
 requirements:
@@ -132,13 +127,14 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.transit import info
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
+            pin_dir=args.pin_dir(),
         ),
         supports_check_mode=True,
     )

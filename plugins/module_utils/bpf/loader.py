@@ -56,7 +56,6 @@ ROLES = {
 }
 ROLE_OF_PROG = dict((prog, role) for role, (_obj, prog) in ROLES.items())
 LOAD_ORDER = ("transit", "agent", "pass")  # transit declares every shared map
-MODES = tuple(sorted(xdp.MODES))
 RENAME_EXCHANGE = 1 << 1
 
 

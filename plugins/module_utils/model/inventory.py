@@ -32,13 +32,10 @@ from collections.abc import Mapping
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, close_match, suggest
+from ansible_collections.mizar.transit.plugins.module_utils.model.settings import (BPFFS_ROOT, DEFAULT_PIN_DIR,
+                                                                                   DEFAULT_XDP_MODE, XDP_MODES)
 
 MODEL_VERSION = 1
-
-XDP_MODES = ("native", "generic")
-DEFAULT_XDP_MODE = "native"
-DEFAULT_PIN_DIR = "/sys/fs/bpf/mizar"
-BPFFS_ROOT = "/sys/fs/bpf"
 
 INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "mizar_tunnel_peers", "hosts")
 HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir")
