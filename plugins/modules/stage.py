@@ -169,47 +169,13 @@ actions:
     - install acl_on_xdp_redirect from /var/lib/mizar/bpf/functions/acl.bpf.o in stage on_xdp_redirect (slot 2)
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mizar.transit.plugins.module_utils.ops import args
-from ansible_collections.mizar.transit.plugins.module_utils.ops.stage import StageSlotError, StageSpec, ensure
+from ansible_collections.mizar.transit.plugins.module_utils.ops import runner, stage
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            stage=args.stage(),
-            object=dict(type="path"),
-            program=dict(type="str"),
-            function=dict(type="str"),
-            config=dict(type="dict", default={}),
-            vpcs=dict(type="dict", default={}),
-            pin_dir=args.pin_dir(),
-            state=args.state(),
-        ),
-        required_if=[("state", "present", ("object",))],
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        spec = StageSpec(p["stage"], p["pin_dir"], state=p["state"], object=p["object"], program=p["program"],
-                         function=p["function"], config=p["config"], vpcs=p["vpcs"])
-        result = ensure(spec, check_mode=module.check_mode)
-    except StageSlotError as e:
-        module.fail_json(msg="stage %s: %s" % (p["stage"], e))
-    except Exception as e:  # a failure the plan did not foresee: say where, keep the traceback
-        module.fail_json(msg="stage %s (pin_dir %s): %s" % (p["stage"], p["pin_dir"], e),
-                         exception=traceback.format_exc())
-    if p["state"] == "present" and p["config"] and not p["function"]:
-        module.warn("stage %s: config was given without function, so it was not applied: only shipped functions "
-                    "with a configurator (function: acl) have their maps filled by this module" % p["stage"])
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = dict(diff, before_header="stage %s (before)" % p["stage"],
-                              after_header="stage %s (after)" % p["stage"])
-    module.exit_json(**result)
+    runner.run(AnsibleModule(**stage.MODULE), stage)
 
 
 if __name__ == "__main__":

@@ -630,14 +630,25 @@ def apply_plan(maps, p):
         write_slots(maps[map_name], writes)
 
 
+def write_pinned(pin_dir, map_name, writes):
+    """One batch of a plan's writes into the map pinned as map_name."""
+    with Map.from_pin(os.path.join(pin_dir, map_name)) as m:
+        write_slots(m, writes)
+
+
+def plan_scoped(snap, desired, scope="all"):
+    """plan() of one scope (see scoped()); the plan's pending says whether a
+    later scope still has work after this one (always False for all)."""
+    p = plan(snap, scoped(snap, desired, scope))
+    p.pending = scope != "all" and plan(snap, desired).diff != p.diff
+    return p
+
+
 def converge(pin_dir, desired, check_mode=False, scope="all"):
     """Plan and (unless check_mode) apply; returns the plan. scope: see
-    scoped(). The plan's pending says whether a later scope still has work
-    after this one (always False for scope all)."""
+    scoped()."""
     with Maps(pin_dir) as maps:
-        snap = Snapshot(maps)
-        p = plan(snap, scoped(snap, desired, scope))
-        p.pending = scope != "all" and plan(snap, desired).diff != p.diff
+        p = plan_scoped(Snapshot(maps), desired, scope)
         if not check_mode:
             apply_plan(maps, p)
         return p
