@@ -271,6 +271,7 @@ def test_transit_carries_the_objects_archive_to_the_host(ansible, host, objs, up
     assert first["status"] == "changed", play
     assert first["objects"]["added"] == ["agent.bpf.o", "functions/acl.bpf.o", "pass.bpf.o", "transit.bpf.o"]
     assert second["status"] == "ok" and second["objects"] == {"added": [], "updated": [], "removed": []}, play
+    assert (first["archive_transferred"], second["archive_transferred"]) == (True, False), play
     for name in first["objects"]["added"]:
         with open(os.path.join(obj_dir, name), "rb") as a, open(os.path.join(objs, name), "rb") as b:
             assert a.read() == b.read(), name
@@ -280,7 +281,7 @@ def test_transit_carries_the_objects_archive_to_the_host(ansible, host, objs, up
     play = ansible.play([_transit(obj_dir, name="check", archive=newer, check_mode=True, diff=True)],
                         hosts=H0, inventory=host)
     check = play["check"]
-    assert check["status"] == "changed", play
+    assert check["status"] == "changed" and check["archive_transferred"] is True, play
     assert "transit.bpf.o" in check["objects"]["updated"] and check["objects"]["removed"] == ["functions/old.bpf.o"]
     assert any(a.startswith("replace the transit program") for a in check["actions"]), check["actions"]
     with open(os.path.join(obj_dir, "transit.bpf.o"), "rb") as a, open(os.path.join(objs, "transit.bpf.o"), "rb") as b:
@@ -289,6 +290,38 @@ def test_transit_carries_the_objects_archive_to_the_host(ansible, host, objs, up
     play = ansible.play([_transit(obj_dir, name="upgrade", archive=newer)], hosts=H0, inventory=host)
     assert play["upgrade"]["status"] == "changed" and play["upgrade"]["upgraded"], play
     assert not os.path.exists(os.path.join(obj_dir, "functions", "old.bpf.o"))
+
+
+def test_transit_sends_the_archive_only_when_the_host_lacks_its_objects(ansible, host, objs, tmp_path):
+    """The action asks with the archive's manifest first: a host whose
+    obj_dir holds exactly the archive's objects gets no transfer; one whose
+    files were changed behind its back (the files are hashed, no stamp is
+    trusted) gets the archive and its objects back."""
+    obj_dir = str(tmp_path / "host-objs")
+    archive = os.path.join(objs, "objects.tar")
+    runs = [_transit(obj_dir, name="run%d" % i, archive=archive) for i in (1, 2, 3)]
+    play = ansible.play(runs, hosts=H0, inventory=host)
+    assert [play["run%d" % i]["archive_transferred"] for i in (1, 2, 3)] == [True, False, False], play
+    assert [play["run%d" % i]["status"] for i in (1, 2, 3)] == ["changed", "ok", "ok"], play
+
+    with open(os.path.join(obj_dir, "pass.bpf.o"), "r+b") as f:  # same name and size, other bytes
+        data = f.read()
+        f.seek(0)
+        f.write(bytes(len(data)))
+    play = ansible.play([_transit(obj_dir, name="check", archive=archive, check_mode=True)], hosts=H0, inventory=host)
+    check = play["check"]
+    assert check["archive_transferred"] and check["objects"]["updated"] == ["pass.bpf.o"], play
+    with open(os.path.join(obj_dir, "pass.bpf.o"), "rb") as f:
+        assert f.read() == bytes(len(data)), "check mode wrote an object"
+    play = ansible.play([_transit(obj_dir, name="repair", archive=archive),
+                         _transit(obj_dir, name="again", archive=archive)], hosts=H0, inventory=host)
+    repair, again = play["repair"], play["again"]
+    assert repair["status"] == "changed" and repair["archive_transferred"], play
+    assert repair["objects"] == {"added": [], "updated": ["pass.bpf.o"], "removed": []}
+    assert repair["actions"][0] == "write the objects pass.bpf.o to %s" % obj_dir
+    with open(os.path.join(obj_dir, "pass.bpf.o"), "rb") as a, open(os.path.join(objs, "pass.bpf.o"), "rb") as b:
+        assert a.read() == b.read()
+    assert again["status"] == "ok" and again["archive_transferred"] is False, play
 
 
 def test_transit_on_a_nic_without_native_xdp_says_so_and_attaches_nothing(ansible, host, objs):
