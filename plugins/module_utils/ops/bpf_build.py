@@ -19,7 +19,7 @@ import os
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import build, objects
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
-from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, StepError, carry_out
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 
 NEEDS = ()  # runs on the controller: neither pyroute2 nor libbpf
 MODULE = args.module_args(dict(
@@ -109,11 +109,7 @@ def ensure(spec, check_mode=False):
     after}}."""
     st = read(spec)
     steps = plan(spec, st)
-    try:
-        actions = carry_out(steps, check_mode=check_mode)
-    except StepError as e:
-        cause = e.__cause__
-        raise cause if isinstance(cause, build.BuildError) else build.BuildError(str(e))
+    actions = carry_out(steps, check_mode=check_mode, error=build.BuildError)
     stamp, targets = st["stamp"], st["targets"]
     before = _lines(st["built"], stamp.get("clang", ""), stamp.get("cflags") or []) if stamp else []
     after = _lines(dict((t.name, t.digest) for t in targets), st["version"], list(build.BASE_CFLAGS) + spec.cflags)

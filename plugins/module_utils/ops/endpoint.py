@@ -43,7 +43,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model.settings import XDP_MODES
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
-from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, StepError, carry_out
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 from ansible_collections.mizar.transit.plugins.module_utils.ops.transit_info import served_endpoints
 
 INNER = "eth0"
@@ -619,10 +619,7 @@ def ensure(spec, check_mode=False):
         raise EndpointError("%s: reading %s state: %s" % (spec.label, "its" if spec.single else "their", e))
     plans = _plans(spec, before)
     steps = _flatten(spec, plans)
-    try:
-        actions = carry_out(steps, spec.label, check_mode=check_mode)
-    except StepError as e:
-        raise EndpointError(str(e))
+    actions = carry_out(steps, spec.label, check_mode=check_mode, error=EndpointError)
     programs = before["programs"]
     ours = None
     results, diff_before, diff_after = [], [], []

@@ -37,7 +37,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
-from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, StepError, carry_out
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
 
 DEFAULT_BRIDGE = "mzlab0"
@@ -419,10 +419,7 @@ def ensure(spec, check_mode=False):
     except (netlink.NetlinkError, libbpf.BpfError, xdp.XdpError, OSError) as e:
         raise LabError("lab host %s: reading its state: %s" % (spec.name, e))
     steps = plan(spec, before)
-    try:
-        actions = carry_out(steps, "lab host %s" % spec.name, check_mode=check_mode)
-    except StepError as e:
-        raise LabError(str(e))
+    actions = carry_out(steps, "lab host %s" % spec.name, check_mode=check_mode, error=LabError)
     if steps and not check_mode:
         after = read(spec)
         after_summary = summary(spec, after)

@@ -18,7 +18,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.model.settings import DEFAULT_PIN_DIR
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
-from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, StepError, carry_out
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 
 NEEDS = (PYROUTE2, LIBBPF)
 MODULE = args.module_args(dict(
@@ -112,10 +112,7 @@ def ensure(spec, check_mode=False):
     except (ApplyError, tables.TableError) as e:
         raise MapStateError("%s: %s; nothing was applied" % (spec.host, e))
     steps = steps_of(spec, p)
-    try:
-        actions = carry_out(steps, "%s maps" % spec.host, check_mode=check_mode)
-    except StepError as e:
-        raise MapStateError(str(e))
+    actions = carry_out(steps, "%s maps" % spec.host, check_mode=check_mode, error=MapStateError)
     by_index = dict((v, k) for k, v in st["links"].items())
     before, after, changes = describe(p, Names(spec.rendered, by_index.get))
     return {"changed": bool(steps), "actions": actions, "changes": changes,

@@ -37,7 +37,7 @@ import os
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, dryload, fnconfig, libbpf, stages
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF
-from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, StepError, carry_out
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 
 SUFFIX = ".bpf.o"
 
@@ -385,10 +385,7 @@ def _ensure(spec, check_mode):
     load, installed = _Load(spec), {}
     try:
         steps = plan(spec, st, load, installed)
-        try:
-            actions = carry_out(steps, check_mode=check_mode)
-        except StepError as e:  # a refusal of a step's own stands as it is
-            raise StageSlotError(str(e.__cause__) if isinstance(e.__cause__, StageSlotError) else str(e))
+        actions = carry_out(steps, check_mode=check_mode, error=StageSlotError)
     finally:
         load.close()
     slot = abi.STAGES[spec.stage]

@@ -44,18 +44,22 @@ class Step:
         return "Step(%r)" % self.text
 
 
-def carry_out(steps, what=None, check_mode=False):
+def carry_out(steps, what=None, check_mode=False, error=StepError):
     """Run the steps in order (none in check mode). Returns their texts.
-    The first failure raises StepError naming `what` (when given), the step
-    and the steps already done; the original exception is its __cause__."""
+    The first failure raises error (a backend's error class) naming `what`
+    (when given), the step and the steps already done; the original
+    exception is its __cause__. A step's own refusal, an error already,
+    stands as it is."""
     done = []
     if check_mode:
         return [s.text for s in steps]
     for s in steps:
         try:
             outcome = s()
+        except error:
+            raise
         except Exception as e:
-            raise StepError("%s%s failed: %s (done before: %s)" % (
+            raise error("%s%s failed: %s (done before: %s)" % (
                 "%s: " % what if what else "", s.text, e, "; ".join(done) or "nothing")) from e
         if outcome is not DONE_ELSEWHERE:
             done.append(s.text)

@@ -52,8 +52,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.model.settings impor
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 from ansible_collections.mizar.transit.plugins.module_utils.ops.stage import StageSlotError, resolve_program
-from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import (DONE_ELSEWHERE, Step, StepError,
-                                                                              carry_out)
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import DONE_ELSEWHERE, Step, carry_out
 
 BPFFS = BPFFS_ROOT
 
@@ -524,13 +523,7 @@ def ensure(spec, check_mode=False):
         return {"changed": False, "archive_needed": True, "actions": [], "diff": {"before": "", "after": ""}}
     try:
         steps = plan(spec, st)
-        try:
-            actions = carry_out(steps, check_mode=check_mode)
-        except StepError as e:
-            cause = e.__cause__
-            if isinstance(cause, TransitError):
-                raise TransitError(str(cause), cause.details)
-            raise TransitError(str(e))
+        actions = carry_out(steps, check_mode=check_mode, error=TransitError)
     finally:
         if st["staging"]:
             objects.discard(st["staging"])
