@@ -576,6 +576,53 @@ def test_endpoint_bad_input_names_the_field(ansible, host, objs):
     assert xdp_on("eth0", H0) == ("mzr_transit", "native"), "another veth was taken for the endpoint's"
 
 
+EP5, EP5_IF = RUN + "e5", RUN + "v5"
+
+
+def test_endpoint_list_in_one_call_and_exclusive(ansible, host, objs):
+    """A host's endpoints in one call: all planned before any is made (a bad
+    item fails the task naming it, and nothing is made), per-endpoint
+    results, one diff; unlisted reports what the datapath serves beyond the
+    list, exclusive removes it, in check mode only says so."""
+    two = [_ep(), _ep(name="blue/web/ep5", iface=EP5_IF, netns=EP5, ip="10.0.0.5", mac="02:00:00:00:00:05")]
+    bad = [two[0], dict(two[1], mac="01:00:00:00:00:05")]
+    listed = {"endpoints": two, "substrate_interface": "eth0"}
+    play = ansible.play([_transit(objs, name="load"),
+                         task("endpoint", {"endpoints": bad}, name="bad", ignore_errors=True)], hosts=H0, inventory=host)
+    bad = play["bad"]
+    assert bad["status"] == "failed" and bad["msg"].startswith("endpoint blue/web/ep5 (endpoints[1]): mac: "), play
+    assert not nsenter.netns_exists(EP) and not nsenter.netns_exists(EP5), "a failed list made an endpoint"
+    play = ansible.play([task("endpoint", listed, name="check", check_mode=True, diff=True),
+                         task("endpoint", listed, name="first"), task("endpoint", listed, name="second")],
+                        hosts=H0, inventory=host)
+    check, first, second = play["check"], play["first"], play["second"]
+    assert check["status"] == "changed" and check["actions"][0] == "blue/web/ep0: create network namespace %s" % EP
+    assert "endpoint blue/web/ep5:" in check["diff"]["after"] and "blue/web/ep5: create network namespace %s" % EP5 \
+        in check["actions"], play
+    assert first["status"] == "changed" and first["actions"] == check["actions"], "check mode predicted the run"
+    assert [(e["name"], e["changed"], e["netns"]) for e in first["endpoints"]] == [
+        ("blue/web/ep0", True, EP), ("blue/web/ep5", True, EP5)]
+    assert first["endpoints"][1]["ifindex"] == netlink.link(EP5_IF, H0)["index"] and first["unlisted"] == []
+    assert second["status"] == "ok" and second["actions"] == [] and not any(e["changed"] for e in second["endpoints"])
+    assert _ep_state() == WANT and xdp_on(EP5_IF, H0) == ("mzr_agent", "native")
+
+    one = {"endpoints": two[:1], "substrate_interface": "eth0"}
+    gone = {"endpoints": "{{ report.unlisted }}", "state": "absent"}  # what the tenants role does
+    play = ansible.play([task("endpoint", one, name="report", register="report"),
+                         task("endpoint", gone, name="gone", check_mode=True),
+                         task("endpoint", dict(one, exclusive=True), name="check", check_mode=True),
+                         task("endpoint", dict(one, exclusive=True), name="prune"),
+                         task("endpoint", dict(one, exclusive=True), name="again")], hosts=H0, inventory=host)
+    report, check, prune = play["report"], play["check"], play["prune"]
+    assert report["status"] == "ok" and report["unlisted"] == [{"name": EP5_IF, "iface": EP5_IF, "netns": EP5}], play
+    assert play["gone"]["status"] == "changed" and play["gone"]["actions"] == check["actions"], play
+    assert check["status"] == "changed" and check["actions"] == prune["actions"] == [
+        "%s: detach mzr_pass from eth0 in %s" % (EP5_IF, EP5), "%s: detach mzr_agent from %s" % (EP5_IF, EP5_IF),
+        "%s: delete veth %s (and eth0 in %s)" % (EP5_IF, EP5_IF, EP5), "%s: delete network namespace %s" % (EP5_IF, EP5)]
+    assert prune["status"] == "changed" and play["again"]["status"] == "ok" and play["again"]["unlisted"] == [], play
+    assert not nsenter.netns_exists(EP5) and netlink.link(EP5_IF, H0) is None and _ep_state() == WANT
+
+
 def test_endpoint_mtu_follows_the_substrate_nic(ansible, host, objs):
     """The MTU is the substrate NIC's less 50 (the NIC's for bypass_decap),
     follows a change of the NIC's, and an explicit one above it fails."""
