@@ -102,6 +102,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description: What was done (in check mode, what would be done), in order.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - compile transit.bpf.o, functions/ratelimit.bpf.o
+    - record the inputs of every object in /root/.cache/mizar.transit/bpf/.mizar-build.json
+    - pack every object into /root/.cache/mizar.transit/bpf/objects.tar
 objects:
   description:
     - Every object of the build (built now or earlier), by name to path. Names are the paths
@@ -139,37 +148,13 @@ stamp:
   sample: /root/.cache/mizar.transit/bpf/.mizar-build.json
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf.build import BuildError, ensure
+from ansible_collections.mizar.transit.plugins.module_utils.ops import bpf_build, runner
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            src=dict(type="path", required=True),
-            dest=dict(type="path", required=True),
-            sources=dict(type="list", elements="path", default=[]),
-            cflags=dict(type="list", elements="str", default=[]),
-            clang=dict(type="str", default="clang"),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        result = ensure(p["src"], p["dest"], sources=p["sources"], cflags=p["cflags"], clang=p["clang"],
-                        check_mode=module.check_mode)
-    except BuildError as e:
-        module.fail_json(msg=str(e))
-    except (IOError, OSError) as e:
-        module.fail_json(msg="building %s into %s: %s" % (p["src"], p["dest"], e), exception=traceback.format_exc())
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = dict(diff, before_header="%s (last build)" % result["stamp"],
-                              after_header="%s (this build)" % result["stamp"])
-    module.exit_json(**result)
+    runner.run(AnsibleModule(**bpf_build.MODULE), bpf_build)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,20 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: endpoint
-short_description: Create, adopt or remove one endpoint of a transit host
+short_description: Create, adopt or remove the endpoints of a transit host
 version_added: 0.1.0
 description:
-  - Manages one endpoint of the host it runs on, as the C(local_endpoints) of the host's rendering
-    (M(mizar.transit.render) filter) describe them.
+  - Manages endpoints of the host it runs on, as the C(local_endpoints) of the host's rendering
+    (M(mizar.transit.render) filter) describe them. One endpoint (O(name), O(iface) and its other
+    options), or a host's whole list in one call (O(endpoints), the rendering's C(local_endpoints)
+    as they are).
+  - "With O(endpoints), every endpoint is read and planned before anything is done: an endpoint
+    that cannot be brought to its state fails the task, naming it and the field, and no endpoint is
+    changed. Then the steps are carried out in the list's order. RV(actions) names each step's
+    endpoint, RV(endpoints) reports each one, and the diff covers them all."
+  - With O(exclusive=true), the endpoints the datapath serves (an agent program of O(pin_dir) runs
+    on their host-side interface) that O(endpoints) leaves out are removed too, as O(state=absent)
+    removes one, after the listed ones. Without it they are only reported (RV(unlisted)).
   - "With O(netns), the endpoint is made: the network namespace O(netns) (created when missing)
     holds the inner end of a veth, C(eth0), with O(ip)/O(prefixlen), O(mac), O(mtu), transmit
     checksum offload off, IPv6 off, up, a default route via O(gateway), and the datapath's pass
@@ -36,18 +45,19 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common
+  - mizar.transit.common.mode
 options:
   name:
     description:
       - The endpoint's name, for messages (the rendering's C(vpc/network/endpoint)).
+      - Required, with O(iface), unless O(endpoints) is given.
     type: str
-    required: true
   iface:
     description:
       - The host-side interface. For a O(netns) endpoint, the host end of the veth this module makes
         (the rendering's derived C(mz...) name); otherwise the existing interface to adopt.
     type: str
-    required: true
   netns:
     description:
       - The endpoint's network namespace (under C(/run/netns)), made and owned by this module.
@@ -87,23 +97,65 @@ options:
         sized for them.
     type: bool
     default: false
-  mode:
-    description:
-      - XDP mode of the agent and pass programs.
-    type: str
-    choices: [native, generic]
-    default: native
-  pin_dir:
-    description:
-      - The datapath's pin directory (where M(mizar.transit.transit) loaded it).
-    type: path
-    default: /sys/fs/bpf/mizar
   state:
     description:
-      - Whether the endpoint should exist.
+      - Whether the endpoint should exist. With O(endpoints), the state of the items that give none.
     type: str
     choices: [present, absent]
     default: present
+  endpoints:
+    description:
+      - A host's endpoints, each as the single form's options describe (O(name), O(iface) required),
+        with its own O(endpoints[].state). O(substrate_interface), O(mode) and O(pin_dir) apply to
+        all of them.
+      - The items of the rendering's C(local_endpoints) can be given as they are.
+      - Mutually exclusive with the single form's options.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The endpoint's name, for messages.
+        type: str
+        required: true
+      iface:
+        description: The host-side interface (see O(iface)).
+        type: str
+        required: true
+      netns:
+        description: The endpoint's network namespace; leave it out (or null) to adopt O(endpoints[].iface).
+        type: str
+      ip:
+        description: The endpoint's IPv4 address.
+        type: str
+      prefixlen:
+        description: Prefix length of the endpoint's network.
+        type: int
+      mac:
+        description: The endpoint's MAC address.
+        type: str
+      gateway:
+        description: The network's gateway.
+        type: str
+      mtu:
+        description: MTU of both veth ends (see O(mtu)); null derives it.
+        type: int
+      bypass_decap:
+        description: The endpoint receives whole tunnel frames.
+        type: bool
+        default: false
+      vni:
+        description: The VNI of the endpoint's VPC, as the rendering gives it. Not used here (the datapath's
+          entries carry it, see M(mizar.transit.map_state)); accepted so that rendered items pass as they are.
+        type: int
+      state:
+        description: Whether this endpoint should exist; defaults to O(state).
+        type: str
+        choices: [present, absent]
+  exclusive:
+    description:
+      - With O(endpoints), also remove the endpoints the datapath serves that the list leaves out (see above).
+    type: bool
+    default: false
 notes:
   - Supports check mode and diff mode (the namespace, C(eth0)'s settings, the route and the XDP programs,
     before and after).
@@ -111,7 +163,7 @@ notes:
     refer to O(iface) by its ifindex. A veth made again gets a new ifindex, so run map_state after
     every endpoint change.
   - To remove an endpoint, run M(mizar.transit.map_state) without it first, then this module with
-    O(state=absent).
+    O(state=absent), or with O(endpoints) and O(exclusive=true).
 requirements:
   - pyroute2
   - libbpf (libbpf.so.1)
@@ -126,19 +178,29 @@ attributes:
 """
 
 EXAMPLES = r"""
-- name: This host's endpoints, as rendered
+- name: This host's endpoints, as rendered, in one call
   mizar.transit.endpoint:
-    name: "{{ item.name }}"
-    ip: "{{ item.ip }}"
-    prefixlen: "{{ item.prefixlen }}"
-    mac: "{{ item.mac }}"
-    gateway: "{{ item.gateway }}"
-    netns: "{{ item.netns | default(omit, true) }}"
-    iface: "{{ item.iface }}"
-    mtu: "{{ item.mtu | default(omit, true) }}"
-    bypass_decap: "{{ item.bypass_decap }}"
+    endpoints: "{{ mizar_rendered[inventory_hostname].local_endpoints }}"
     substrate_interface: "{{ mizar_rendered[inventory_hostname].interface.name }}"
-  loop: "{{ mizar_rendered[inventory_hostname].local_endpoints }}"
+  register: endpoints
+
+- name: After the maps forgot them, remove the endpoints that left the inventory
+  mizar.transit.endpoint:
+    endpoints: "{{ mizar_rendered[inventory_hostname].local_endpoints }}"
+    substrate_interface: "{{ mizar_rendered[inventory_hostname].interface.name }}"
+    exclusive: true
+  when: endpoints.unlisted | length > 0
+
+- name: One endpoint
+  mizar.transit.endpoint:
+    name: blue/web/web1
+    iface: mze76b32797f
+    netns: blue-web1
+    ip: 10.1.1.10
+    prefixlen: 24
+    mac: "02:e7:6b:32:79:7f"
+    gateway: 10.1.1.1
+    substrate_interface: eth0
 
 - name: Adopt an existing interface as an endpoint
   mizar.transit.endpoint:
@@ -155,7 +217,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was done (in check mode, what would be done), in order.
+  description:
+    - What was done (in check mode, what would be done), in order.
+    - With O(endpoints), each text starts with its endpoint's name.
   returned: always
   type: list
   elements: str
@@ -167,76 +231,59 @@ actions:
     - attach mzr_agent (native mode) to mze76b32797f
 mtu:
   description: The MTU of the endpoint's veth (derived or given); null for an adopted interface or O(state=absent).
-  returned: always
+  returned: with O(name)
   type: int
   sample: 1450
 iface:
   description: The host-side interface.
-  returned: always
+  returned: with O(name)
   type: str
   sample: mze76b32797f
 ifindex:
   description:
     - ifindex of O(iface) after the run (what the datapath's entries are keyed by); null when it does not exist.
-  returned: always
+  returned: with O(name)
   type: int
   sample: 57
 netns:
   description: The endpoint's namespace, null for an adopted interface or when it does not exist.
-  returned: always
+  returned: with O(name)
   type: str
   sample: blue-web1
 mac:
   description: MAC of C(eth0) (of O(iface) for an adopted interface); null when absent.
-  returned: always
+  returned: with O(name)
   type: str
   sample: "02:e7:6b:32:79:7f"
+endpoints:
+  description:
+    - One item per endpoint, in the list's order, then the unlisted ones O(exclusive) removed, each with
+      C(name), C(state), C(changed), its own C(actions), and the single form's C(iface), C(mtu), C(ifindex),
+      C(netns) and C(mac).
+  returned: with O(endpoints)
+  type: list
+  elements: dict
+  sample:
+    - {name: blue/web/web1, state: present, changed: false, actions: [], iface: mze76b32797f, mtu: 1450,
+       ifindex: 57, netns: blue-web1, mac: "02:e7:6b:32:79:7f"}
+unlisted:
+  description:
+    - The endpoints the datapath serves that O(endpoints) leaves out (C(name), C(iface), C(netns)), as this run
+      found them; O(exclusive=true) removes them.
+  returned: with O(endpoints)
+  type: list
+  elements: dict
+  sample:
+    - {name: mz0123456789, iface: mz0123456789, netns: blue-old1}
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.ops.endpoint import EndpointError, EndpointSpec, ensure
+from ansible_collections.mizar.transit.plugins.module_utils.ops import endpoint, runner
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            iface=dict(type="str", required=True),
-            netns=dict(type="str"),
-            ip=dict(type="str"),
-            prefixlen=dict(type="int"),
-            mac=dict(type="str"),
-            gateway=dict(type="str"),
-            mtu=dict(type="int"),
-            substrate_interface=dict(type="str"),
-            bypass_decap=dict(type="bool", default=False),
-            mode=dict(type="str", choices=["native", "generic"], default="native"),
-            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-        ),
-        supports_check_mode=True,
-    )
-    if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
-    p = module.params
-    try:
-        spec = EndpointSpec(p["name"], p["iface"], p["pin_dir"], state=p["state"], netns=p["netns"], ip=p["ip"],
-                            prefixlen=p["prefixlen"], mac=p["mac"], gateway=p["gateway"], mtu=p["mtu"], mode=p["mode"],
-                            substrate_interface=p["substrate_interface"], bypass_decap=p["bypass_decap"])
-        result = ensure(spec, check_mode=module.check_mode)
-    except EndpointError as e:
-        module.fail_json(msg=str(e))
-    except Exception as e:  # a failure the plan did not foresee: say where, keep the traceback
-        module.fail_json(msg="endpoint %s (%s): %s" % (p["name"], p["iface"], e), exception=traceback.format_exc())
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = dict(diff, before_header="endpoint %s (before)" % p["name"],
-                              after_header="endpoint %s (after)" % p["name"])
-    module.exit_json(**result)
+    runner.run(AnsibleModule(**endpoint.MODULE), endpoint)
 
 
 if __name__ == "__main__":

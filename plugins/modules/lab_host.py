@@ -25,7 +25,7 @@ description:
     O(bpffs_root)/O(name) made by the P(mizar.transit.netns#connection) connection, when it is
     empty (see O(bpffs_purge)). Endpoint namespaces are not touched; the teardown playbook
     removes those.
-  - Idempotent. Supports check mode and diff mode. RV(changes) lists what was (or would be) done.
+  - Idempotent. Supports check mode and diff mode. RV(actions) lists what was (or would be) done.
 author:
   - Mizar Transit Developers (@mizar-transit)
 requirements:
@@ -106,7 +106,7 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Reads the state and reports the changes (RV(changes)) without making them.
+    description: Reads the state and reports the changes (RV(actions)) without making them.
     support: full
   diff_mode:
     description: Shows the namespace, bridge, veth ends, addresses and XDP program before and after.
@@ -136,8 +136,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-changes:
+actions:
   description: What was done (in check mode, what would be done), in order.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - create network namespace mzh1
+    - create bridge mzlab0
+changes:
+  description: The same as RV(actions) (the name this module used first).
   returned: always
   type: list
   elements: str
@@ -204,47 +212,13 @@ xdp:
   sample: {prog_id: 1234, prog_name: mzr_pass, mode: native}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mizar.transit.plugins.module_utils.ops import lab_host as lab
-from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops import lab_host, runner
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            interface=dict(type="str", default=lab.DEFAULT_INTERFACE),
-            address=dict(type="str"),
-            mac=dict(type="str"),
-            bridge=dict(type="str", default=lab.DEFAULT_BRIDGE),
-            port=dict(type="str"),
-            xdp_object=dict(type="path"),
-            xdp_program=dict(type="str", default=lab.DEFAULT_PROGRAM),
-            xdp_mode=dict(type="str", choices=["native", "generic"], default="native"),
-            bpffs_root=dict(type="path", default=lab.DEFAULT_BPFFS_ROOT),
-            bpffs_purge=dict(type="bool", default=False),
-        ),
-        required_if=[("state", "present", ("address", "xdp_object"))],
-        supports_check_mode=True,
-    )
-    if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
-    p = module.params
-    try:
-        spec = lab.Spec(p["name"], state=p["state"], interface=p["interface"], address=p["address"], mac=p["mac"],
-                        bridge=p["bridge"], port=p["port"], xdp_object=p["xdp_object"],
-                        xdp_program=p["xdp_program"], xdp_mode=p["xdp_mode"], bpffs_root=p["bpffs_root"],
-                        bpffs_purge=p["bpffs_purge"])
-        result = lab.ensure(spec, check_mode=module.check_mode)
-    except lab.LabError as e:
-        module.fail_json(msg=str(e))
-    for warning in result.pop("warnings"):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    runner.run(AnsibleModule(**lab_host.MODULE), lab_host)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - The batches of slot writes done (in check mode, to be done), in the order of their phases
+      (prepare, stage, publish, retire, restage, republish, clean, free).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "stage: write 1 slot of mzr_endpoints"
+    - "publish: write 1 slot of mzr_endpoints"
 changes:
   description:
     - The entries added, changed or removed, one item per entry, in readable form.
@@ -108,52 +118,13 @@ writes:
   sample: 12
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.ops.map_state import ApplyError, Names, desired_state, describe
-from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import BpfError
-from ansible_collections.mizar.transit.plugins.module_utils.bpf.stages import Layout
-from ansible_collections.mizar.transit.plugins.module_utils.bpf.tables import TableError, converge
+from ansible_collections.mizar.transit.plugins.module_utils.ops import map_state, runner
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            rendered=dict(type="dict", required=True),
-            pin_dir=dict(type="path"),
-            scope=dict(type="str", choices=["add", "update", "all"], default="all"),
-        ),
-        supports_check_mode=True,
-    )
-    if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
-    rendered = module.params["rendered"]
-    host = rendered.get("host") or "this host"
-    pin_dir = module.params["pin_dir"] or (rendered.get("interface") or {}).get("pin_dir") or "/sys/fs/bpf/mizar"
-
-    all_links = netlink.links()
-    links = dict((link["ifname"], link["index"]) for link in all_links)
-    mtus = dict((link["ifname"], link["mtu"]) for link in all_links)
-    by_index = dict((v, k) for k, v in links.items())
-    try:
-        state = desired_state(rendered, links.get, host, mtus.get)
-        plan = converge(Layout(pin_dir).maps, state, check_mode=module.check_mode, scope=module.params["scope"])
-    except (ApplyError, TableError) as e:
-        module.fail_json(msg="%s: %s; nothing was applied" % (host, e))
-    except (BpfError, OSError) as e:
-        module.fail_json(msg="%s: the datapath maps under %s: %s (is the transit program loaded?)" % (host, pin_dir, e),
-                         exception=traceback.format_exc())
-    before, after, changes = describe(plan, Names(rendered, by_index.get))
-    counts = dict((name, len(state[name])) for name in ("substrate", "endpoints", "networks", "vpcs", "agents"))
-    result = dict(changed=plan.changed, changes=changes, counts=counts,
-                  writes=plan.writes(), pending=plan.pending)
-    if module._diff:
-        result["diff"] = dict(before=before, after=after, before_header="%s maps" % host,
-                              after_header="%s maps" % host)
-    module.exit_json(**result)
+    runner.run(AnsibleModule(**map_state.MODULE), map_state)
 
 
 if __name__ == "__main__":

@@ -34,13 +34,9 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common
+  - mizar.transit.common.stage
 options:
-  stage:
-    description:
-      - The stage slot.
-    type: str
-    required: true
-    choices: [on_xdp_tx, on_xdp_pass, on_xdp_redirect, on_xdp_drop, on_xdp_scaled_ep]
   object:
     description:
       - The function's BPF object (C(.bpf.o), built by M(mizar.transit.bpf_build)). Required with
@@ -68,11 +64,6 @@ options:
       - VPC names to VNIs, for configurations that name VPCs (the rules of C(acl)).
     type: dict
     default: {}
-  pin_dir:
-    description:
-      - The datapath's pin directory (where M(mizar.transit.transit) loaded it).
-    type: path
-    default: /sys/fs/bpf/mizar
   state:
     description:
       - Whether the slot should hold the program, or be empty.
@@ -178,48 +169,13 @@ actions:
     - install acl_on_xdp_redirect from /var/lib/mizar/bpf/functions/acl.bpf.o in stage on_xdp_redirect (slot 2)
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mizar.transit.plugins.module_utils.ops.stage import StageSlotError, StageSpec, ensure
-
-STAGES = ["on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep"]
+from ansible_collections.mizar.transit.plugins.module_utils.ops import runner, stage
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            stage=dict(type="str", required=True, choices=STAGES),
-            object=dict(type="path"),
-            program=dict(type="str"),
-            function=dict(type="str"),
-            config=dict(type="dict", default={}),
-            vpcs=dict(type="dict", default={}),
-            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-        ),
-        required_if=[("state", "present", ("object",))],
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        spec = StageSpec(p["stage"], p["pin_dir"], state=p["state"], object=p["object"], program=p["program"],
-                         function=p["function"], config=p["config"], vpcs=p["vpcs"])
-        result = ensure(spec, check_mode=module.check_mode)
-    except StageSlotError as e:
-        module.fail_json(msg="stage %s: %s" % (p["stage"], e))
-    except Exception as e:  # a failure the plan did not foresee: say where, keep the traceback
-        module.fail_json(msg="stage %s (pin_dir %s): %s" % (p["stage"], p["pin_dir"], e),
-                         exception=traceback.format_exc())
-    if p["state"] == "present" and p["config"] and not p["function"]:
-        module.warn("stage %s: config was given without function, so it was not applied: only shipped functions "
-                    "with a configurator (function: acl) have their maps filled by this module" % p["stage"])
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = dict(diff, before_header="stage %s (before)" % p["stage"],
-                              after_header="stage %s (after)" % p["stage"])
-    module.exit_json(**result)
+    runner.run(AnsibleModule(**stage.MODULE), stage)
 
 
 if __name__ == "__main__":

@@ -36,18 +36,14 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common
+  - mizar.transit.common.mode
 options:
   interface:
     description:
       - The substrate NIC (the host's C(mizar_interface)).
     type: str
     required: true
-  mode:
-    description:
-      - XDP mode. C(native) runs in the driver; C(generic) works with any NIC, slower.
-    type: str
-    choices: [native, generic]
-    default: native
   switch_mode:
     description:
       - What to do when the transit program is attached in another mode than O(mode).
@@ -60,8 +56,6 @@ options:
       - Directory on a bpffs where the datapath's maps, programs and links are pinned (the host's
         C(mizar_bpf_pin_dir)).
       - When it lies below C(/sys/fs/bpf) and no bpffs is mounted there, one is mounted.
-    type: path
-    default: /sys/fs/bpf/mizar
   obj_dir:
     description:
       - Directory holding C(transit.bpf.o), C(agent.bpf.o) and C(pass.bpf.o) as built by
@@ -71,11 +65,21 @@ options:
   archive:
     description:
       - The archive of the objects on the controller (C(objects.tar), written by
-        M(mizar.transit.bpf_build)). The task carries it to the host and makes O(obj_dir) hold exactly
-        its objects before loading; an object that is already there with the same bytes is not written.
-      - One transfer per run, however many objects there are.
+        M(mizar.transit.bpf_build)). The task makes O(obj_dir) hold exactly its objects before loading;
+        an object that is already there with the same bytes is not written.
+      - The task first sends the archive's manifest (O(manifest)). When the files in O(obj_dir) are
+        exactly the archive's objects (their SHA-256, read from the files themselves, not from a
+        stamp), the archive stays on the controller. Otherwise it is carried to the host, in one
+        transfer however many objects there are (RV(archive_transferred)).
       - In check mode O(obj_dir) is left alone and the plan is made against the archive's objects.
     type: path
+  manifest:
+    description:
+      - Set by the task's action from O(archive); leave it out. The archive's objects (paths relative to
+        O(obj_dir)) with their SHA-256.
+      - Without O(archive), a host whose O(obj_dir) holds other objects answers that it needs the archive,
+        and does nothing else.
+    type: dict
   stages:
     description:
       - The objects of the stage programs installed in this datapath (see M(mizar.transit.stage)).
@@ -167,6 +171,12 @@ objects:
   returned: with O(archive)
   type: dict
   sample: {added: [], updated: [transit.bpf.o], removed: []}
+archive_transferred:
+  description:
+    - Whether the task carried O(archive) to the host; false when O(obj_dir) held its objects already.
+  returned: with O(archive)
+  type: bool
+  sample: false
 prog_id:
   description:
     - Kernel id of the transit program on O(interface).
@@ -221,74 +231,13 @@ actions:
     - attach the transit program to eth0 (native mode)
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import objects
-
-from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.ops.transit import TransitError, TransitSpec, ensure
-
-STAGES = ["on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep"]
+from ansible_collections.mizar.transit.plugins.module_utils.ops import runner, transit
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            interface=dict(type="str", required=True),
-            mode=dict(type="str", choices=["native", "generic"], default="native"),
-            switch_mode=dict(type="bool", default=False),
-            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
-            obj_dir=dict(type="path"),
-            archive=dict(type="path"),
-            stages=dict(type="list", elements="dict", default=[], options=dict(
-                stage=dict(type="str", required=True, choices=STAGES),
-                object=dict(type="path", required=True),
-                program=dict(type="str"),
-            )),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-        ),
-        required_if=[("state", "present", ("obj_dir",))],
-        supports_check_mode=True,
-    )
-    if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
-    p = module.params
-    shipped = None
-    try:
-        obj_dir = p["obj_dir"]
-        if p["archive"] and p["state"] == "present":
-            shipped = objects.install(p["archive"], p["obj_dir"], check_mode=module.check_mode)
-            obj_dir = shipped["staged"]
-        spec = TransitSpec(p["interface"], p["pin_dir"], obj_dir=obj_dir, mode=p["mode"],
-                           switch_mode=p["switch_mode"], state=p["state"], stage_sources=p["stages"])
-        result = ensure(spec, check_mode=module.check_mode)
-        if p["state"] == "absent" and p["obj_dir"]:
-            if objects.remove(p["obj_dir"], check_mode=module.check_mode):
-                result["actions"].append("remove the objects in %s" % p["obj_dir"])
-                result["changed"] = True
-                result["diff"]["before"] += "objects in %s\n" % p["obj_dir"]
-    except objects.ObjectsError as e:
-        module.fail_json(msg="the objects archive for %s: %s" % (p["obj_dir"], e))
-    except TransitError as e:
-        module.fail_json(msg=str(e), **e.details)
-    except Exception as e:  # a failure the plan did not foresee: say where, keep the traceback
-        module.fail_json(msg="transit on %s (pin_dir %s): %s" % (p["interface"], p["pin_dir"], e),
-                         exception=traceback.format_exc())
-    finally:
-        if shipped:
-            objects.discard(shipped, p["obj_dir"])
-    diff = result.pop("diff")
-    if shipped:
-        result["objects"] = dict((k, shipped[k]) for k in ("added", "updated", "removed"))
-        result["changed"] = result["changed"] or shipped["changed"]
-        diff = {"before": "objects in %s:\n%s%s" % (p["obj_dir"], shipped["diff"]["before"], diff["before"]),
-                "after": "objects in %s:\n%s%s" % (p["obj_dir"], shipped["diff"]["after"], diff["after"])}
-    if module._diff:
-        result["diff"] = dict(diff, before_header="%s (before)" % p["interface"],
-                              after_header="%s (after)" % p["interface"])
-    module.exit_json(**result)
+    runner.run(AnsibleModule(**transit.MODULE), transit)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,7 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-options:
-  pin_dir:
-    description:
-      - The datapath's pin directory.
-    type: path
-    default: /sys/fs/bpf/mizar
+  - mizar.transit.common
 notes:
   - A pin directory with no datapath gives RV(loaded=false) and empty lists; that is not an error.
 requirements:
@@ -119,6 +114,12 @@ drops:
   returned: always
   type: dict
   sample: {agent_spoof: 2}
+actions:
+  description: What was done; always empty, the module only reads.
+  returned: always
+  type: list
+  elements: str
+  sample: []
 stages:
   description: Every stage slot, null when empty, else its slot, prog_id, name, tag and whether its pin matches.
   returned: always
@@ -127,29 +128,13 @@ stages:
            on_xdp_tx: null}
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.ops.transit import info
+from ansible_collections.mizar.transit.plugins.module_utils.ops import runner, transit_info
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            pin_dir=dict(type="path", default="/sys/fs/bpf/mizar"),
-        ),
-        supports_check_mode=True,
-    )
-    if not netlink.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib(netlink.PYROUTE2_REQUIREMENT), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
-    pin_dir = module.params["pin_dir"]
-    try:
-        result = info(pin_dir)
-    except Exception as e:
-        module.fail_json(msg="reading the datapath at %s: %s" % (pin_dir, e), exception=traceback.format_exc())
-    module.exit_json(changed=False, **result)
+    runner.run(AnsibleModule(**transit_info.MODULE), transit_info)
 
 
 if __name__ == "__main__":

@@ -271,6 +271,7 @@ def test_transit_carries_the_objects_archive_to_the_host(ansible, host, objs, up
     assert first["status"] == "changed", play
     assert first["objects"]["added"] == ["agent.bpf.o", "functions/acl.bpf.o", "pass.bpf.o", "transit.bpf.o"]
     assert second["status"] == "ok" and second["objects"] == {"added": [], "updated": [], "removed": []}, play
+    assert (first["archive_transferred"], second["archive_transferred"]) == (True, False), play
     for name in first["objects"]["added"]:
         with open(os.path.join(obj_dir, name), "rb") as a, open(os.path.join(objs, name), "rb") as b:
             assert a.read() == b.read(), name
@@ -280,7 +281,7 @@ def test_transit_carries_the_objects_archive_to_the_host(ansible, host, objs, up
     play = ansible.play([_transit(obj_dir, name="check", archive=newer, check_mode=True, diff=True)],
                         hosts=H0, inventory=host)
     check = play["check"]
-    assert check["status"] == "changed", play
+    assert check["status"] == "changed" and check["archive_transferred"] is True, play
     assert "transit.bpf.o" in check["objects"]["updated"] and check["objects"]["removed"] == ["functions/old.bpf.o"]
     assert any(a.startswith("replace the transit program") for a in check["actions"]), check["actions"]
     with open(os.path.join(obj_dir, "transit.bpf.o"), "rb") as a, open(os.path.join(objs, "transit.bpf.o"), "rb") as b:
@@ -289,6 +290,38 @@ def test_transit_carries_the_objects_archive_to_the_host(ansible, host, objs, up
     play = ansible.play([_transit(obj_dir, name="upgrade", archive=newer)], hosts=H0, inventory=host)
     assert play["upgrade"]["status"] == "changed" and play["upgrade"]["upgraded"], play
     assert not os.path.exists(os.path.join(obj_dir, "functions", "old.bpf.o"))
+
+
+def test_transit_sends_the_archive_only_when_the_host_lacks_its_objects(ansible, host, objs, tmp_path):
+    """The action asks with the archive's manifest first: a host whose
+    obj_dir holds exactly the archive's objects gets no transfer; one whose
+    files were changed behind its back (the files are hashed, no stamp is
+    trusted) gets the archive and its objects back."""
+    obj_dir = str(tmp_path / "host-objs")
+    archive = os.path.join(objs, "objects.tar")
+    runs = [_transit(obj_dir, name="run%d" % i, archive=archive) for i in (1, 2, 3)]
+    play = ansible.play(runs, hosts=H0, inventory=host)
+    assert [play["run%d" % i]["archive_transferred"] for i in (1, 2, 3)] == [True, False, False], play
+    assert [play["run%d" % i]["status"] for i in (1, 2, 3)] == ["changed", "ok", "ok"], play
+
+    with open(os.path.join(obj_dir, "pass.bpf.o"), "r+b") as f:  # same name and size, other bytes
+        data = f.read()
+        f.seek(0)
+        f.write(bytes(len(data)))
+    play = ansible.play([_transit(obj_dir, name="check", archive=archive, check_mode=True)], hosts=H0, inventory=host)
+    check = play["check"]
+    assert check["archive_transferred"] and check["objects"]["updated"] == ["pass.bpf.o"], play
+    with open(os.path.join(obj_dir, "pass.bpf.o"), "rb") as f:
+        assert f.read() == bytes(len(data)), "check mode wrote an object"
+    play = ansible.play([_transit(obj_dir, name="repair", archive=archive),
+                         _transit(obj_dir, name="again", archive=archive)], hosts=H0, inventory=host)
+    repair, again = play["repair"], play["again"]
+    assert repair["status"] == "changed" and repair["archive_transferred"], play
+    assert repair["objects"] == {"added": [], "updated": ["pass.bpf.o"], "removed": []}
+    assert repair["actions"][0] == "write the objects pass.bpf.o to %s" % obj_dir
+    with open(os.path.join(obj_dir, "pass.bpf.o"), "rb") as a, open(os.path.join(objs, "pass.bpf.o"), "rb") as b:
+        assert a.read() == b.read()
+    assert again["status"] == "ok" and again["archive_transferred"] is False, play
 
 
 def test_transit_on_a_nic_without_native_xdp_says_so_and_attaches_nothing(ansible, host, objs):
@@ -541,6 +574,53 @@ def test_endpoint_bad_input_names_the_field(ansible, host, objs):
         assert ": %s: " % field in res["msg"], (name, res["msg"])
     assert not nsenter.netns_exists(EP), "a failed endpoint made its namespace"
     assert xdp_on("eth0", H0) == ("mzr_transit", "native"), "another veth was taken for the endpoint's"
+
+
+EP5, EP5_IF = RUN + "e5", RUN + "v5"
+
+
+def test_endpoint_list_in_one_call_and_exclusive(ansible, host, objs):
+    """A host's endpoints in one call: all planned before any is made (a bad
+    item fails the task naming it, and nothing is made), per-endpoint
+    results, one diff; unlisted reports what the datapath serves beyond the
+    list, exclusive removes it, in check mode only says so."""
+    two = [_ep(), _ep(name="blue/web/ep5", iface=EP5_IF, netns=EP5, ip="10.0.0.5", mac="02:00:00:00:00:05")]
+    bad = [two[0], dict(two[1], mac="01:00:00:00:00:05")]
+    listed = {"endpoints": two, "substrate_interface": "eth0"}
+    play = ansible.play([_transit(objs, name="load"),
+                         task("endpoint", {"endpoints": bad}, name="bad", ignore_errors=True)], hosts=H0, inventory=host)
+    bad = play["bad"]
+    assert bad["status"] == "failed" and bad["msg"].startswith("endpoint blue/web/ep5 (endpoints[1]): mac: "), play
+    assert not nsenter.netns_exists(EP) and not nsenter.netns_exists(EP5), "a failed list made an endpoint"
+    play = ansible.play([task("endpoint", listed, name="check", check_mode=True, diff=True),
+                         task("endpoint", listed, name="first"), task("endpoint", listed, name="second")],
+                        hosts=H0, inventory=host)
+    check, first, second = play["check"], play["first"], play["second"]
+    assert check["status"] == "changed" and check["actions"][0] == "blue/web/ep0: create network namespace %s" % EP
+    assert "endpoint blue/web/ep5:" in check["diff"]["after"] and "blue/web/ep5: create network namespace %s" % EP5 \
+        in check["actions"], play
+    assert first["status"] == "changed" and first["actions"] == check["actions"], "check mode predicted the run"
+    assert [(e["name"], e["changed"], e["netns"]) for e in first["endpoints"]] == [
+        ("blue/web/ep0", True, EP), ("blue/web/ep5", True, EP5)]
+    assert first["endpoints"][1]["ifindex"] == netlink.link(EP5_IF, H0)["index"] and first["unlisted"] == []
+    assert second["status"] == "ok" and second["actions"] == [] and not any(e["changed"] for e in second["endpoints"])
+    assert _ep_state() == WANT and xdp_on(EP5_IF, H0) == ("mzr_agent", "native")
+
+    one = {"endpoints": two[:1], "substrate_interface": "eth0"}
+    gone = {"endpoints": "{{ report.unlisted }}", "state": "absent"}  # what the tenants role does
+    play = ansible.play([task("endpoint", one, name="report", register="report"),
+                         task("endpoint", gone, name="gone", check_mode=True),
+                         task("endpoint", dict(one, exclusive=True), name="check", check_mode=True),
+                         task("endpoint", dict(one, exclusive=True), name="prune"),
+                         task("endpoint", dict(one, exclusive=True), name="again")], hosts=H0, inventory=host)
+    report, check, prune = play["report"], play["check"], play["prune"]
+    assert report["status"] == "ok" and report["unlisted"] == [{"name": EP5_IF, "iface": EP5_IF, "netns": EP5}], play
+    assert play["gone"]["status"] == "changed" and play["gone"]["actions"] == check["actions"], play
+    assert check["status"] == "changed" and check["actions"] == prune["actions"] == [
+        "%s: detach mzr_pass from eth0 in %s" % (EP5_IF, EP5), "%s: detach mzr_agent from %s" % (EP5_IF, EP5_IF),
+        "%s: delete veth %s (and eth0 in %s)" % (EP5_IF, EP5_IF, EP5), "%s: delete network namespace %s" % (EP5_IF, EP5)]
+    assert prune["status"] == "changed" and play["again"]["status"] == "ok" and play["again"]["unlisted"] == [], play
+    assert not nsenter.netns_exists(EP5) and netlink.link(EP5_IF, H0) is None and _ep_state() == WANT
 
 
 def test_endpoint_mtu_follows_the_substrate_nic(ansible, host, objs):

@@ -10,6 +10,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi
 from ansible_collections.mizar.transit.plugins.module_utils.ops.map_state import Names, desired_state
 from ansible_collections.mizar.transit.plugins.module_utils.ops.endpoint import EndpointError, EndpointSpec, max_mtu
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import format_errors
+from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import DEFAULT_PIN_DIR
 from ansible_collections.mizar.transit.plugins.module_utils.model.render import render_inventory
 from ansible_collections.mizar.transit.plugins.module_utils.model.validate import validate
 
@@ -20,7 +21,7 @@ def spec(**kw):
     args = dict(netns="blue-web1", ip="10.1.1.10", prefixlen=24, mac="02:00:00:00:01:0a", gateway="10.1.1.1",
                 substrate_interface="eth0")
     args.update(kw)
-    return EndpointSpec("blue/web/web1", "mzweb1", "/sys/fs/bpf/mizar", **args)
+    return EndpointSpec("blue/web/web1", "mzweb1", DEFAULT_PIN_DIR, **args)
 
 
 @pytest.mark.parametrize("nic,bypass,want", [(1500, False, 1450), (9000, False, 8950), (1400, False, 1350),

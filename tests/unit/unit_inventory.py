@@ -2,6 +2,7 @@
 import copy
 
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
+from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import DEFAULT_PIN_DIR
 
 
 def hostvars(n, **extra):
@@ -59,7 +60,7 @@ def base():
 # ---------------------------------------------------------------- expected entries
 
 
-def iface_cfg(host, name="eth0", xdp_mode="native", pin_dir="/sys/fs/bpf/mizar"):
+def iface_cfg(host, name="eth0", xdp_mode="native", pin_dir=DEFAULT_PIN_DIR):
     return {"name": name, "ip": ip_of(host), "mac": mac_of(host), "xdp_mode": xdp_mode, "pin_dir": pin_dir}
 
 

@@ -29,13 +29,8 @@ GENEVE_PORT = 6081
 u8, u16, u32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
 Mac = u8 * 6
 
-STAGES = {
-    "on_xdp_tx": 0,
-    "on_xdp_pass": 1,
-    "on_xdp_redirect": 2,
-    "on_xdp_drop": 3,
-    "on_xdp_scaled_ep": 4,
-}
+# enum mzr_stage: a stage's slot is its place in capacity.STAGES
+STAGES = dict((name, slot) for slot, name in enumerate(capacity.STAGES))
 STAGE_NAMES = dict((v, k) for k, v in STAGES.items())
 
 EP_TYPES = {"simple": 1, "scaled": 2, "gateway": 3}

@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Building the BPF objects of a bpf/ tree (and users' function sources).
+"""Building the BPF objects of a bpf/ tree (and users' function sources):
+the compiler side of the bpf_build module, whose backend is ops/bpf_build.py.
 
-    targets = plan_build(src, dest, sources=[...], cflags=[...], clang="clang")
-    result = build(targets, ...)
+    targets, version = plan_build(src, dest, sources=[...], cflags=[...], clang="clang")
+    compile_all(stale(targets, read_stamp(dest)), src, clang, cflags)
 
 The tree is laid out like the collection's bpf/: *.bpf.c at its top, shared
 headers in include/, network functions in functions/*.bpf.c. Objects land in
@@ -36,7 +37,6 @@ import json
 import os
 import subprocess
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import objects
 from ansible_collections.mizar.transit.plugins.module_utils.model.functions import OBJECT_SUFFIX as SUFFIX, object_name
 
 STAMP = ".mizar-build.json"
@@ -251,41 +251,3 @@ def write_stamp(dest, targets, version, cflags):
         f.write("\n")
     os.rename(tmp, path)
     return path
-
-
-def _lines(objects, version, cflags):
-    head = ["compiler: %s" % (version.splitlines()[0] if version else "unknown"),
-            "cflags: %s" % " ".join(cflags)]
-    return head + ["%s%s: inputs %s" % (name, SUFFIX, digest[:16]) for name, digest in sorted(objects.items())]
-
-
-def ensure(src, dest, sources=(), cflags=(), clang="clang", check_mode=False):
-    """Build what is out of date. Returns {changed, objects: {name: path},
-    built: [names], removed: [names], stamp, diff: {before, after}}."""
-    targets, version = plan_build(src, dest, sources, cflags, clang)
-    src, dest = os.path.abspath(src), os.path.abspath(dest)
-    stamp = read_stamp(dest)
-    todo = stale(targets, stamp)
-    gone = leftovers(targets, stamp, dest)
-    stamp_path = os.path.join(dest, STAMP)
-    archive = os.path.join(dest, objects.ARCHIVE)
-    packed = not os.path.isfile(archive)
-    if not check_mode:
-        if not os.path.isdir(dest):
-            os.makedirs(dest)
-        compile_all(todo, src, clang, cflags)
-        for _name, path in gone:
-            os.unlink(path)
-        if todo or gone or not os.path.isfile(stamp_path):
-            write_stamp(dest, targets, version, cflags)
-        packed = objects.pack(dest, [os.path.relpath(t.output, dest) for t in targets], archive)
-    before_objs = dict((n, d) for n, d in (stamp.get("objects") or {}).items()
-                       if os.path.isfile(os.path.join(dest, n + SUFFIX)))
-    after_objs = dict((t.name, t.digest) for t in targets)
-    full_flags = list(BASE_CFLAGS) + list(cflags)
-    before = _lines(before_objs, stamp.get("clang", ""), stamp.get("cflags") or []) if stamp else []
-    after = _lines(after_objs, version, full_flags)
-    return {"changed": bool(todo or gone or packed), "objects": dict((t.name, t.output) for t in targets),
-            "built": [t.name for t in todo], "removed": [n for n, _p in gone], "stamp": stamp_path,
-            "archive": archive,
-            "diff": {"before": "\n".join(before) + ("\n" if before else ""), "after": "\n".join(after) + "\n"}}

@@ -101,14 +101,24 @@ class Acl:
             out.append(rule)
         return {"rules": out}
 
+    @staticmethod
+    def _active(sets, active):
+        """(slot, bytes) of the rule set packets use now."""
+        cur = int.from_bytes(active.lookup(bytes(4)), "little") & 1
+        return cur, sets.lookup(cur.to_bytes(4, "little"))
+
+    def current(self, pin_dir):
+        """The bytes of the rule set in use (compare with encode())."""
+        with Map.from_pin(os.path.join(pin_dir, "mzr_acl_sets")) as sets, \
+                Map.from_pin(os.path.join(pin_dir, "mzr_acl_active")) as active:
+            return self._active(sets, active)[1]
+
     def converge(self, pin_dir, config, vni_of, check_mode=False):
         """Returns (changed, before, after) with configs in inventory terms."""
         vpc_of = dict((v, k) for k, v in vni_of.items())
         with Map.from_pin(os.path.join(pin_dir, "mzr_acl_sets")) as sets, \
                 Map.from_pin(os.path.join(pin_dir, "mzr_acl_active")) as active:
-            cur = int.from_bytes(active.lookup(bytes(4)), "little") & 1
-            cur_key = cur.to_bytes(4, "little")
-            have = sets.lookup(cur_key)
+            cur, have = self._active(sets, active)
             want = self.encode(config, vni_of)
             before = self.decode(have, vpc_of)
             if have == want:

@@ -47,16 +47,10 @@ import socket
 import struct
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf, stages, tables, xdp
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf, pinned, stages, tables, xdp
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.pinned import ROLE_OF_PROG, ROLES, link_name
 
-ROLES = {
-    "transit": ("transit.bpf.o", "mzr_transit"),
-    "agent": ("agent.bpf.o", "mzr_agent"),
-    "pass": ("pass.bpf.o", "mzr_pass"),
-}
-ROLE_OF_PROG = dict((prog, role) for role, (_obj, prog) in ROLES.items())
 LOAD_ORDER = ("transit", "agent", "pass")  # transit declares every shared map
-MODES = tuple(sorted(xdp.MODES))
 RENAME_EXCHANGE = 1 << 1
 
 
@@ -161,50 +155,11 @@ def _converter(old, new, size_old, size_new):
 # ---------------------------------------------------------------- helpers
 
 
-def nonzero_slots(blob, size):
-    """Indexes of the values of `size` bytes in blob that are not all zero.
-    Blocks of slots are compared with zeros first (a memcmp each), so a big,
-    mostly empty table is scanned in milliseconds."""
-    step = size * max(1, 8192 // size)
-    zero_block, zero = bytes(step), bytes(size)
-    out = []
-    n = len(blob)
-    base = 0
-    while base < n:
-        end = min(base + step, n)
-        if blob[base:end] != zero_block[:end - base]:
-            for off in range(base, end, size):
-                if blob[off:off + size] != zero:
-                    out.append(off // size)
-        base = end
-    return out
-
-
 def array_entries(m):
     """[(key bytes, value bytes)] of the non-zero slots of an ARRAY map."""
     blob = libbpf.read_array_blob(m)
     size = m.value_size
-    return [(struct.pack("<I", s), blob[s * size:(s + 1) * size]) for s in nonzero_slots(blob, size)]
-
-
-def _esc(text):
-    return text.replace("%", "%25").replace(".", "%2e").replace("/", "%2f")
-
-
-def _unesc(text):
-    return text.replace("%2f", "/").replace("%2e", ".").replace("%25", "%")
-
-
-def link_name(iface, netns=None):
-    """Pin name of the link attaching XDP to iface in netns ("" = the
-    Loader's own namespace): "<netns>:<iface>" with '.' escaped, since
-    bpffs refuses dots."""
-    return "%s:%s" % (_esc(netns or ""), _esc(str(iface)))
-
-
-def parse_link_name(name):
-    ns, dummy, iface = name.partition(":")
-    return (_unesc(ns) or None), _unesc(iface)
+    return [(struct.pack("<I", s), blob[s * size:(s + 1) * size]) for s in pinned.nonzero_slots(blob, size)]
 
 
 def _rmtree_pins(path):
@@ -292,16 +247,20 @@ class Loader:
                 obj.close()
         return out
 
-    def layout_diff(self):
+    def layout_diff(self, unpinned=None):
         """{map: [changed properties]} between the pinned maps and the
-        objects; maps not pinned yet are absent; {} means all reusable."""
+        objects; maps not pinned yet are absent; {} means all reusable.
+        unpinned, a list, gets the names of the maps the objects declare
+        that are not pinned yet (a load creates them)."""
         out = {}
-        for m, new in self._new_layouts().items():
+        for m, new in sorted(self._new_layouts().items()):
             path = self.layout.map(m)
             if os.path.exists(path):
                 changes = layout_changes(pinned_layout(path), new)
                 if changes:
                     out[m] = changes
+            elif unpinned is not None:
+                unpinned.append(m)
         return out
 
     def _load_objects(self, maps_dir):
@@ -566,13 +525,7 @@ class Loader:
 
     def prog_ids(self):
         """Ids of the programs this datapath pinned (what counts as ours)."""
-        ids = set()
-        if os.path.isdir(self.layout.progs):
-            for f in os.listdir(self.layout.progs):
-                s = _prog_summary_at(os.path.join(self.layout.progs, f))
-                if s:
-                    ids.add(s["prog_id"])
-        return ids
+        return pinned.prog_ids(self.layout)
 
     def _ifname(self, iface, ns):
         """Links are pinned by interface name: resolve an index to it."""
@@ -606,29 +559,9 @@ class Loader:
                           ours=self.prog_ids())
 
     def attachments(self):
-        """[{link, netns, iface, link_id, ifindex, prog_id, role, mode}] for
-        every pinned link (ifindex 0: its interface is gone)."""
-        out = []
-        for path in self.layout.link_pins():
-            name = os.path.basename(path)
-            ns, iface = parse_link_name(name)
-            fd = libbpf.obj_get(path)
-            try:
-                info = libbpf.link_info(fd)
-            finally:
-                os.close(fd)
-            s = stages._prog_summary(info["prog_id"]) if info["prog_id"] else None
-            entry = {"link": name, "netns": ns, "iface": iface, "link_id": info["id"],
-                     "ifindex": info["ifindex"], "prog_id": info["prog_id"],
-                     "role": ROLE_OF_PROG.get(s["name"]) if s else None, "tag": s["tag"] if s else None,
-                     "mode": None}
-            if info["ifindex"]:
-                try:
-                    entry["mode"] = xdp.query(info["ifindex"], netns=ns if ns is not None else self.netns)["mode"]
-                except Exception:  # namespace gone meanwhile
-                    pass
-            out.append(entry)
-        return out
+        """pinned.attachments() of this datapath: every pinned link, and what
+        it attaches (ifindex 0: its interface is gone)."""
+        return pinned.attachments(self.layout, self.netns)
 
     # ------------------------------------------------------------ map entries
 
@@ -659,37 +592,12 @@ class Loader:
 
     def counters(self):
         """{counter or drop reason: total over CPUs}."""
-        with self.map(abi.COUNTERS_MAP) as m:
-            per_slot = dict((struct.unpack("<I", k)[0], v) for k, v in m.items())
-        return abi.sum_counters(per_slot)
+        return pinned.counters(self.layout)
 
     def status(self):
-        """What is loaded and attached, entry counts, counters and stages."""
-        lay = self.layout
-        if not os.path.isdir(lay.maps):
-            return {"pin_dir": self.pin_dir, "loaded": False}
-        programs = {}
-        for role in ROLES:
-            s = _prog_summary_at(lay.prog(role))
-            programs[role] = {"prog_id": s["prog_id"], "tag": s["tag"], "name": s["name"]} if s else None
-        maps = {}
-        for f in sorted(os.listdir(lay.maps)):
-            with libbpf.Map.from_pin(lay.map(f)) as m:
-                if m.type == libbpf.BPF_MAP_TYPE_PROG_ARRAY:
-                    n = len(stages.table(m))
-                elif m.percpu:
-                    n = m.max_entries
-                elif m.type == libbpf.BPF_MAP_TYPE_ARRAY:
-                    n = len(nonzero_slots(libbpf.read_array_blob(m), m.value_size))
-                else:
-                    n = len(m.keys())
-                maps[f] = {"id": m.info["id"], "entries": n, "max_entries": m.max_entries}
-        totals = self.counters() if os.path.exists(lay.map(abi.COUNTERS_MAP)) else {}
-        verdicts = dict((k, totals.get(k, 0)) for k in abi.COUNTERS)
-        drops = dict((k, v) for k, v in totals.items() if k in abi.DROP_REASONS and v)
-        return {"pin_dir": self.pin_dir, "loaded": True, "programs": programs,
-                "attachments": self.attachments(), "maps": maps, "counters": verdicts, "drops": drops,
-                "stages": stages.Stages(self.pin_dir).list() if abi.STAGES_MAP in maps else {}}
+        """What is loaded and attached, entry counts, counters and stages
+        (pinned.status())."""
+        return pinned.status(self.layout, self.netns)
 
     # ------------------------------------------------------------ teardown
 

@@ -2,9 +2,11 @@
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The BPF objects travel to a host as one archive (objects.tar, written by
-mizar.transit.bpf_build): one transfer per run instead of one task per file.
-This side compares the archive with the host's object directory and makes
-the directory hold exactly the archive's objects."""
+mizar.transit.bpf_build): one transfer per run instead of one task per file,
+and none when the host holds them already. The controller sends first the
+archive's manifest (each object's SHA-256); the host compares it with the
+files of its object directory, and only when they differ is the archive
+carried over, to make the directory hold exactly the archive's objects."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -44,8 +46,30 @@ def _digest(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def _have(obj_dir):
-    """{relative path: sha256} of the objects under obj_dir."""
+def read_archive(archive):
+    """{relative path: bytes} of the archive's objects."""
+    try:
+        tar = tarfile.open(archive)
+    except (tarfile.TarError, IOError, OSError) as e:
+        raise ObjectsError("reading %s: %s" % (archive, e))
+    with tar:
+        return dict((name, tar.extractfile(m).read()) for name, m in _members(tar).items())
+
+
+def manifest(archive):
+    """{relative path: sha256} of the archive's objects: what a host's
+    object directory must hold, and nothing else, to need no copy of it."""
+    return digests_of(read_archive(archive))
+
+
+def digests_of(objects):
+    """{relative path: sha256} of {relative path: bytes}."""
+    return dict((name, _digest(data)) for name, data in objects.items())
+
+
+def digests(obj_dir):
+    """{relative path: sha256} of the objects under obj_dir, read from the
+    files themselves ({} when it does not exist)."""
     out = {}
     for top, dummy, files in os.walk(obj_dir):
         for f in files:
@@ -56,45 +80,42 @@ def _have(obj_dir):
     return out
 
 
-def install(archive, obj_dir, check_mode=False):
-    """Make obj_dir hold exactly the archive's objects. Returns
-    {changed, added, updated, removed, diff, staged} where staged is a
-    directory holding the archive's objects to read from: obj_dir itself,
-    or in check mode a temporary copy (the caller removes it with
-    discard())."""
-    try:
-        tar = tarfile.open(archive)
-    except (tarfile.TarError, IOError, OSError) as e:
-        raise ObjectsError("reading %s: %s" % (archive, e))
-    with tar:
-        members = _members(tar)
-        want = {}
-        for name, m in members.items():
-            want[name] = tar.extractfile(m).read()
-    have = _have(obj_dir) if os.path.isdir(obj_dir) else {}
-    added = sorted(n for n in want if n not in have)
-    updated = sorted(n for n in want if n in have and have[n] != _digest(want[n]))
-    removed = sorted(n for n in have if n not in want)
-    changed = bool(added or updated or removed)
-    target = obj_dir
-    if changed and check_mode:
-        target = tempfile.mkdtemp(prefix="mizar-objects-")
-    if changed:
-        for name in (added + updated) if target == obj_dir else sorted(want):
-            _write(os.path.join(target, name), want[name])
-        if target == obj_dir:
-            for name in removed:
-                os.unlink(os.path.join(obj_dir, name))
-    before = "".join("%s %s\n" % (n, have[n][:16]) for n in sorted(have))
-    after = "".join("%s %s\n" % (n, _digest(want[n])[:16]) for n in sorted(want))
-    return {"changed": changed, "added": added, "updated": updated, "removed": removed,
-            "diff": {"before": before, "after": after}, "staged": target}
+def difference(want, have):
+    """{added, updated, removed}: the relative paths to write and to delete
+    so that a directory holding have ({path: sha256}) holds exactly want."""
+    return {"added": sorted(n for n in want if n not in have),
+            "updated": sorted(n for n in want if n in have and have[n] != want[n]),
+            "removed": sorted(n for n in have if n not in want)}
 
 
-def discard(result, obj_dir):
-    """Remove a check-mode copy made by install()."""
-    if result["staged"] != obj_dir:
-        shutil.rmtree(result["staged"], ignore_errors=True)
+def listing(found):
+    """Text lines for a diff: each object and the start of its digest."""
+    return "".join("%s %s\n" % (n, found[n][:16]) for n in sorted(found))
+
+
+def write(obj_dir, objects):
+    """Write objects ({relative path: bytes}) under obj_dir, each whole."""
+    for name in sorted(objects):
+        _write(os.path.join(obj_dir, name), objects[name])
+
+
+def delete(obj_dir, names):
+    """Delete the objects names (relative paths) from obj_dir."""
+    for name in names:
+        _gone(os.unlink, os.path.join(obj_dir, name))
+
+
+def staged(objects):
+    """A temporary directory holding objects ({relative path: bytes}), to
+    load from before they are installed; remove it with discard()."""
+    target = tempfile.mkdtemp(prefix="mizar-objects-")
+    write(target, objects)
+    return target
+
+
+def discard(path):
+    """Remove a directory made by staged()."""
+    shutil.rmtree(path, ignore_errors=True)
 
 
 REMOVING = ".removing-"  # infix of a directory being removed (remove())
@@ -213,33 +234,36 @@ def _write(path, data):
         raise
 
 
+def packed(src_dir, names):
+    """The bytes of the archive of src_dir's objects names (relative paths):
+    byte-identical for identical objects (sorted, no times, no owners)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(names):
+            info = tarfile.TarInfo(name)
+            with open(os.path.join(src_dir, name), "rb") as f:
+                data = f.read()
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def is_packed(src_dir, names, archive):
+    """Whether archive holds exactly packed(src_dir, names)."""
+    try:
+        with open(archive, "rb") as f:
+            return f.read() == packed(src_dir, names)
+    except (IOError, OSError):
+        return False
+
+
 def pack(src_dir, names, archive):
-    """Write the archive of src_dir's objects names (relative paths),
-    byte-identical for identical objects (sorted, no times, no owners); leave
+    """Write the archive of src_dir's objects names (packed()), whole; leave
     an archive that already has those bytes untouched. Returns whether it
     was written."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(archive) or ".", prefix=".tmp-")
-    os.close(fd)
-    try:
-        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for name in sorted(names):
-                info = tarfile.TarInfo(name)
-                with open(os.path.join(src_dir, name), "rb") as f:
-                    data = f.read()
-                info.size = len(data)
-                info.mode = 0o644
-                info.mtime = 0
-                tar.addfile(info, io.BytesIO(data))
-        with open(tmp, "rb") as f:
-            new = f.read()
-        try:
-            with open(archive, "rb") as f:
-                if f.read() == new:
-                    return False
-        except (IOError, OSError):
-            pass
-        os.rename(tmp, archive)
-        return True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if is_packed(src_dir, names, archive):
+        return False
+    _write(archive, packed(src_dir, names))
+    return True

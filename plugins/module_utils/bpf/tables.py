@@ -662,6 +662,12 @@ def apply_plan(maps, p):
         write_slots(maps[map_name], writes)
 
 
+def write_pinned(pin_dir, map_name, writes):
+    """One batch of a plan's writes into the map pinned as map_name."""
+    with Map.from_pin(os.path.join(pin_dir, map_name)) as m:
+        write_slots(m, writes)
+
+
 def converge_plan(snap, desired, scope="all"):
     """The plan converge() applies, from a Snapshot alone: the writes of one
     scope (see scoped()) and pending, whether a later scope still has work

@@ -35,8 +35,10 @@ import socket
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import XDP_MODES
 
-MODES = {"native": libbpf.XDP_FLAGS_DRV_MODE, "generic": libbpf.XDP_FLAGS_SKB_MODE}
+# the attach flags of each mode, in the order of defaults.XDP_MODES (native, generic)
+MODES = dict(zip(XDP_MODES, (libbpf.XDP_FLAGS_DRV_MODE, libbpf.XDP_FLAGS_SKB_MODE)))
 _ATTACHED = {
     libbpf.XDP_ATTACHED_DRV: "native",
     libbpf.XDP_ATTACHED_SKB: "generic",

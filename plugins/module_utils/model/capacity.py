@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Capacities of the datapath maps, as fixed by bpf/include/mzr_abi.h.
+"""Capacities of the datapath maps and the stage names, as fixed by
+bpf/include/mzr_abi.h.
 
 The inventory validator checks per-host entry counts against these; the
 codecs in abi.py size their arrays from them. tests/datapath/test_abi.py
@@ -43,4 +44,7 @@ MAP_CAPACITY = {
     "sources": MAX_SOURCES,
 }
 
+# The stage slots of mzr_stages (enum mzr_stage), in slot order: the one list
+# of stage names, from which the codecs (abi.STAGES), the modules' choices
+# (ops/args.py) and the inventory's checks take theirs.
 STAGES = ("on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep")

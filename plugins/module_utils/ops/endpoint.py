@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One endpoint on a transit host: its namespace and veth, and the XDP
+"""A transit host's endpoints: each one's namespace and veth, and the XDP
 programs the datapath runs on it.
 
 A netns endpoint is made here: the namespace `netns` holds the inner end of
@@ -18,11 +18,16 @@ no XDP program.
 An adopted endpoint is an existing interface `iface` of the host: only the
 agent program is attached to it; the interface is left as it is.
 
-Like lab.py: read() the current state, plan() the steps, carry them out
-unless in check mode; the plan is empty exactly when nothing is to change.
-Both XDP programs are the datapath's pinned ones (load it first with the
-transit module) and are attached through links pinned in its pin
-directory, so the transit module's upgrades and teardown reach them.
+The module takes one endpoint (name, iface, ...) or a host's whole list
+(endpoints: the rendering's local_endpoints), and with `exclusive` also
+removes the endpoints the datapath serves that the list leaves out. The
+backend contract of ops/runner.py: read() the state of every endpoint,
+plan() the steps of all of them (every refusal comes before anything is
+done), carry them out unless in check mode; the plan is empty exactly when
+nothing is to change. Both XDP programs are the datapath's pinned ones
+(load it first with the transit module) and are attached through links
+pinned in its pin directory, so the transit module's upgrades and teardown
+reach them.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,12 +37,14 @@ __metaclass__ = type
 import os
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, libbpf, stages, xdp
-
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, libbpf, pinned, stages, xdp
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
-from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, StepError, carry_out
+from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import XDP_MODES
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
+from ansible_collections.mizar.transit.plugins.module_utils.ops.transit_info import served_endpoints
 
 INNER = "eth0"
 # What Geneve encapsulation adds to an endpoint's IPv4 packet: outer IPv4 20,
@@ -56,8 +63,48 @@ def max_mtu(nic_mtu, bypass_decap=False):
     return nic_mtu if bypass_decap else nic_mtu - TUNNEL_OVERHEAD
 
 
+# One endpoint's options: the module's own in the single form, and each
+# item's of `endpoints` (the rendering's local_endpoints, whose vni comes along).
+ENDPOINT_OPTIONS = dict(
+    name=dict(type="str"),
+    iface=dict(type="str"),
+    netns=dict(type="str"),
+    ip=dict(type="str"),
+    prefixlen=dict(type="int"),
+    mac=dict(type="str"),
+    gateway=dict(type="str"),
+    mtu=dict(type="int"),
+    bypass_decap=dict(type="bool", default=False),
+)
+NEEDS = (PYROUTE2, LIBBPF)
+MODULE = args.module_args(
+    dict(ENDPOINT_OPTIONS,
+         state=args.state(),
+         endpoints=dict(type="list", elements="dict", options=dict(
+             ENDPOINT_OPTIONS, name=dict(type="str", required=True), iface=dict(type="str", required=True),
+             state=dict(type="str", choices=list(args.STATES)), vni=dict(type="int"))),
+         exclusive=dict(type="bool", default=False),
+         substrate_interface=dict(type="str"),
+         mode=args.xdp_mode(),
+         pin_dir=args.pin_dir()),
+    required_one_of=[("name", "endpoints")],
+    mutually_exclusive=[("endpoints", option) for option in sorted(ENDPOINT_OPTIONS)],
+    required_together=[("name", "iface")],
+    required_if=[("exclusive", True, ("endpoints",))],
+)
+
+
 class EndpointError(Exception):
     """The endpoint cannot be brought to the wanted state; says why."""
+
+
+ERRORS = (EndpointError,)
+
+
+def context(params):
+    if params.get("endpoints") is not None:
+        return "endpoints of this host"
+    return "endpoint %s (%s)" % (params["name"], params["iface"])
 
 
 class EndpointSpec:
@@ -65,9 +112,9 @@ class EndpointSpec:
     names the endpoint and the field."""
 
     def __init__(self, name, iface, pin_dir, state="present", netns=None, ip=None, prefixlen=None, mac=None,
-                 gateway=None, mtu=None, mode="native", substrate_interface=None, bypass_decap=False):
+                 gateway=None, mtu=None, mode="native", substrate_interface=None, bypass_decap=False, label=None):
         self.name = name
-        self.label = "endpoint %s" % name
+        self.label = label or "endpoint %s" % name
         self.state = state
         self.pin_dir = pin_dir
         self.netns = netns or None
@@ -84,8 +131,8 @@ class EndpointSpec:
             problem = addr.netns_problem(self.netns)
             if problem:
                 self.fail("netns", problem)
-        if mode not in xdp.MODES:
-            self.fail("mode", "%r is not an XDP mode; one of %s" % (mode, ", ".join(sorted(xdp.MODES))))
+        if mode not in XDP_MODES:
+            self.fail("mode", "%r is not an XDP mode; one of %s" % (mode, ", ".join(XDP_MODES)))
         self.ip = self.mac = self.gateway = self.cidr = None
         self.prefixlen = prefixlen
         if state != "present" or self.netns is None:
@@ -150,27 +197,85 @@ class EndpointSpec:
         return self.mtu
 
 
+# ---------------------------------------------------------------- the module's arguments
+
+
+def _endpoint_spec(item, state, label, common):
+    return EndpointSpec(item["name"], item["iface"], common["pin_dir"], state=state, netns=item.get("netns"),
+                        ip=item.get("ip"), prefixlen=item.get("prefixlen"), mac=item.get("mac"),
+                        gateway=item.get("gateway"), mtu=item.get("mtu"), mode=common["mode"],
+                        substrate_interface=common["substrate_interface"],
+                        bypass_decap=item.get("bypass_decap") or False, label=label)
+
+
+class Spec:
+    """The module's arguments: one endpoint (the single form) or a host's
+    list of them (endpoints), the options they share, and exclusive: remove
+    the endpoints the datapath serves that the list leaves out."""
+
+    def __init__(self, endpoints, pin_dir, mode="native", substrate_interface=None, single=True, exclusive=False):
+        self.endpoints = list(endpoints)  # [EndpointSpec]
+        self.pin_dir = pin_dir
+        self.mode = mode
+        self.substrate_interface = substrate_interface or None
+        self.single = single
+        self.exclusive = bool(exclusive)
+        if single:
+            self.label = self.endpoints[0].label
+            name = self.endpoints[0].name
+            self.headers = ("endpoint %s (before)" % name, "endpoint %s (after)" % name)
+        else:
+            self.label = "endpoints"
+            self.headers = ("endpoints (before)", "endpoints (after)")
+        seen = {}
+        for i, ep in enumerate(self.endpoints):
+            for field in ("name", "iface", "netns"):
+                value = getattr(ep, field)
+                first = seen.setdefault((field, value), i) if value is not None else i
+                if first != i:
+                    ep.fail(field, "%s is endpoints[%d]'s %s too; every endpoint needs its own" % (value, first, field))
+
+    @classmethod
+    def from_params(cls, params):
+        common = dict(pin_dir=params["pin_dir"], mode=params["mode"], substrate_interface=params["substrate_interface"])
+        if params.get("endpoints") is None:
+            return cls([_endpoint_spec(params, params["state"], None, common)], single=True, **common)
+        eps = [_endpoint_spec(item, item.get("state") or params["state"],
+                              "endpoint %s (endpoints[%d])" % (item["name"], i), common)
+               for i, item in enumerate(params["endpoints"])]
+        return cls(eps, single=False, exclusive=params["exclusive"], **common)
+
+    def fail(self, field, problem):
+        raise EndpointError("%s: %s: %s" % (self.label, field, problem))
+
+
+def _unlisted_spec(spec, name, iface, netns):
+    """What exclusive makes of a served endpoint the list leaves out: its
+    removal, as the single form with state=absent would do it."""
+    return EndpointSpec(name, iface, spec.pin_dir, state="absent", netns=netns, mode=spec.mode,
+                        label="endpoint %s (not in endpoints)" % name)
+
+
 # ---------------------------------------------------------------- reading
 
 
-def _pinned_id(pin_dir, role):
-    prog = libbpf.pinned_prog(stages.Layout(pin_dir).prog(role))
+def _pinned_id(layout, role):
+    prog = libbpf.pinned_prog(layout.prog(role))
     return prog["prog_id"] if prog else None
 
 
-def _xdp(iface, netns, pin_dir, ours):
+def _xdp(iface, netns, layout, ours):
     """The XDP program on iface: None, or {prog_id, name, mode, ours}."""
-    q = xdp.query(iface, netns=netns, link_pin=stages.Layout(pin_dir).link(loader.link_name(iface, netns)))
+    pin = layout.link(pinned.link_name(iface, netns))
+    q = xdp.query(iface, netns=netns, link_pin=pin)
     if not q["attached"]:
         return None
-    mine = q["prog_id"] in ours or (q["via"] == "link" and os.path.exists(
-        stages.Layout(pin_dir).link(loader.link_name(iface, netns))) and _pin_runs(pin_dir, iface, netns, q))
+    mine = q["prog_id"] in ours or (q["via"] == "link" and os.path.exists(pin) and _pin_runs(pin, q))
     return {"prog_id": q["prog_id"], "name": q["prog_name"], "mode": q["mode"], "ours": mine}
 
 
-def _pin_runs(pin_dir, iface, netns, q):
-    path = stages.Layout(pin_dir).link(loader.link_name(iface, netns))
-    fd = libbpf.obj_get(path)
+def _pin_runs(pin, q):
+    fd = libbpf.obj_get(pin)
     try:
         info = libbpf.link_info(fd)
     finally:
@@ -190,40 +295,71 @@ def nic_mtu(spec):
     return nic["mtu"]
 
 
-def read(spec):
-    """The endpoint's current state, as plain data."""
-    dp = loader.Loader(spec.pin_dir, None)
-    ours = dp.prog_ids() if os.path.isdir(spec.pin_dir) else set()
-    st = {"programs": {"agent": _pinned_id(spec.pin_dir, "agent"), "pass": _pinned_id(spec.pin_dir, "pass")},
-          "netns": None, "host": None, "inner": None, "paired": False, "agent": None, "pass": None,
-          "others": []}
-    host = netlink.link(spec.iface)
+def resolve_mtus(spec):
+    """Settle the MTU of every endpoint to make (EndpointSpec.resolve_mtu)."""
+    made = [ep for ep in spec.endpoints if ep.state == "present" and ep.netns is not None]
+    if made:
+        nic = nic_mtu(spec)
+        for ep in made:
+            ep.resolve_mtu(nic)
+
+
+def read_endpoint(ep, programs, ours):
+    """One endpoint's current state, as plain data. programs: the pinned
+    agent and pass programs' ids; ours: the ids of every program of the
+    datapath."""
+    lay = stages.Layout(ep.pin_dir)
+    st = {"programs": programs, "netns": None, "host": None, "inner": None, "paired": False, "agent": None,
+          "pass": None, "others": [],
+          "links": {"agent": os.path.exists(lay.link(pinned.link_name(ep.iface))),
+                    "pass": ep.netns is not None and os.path.exists(lay.link(pinned.link_name(INNER, ep.netns)))}}
+    host = netlink.link(ep.iface)
     if host is not None:
         st["host"] = {"index": host["index"], "kind": host["kind"], "mtu": host["mtu"], "up": host["up"],
                       "peer_index": host["peer_index"], "mac": host["mac"]}
-        st["agent"] = _xdp(spec.iface, None, spec.pin_dir, ours)
-    if spec.netns is None:
+        st["agent"] = _xdp(ep.iface, None, lay, ours)
+    if ep.netns is None:
         return st
-    st["netns"] = nsenter.netns_exists(spec.netns)
+    st["netns"] = nsenter.netns_exists(ep.netns)
     if not st["netns"]:
         return st
-    links = netlink.links(spec.netns)
+    links = netlink.links(ep.netns)
     st["others"] = sorted(lk["ifname"] for lk in links if lk["ifname"] not in ("lo", INNER))
     lo = [lk for lk in links if lk["ifname"] == "lo"]
     st["lo_up"] = bool(lo and lo[0]["up"])
-    inner = netlink.link(INNER, spec.netns)
+    inner = netlink.link(INNER, ep.netns)
     if inner is not None:
         st["inner"] = {"index": inner["index"], "kind": inner["kind"], "mtu": inner["mtu"], "up": inner["up"],
                        "mac": inner["mac"], "peer_index": inner["peer_index"],
-                       "addrs": sorted(netlink.addrs(INNER, spec.netns)),
-                       "ipv6_off": netlink.ipv6_disabled(INNER, spec.netns),
-                       "tx_csum": netlink.tx_checksum_enabled(INNER, spec.netns),
-                       "route": netlink.default_route(spec.netns)}
-        st["pass"] = _xdp(INNER, spec.netns, spec.pin_dir, ours)
+                       "addrs": sorted(netlink.addrs(INNER, ep.netns)),
+                       "ipv6_off": netlink.ipv6_disabled(INNER, ep.netns),
+                       "tx_csum": netlink.tx_checksum_enabled(INNER, ep.netns),
+                       "route": netlink.default_route(ep.netns)}
+        st["pass"] = _xdp(INNER, ep.netns, lay, ours)
     h, i = st["host"], st["inner"]
     st["paired"] = bool(h and i and h["kind"] == "veth" and i["kind"] == "veth" and
                         h["peer_index"] == i["index"] and i["peer_index"] == h["index"])
     return st
+
+
+def read(spec):
+    """The current state, as plain data: {programs, endpoints: [the state
+    of each endpoint of spec, in order], unlisted: [{name, iface, netns,
+    state}] the endpoints the datapath serves that the list leaves out (the
+    list form only)}."""
+    lay = stages.Layout(spec.pin_dir)
+    programs = {"agent": _pinned_id(lay, "agent"), "pass": _pinned_id(lay, "pass")}
+    ours = pinned.prog_ids(lay) if os.path.isdir(spec.pin_dir) else set()
+    state = {"programs": programs, "endpoints": [read_endpoint(ep, programs, ours) for ep in spec.endpoints],
+             "unlisted": []}
+    if not spec.single and os.path.isdir(lay.links):
+        listed = set(ep.iface for ep in spec.endpoints)
+        for served in served_endpoints(lay, pinned.attachments(lay), agents={}):
+            if served["iface"] not in listed:
+                gone = _unlisted_spec(spec, served["iface"], served["iface"], served["netns"])
+                state["unlisted"].append({"name": gone.name, "iface": gone.iface, "netns": gone.netns,
+                                          "state": read_endpoint(gone, programs, ours)})
+    return state
 
 
 # ---------------------------------------------------------------- planning
@@ -238,16 +374,16 @@ def _detach(spec, iface, netns):
     """Take our program off iface, unpin its link; an interface or namespace
     that is gone only leaves a pin to remove."""
     lay = stages.Layout(spec.pin_dir)
-    pin = lay.link(loader.link_name(iface, netns))
+    pin = lay.link(pinned.link_name(iface, netns))
     if netns is not None and not nsenter.netns_exists(netns):
         return xdp.link_detach_pinned(pin)
     dp = loader.Loader(spec.pin_dir, None)
     return dp.detach(iface, netns=netns)["changed"]
 
 
-def _xdp_plan(spec, role, iface, netns, cur, where):
-    pinned = _pinned_id(spec.pin_dir, role)
-    name = loader.ROLES[role][1]
+def _xdp_plan(spec, st, role, iface, netns, cur, where):
+    pinned_id = st["programs"][role]
+    name = pinned.ROLES[role][1]
     if cur is None:
         return [Step("attach %s (%s mode) to %s" % (name, spec.mode, where), _attach, spec, role, iface, netns)]
     if not cur["ours"]:
@@ -257,15 +393,15 @@ def _xdp_plan(spec, role, iface, netns, cur, where):
     if cur["mode"] != spec.mode:
         return [Step("switch %s on %s from %s to %s mode (detach, then attach: %s passes no traffic in between)" % (
             name, where, cur["mode"], spec.mode, where), _attach, spec, role, iface, netns)]
-    if cur["prog_id"] != pinned:
+    if cur["prog_id"] != pinned_id:
         return [Step("replace %s (id %s) on %s with the datapath's current one (id %s)" % (
-            name, cur["prog_id"], where, pinned), _attach, spec, role, iface, netns)]
+            name, cur["prog_id"], where, pinned_id), _attach, spec, role, iface, netns)]
     return []
 
 
-def plan(spec, st):
-    """The steps from state st to spec. Raises EndpointError when the state
-    is not ours to change."""
+def plan_endpoint(spec, st):
+    """The steps from one endpoint's state st to its spec (an EndpointSpec).
+    Raises EndpointError when the state is not ours to change."""
     if spec.state == "present":
         if st["programs"]["agent"] is None or st["programs"]["pass"] is None:
             raise EndpointError("%s: pin_dir: no datapath is loaded at %s (run mizar.transit.transit first)" % (
@@ -276,11 +412,33 @@ def plan(spec, st):
     return _plan_absent(spec, st)
 
 
+def _plans(spec, state):
+    """[(EndpointSpec, its state, its steps)]: the listed endpoints in order,
+    then (exclusive) the removal of the unlisted ones."""
+    pairs = list(zip(spec.endpoints, state["endpoints"]))
+    if spec.exclusive:
+        pairs += [(_unlisted_spec(spec, u["name"], u["iface"], u["netns"]), u["state"]) for u in state["unlisted"]]
+    return [(ep, st, plan_endpoint(ep, st)) for ep, st in pairs]
+
+
+def _flatten(spec, plans):
+    if spec.single:
+        return list(plans[0][2])
+    return [Step("%s: %s" % (ep.name, s.text), s.fn, *s.args, **s.kwargs) for ep, _st, steps in plans for s in steps]
+
+
+def plan(spec, state):
+    """The steps of every endpoint, in order; in the list form each step's
+    text names its endpoint. Every endpoint is planned before any step is
+    taken, so a refusal (EndpointError) leaves every endpoint as it was."""
+    return _flatten(spec, _plans(spec, state))
+
+
 def _plan_adopted(spec, st):
     if st["host"] is None:
         raise EndpointError("%s: iface: %s does not exist on this host; an adopted endpoint's interface must "
                             "exist (or give netns to have one made)" % (spec.label, spec.iface))
-    return _xdp_plan(spec, "agent", spec.iface, None, st["agent"], spec.iface)
+    return _xdp_plan(spec, st, "agent", spec.iface, None, st["agent"], spec.iface)
 
 
 def _plan_netns(spec, st):
@@ -343,13 +501,9 @@ def _plan_netns(spec, st):
         steps.append(Step("set the MTU of %s to %d" % (iface, spec.mtu), netlink.link_set, iface, mtu=spec.mtu))
     if h is None or not h["up"]:
         steps.append(Step("set %s up" % iface, netlink.link_set, iface, up=True))
-    steps += _xdp_plan(spec, "pass", INNER, ns, None if fresh else st["pass"], where_inner)
-    steps += _xdp_plan(spec, "agent", iface, None, None if fresh else st["agent"], iface)
+    steps += _xdp_plan(spec, st, "pass", INNER, ns, None if fresh else st["pass"], where_inner)
+    steps += _xdp_plan(spec, st, "agent", iface, None, None if fresh else st["agent"], iface)
     return steps
-
-
-def _link_pinned(spec, iface, netns):
-    return os.path.exists(stages.Layout(spec.pin_dir).link(loader.link_name(iface, netns)))
 
 
 def _plan_absent(spec, st):
@@ -357,12 +511,12 @@ def _plan_absent(spec, st):
     ns, iface = spec.netns, spec.iface
     if ns is not None:
         where_inner = "%s in %s" % (INNER, ns)
-        if (st["pass"] and st["pass"]["ours"]) or _link_pinned(spec, INNER, ns):
-            steps.append(Step("detach %s from %s" % (loader.ROLES["pass"][1], where_inner), _detach, spec,
+        if (st["pass"] and st["pass"]["ours"]) or st["links"]["pass"]:
+            steps.append(Step("detach %s from %s" % (pinned.ROLES["pass"][1], where_inner), _detach, spec,
                               INNER, ns))
     agent = st["agent"]
-    if (agent and agent["ours"]) or _link_pinned(spec, iface, None):
-        steps.append(Step("detach %s from %s" % (loader.ROLES["agent"][1], iface), _detach, spec, iface, None))
+    if (agent and agent["ours"]) or st["links"]["agent"]:
+        steps.append(Step("detach %s from %s" % (pinned.ROLES["agent"][1], iface), _detach, spec, iface, None))
     if ns is None:
         return steps
     h = st["host"]
@@ -383,7 +537,8 @@ def _plan_absent(spec, st):
 
 
 def summary(spec, st):
-    """The managed properties of a state as text lines, for diffs."""
+    """The managed properties of one endpoint's state as text lines, for
+    diffs."""
     lines = []
     h, i = st["host"], st["inner"]
 
@@ -418,7 +573,7 @@ def summary(spec, st):
 def desired(spec, st):
     """summary() of the state spec wants, predicted from st (check mode)."""
     want = {"programs": st["programs"], "others": st["others"], "paired": False, "lo_up": True}
-    agent = {"name": loader.ROLES["agent"][1], "mode": spec.mode}
+    agent = {"name": pinned.ROLES["agent"][1], "mode": spec.mode}
     if spec.state == "absent":
         want.update(netns=False, host=None if spec.netns else st["host"], inner=None, agent=None, **{"pass": None})
         if spec.netns is None and st["agent"] and not st["agent"]["ours"]:
@@ -430,37 +585,63 @@ def desired(spec, st):
     if spec.netns is None:
         want.update(netns=None, inner=None, **{"pass": None})
         return summary(spec, want)
-    want.update(netns=True, paired=True, **{"pass": {"name": loader.ROLES["pass"][1], "mode": spec.mode}})
+    want.update(netns=True, paired=True, **{"pass": {"name": pinned.ROLES["pass"][1], "mode": spec.mode}})
     want["host"]["kind"] = "veth"
     want["inner"] = {"mac": spec.mac, "mtu": spec.mtu, "up": True, "addrs": [spec.cidr], "tx_csum": False,
                      "ipv6_off": True, "route": {"gateway": spec.gateway} if spec.gateway else None}
     return summary(spec, want)
 
 
+def _facts(spec, after, hidden):
+    """What the module returns about one endpoint after the run (hidden:
+    check mode removing a made endpoint, whose interface would be gone)."""
+    host = None if hidden else after["host"]
+    inner = after["inner"]
+    return {"iface": spec.iface, "mtu": spec.mtu, "ifindex": host["index"] if host and "index" in host else None,
+            "netns": spec.netns if after.get("netns") else None,
+            "mac": inner["mac"] if inner else (host or {}).get("mac")}
+
+
+def _indent(text):
+    return "".join("  " + line + "\n" for line in text.splitlines())
+
+
 def ensure(spec, check_mode=False):
-    """Bring the endpoint to spec. Returns {changed, actions, iface, mtu, ifindex,
-    netns, mac, diff: {before, after}}."""
+    """Bring the endpoints to spec. Returns {changed, actions, diff: {before,
+    after}} and, in the single form, the endpoint's iface, mtu, ifindex,
+    netns and mac; in the list form, endpoints (each one's name, state,
+    changed, actions and the same facts) and unlisted (the served endpoints
+    the list leaves out: name, iface, netns)."""
     try:
-        if spec.state == "present" and spec.netns is not None:
-            spec.resolve_mtu(nic_mtu(spec))
+        resolve_mtus(spec)
         before = read(spec)
     except (netlink.NetlinkError, libbpf.BpfError, xdp.XdpError, OSError) as e:
-        raise EndpointError("%s: reading its state: %s" % (spec.label, e))
-    steps = plan(spec, before)
-    try:
-        actions = carry_out(steps, spec.label, check_mode=check_mode)
-    except StepError as e:
-        raise EndpointError(str(e))
-    if steps and not check_mode:
-        after = read(spec)
-        after_text = summary(spec, after)
-    else:
-        after = before
-        after_text = desired(spec, before) if steps else summary(spec, before)
-    host = after["host"] if not (check_mode and spec.state == "absent" and spec.netns) else None
-    inner = after["inner"]
-    return {"changed": bool(steps), "actions": actions, "iface": spec.iface, "mtu": spec.mtu,
-            "ifindex": host["index"] if host and "index" in host else None,
-            "netns": spec.netns if after.get("netns") else None,
-            "mac": inner["mac"] if inner else (host or {}).get("mac"),
-            "diff": {"before": summary(spec, before), "after": after_text}}
+        raise EndpointError("%s: reading %s state: %s" % (spec.label, "its" if spec.single else "their", e))
+    plans = _plans(spec, before)
+    steps = _flatten(spec, plans)
+    actions = carry_out(steps, spec.label, check_mode=check_mode, error=EndpointError)
+    programs = before["programs"]
+    ours = None
+    results, diff_before, diff_after = [], [], []
+    for ep, st, own in plans:
+        if own and not check_mode:
+            if ours is None:
+                ours = pinned.prog_ids(stages.Layout(spec.pin_dir)) if os.path.isdir(spec.pin_dir) else set()
+            after = read_endpoint(ep, programs, ours)
+            after_text = summary(ep, after)
+        else:
+            after = st
+            after_text = desired(ep, st) if own else summary(ep, st)
+        hidden = check_mode and ep.state == "absent" and ep.netns is not None
+        results.append(dict(_facts(ep, after, hidden), name=ep.name, state=ep.state, changed=bool(own),
+                            actions=[s.text for s in own]))
+        diff_before.append((ep, summary(ep, st)))
+        diff_after.append((ep, after_text))
+    if spec.single:
+        res = results[0]
+        return dict(changed=bool(steps), actions=actions, diff={"before": diff_before[0][1], "after": diff_after[0][1]},
+                    **dict((k, res[k]) for k in ("iface", "mtu", "ifindex", "netns", "mac")))
+    return {"changed": bool(steps), "actions": actions, "endpoints": results,
+            "unlisted": [dict((k, u[k]) for k in ("name", "iface", "netns")) for u in before["unlisted"]],
+            "diff": {"before": "".join("endpoint %s:\n%s" % (ep.name, _indent(t)) for ep, t in diff_before),
+                     "after": "".join("endpoint %s:\n%s" % (ep.name, _indent(t)) for ep, t in diff_after)}}

@@ -10,11 +10,11 @@ lab hosts share, and runs the pass XDP program: the transit program on the
 inner end answers with XDP_TX, and the kernel drops frames sent into a veth
 whose receiving end runs no XDP program.
 
-Managing one works in three steps (as openvswitch.openvswitch does):
-read() the current state, plan() the list of changes towards the wanted
-state, then carry them out (not in check mode). A run changes something exactly
-when the plan is not empty, and summary() of the state before and after
-gives the diff.
+Managing one follows the backend contract of ops/runner.py (as
+openvswitch.openvswitch does): read() the current state, plan() the list of
+changes towards the wanted state, then carry them out (not in check mode).
+A run changes something exactly when the plan is not empty, and summary()
+of the state before and after gives the diff.
 
 The per-host bpffs view (<bpffs_root>/<host>, see the mizar.transit.netns
 connection) is created by the connection; `absent` removes it when it is
@@ -35,7 +35,9 @@ from ansible_collections.mizar.transit.plugins.module_utils import nsenter
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
 
 DEFAULT_BRIDGE = "mzlab0"
@@ -44,9 +46,35 @@ DEFAULT_BPFFS_ROOT = "/sys/fs/bpf/lab"
 DEFAULT_PROGRAM = "mzr_pass"
 PORT_PREFIX = "ml-"
 
+NEEDS = (PYROUTE2, LIBBPF)
+MODULE = args.module_args(
+    dict(
+        name=dict(type="str", required=True),
+        state=args.state(),
+        interface=dict(type="str", default=DEFAULT_INTERFACE),
+        address=dict(type="str"),
+        mac=dict(type="str"),
+        bridge=dict(type="str", default=DEFAULT_BRIDGE),
+        port=dict(type="str"),
+        xdp_object=dict(type="path"),
+        xdp_program=dict(type="str", default=DEFAULT_PROGRAM),
+        xdp_mode=args.xdp_mode(),
+        bpffs_root=dict(type="path", default=DEFAULT_BPFFS_ROOT),
+        bpffs_purge=dict(type="bool", default=False),
+    ),
+    required_if=[("state", "present", ("address", "xdp_object"))],
+)
+
 
 class LabError(Exception):
     """A lab host that cannot be brought to the wanted state as asked."""
+
+
+ERRORS = (LabError,)
+
+
+def context(params):
+    return "lab host %s" % params["name"]
 
 
 def port_name(host):
@@ -57,6 +85,8 @@ def port_name(host):
 
 class Spec:
     """What one lab host should be. Checked on construction (LabError)."""
+
+    headers = None
 
     def __init__(self, name, state="present", interface=DEFAULT_INTERFACE, address=None, mac=None,
                  bridge=DEFAULT_BRIDGE, port=None, xdp_object=None, xdp_program=DEFAULT_PROGRAM,
@@ -104,6 +134,14 @@ class Spec:
         self.bpffs_view = os.path.join(self.bpffs_root, name)
         self.bpffs_purge = bpffs_purge
 
+    @classmethod
+    def from_params(cls, params):
+        return cls(params["name"], state=params["state"], interface=params["interface"],
+                   address=params["address"], mac=params["mac"], bridge=params["bridge"], port=params["port"],
+                   xdp_object=params["xdp_object"], xdp_program=params["xdp_program"],
+                   xdp_mode=params["xdp_mode"], bpffs_root=params["bpffs_root"],
+                   bpffs_purge=params["bpffs_purge"])
+
 
 # ---------------------------------------------------------------- reading
 
@@ -118,7 +156,8 @@ def _listdir(path):
 
 
 def read(spec):
-    """The current state of the lab host of spec, as plain data."""
+    """The current state of the lab host of spec, as plain data; for
+    present, with the tag of spec's pass program as this kernel loads it."""
     links = {lk["ifname"]: lk for lk in netlink.links()}
     by_index = dict((lk["index"], lk) for lk in links.values())
     state = {"netns": nsenter.netns_exists(spec.name), "bridge": None, "port": None, "interface": None,
@@ -154,6 +193,7 @@ def read(spec):
 
     state["bpffs_view"] = _listdir(spec.bpffs_view)
     state["bpffs_root"] = _listdir(spec.bpffs_root)
+    state["tag"] = program_tag(spec) if spec.state == "present" else None
     return state
 
 
@@ -174,13 +214,14 @@ def program_tag(spec):
 # ---------------------------------------------------------------- planning
 
 
-def plan(spec, state, tag=None):
-    """The changes that bring state to spec (tag: program_tag(spec), needed
-    for present). Raises LabError when the state is not ours to change."""
-    return _plan_present(spec, state, tag) if spec.state == "present" else _plan_absent(spec, state)
+def plan(spec, state):
+    """The changes that bring state to spec. Raises LabError when the state
+    is not ours to change."""
+    return _plan_present(spec, state) if spec.state == "present" else _plan_absent(spec, state)
 
 
-def _plan_present(spec, state, tag):
+def _plan_present(spec, state):
+    tag = state["tag"]
     ch = []
     name, ifname, port = spec.name, spec.interface, spec.port
     br = state["bridge"]
@@ -370,29 +411,22 @@ def facts(spec, state):
 
 
 def ensure(spec, check_mode=False):
-    """Bring the lab host of spec to its state. Returns {changed, changes,
-    diff: {before, after}, warnings, and facts()}."""
+    """Bring the lab host of spec to its state. Returns {changed, actions,
+    changes (the same texts), diff: {before, after}, warnings, and
+    facts()}."""
     try:
         before = read(spec)
-        tag = program_tag(spec) if spec.state == "present" else None
     except (netlink.NetlinkError, libbpf.BpfError, xdp.XdpError, OSError) as e:
         raise LabError("lab host %s: reading its state: %s" % (spec.name, e))
-    changes = plan(spec, before, tag)
-    if changes and not check_mode:
-        done = []
-        for change in changes:
-            try:
-                change()
-            except (netlink.NetlinkError, libbpf.BpfError, xdp.XdpError, OSError) as e:
-                raise LabError("lab host %s: %s failed: %s (done before: %s)" % (
-                    spec.name, change.text, e, "; ".join(done) or "nothing"))
-            done.append(change.text)
+    steps = plan(spec, before)
+    actions = carry_out(steps, "lab host %s" % spec.name, check_mode=check_mode, error=LabError)
+    if steps and not check_mode:
         after = read(spec)
         after_summary = summary(spec, after)
     else:
         after = before
-        after_summary = desired(spec, before) if changes else summary(spec, before)
-    result = {"changed": bool(changes), "changes": [c.text for c in changes],
+        after_summary = desired(spec, before) if steps else summary(spec, before)
+    result = {"changed": bool(steps), "actions": actions, "changes": actions,
               "diff": {"before": summary(spec, before), "after": after_summary},
               "warnings": leftovers(spec, after)}
     result.update(facts(spec, after))

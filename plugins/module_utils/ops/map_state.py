@@ -1,19 +1,123 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""From one host's rendering (render.py) to the tables' desired state, and
+"""A host's rendering applied to its datapath maps.
+
+From one host's rendering (render.py) to the tables' desired state, and
 from a plan back to a difference a person reads: names of VPCs, networks,
-endpoints and hosts, not hex."""
+endpoints and hosts, not hex. The backend contract of ops/runner.py: read()
+takes the host's interfaces and a snapshot of its maps, plan() the table
+engine's phased writes (bpf/tables.py), one step per batch."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf, stages, tables
+from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import DEFAULT_PIN_DIR
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
+
+NEEDS = (PYROUTE2, LIBBPF)
+MODULE = args.module_args(dict(
+    rendered=dict(type="dict", required=True),
+    pin_dir=dict(type="path"),
+    scope=dict(type="str", choices=list(tables.SCOPES), default="all"),
+))
+COUNTED = ("substrate", "endpoints", "networks", "vpcs", "agents")
 
 
 class ApplyError(Exception):
     """The rendering cannot be applied on this host; nothing was written."""
+
+
+class MapStateError(Exception):
+    """The maps cannot be brought to the rendering; says which host and why."""
+
+
+ERRORS = (MapStateError,)
+
+
+def _host(rendered):
+    return rendered.get("host") or "this host"
+
+
+def _pin_dir(params):
+    return params["pin_dir"] or (params["rendered"].get("interface") or {}).get("pin_dir") or DEFAULT_PIN_DIR
+
+
+def context(params):
+    return "%s: the datapath maps under %s" % (_host(params["rendered"]), _pin_dir(params))
+
+
+class Spec:
+    """A host's rendering, where its maps are pinned (pin_dir, else the
+    rendering's), and the scope of this step of a fleet-wide change."""
+
+    def __init__(self, rendered, pin_dir=None, scope="all"):
+        self.rendered = rendered
+        self.host = _host(rendered)
+        self.pin_dir = _pin_dir({"pin_dir": pin_dir, "rendered": rendered})
+        self.maps_dir = stages.Layout(self.pin_dir).maps
+        self.scope = scope
+        self.headers = ("%s maps" % self.host, "%s maps" % self.host)
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(params["rendered"], params["pin_dir"], params["scope"])
+
+
+def read(spec):
+    """The host's interfaces ({name: ifindex}, {name: MTU}) and a snapshot
+    of its maps (tables.Snapshot: what every slot holds)."""
+    all_links = netlink.links()
+    st = {"links": dict((lk["ifname"], lk["index"]) for lk in all_links),
+          "mtus": dict((lk["ifname"], lk["mtu"]) for lk in all_links)}
+    with tables.Maps(spec.maps_dir) as maps:
+        st["snapshot"] = tables.Snapshot(maps)
+    return st
+
+
+def table_plan(spec, st):
+    """(the table engine's plan of spec's scope, the desired state).
+    Raises ApplyError or TableError, naming the item, when the rendering
+    cannot be applied."""
+    desired = desired_state(spec.rendered, st["links"].get, spec.host, st["mtus"].get)
+    return tables.converge_plan(st["snapshot"], desired, spec.scope), desired
+
+
+def steps_of(spec, p):
+    """One step per batch of the plan's writes, in the phases' order."""
+    return [Step("%s: write %d slot%s of %s" % (phase, len(writes), "" if len(writes) == 1 else "s", map_name),
+                 tables.write_pinned, spec.maps_dir, map_name, writes) for phase, map_name, writes in p.phases]
+
+
+def plan(spec, st):
+    """The steps from the snapshot st to spec's rendering (see steps_of)."""
+    return steps_of(spec, table_plan(spec, st)[0])
+
+
+def ensure(spec, check_mode=False):
+    """Bring the maps to the rendering. Returns {changed, actions, changes,
+    counts, writes, pending, diff: {before, after}}."""
+    try:
+        st = read(spec)
+    except (libbpf.BpfError, netlink.NetlinkError, OSError) as e:
+        raise MapStateError("%s: the datapath maps under %s: %s (is the transit program loaded?)" % (
+            spec.host, spec.pin_dir, e))
+    try:
+        p, desired = table_plan(spec, st)
+    except (ApplyError, tables.TableError) as e:
+        raise MapStateError("%s: %s; nothing was applied" % (spec.host, e))
+    steps = steps_of(spec, p)
+    actions = carry_out(steps, "%s maps" % spec.host, check_mode=check_mode, error=MapStateError)
+    by_index = dict((v, k) for k, v in st["links"].items())
+    before, after, changes = describe(p, Names(spec.rendered, by_index.get))
+    return {"changed": bool(steps), "actions": actions, "changes": changes,
+            "counts": dict((name, len(desired[name])) for name in COUNTED), "writes": p.writes(),
+            "pending": p.pending, "diff": {"before": before, "after": after}}
 
 
 def desired_state(rendered, ifindex_of, host="this host", mtu_of=None):

@@ -7,7 +7,8 @@ call that does it.
 Modules read the current state, plan the steps that bring it to the wanted
 state, and carry them out unless in check mode. A run changes something
 exactly when its plan is not empty, and the step texts are what it reports
-(`actions`), in check mode too.
+(`actions`), in check mode too. The one exception is a step that finds its
+work done by another host meanwhile (DONE_ELSEWHERE): it drops out.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,6 +18,12 @@ __metaclass__ = type
 
 class StepError(Exception):
     """A step failed; says which one and what was done before it."""
+
+
+# What a step's call returns when it found its work already done by someone
+# else since the state was read (hosts sharing a file system remove one
+# directory at once): the step did nothing, and is not reported as done.
+DONE_ELSEWHERE = object()
 
 
 class Step:
@@ -37,17 +44,23 @@ class Step:
         return "Step(%r)" % self.text
 
 
-def carry_out(steps, what, check_mode=False):
+def carry_out(steps, what=None, check_mode=False, error=StepError):
     """Run the steps in order (none in check mode). Returns their texts.
-    The first failure raises StepError naming `what`, the step and the steps
-    already done; the original exception is its __cause__."""
+    The first failure raises error (a backend's error class) naming `what`
+    (when given), the step and the steps already done; the original
+    exception is its __cause__. A step's own refusal, an error already,
+    stands as it is."""
     done = []
     if check_mode:
         return [s.text for s in steps]
     for s in steps:
         try:
-            s()
+            outcome = s()
+        except error:
+            raise
         except Exception as e:
-            raise StepError("%s: %s failed: %s (done before: %s)" % (what, s.text, e, "; ".join(done) or "nothing"))
-        done.append(s.text)
+            raise error("%s%s failed: %s (done before: %s)" % (
+                "%s: " % what if what else "", s.text, e, "; ".join(done) or "nothing")) from e
+        if outcome is not DONE_ELSEWHERE:
+            done.append(s.text)
     return done

@@ -6,26 +6,34 @@
     res = ensure(TransitSpec(interface="eth0", mode="native", pin_dir=...,
                              obj_dir=...), check_mode=False)
 
-present, in order:
+The backend contract of ops/runner.py. read() sees the objects (the
+archive's, against the files of obj_dir), the kernel, the bpffs, the pinned
+datapath and the NIC, and what the objects' programs would be (loaded
+against the pinned maps and dropped: dryload); plan() makes the steps from
+that alone, in order:
 
-1. /sys/fs/bpf must be a bpffs (mounted when it is not and pin_dir lies
+1. obj_dir made to hold exactly the archive's objects (with `archive`);
+2. /sys/fs/bpf must be a bpffs (mounted when it is not and pin_dir lies
    below it; any other pin_dir must already be on one);
-2. Loader.load(): maps created, or reused with every entry; an upgraded
+3. Loader.load(): maps created, or reused with every entry; an upgraded
    object's programs replace the old ones through every link, atomically,
    the NIC is never left without a program; a map layout change migrates
-   the entries (stage programs need their objects then: `stages`);
-3. Loader.attach('transit', interface, mode): attached when nothing is,
+   the entries (stage programs need their objects then: `stages`). The
+   steps of one load (a program each) share one Loader.load();
+4. Loader.attach('transit', interface, mode): attached when nothing is,
    unchanged when it already runs. Another mode than the attached one is
    refused unless switch_mode (a detach and an attach);
-4. transit attachments of this datapath on another interface (the NIC was
+5. transit attachments of this datapath on another interface (the NIC was
    renamed in the inventory) are detached.
 
-absent: Loader.teardown(): every link of the pin directory detached
-(transit, agents, pass programs of endpoints), every pin removed, the
-directory too.
+absent: every link of the pin directory detached (transit, agents, pass
+programs of endpoints), every pin removed, the directory too; with obj_dir,
+the objects.
 
-Check mode predicts every step without a side effect: program tags come
-from dryload (the objects loaded against the pinned maps, nothing pinned).
+With `manifest` and no `archive` (the task's action asks first), a host
+whose obj_dir holds other objects than the manifest's answers
+{archive_needed: true} and does nothing else; the action then carries the
+archive over and asks again.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,15 +43,38 @@ __metaclass__ = type
 import ctypes
 import os
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, dryload, kernel, libbpf, stages, tables
-
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import (abi, dryload, kernel, libbpf, loader,
+                                                                        objects, pinned, stages, xdp)
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
 from ansible_collections.mizar.transit.plugins.module_utils.host.fsmagic import BPF_FS_MAGIC, fs_type
 from ansible_collections.mizar.transit.plugins.module_utils.host.fsmagic import libc as _libc
+from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import BPFFS_ROOT, XDP_MODES
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 from ansible_collections.mizar.transit.plugins.module_utils.ops.stage import StageSlotError, resolve_program
+from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import DONE_ELSEWHERE, Step, carry_out
 
-BPFFS = "/sys/fs/bpf"
+BPFFS = BPFFS_ROOT
+
+NEEDS = (PYROUTE2, LIBBPF)
+MODULE = args.module_args(
+    dict(
+        interface=dict(type="str", required=True),
+        mode=args.xdp_mode(),
+        switch_mode=dict(type="bool", default=False),
+        pin_dir=args.pin_dir(),
+        obj_dir=dict(type="path"),
+        archive=dict(type="path"),
+        manifest=dict(type="dict"),
+        stages=dict(type="list", elements="dict", default=[], options=dict(
+            stage=args.stage(),
+            object=dict(type="path", required=True),
+            program=dict(type="str"),
+        )),
+        state=args.state(),
+    ),
+    required_if=[("state", "present", ("obj_dir",))],
+)
 
 
 class TransitError(Exception):
@@ -53,6 +84,13 @@ class TransitError(Exception):
     def __init__(self, msg, details=None):
         super(TransitError, self).__init__(msg)
         self.details = details or {}
+
+
+ERRORS = (TransitError,)
+
+
+def context(params):
+    return "transit on %s (pin_dir %s)" % (params["interface"], params["pin_dir"])
 
 
 def _load_error(what, e):
@@ -92,51 +130,99 @@ def mount_bpffs(path=BPFFS):
 
 
 class TransitSpec:
-    """What the transit side of a host should be. Checked on construction."""
+    """What the transit side of a host should be. Checked on construction;
+    the objects themselves are checked by read() (they may come with the
+    archive)."""
 
     def __init__(self, interface, pin_dir, obj_dir=None, mode="native", switch_mode=False, state="present",
-                 stage_sources=None):
-        if mode not in xdp.MODES:
-            raise TransitError("mode: %r is not an XDP mode; one of %s" % (mode, ", ".join(sorted(xdp.MODES))))
+                 stage_sources=None, archive=None, manifest=None):
+        if mode not in XDP_MODES:
+            raise TransitError("mode: %r is not an XDP mode; one of %s" % (mode, ", ".join(XDP_MODES)))
         self.interface = interface
+        self.headers = ("%s (before)" % interface, "%s (after)" % interface)
         self.pin_dir = os.path.normpath(pin_dir)
         self.obj_dir = obj_dir
         self.mode = mode
         self.switch_mode = switch_mode
         self.state = state
-        self.stage_sources = {}
-        if state == "present":
-            if not obj_dir:
-                raise TransitError("obj_dir is required with state=present: the directory with transit.bpf.o, "
-                                   "agent.bpf.o and pass.bpf.o (mizar.transit.bpf_build)")
-            missing = [f for f, _p in loader.ROLES.values() if not os.path.isfile(os.path.join(obj_dir, f))]
-            if missing:
-                raise TransitError("obj_dir: %s lacks %s (build the objects with mizar.transit.bpf_build and copy "
-                                   "them there)" % (obj_dir, ", ".join(sorted(missing))))
-        for i, s in enumerate(stage_sources or ()):
+        self.archive = archive if state == "present" else None
+        self.manifest = manifest if state == "present" else None
+        if state == "present" and not obj_dir:
+            raise TransitError("obj_dir is required with state=present: the directory with transit.bpf.o, "
+                               "agent.bpf.o and pass.bpf.o (mizar.transit.bpf_build)")
+        self.stages = list(stage_sources or ())
+        named = {}
+        for i, s in enumerate(self.stages):
+            if named.setdefault(s["stage"], i) != i:
+                raise TransitError("stages[%d].stage: %s is named twice" % (i, s["stage"]))
+
+    def stage_sources(self, load_dir):
+        """{stage: (object, program)} of the stage objects, each program
+        found in its object (resolve_program); an object under obj_dir is
+        looked for in load_dir, where the archive's objects are before
+        they are installed."""
+        out = {}
+        for i, s in enumerate(self.stages):
+            path = s["object"]
+            rel = os.path.relpath(path, self.obj_dir)
+            seen = path if load_dir == self.obj_dir or rel.startswith("..") else os.path.join(load_dir, rel)
             try:
-                prog = resolve_program(s["object"], s["stage"], s.get("program"))
+                out[s["stage"]] = (path, resolve_program(seen, s["stage"], s.get("program")))
             except StageSlotError as e:
                 raise TransitError("stages[%d].%s" % (i, e))
-            if s["stage"] in self.stage_sources:
-                raise TransitError("stages[%d].stage: %s is named twice" % (i, s["stage"]))
-            self.stage_sources[s["stage"]] = (s["object"], prog)
+        return out
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(params["interface"], params["pin_dir"], obj_dir=params["obj_dir"], mode=params["mode"],
+                   switch_mode=params["switch_mode"], state=params["state"], stage_sources=params["stages"],
+                   archive=params["archive"], manifest=params["manifest"])
 
 
-_pinned_program = libbpf.pinned_prog
+Spec = TransitSpec
 
 
-def read(spec, dp):
-    """The current state: {bpffs, loaded, maps, programs: {role: summary},
-    nic: xdp.query() of the interface or None when it does not exist,
-    ours: the program on the NIC is this datapath's, attachments}."""
+# ---------------------------------------------------------------- reading
+
+
+def _read_objects(spec, st):
+    """The archive's objects against obj_dir's files. Sets st's objects
+    ({want, have: {path: sha256}, data: {path: bytes} or None}), and
+    archive_needed when a manifest differs from obj_dir and no archive
+    came; returns the directory to load from (a staged copy of the
+    archive's objects while obj_dir does not hold them yet)."""
+    have = objects.digests(spec.obj_dir)
+    if spec.archive:
+        try:
+            data = objects.read_archive(spec.archive)
+        except objects.ObjectsError as e:
+            raise TransitError("the objects archive for %s: %s" % (spec.obj_dir, e))
+        want = objects.digests_of(data)
+    elif spec.manifest is not None:
+        data, want = None, dict(spec.manifest)
+    else:
+        return spec.obj_dir
+    st["objects"] = {"want": want, "have": have, "data": data}
+    if want == have:
+        return spec.obj_dir
+    if data is None:
+        st["archive_needed"] = True
+        return None
+    st["staging"] = objects.staged(data)
+    return st["staging"]
+
+
+def _read_datapath(spec, dp):
+    """{bpffs, loaded, maps, programs: {role: summary}, nic: xdp.query()
+    of the interface or None when it does not exist, ours: the program on
+    the NIC is this datapath's, attachments, pin_dir: it exists}."""
     lay = dp.layout
     st = {"bpffs": bpffs_to_mount(spec.pin_dir) is None, "loaded": False, "maps": 0, "programs": {},
           "nic": None, "ours": False, "attachments": [], "pin_dir": os.path.isdir(spec.pin_dir)}
     if st["bpffs"]:
         st["loaded"] = os.path.isdir(lay.maps)
         st["maps"] = len(os.listdir(lay.maps)) if st["loaded"] else 0
-        st["programs"] = dict((role, _pinned_program(lay.prog(role))) for role in loader.ROLES)
+        st["programs"] = pinned.programs(lay)
         st["attachments"] = dp.attachments() if os.path.isdir(lay.links) else []
     if netlink.link(spec.interface) is not None:
         q = xdp.query(spec.interface, link_pin=lay.link(loader.link_name(spec.interface)))
@@ -145,6 +231,241 @@ def read(spec, dp):
         st["ours"] = q["attached"] and (q["prog_id"] in ours or q["via"] == "link" and bool(q["link_id"]) and any(
             a["link_id"] == q["link_id"] for a in st["attachments"]))
     return st
+
+
+def _dry(spec, load_dir, role, maps_dir):
+    obj, prog = loader.ROLES[role]
+    path = os.path.join(load_dir, obj)
+    try:
+        return dryload.program_summary(path, prog, maps_dir)
+    except libbpf.BpfError as e:
+        raise _load_error("obj_dir: loading %s from %s" % (prog, path), e)
+
+
+def read(spec):
+    """The current state, as plain data. present: objects (with archive or
+    manifest), staging (a directory to remove afterwards, or None), the
+    datapath (_read_datapath()), mount (what to mount first, or None),
+    layout_diff ({map: [changes]}), stages_installed, new_maps (declared by
+    the objects, not pinned yet), leftovers (of an interrupted migration),
+    dry ({role: the program a load would make}) and nic_prog (the NIC's
+    program's summary); or archive_needed. absent: the datapath and
+    obj_dir (it exists)."""
+    st = {"objects": None, "staging": None, "archive_needed": False}
+    if spec.state == "absent":
+        st.update(_read_datapath(spec, loader.Loader(spec.pin_dir, None)))
+        st["obj_dir"] = bool(spec.obj_dir) and objects.remove(spec.obj_dir, check_mode=True)
+        return st
+    load_dir = _read_objects(spec, st)
+    if st["archive_needed"]:
+        return st
+    try:
+        missing = [f for f, _p in loader.ROLES.values() if not os.path.isfile(os.path.join(load_dir, f))]
+        if missing:
+            raise TransitError("obj_dir: %s lacks %s (build the objects with mizar.transit.bpf_build and copy "
+                               "them there)" % (spec.obj_dir, ", ".join(sorted(missing))))
+        try:
+            kernel.require_supported()
+        except kernel.KernelError as e:
+            raise TransitError(str(e))
+        st["stage_sources"] = spec.stage_sources(load_dir)
+        st["mount"] = bpffs_to_mount(spec.pin_dir)
+        dp = loader.Loader(spec.pin_dir, load_dir)
+        st.update(_read_datapath(spec, dp))
+        lay = dp.layout
+        st["leftovers"] = [d for d in (lay.maps_new, lay.maps_old) if os.path.isdir(d)]
+        st["layout_diff"], st["stages_installed"], st["new_maps"] = {}, [], []
+        if st["loaded"]:
+            st["layout_diff"] = dp.layout_diff(unpinned=st["new_maps"])
+            if os.path.exists(lay.map(abi.STAGES_MAP)):
+                st["stages_installed"] = sorted(s for s, v in stages.Stages(spec.pin_dir).list().items() if v)
+        reuse = lay.maps if st["loaded"] and not st["layout_diff"] else None
+        st["dry"] = dict((role, _dry(spec, load_dir, role, reuse)) for role in sorted(loader.ROLES))
+        nic = st["nic"]
+        st["nic_prog"] = stages._prog_summary(nic["prog_id"]) if nic and nic["attached"] else None
+    except Exception:
+        if st["staging"]:
+            objects.discard(st["staging"])
+        raise
+    return st
+
+
+# ---------------------------------------------------------------- planning
+
+
+class _Load:
+    """The one Loader.load() that the load steps of a plan share: the first
+    of them to run does it. stage_sources: read()'s, for a migration."""
+
+    def __init__(self, spec, stage_sources):
+        self.spec = spec
+        self.stage_sources = stage_sources
+        self.result = None
+
+    def __call__(self):
+        if self.result is None:
+            dp = loader.Loader(self.spec.pin_dir, self.spec.obj_dir)
+            try:
+                self.result = dp.load(stage_sources=self.stage_sources)
+            except (loader.LoaderError, libbpf.BpfError, stages.StageError, OSError) as e:
+                raise _load_error("loading the datapath from %s into %s" % (self.spec.obj_dir, self.spec.pin_dir), e)
+        return self.result
+
+
+def _check_nic(spec, st):
+    """Refusals that hold in check mode too: a missing NIC, someone else's
+    program on it, a mode change without switch_mode. Returns "switch" when
+    the mode is to be switched."""
+    nic = st["nic"]
+    if nic is None:
+        raise TransitError("interface: %s does not exist on this host" % spec.interface)
+    if not nic["attached"]:
+        return None
+    if not st["ours"]:
+        raise TransitError("interface: %s runs XDP program %s (id %d, %s) that is not this datapath's; "
+                           "remove it first, the transit program never replaces a foreign one" % (
+                               spec.interface, nic["prog_name"], nic["prog_id"], nic["via"]))
+    if nic["mode"] != spec.mode:
+        if not spec.switch_mode:
+            raise TransitError(
+                "mode: %s runs the transit program in %s mode, %s was asked; switching needs a detach and an "
+                "attach, so the NIC would run no XDP program for a moment: set switch_mode: true to do it" % (
+                    spec.interface, nic["mode"], spec.mode))
+        return "switch"
+    return None
+
+
+def _plan_objects(spec, st):
+    found = st["objects"]
+    if found is None or found["data"] is None:
+        return []
+    d = objects.difference(found["want"], found["have"])
+    steps = []
+    write = d["added"] + d["updated"]
+    if write:
+        steps.append(Step("write the objects %s to %s" % (", ".join(write), spec.obj_dir), objects.write,
+                          spec.obj_dir, dict((n, found["data"][n]) for n in write)))
+    if d["removed"]:
+        text = "remove the objects %s from %s (not in the archive)" % (", ".join(d["removed"]), spec.obj_dir)
+        steps.append(Step(text, objects.delete, spec.obj_dir, d["removed"]))
+    return steps
+
+
+def loaded_programs(spec, st):
+    """({role: the program pinned after the load}, migrated, upgraded)."""
+    migrated = bool(st["layout_diff"])
+    programs = dict((role, old if not migrated and stages.same_program(old, st["dry"][role]) else st["dry"][role])
+                    for role, old in ((r, st["programs"].get(r)) for r in sorted(loader.ROLES)))
+    old = st["programs"].get("transit")
+    return programs, migrated, bool(old) and not stages.same_program(old, programs["transit"])
+
+
+def _plan_load(spec, st, load):
+    """The steps of the one Loader.load(), each named for what it does."""
+    lay = stages.Layout(spec.pin_dir)
+    roles = sorted(loader.ROLES)
+    if not st["loaded"]:
+        return [Step("create the datapath maps under %s and load the programs %s" % (lay.maps, ", ".join(roles)),
+                     load)]
+    steps = []
+    if st["leftovers"]:
+        steps.append(Step("remove %s, left by an interrupted layout migration" % ", ".join(st["leftovers"]), load))
+    diff = st["layout_diff"]
+    if diff:
+        missing = sorted(set(st["stages_installed"]) - set(st["stage_sources"]))
+        if missing:
+            raise TransitError("the map layout changed (%s) while stages %s are installed: give their objects in "
+                               "stages so that they can be reloaded against the new maps" % (
+                                   ", ".join(sorted(diff)), ", ".join(missing)))
+        return steps + [Step("migrate the maps to the new layout (%s), copying every entry, and switch every link "
+                             "to the new programs" % "; ".join("%s: %s" % (m, ", ".join(c))
+                                                               for m, c in sorted(diff.items())), load)]
+    for role in roles:
+        old, new = st["programs"].get(role), st["dry"][role]
+        if stages.same_program(old, new):
+            continue
+        if old is None:
+            steps.append(Step("load the %s program" % role, load))
+            continue
+        n = len([a for a in st["attachments"] if a["prog_id"] == old["prog_id"] and a["ifindex"]])
+        steps.append(Step("replace the %s program (tag %s -> %s)%s" % (
+            role, old["tag"], new["tag"], " in %d link%s, atomically" % (n, "" if n == 1 else "s") if n else ""),
+            load))
+    if st["new_maps"]:
+        steps.append(Step("create the new maps %s" % ", ".join(st["new_maps"]), load))
+    return steps
+
+
+def _attach(spec):
+    dp = loader.Loader(spec.pin_dir, spec.obj_dir)
+    try:
+        return dp.attach("transit", spec.interface, spec.mode, switch_mode=spec.switch_mode)["changed"]
+    except (loader.LoaderError, libbpf.BpfError, xdp.XdpError, netlink.NetlinkError) as e:
+        raise TransitError("attaching the transit program to %s: %s" % (spec.interface, e))
+
+
+def _plan_attach(spec, st, switch, transit):
+    """The attach step, if the NIC will not run transit (the program pinned
+    after the load) in spec's mode without one."""
+    nic = st["nic"]
+    if not nic["attached"]:
+        return [Step("attach the transit program to %s (%s mode)" % (spec.interface, spec.mode), _attach, spec)]
+    if switch:
+        return [Step("switch %s from %s to %s mode: detach, then attach (no XDP program in between)" % (
+            spec.interface, nic["mode"], spec.mode), _attach, spec)]
+    old = st["programs"].get("transit")
+    relinked = bool(old) and nic["prog_id"] == old["prog_id"] and nic["via"] == "link" and any(
+        a["link_id"] == nic["link_id"] for a in st["attachments"])  # the load switches that link
+    if relinked or stages.same_program(st["nic_prog"], transit):
+        return []
+    return [Step("replace the program on %s with the transit program" % spec.interface, _attach, spec)]
+
+
+def _stale_transit(spec, attachments):
+    return [a for a in attachments if a["role"] == "transit" and a["ifindex"] and
+            (a["iface"] != spec.interface or a["netns"] is not None)]
+
+
+def _detach(spec, a):
+    return loader.Loader(spec.pin_dir, None).detach(a["iface"], netns=a["netns"])["changed"]
+
+
+def _teardown(spec):
+    return loader.Loader(spec.pin_dir, None).teardown()["changed"]
+
+
+def _remove_objects(obj_dir):
+    return True if objects.remove(obj_dir) else DONE_ELSEWHERE
+
+
+def plan(spec, st, load=None):
+    """The steps from state st to spec; load (a _Load) is what the load
+    steps share when they are carried out. Raises TransitError when the
+    host cannot be brought to spec."""
+    if spec.state == "absent":
+        steps = []
+        if st["pin_dir"]:
+            lay = stages.Layout(spec.pin_dir)
+            steps += [Step("detach the %s program from %s%s" % (a["role"] or "unknown", a["iface"],
+                                                                " in netns %s" % a["netns"] if a["netns"] else ""),
+                           xdp.link_detach_pinned, lay.link(a["link"]))
+                      for a in st["attachments"] if a["ifindex"]]
+            steps.append(Step("unpin everything under %s and remove it" % spec.pin_dir, _teardown, spec))
+        if st["obj_dir"]:
+            steps.append(Step("remove the objects in %s" % spec.obj_dir, _remove_objects, spec.obj_dir))
+        return steps
+    steps = _plan_objects(spec, st)
+    switch = _check_nic(spec, st)
+    if st["mount"]:
+        steps.append(Step("mount a bpffs on %s" % st["mount"], mount_bpffs, st["mount"]))
+    steps += _plan_load(spec, st, load or _Load(spec, st["stage_sources"]))
+    steps += _plan_attach(spec, st, switch, loaded_programs(spec, st)[0]["transit"])
+    steps += [Step("detach the transit program from %s (the transit interface is %s now)" % (
+        a["iface"], spec.interface), _detach, spec, a) for a in _stale_transit(spec, st["attachments"])]
+    return steps
+
+
+# ---------------------------------------------------------------- reporting
 
 
 def describe(spec, st, predicted=None):
@@ -177,181 +498,6 @@ def describe(spec, st, predicted=None):
     return "\n".join(lines) + "\n"
 
 
-def _plan_load(spec, dp, st):
-    """Check mode: the actions Loader.load() would take, and the programs
-    it would leave pinned."""
-    lay = dp.layout
-    roles = sorted(loader.ROLES)
-    if not st["loaded"]:
-        return ["create the datapath maps under %s and load the programs %s" % (lay.maps, ", ".join(roles))], \
-            dict((r, _dry(spec, r, None)) for r in roles), False
-    diff = dp.layout_diff()
-    if diff:
-        installed = [s for s, v in stages.Stages(spec.pin_dir).list().items() if v is not None]
-        missing = sorted(set(installed) - set(spec.stage_sources))
-        if missing:
-            raise TransitError("the map layout changed (%s) while stages %s are installed: give their objects in "
-                               "stages so that they can be reloaded against the new maps" % (
-                                   ", ".join(sorted(diff)), ", ".join(missing)))
-        actions = ["migrate the maps to the new layout (%s), copying every entry, and switch every link to the new "
-                   "programs" % "; ".join("%s: %s" % (m, ", ".join(c)) for m, c in sorted(diff.items()))]
-        return actions, dict((r, _dry(spec, r, None)) for r in roles), True
-    actions, programs = [], {}
-    for role in roles:
-        old = st["programs"].get(role)
-        new = _dry(spec, role, lay.maps)
-        if stages.same_program(old, new):
-            programs[role] = old
-            continue
-        programs[role] = new
-        if old is None:
-            actions.append("load the %s program" % role)
-        else:
-            n = len([a for a in st["attachments"] if a["prog_id"] == old["prog_id"] and a["ifindex"]])
-            actions.append("replace the %s program (tag %s -> %s)%s" % (
-                role, old["tag"], new["tag"], " in %d link%s, atomically" % (n, "" if n == 1 else "s") if n else ""))
-    return actions, programs, False
-
-
-def _dry(spec, role, maps_dir):
-    obj, prog = loader.ROLES[role]
-    try:
-        return dryload.program_summary(os.path.join(spec.obj_dir, obj), prog, maps_dir)
-    except libbpf.BpfError as e:
-        raise _load_error("obj_dir: loading %s from %s" % (prog, os.path.join(spec.obj_dir, obj)), e)
-
-
-def _check_nic(spec, st):
-    """Refusals that hold in check mode too: a missing NIC, someone else's
-    program on it, a mode change without switch_mode."""
-    nic = st["nic"]
-    if nic is None:
-        raise TransitError("interface: %s does not exist on this host" % spec.interface)
-    if not nic["attached"]:
-        return None
-    if not st["ours"]:
-        raise TransitError("interface: %s runs XDP program %s (id %d, %s) that is not this datapath's; "
-                           "remove it first, the transit program never replaces a foreign one" % (
-                               spec.interface, nic["prog_name"], nic["prog_id"], nic["via"]))
-    if nic["mode"] != spec.mode:
-        if not spec.switch_mode:
-            raise TransitError(
-                "mode: %s runs the transit program in %s mode, %s was asked; switching needs a detach and an "
-                "attach, so the NIC would run no XDP program for a moment: set switch_mode: true to do it" % (
-                    spec.interface, nic["mode"], spec.mode))
-        return "switch"
-    return None
-
-
-def ensure(spec, check_mode=False):
-    """Bring the host's transit side to spec. Returns the module's result."""
-    dp = loader.Loader(spec.pin_dir, spec.obj_dir)
-    try:
-        st = read(spec, dp)
-    except (libbpf.BpfError, netlink.NetlinkError, xdp.XdpError, OSError) as e:
-        raise TransitError("reading the datapath at %s and %s: %s" % (spec.pin_dir, spec.interface, e))
-    if spec.state == "absent":
-        return _absent(spec, dp, st, check_mode)
-    return _present(spec, dp, st, check_mode)
-
-
-def _present(spec, dp, st, check_mode):
-    actions = []
-    try:
-        kernel.require_supported()
-    except kernel.KernelError as e:
-        raise TransitError(str(e))
-    switch = _check_nic(spec, st)
-    mount = bpffs_to_mount(spec.pin_dir)
-    if mount:
-        actions.append("mount a bpffs on %s" % mount)
-        if not check_mode:
-            mount_bpffs(mount)
-    nic = st["nic"]
-    upgraded = migrated = False
-    if check_mode:
-        load_actions, programs, migrated = _plan_load(spec, dp, st)
-        actions += load_actions
-        old_transit = st["programs"].get("transit")
-        upgraded = bool(old_transit) and not stages.same_program(old_transit, programs["transit"])
-        tr = programs["transit"]
-        if not nic["attached"]:
-            actions.append("attach the transit program to %s (%s mode)" % (spec.interface, spec.mode))
-        elif switch:
-            actions.append("switch %s from %s to %s mode: detach, then attach (no XDP program in between)" % (
-                spec.interface, nic["mode"], spec.mode))
-        after_nic = dict(nic, attached=True, prog_name=tr["name"], tag=tr["tag"], mode=spec.mode,
-                         via=nic["via"] if nic["attached"] and not switch else "link",
-                         prog_id=nic["prog_id"] if nic["attached"] and not upgraded and not switch else None)
-        stale = _stale_transit(spec, st["attachments"])
-        actions += ["detach the transit program from %s (the transit interface is %s now)" % (
-            a["iface"], spec.interface) for a in stale]
-        result = {"prog_id": after_nic["prog_id"], "tag": tr["tag"], "mode": spec.mode,
-                  "attached_via": after_nic["via"], "programs": programs,
-                  "map_ids": tr["map_ids"] if st["loaded"] and not migrated else []}
-        after = describe(spec, st, {"nic": after_nic, "loaded": True, "programs": programs,
-                                    "attachments": _predict_attachments(spec, st, stale)})
-    else:
-        try:
-            load = dp.load(stage_sources=spec.stage_sources)
-        except (loader.LoaderError, libbpf.BpfError, stages.StageError, OSError) as e:
-            raise _load_error("loading the datapath from %s into %s" % (spec.obj_dir, spec.pin_dir), e)
-        migrated = load["action"] == "migrated"
-        if load["action"] == "created":
-            actions.append("create the datapath maps under %s and load the programs %s" % (
-                dp.layout.maps, ", ".join(sorted(loader.ROLES))))
-        elif migrated:
-            changes = "; ".join("%s: %s" % (m, ", ".join(c)) for m, c in sorted(load["layout_changes"].items()))
-            copied = ", ".join("%s %d" % (m, n) for m, n in sorted(load["entries"].items()) if n) or "no entries"
-            actions.append("migrate the maps to the new layout (%s), copying every entry (%s), and switch every "
-                           "link to the new programs" % (changes, copied))
-        else:
-            for role in sorted(load["programs"]):
-                p, old = load["programs"][role], st["programs"].get(role)
-                if p["changed"]:
-                    actions.append("replace the %s program (tag %s -> %s)" % (role, old["tag"], p["tag"]) if old
-                                   else "load the %s program" % role)
-            created = sorted(m for m, how in load["maps"].items() if how == "created")
-            if created:
-                actions.append("create the new maps %s" % ", ".join(created))
-        if load["relinked"]:
-            actions.append("switched links %s to the new programs, atomically" % ", ".join(load["relinked"]))
-        old_transit = st["programs"].get("transit")
-        upgraded = bool(old_transit) and load["programs"]["transit"]["changed"]
-        try:
-            att = dp.attach("transit", spec.interface, spec.mode, switch_mode=spec.switch_mode)
-        except (loader.LoaderError, libbpf.BpfError, xdp.XdpError, netlink.NetlinkError) as e:
-            raise TransitError("attaching the transit program to %s: %s" % (spec.interface, e))
-        if att["action"] == "attached":
-            actions.append("attach the transit program to %s (%s mode)" % (spec.interface, spec.mode))
-        elif att["action"] == "switched":
-            actions.append("switch %s from %s to %s mode: %s" % (spec.interface, nic["mode"], spec.mode, att["note"]))
-        elif att["action"] == "replaced":
-            actions.append("replace the program on %s with the transit program" % spec.interface)
-        for a in _stale_transit(spec, dp.attachments()):
-            dp.detach(a["iface"], netns=a["netns"])
-            actions.append("detach the transit program from %s (the transit interface is %s now)" % (
-                a["iface"], spec.interface))
-        now = read(spec, dp)
-        after_nic = now["nic"]
-        tr = now["programs"]["transit"]
-        result = {"prog_id": after_nic["prog_id"], "tag": after_nic["tag"], "mode": after_nic["mode"],
-                  "attached_via": after_nic["via"], "map_ids": tr["map_ids"],
-                  "programs": now["programs"]}
-        after = describe(spec, now)
-    result.update(changed=bool(actions), actions=actions, upgraded=upgraded, migrated=migrated,
-                  interface=spec.interface, pin_dir=spec.pin_dir,
-                  diff={"before": describe(spec, st), "after": after})
-    result["programs"] = dict((r, {"prog_id": p["prog_id"], "tag": p["tag"]} if p else None)
-                              for r, p in result["programs"].items())
-    return result
-
-
-def _stale_transit(spec, attachments):
-    return [a for a in attachments if a["role"] == "transit" and a["ifindex"] and
-            (a["iface"] != spec.interface or a["netns"] is not None)]
-
-
 def _predict_attachments(spec, st, stale):
     out = [a for a in st["attachments"] if a not in stale and a["ifindex"]]
     if not any(a["role"] == "transit" and a["iface"] == spec.interface for a in out):
@@ -359,80 +505,79 @@ def _predict_attachments(spec, st, stale):
     return out
 
 
-def _absent(spec, dp, st, check_mode):
-    actions = []
-    if st["pin_dir"]:
-        for a in st["attachments"]:
-            if a["ifindex"]:
-                actions.append("detach the %s program from %s%s" % (
-                    a["role"] or "unknown", a["iface"], " in netns %s" % a["netns"] if a["netns"] else ""))
-        actions.append("unpin everything under %s and remove it" % spec.pin_dir)
-        if not check_mode:
-            try:
-                dp.teardown()
-            except (loader.LoaderError, libbpf.BpfError, xdp.XdpError, OSError) as e:
-                raise TransitError("tearing down the datapath at %s: %s" % (spec.pin_dir, e))
-    nic = st["nic"]
-    after_nic = nic
-    if nic is not None and st["ours"]:
-        after_nic = dict(nic, attached=False)
-    after = describe(spec, st, {"nic": after_nic, "loaded": False, "attachments": []})
-    return {"changed": bool(actions), "actions": actions, "upgraded": False, "migrated": False,
-            "prog_id": None, "tag": None, "mode": None, "attached_via": None, "map_ids": [], "programs": {},
-            "interface": spec.interface, "pin_dir": spec.pin_dir,
-            "diff": {"before": describe(spec, st), "after": after}}
+def _summaries(programs):
+    return dict((r, {"prog_id": p["prog_id"], "tag": p["tag"]} if p else None) for r, p in programs.items())
 
 
-# ---------------------------------------------------------------- facts
-
-
-def _endpoint_netns(iface_index, host_peer, pass_atts):
-    """The namespace whose eth0 is the veth peer of the host interface of
-    index iface_index (whose own peer index is host_peer), among the
-    namespaces where this datapath attached the pass program."""
-    for a in pass_atts:
-        try:
-            inner = netlink.link(a["iface"], a["netns"])
-        except netlink.NetlinkError:
-            continue  # namespace gone
-        if inner is not None and inner["peer_index"] == iface_index and inner["index"] == host_peer:
-            return a["netns"]
-    return None
-
-
-def info(pin_dir):
-    """Loader.status() of pin_dir, plus `transit` (the transit program's
-    attachment) and `endpoints` (one per agent attachment: iface, ifindex,
-    netns of a made endpoint or None for an adopted interface, mode,
-    prog_id, and vni, ip, mac from the agents map when it has the entry)."""
-    dp = loader.Loader(pin_dir, None)
-    st = dp.status()
-    if not st.get("loaded"):
-        st.update(programs={}, attachments=st.get("attachments") or [], maps={}, counters={}, drops={}, stages={},
-                  transit=None, endpoints=[])
-        return st
-    atts = st["attachments"]
-    transit = [a for a in atts if a["role"] == "transit" and a["ifindex"]]
-    st["transit"] = dict((k, transit[0][k]) for k in ("iface", "ifindex", "prog_id", "tag", "mode", "link_id")) \
-        if transit else None
+def ensure(spec, check_mode=False):
+    """Bring the host's transit side to spec. Returns the module's result:
+    {changed, actions, diff, prog_id, tag, mode, attached_via, upgraded,
+    migrated, map_ids, programs, interface, pin_dir}, and objects with an
+    archive or a manifest; or, when a manifest differs from obj_dir and no
+    archive came, {changed: false, archive_needed: true}."""
     try:
-        agents = dict((e["ifindex"], e) for e in (tables.read_state(dp.maps_dir).get("agents") or {}).values())
-    except Exception:  # an unreadable table must not hide the attachments
-        agents = {}
-    pass_atts = [a for a in atts if a["role"] == "pass" and a["netns"] is not None and a["ifindex"]]
-    endpoints = []
-    for a in atts:
-        if a["role"] != "agent" or a["netns"] is not None:
-            continue
-        ep = {"iface": a["iface"], "ifindex": a["ifindex"], "netns": None, "mode": a["mode"],
-              "prog_id": a["prog_id"], "vni": None, "ip": None, "mac": None}
-        if a["ifindex"]:
-            host = netlink.link(a["ifindex"])
-            if host is not None and host["kind"] == "veth":
-                ep["netns"] = _endpoint_netns(host["index"], host["peer_index"], pass_atts)
-            entry = agents.get(a["ifindex"])
-            if entry:
-                ep.update(vni=entry.get("vni"), ip=entry.get("ip"), mac=entry.get("mac"))
-        endpoints.append(ep)
-    st["endpoints"] = endpoints
-    return st
+        st = read(spec)
+    except (libbpf.BpfError, netlink.NetlinkError, xdp.XdpError, OSError) as e:
+        raise TransitError("reading the datapath at %s and %s: %s" % (spec.pin_dir, spec.interface, e))
+    if st["archive_needed"]:
+        return {"changed": False, "archive_needed": True, "actions": [], "diff": {"before": "", "after": ""}}
+    try:
+        steps = plan(spec, st)
+        actions = carry_out(steps, check_mode=check_mode, error=TransitError)
+    finally:
+        if st["staging"]:
+            objects.discard(st["staging"])
+    if spec.state == "absent":
+        result = _absent_result(spec, st, steps)
+    else:
+        result = _present_result(spec, st, steps, check_mode)
+    result.update(changed=bool(actions) if not check_mode else bool(steps), actions=actions,
+                  interface=spec.interface, pin_dir=spec.pin_dir)
+    found = st["objects"]
+    if found is not None:
+        d = objects.difference(found["want"], found["have"])
+        result["objects"] = d
+        head = "objects in %s:\n" % spec.obj_dir
+        result["diff"] = {"before": head + objects.listing(found["have"]) + result["diff"]["before"],
+                          "after": head + objects.listing(found["want"]) + result["diff"]["after"]}
+    return result
+
+
+def _present_result(spec, st, steps, check_mode):
+    programs, migrated, upgraded = loaded_programs(spec, st)
+    if steps and not check_mode:
+        now = _read_datapath(spec, loader.Loader(spec.pin_dir, spec.obj_dir))
+        nic, tr = now["nic"], now["programs"]["transit"]
+        result = {"prog_id": nic["prog_id"], "tag": nic["tag"], "mode": nic["mode"], "attached_via": nic["via"],
+                  "map_ids": tr["map_ids"], "programs": _summaries(now["programs"])}
+        after = describe(spec, now)
+    elif not steps:
+        nic, tr = st["nic"], st["programs"]["transit"]
+        result = {"prog_id": nic["prog_id"], "tag": nic["tag"], "mode": nic["mode"], "attached_via": nic["via"],
+                  "map_ids": tr["map_ids"], "programs": _summaries(st["programs"])}
+        after = describe(spec, st)
+    else:
+        nic, tr = st["nic"], programs["transit"]
+        switch = nic["attached"] and nic["mode"] != spec.mode
+        after_nic = dict(nic, attached=True, prog_name=tr["name"], tag=tr["tag"], mode=spec.mode,
+                         via=nic["via"] if nic["attached"] and not switch else "link",
+                         prog_id=nic["prog_id"] if nic["attached"] and not upgraded and not switch else None)
+        stale = _stale_transit(spec, st["attachments"])
+        result = {"prog_id": after_nic["prog_id"], "tag": tr["tag"], "mode": spec.mode,
+                  "attached_via": after_nic["via"], "programs": _summaries(programs),
+                  "map_ids": tr["map_ids"] if st["loaded"] and not migrated else []}
+        after = describe(spec, st, {"nic": after_nic, "loaded": True, "programs": programs,
+                                    "attachments": _predict_attachments(spec, st, stale)})
+    result.update(upgraded=upgraded, migrated=migrated, diff={"before": describe(spec, st), "after": after})
+    return result
+
+
+def _absent_result(spec, st, steps):
+    nic = st["nic"]
+    after_nic = dict(nic, attached=False) if nic is not None and st["ours"] else nic
+    after = describe(spec, st, {"nic": after_nic, "loaded": False, "attachments": []})
+    before = describe(spec, st)
+    if st["obj_dir"]:
+        before += "objects in %s\n" % spec.obj_dir
+    return {"upgraded": False, "migrated": False, "prog_id": None, "tag": None, "mode": None, "attached_via": None,
+            "map_ids": [], "programs": {}, "diff": {"before": before, "after": after}}

@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Documentation of the options many mizar.transit modules share; their
+argument spec is plugins/module_utils/ops/args.py."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # mizar.transit.common: the datapath's pin directory
+    DOCUMENTATION = r"""
+options:
+  pin_dir:
+    description:
+      - The datapath's pin directory, on a bpffs (the host's C(mizar_bpf_pin_dir)), where
+        M(mizar.transit.transit) loads the datapath.
+    type: path
+    default: /sys/fs/bpf/mizar
+"""
+
+    # mizar.transit.common.mode: the XDP mode of the programs a module attaches
+    MODE = r"""
+options:
+  mode:
+    description:
+      - XDP mode of the programs the module attaches (the host's C(mizar_xdp_mode)). V(native) runs
+        in the NIC's driver; V(generic) works with any NIC, slower.
+    type: str
+    choices: [native, generic]
+    default: native
+"""
+
+    # mizar.transit.common.stage: a stage slot of the datapath
+    STAGE = r"""
+options:
+  stage:
+    description:
+      - The stage slot (see the stages in C(docs/architecture.md)).
+    type: str
+    required: true
+    choices: [on_xdp_tx, on_xdp_pass, on_xdp_redirect, on_xdp_drop, on_xdp_scaled_ep]
+"""
