@@ -275,6 +275,7 @@ def lib():
     _sig(handle, "bpf_xdp_attach", i, [i, i, u32, ctypes.POINTER(_XdpAttachOpts)])
     _sig(handle, "bpf_xdp_detach", i, [i, u32, ctypes.POINTER(_XdpAttachOpts)])
     _sig(handle, "libbpf_num_possible_cpus", i, [])
+    _sig(handle, "libbpf_version_string", cp, [])
     _sig(handle, "btf__parse", vp, [cp, vp])
     _sig(handle, "btf__load_from_kernel_by_id", vp, [u32])
     _sig(handle, "btf__free", None, [vp])
@@ -287,6 +288,11 @@ def lib():
     handle.libbpf_set_print(_print_cb)
     _lib = handle
     return _lib
+
+
+def version():
+    """The libbpf version, e.g. "v1.1" (its relocations shape the programs)."""
+    return lib().libbpf_version_string().decode()
 
 
 def _check(op, ret):

@@ -28,7 +28,7 @@ that alone, in order:
 
 absent: every link of the pin directory detached (transit, agents, pass
 programs of endpoints), every pin removed, the directory too; with obj_dir,
-the objects.
+the objects; and the verifier's answers kept for the boot (bpf/dryload.py).
 
 With `manifest` and no `archive` (the task's action asks first), a host
 whose obj_dir holds other objects than the manifest's answers
@@ -255,6 +255,7 @@ def read(spec):
     if spec.state == "absent":
         st.update(_read_datapath(spec, loader.Loader(spec.pin_dir, None)))
         st["obj_dir"] = bool(spec.obj_dir) and objects.remove(spec.obj_dir, check_mode=True)
+        st["dryload_cache"] = objects.remove(dryload.CACHE_DIR, check_mode=True)
         return st
     load_dir = _read_objects(spec, st)
     if st["archive_needed"]:
@@ -453,6 +454,9 @@ def plan(spec, st, load=None):
             steps.append(Step("unpin everything under %s and remove it" % spec.pin_dir, _teardown, spec))
         if st["obj_dir"]:
             steps.append(Step("remove the objects in %s" % spec.obj_dir, _remove_objects, spec.obj_dir))
+        if st["dryload_cache"]:
+            steps.append(Step("remove the verifier's answers kept in %s" % dryload.CACHE_DIR, _remove_objects,
+                              dryload.CACHE_DIR))
         return steps
     steps = _plan_objects(spec, st)
     switch = _check_nic(spec, st)
