@@ -117,6 +117,19 @@ def _tags(blob, size):
     return [int.from_bytes(blob[i:i + 4], "little") for i in range(0, len(blob), size)]
 
 
+def _nonzero(tags, block=4096):
+    """Indexes of the nonzero items of tags (an array or list of ints), in
+    order. Tables are mostly empty: whole blocks of zeros are skipped by one
+    comparison each."""
+    zero = type(tags)("I", bytes(4 * block)) if isinstance(tags, array.array) else [0] * block
+    out = []
+    for base in range(0, len(tags), block):
+        chunk = tags[base:base + block]
+        if chunk != zero[:len(chunk)]:
+            out.extend(base + i for i, tag in enumerate(chunk) if tag)
+    return out
+
+
 # ---------------------------------------------------------------- snapshot
 
 # the maps a plan depends on: their images make a Snapshot
@@ -209,7 +222,7 @@ class _TableSnapshot:
         self.extra = {}  # binary key -> [(slot, raw)]: further live versions, in probe order
         self.dead = []  # tombstone slots
         size, key_len, live, tags, dead = self.size, codec.key_len, self.live, self.tags, abi.TAG_DEAD
-        for slot in [i for i, tag in enumerate(tags) if tag]:
+        for slot in _nonzero(tags):
             if tags[slot] == dead:
                 self.dead.append(slot)
                 continue
