@@ -141,6 +141,21 @@ archive:
   returned: always
   type: str
   sample: /root/.cache/mizar.transit/bpf/objects.tar
+manifest:
+  description:
+    - The objects of the archive as it stands once the build is done, each one's path in the archive
+      (relative to O(dest)) with the SHA-256 of its bytes, read from the archive itself; the manifest
+      that the transit action compares a host's objects with.
+    - In check mode, when the build would compile an object or rewrite the archive, the objects the
+      archive would hold do not exist yet, and it is V(null). Otherwise it is the manifest of the
+      archive already there, which the build would leave as it is.
+  returned: always
+  type: dict
+  sample:
+    transit.bpf.o: 2483bdcc5fd35304338bfb6d6436b84fed5d2313a24bddcf305507e1c48ae897
+    agent.bpf.o: acad8b71ee4e32cbac730eec63bc1b93c32230e118b12dc80e5560c69799ab55
+    pass.bpf.o: 269a9477e9a6ee0e1f708ef191ea6e913f700e346f0fe822dfe8dd2e7da958ab
+    functions/acl.bpf.o: d21e670c4c02166683741cf0e834285070815ee10e44d53f715325db23e5cc8d
 stamp:
   description: The stamp file that records the inputs of every object.
   returned: always
