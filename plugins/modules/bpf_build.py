@@ -31,12 +31,19 @@ description:
     O(sources) or from the tree) are deleted.
   - All objects are also packed into one archive, C(objects.tar) in O(dest), rewritten only when an
     object changed.
-  - "Meant to run once, on the controller (C(delegate_to: localhost), C(run_once: true)); the
-    archive then goes to the transit hosts with M(mizar.transit.transit) (its O(mizar.transit.transit#module:archive))."
+  - "The build always happens on the controller, inside the C(ansible-playbook) process itself: the
+    collection's action plugin runs it there, whatever host the task runs for, and sends no module
+    to any host. C(delegate_to: localhost) is therefore not needed (it changes nothing), and a run
+    that has nothing to build does no more than read its inputs and ask the compiler its version."
+  - "Meant to run once per play (C(run_once: true)); the archive then goes to the transit hosts with
+    M(mizar.transit.transit) (its O(mizar.transit.transit#module:archive)), which compares the
+    hosts' objects with the archive's manifest (RV(manifest))."
 author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
 options:
   src:
     description:
@@ -70,12 +77,30 @@ options:
 notes:
   - Supports check mode (reports what would be built, builds nothing) and diff mode (the input
     digest of every object, before and after).
+  - O(src), O(dest) and O(sources) are paths on the controller; C(~) is the home of the user running
+    C(ansible-playbook), as whom the build runs.
 requirements:
   - clang with the BPF target
   - the kernel and libc headers (C(linux-libc-dev), C(libbpf-dev) for C(bpf/bpf_helpers.h))
 attributes:
+  action:
+    support: full
+    details: The action plugin runs the whole build in the controller's own process.
+  async:
+    support: none
+  become:
+    support: none
+    details: The build runs as the user running C(ansible-playbook); C(become) is not applied.
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
+  connection:
+    support: none
+    details: The task's connection is never opened; its host may be any host of the play.
+  delegation:
+    support: N/A
+    details: The build always runs on the controller; C(delegate_to) changes nothing and is not needed.
   diff_mode:
     support: full
   platform:
@@ -89,7 +114,6 @@ EXAMPLES = r"""
     dest: "{{ lookup('ansible.builtin.env', 'HOME') }}/.cache/mizar.transit/bpf"
     sources:
       - "{{ inventory_dir }}/functions/ratelimit.c"
-  delegate_to: localhost
   run_once: true
   register: mizar_build
 
