@@ -31,12 +31,19 @@ description:
     O(sources) or from the tree) are deleted.
   - All objects are also packed into one archive, C(objects.tar) in O(dest), rewritten only when an
     object changed.
-  - "Meant to run once, on the controller (C(delegate_to: localhost), C(run_once: true)); the
-    archive then goes to the transit hosts with M(mizar.transit.transit) (its O(mizar.transit.transit#module:archive))."
+  - "The build always happens on the controller, inside the C(ansible-playbook) process itself: the
+    collection's action plugin runs it there, whatever host the task runs for, and sends no module
+    to any host. C(delegate_to: localhost) is therefore not needed (it changes nothing), and a run
+    that has nothing to build does no more than read its inputs and ask the compiler its version."
+  - "Meant to run once per play (C(run_once: true)); the archive then goes to the transit hosts with
+    M(mizar.transit.transit) (its O(mizar.transit.transit#module:archive)), which compares the
+    hosts' objects with the archive's manifest (RV(manifest))."
 author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
 options:
   src:
     description:
@@ -70,12 +77,30 @@ options:
 notes:
   - Supports check mode (reports what would be built, builds nothing) and diff mode (the input
     digest of every object, before and after).
+  - O(src), O(dest) and O(sources) are paths on the controller; C(~) is the home of the user running
+    C(ansible-playbook), as whom the build runs.
 requirements:
   - clang with the BPF target
   - the kernel and libc headers (C(linux-libc-dev), C(libbpf-dev) for C(bpf/bpf_helpers.h))
 attributes:
+  action:
+    support: full
+    details: The action plugin runs the whole build in the controller's own process.
+  async:
+    support: none
+  become:
+    support: none
+    details: The build runs as the user running C(ansible-playbook); C(become) is not applied.
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
+  connection:
+    support: none
+    details: The task's connection is never opened; its host may be any host of the play.
+  delegation:
+    support: N/A
+    details: The build always runs on the controller; C(delegate_to) changes nothing and is not needed.
   diff_mode:
     support: full
   platform:
@@ -89,7 +114,6 @@ EXAMPLES = r"""
     dest: "{{ lookup('ansible.builtin.env', 'HOME') }}/.cache/mizar.transit/bpf"
     sources:
       - "{{ inventory_dir }}/functions/ratelimit.c"
-  delegate_to: localhost
   run_once: true
   register: mizar_build
 
@@ -141,6 +165,21 @@ archive:
   returned: always
   type: str
   sample: /root/.cache/mizar.transit/bpf/objects.tar
+manifest:
+  description:
+    - The objects of the archive as it stands once the build is done, each one's path in the archive
+      (relative to O(dest)) with the SHA-256 of its bytes, read from the archive itself; the manifest
+      that the transit action compares a host's objects with.
+    - In check mode, when the build would compile an object or rewrite the archive, the objects the
+      archive would hold do not exist yet, and it is V(null). Otherwise it is the manifest of the
+      archive already there, which the build would leave as it is.
+  returned: always
+  type: dict
+  sample:
+    transit.bpf.o: 2483bdcc5fd35304338bfb6d6436b84fed5d2313a24bddcf305507e1c48ae897
+    agent.bpf.o: acad8b71ee4e32cbac730eec63bc1b93c32230e118b12dc80e5560c69799ab55
+    pass.bpf.o: 269a9477e9a6ee0e1f708ef191ea6e913f700e346f0fe822dfe8dd2e7da958ab
+    functions/acl.bpf.o: d21e670c4c02166683741cf0e834285070815ee10e44d53f715325db23e5cc8d
 stamp:
   description: The stamp file that records the inputs of every object.
   returned: always

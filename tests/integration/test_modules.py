@@ -22,7 +22,7 @@ import subprocess
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, loader, libbpf, stages, xdp
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, loader, libbpf, objects, stages, xdp
 
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
@@ -204,6 +204,107 @@ def test_bpf_build_bad_input_names_the_field(ansible, tmp_path):
     assert not os.path.exists(os.path.join(dest, "functions", "broken.bpf.o"))
     assert not os.path.exists(os.path.join(dest, "transit.bpf.o")), "a failed build left objects"
     assert play["noclang"]["msg"].startswith("clang:"), play
+
+
+def _files(top):
+    """{relative path: (bytes, mtime_ns)} of every file under top."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(top):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, top)] = (fh.read(), os.stat(path).st_mtime_ns)
+    return out
+
+
+def test_bpf_build_returns_the_archives_manifest_and_never_one_it_would_replace(ansible, tmp_path):
+    """The action: a build, then a re-run that changes nothing, both with
+    the manifest of the archive they leave; check mode on a stale build
+    says what would change, writes nothing and claims no digests (null);
+    --diff prints the inputs under the stamp's headers."""
+    src = _bpf_copy(str(tmp_path / "bpf"))
+    dest = str(tmp_path / "out")
+    archive = os.path.join(dest, "objects.tar")
+    stamp = os.path.join(dest, ".mizar-build.json")
+    args = {"src": src, "dest": dest}
+    play = ansible.play([task("bpf_build", args, name="build"), task("bpf_build", args, name="again"),
+                         task("bpf_build", args, name="current", check_mode=True)])
+    build, again, current = play["build"], play["again"], play["current"]
+    assert build["status"] == "changed" and again["status"] == "ok" and again["actions"] == [], play
+    assert sorted(build["manifest"]) == ["agent.bpf.o", "functions/acl.bpf.o", "pass.bpf.o", "transit.bpf.o"]
+    assert build["manifest"] == again["manifest"] == current["manifest"] == objects.manifest(archive)
+    assert current["status"] == "ok", play
+    assert "invocation" not in build, "a module ran: its result carries its invocation, the action's does not"
+
+    with open(os.path.join(src, "transit.bpf.c"), "a") as f:
+        f.write("/* touched by test_modules */\n")
+    before = _files(dest)
+    play = ansible.play([task("bpf_build", args, name="check", check_mode=True, diff=True)])
+    check = play["check"]
+    assert check["status"] == "changed" and check["manifest"] is None, play
+    assert any(a.startswith("compile ") for a in check["actions"]) and check["archive"] == archive
+    assert _files(dest) == before, "check mode wrote into dest"
+    assert "--- before: %s (last build)" % stamp in play.stdout, play
+    assert "+++ after: %s (this build)" % stamp in play.stdout, play
+    assert check["diff"]["before_header"] == "%s (last build)" % stamp
+
+    play = ansible.play([task("bpf_build", args, name="rebuild", diff=True)])
+    rebuild = play["rebuild"]
+    assert rebuild["status"] == "changed" and rebuild["manifest"] == objects.manifest(archive), play
+    assert rebuild["manifest"]["transit.bpf.o"] != build["manifest"]["transit.bpf.o"]
+    assert rebuild["manifest"]["pass.bpf.o"] == build["manifest"]["pass.bpf.o"]
+    assert "+++ after: %s (this build)" % stamp in play.stdout, play
+
+
+def test_bpf_build_refuses_bad_arguments_with_the_modules_words(ansible, tmp_path):
+    """The action checks the task's arguments against the module's own spec
+    (unknown options refused in check mode too) and fails, building
+    nothing, with the message the module gives."""
+    src = _bpf_copy(str(tmp_path / "bpf"))
+    dest = str(tmp_path / "out")
+    play = ansible.play([
+        task("bpf_build", {"src": src, "dest": dest, "optimise": True}, name="unknown", check_mode=True,
+             ignore_errors=True),
+        task("bpf_build", {"src": src}, name="nodest", ignore_errors=True),
+        task("bpf_build", {"src": src, "dest": dest, "sources": {"fn": "x.c"}}, name="badtype", ignore_errors=True),
+        task("bpf_build", {"src": str(tmp_path), "dest": dest}, name="notree", ignore_errors=True),
+    ])
+    unknown = play["unknown"]
+    assert unknown["status"] == "failed", play
+    assert unknown["msg"].startswith("Unsupported parameters for (mizar.transit.bpf_build) module: optimise."), play
+    assert "Supported parameters include: cflags, clang, dest, sources, src" in unknown["msg"]
+    assert play["nodest"]["status"] == "failed" and play["nodest"]["msg"] == "missing required arguments: dest", play
+    assert play["badtype"]["status"] == "failed" and "'sources'" in play["badtype"]["msg"], play
+    notree = play["notree"]
+    assert notree["status"] == "failed", play
+    assert notree["msg"] == "src: %s has no include/ directory; is it a bpf/ tree like the collection's?" % tmp_path
+    assert not os.path.exists(dest), "a refused build wrote into dest"
+
+
+def test_bpf_build_runs_on_the_controller_whatever_the_tasks_host(ansible, host, tmp_path):
+    """On a lab host (a network namespace entered by the netns connection),
+    with and without delegate_to: the compiler is started by ansible-playbook
+    itself (no module process between them), in the controller's network
+    namespace, and both tasks see the same build."""
+    src = _bpf_copy(str(tmp_path / "bpf"))
+    dest = str(tmp_path / "out")
+    log = tmp_path / "clang.log"
+    clang = tmp_path / "clang"
+    clang.write_text('#!/bin/sh\necho "$(readlink /proc/self/ns/net) $(tr \'\\0\' \' \' < /proc/$PPID/cmdline)" >> %s\n'
+                     'exec %s "$@"\n' % (log, shutil.which("clang")))
+    clang.chmod(0o755)
+    args = {"src": src, "dest": dest, "clang": str(clang)}
+    play = ansible.play([task("bpf_build", args, name="here"),
+                         task("bpf_build", args, name="delegated", delegate_to="localhost")],
+                        hosts=H0, inventory=host)
+    here, delegated = play["here"], play["delegated"]
+    assert here["status"] == "changed" and delegated["status"] == "ok", play
+    assert here["manifest"] == delegated["manifest"] == objects.manifest(os.path.join(dest, "objects.tar"))
+    calls = log.read_text().splitlines()
+    assert len(calls) == 1 + len(here["built"]) + 1, calls  # --version, each object, --version
+    host_netns = "net:[%d]" % os.stat(os.path.join("/run/netns", H0)).st_ino
+    assert set(c.split(" ", 1)[0] for c in calls) == {os.readlink("/proc/self/ns/net")} != {host_netns}, calls
+    assert all("ansible-playbook" in c.split(" ", 1)[1] for c in calls), calls
 
 
 # ---------------------------------------------------------------- transit

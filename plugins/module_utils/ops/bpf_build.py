@@ -105,15 +105,22 @@ def _lines(found, version, cflags):
 
 def ensure(spec, check_mode=False):
     """Build what is out of date. Returns {changed, actions, objects: {name:
-    path}, built: [names], removed: [names], stamp, archive, diff: {before,
-    after}}."""
+    path}, built: [names], removed: [names], stamp, archive, manifest, diff:
+    {before, after}}.
+
+    manifest is objects.manifest() of the archive as it stands once the
+    build is done: {relative path: sha256} of its objects. In check mode
+    that is the archive already there only when the build would leave it as
+    it is; when it would compile or repack, the objects it would hold do not
+    exist yet, and manifest is None rather than digests of anything else."""
     st = read(spec)
     steps = plan(spec, st)
     actions = carry_out(steps, check_mode=check_mode, error=build.BuildError)
+    manifest = objects.manifest(spec.archive) if st["packed"] or not check_mode else None
     stamp, targets = st["stamp"], st["targets"]
     before = _lines(st["built"], stamp.get("clang", ""), stamp.get("cflags") or []) if stamp else []
     after = _lines(dict((t.name, t.digest) for t in targets), st["version"], list(build.BASE_CFLAGS) + spec.cflags)
     return {"changed": bool(steps), "actions": actions, "objects": dict((t.name, t.output) for t in targets),
             "built": [t.name for t in st["stale"]], "removed": [n for n, _p in st["leftovers"]],
-            "stamp": spec.stamp, "archive": spec.archive,
+            "stamp": spec.stamp, "archive": spec.archive, "manifest": manifest,
             "diff": {"before": "\n".join(before) + ("\n" if before else ""), "after": "\n".join(after) + "\n"}}

@@ -25,22 +25,23 @@ Every backend (ops/<module>.py) has the same parts:
                     steps' texts, in order), diff ({before, after}), and the
                     module's own return values; warnings, if any
 
-run() does the rest for all of them: the missing-library checks, a failed
-result with the backend's message for its own errors (and their details),
-a message naming the item and a traceback for any other, the warnings, and
-the diff with its headers when --diff asked for it.
+run() does the rest for all of them: the missing-library checks, then
+ops/outcome.py (shared with the bpf_build action, which runs its backend in
+the controller's process): a failed result with the backend's message for
+its own errors (and their details), a message naming the item and a
+traceback for any other, the warnings, and the diff with its headers when
+--diff asked for it.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import traceback
-
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.ops import outcome
 
 PYROUTE2 = "pyroute2"
 LIBBPF = "libbpf"
@@ -66,18 +67,9 @@ def run(module, backend):
     missing = missing_library(backend.NEEDS)
     if missing:
         module.fail_json(msg=missing[0], exception=missing[1])
-    try:
-        spec = backend.Spec.from_params(module.params)
-        result = backend.ensure(spec, check_mode=module.check_mode)
-    except backend.ERRORS as e:
-        module.fail_json(msg=str(e), **(getattr(e, "details", None) or {}))
-    except Exception as e:  # a failure no plan foresaw: say where, keep the traceback
-        module.fail_json(msg="%s: %s" % (backend.context(module.params), e), exception=traceback.format_exc())
-    for warning in result.pop("warnings", None) or ():
+    result = outcome.ensure(backend, module.params, check_mode=module.check_mode, diff=module._diff)
+    for warning in result.pop("warnings", ()):
         module.warn(warning)
-    diff = result.pop("diff")
-    if module._diff:
-        if spec.headers:
-            diff = dict(diff, before_header=spec.headers[0], after_header=spec.headers[1])
-        result["diff"] = diff
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)

@@ -1,12 +1,14 @@
 """ops/runner.run(), the one main() of every module, with a fake
 AnsibleModule: the missing-library checks, a backend's own errors (its
 message, its details, no traceback), any other failure (the item named, a
-traceback), warnings, and the diff with its headers only under --diff."""
+traceback), warnings, and the diff with its headers only under --diff.
+Then ops/outcome.ensure() alone, as the bpf_build action uses it: the same
+result as a plain dict."""
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.ops import bpf_build, endpoint, runner
+from ansible_collections.mizar.transit.plugins.module_utils.ops import bpf_build, endpoint, outcome, runner
 
 
 class Ended(Exception):
@@ -143,3 +145,19 @@ def test_real_backends_refuse_bad_input_naming_the_item_and_field(tmp_path):
     how, result = run(FakeModule(dict(src=str(tmp_path / "none"), dest=str(tmp_path / "out"), sources=[], cflags=[],
                                       clang="clang")), bpf_build)
     assert how == "fail" and result["msg"].startswith("src: ") and "exception" not in result
+
+
+def test_outcome_is_the_result_a_module_would_end_with_as_a_dict():
+    backend = Backend(dict(DONE, warnings=("careful",)))
+    assert outcome.ensure(backend, {"name": "t1"}, check_mode=True) == {
+        "changed": True, "actions": ["make t1"], "warnings": ["careful"]}
+    assert backend.seen == [True]
+    result = outcome.ensure(Backend(dict(DONE, warnings=[])), {"name": "t1"}, diff=True)
+    assert "warnings" not in result and result["diff"]["before_header"] == "thing (before)"
+
+
+def test_outcome_of_a_failure_is_a_failed_result():
+    assert outcome.ensure(Backend(Refused("thing t1: size: too big", {"log": ["a"]})), {"name": "t1"}) == {
+        "failed": True, "msg": "thing t1: size: too big", "log": ["a"]}
+    result = outcome.ensure(Backend(KeyError("slot")), {"name": "t1"})
+    assert result["failed"] is True and result["msg"] == "thing t1: 'slot'" and "KeyError" in result["exception"]
