@@ -8,6 +8,9 @@ ANSIBLE_CALLBACKS_ENABLED=mizar_calls; writes JSON to $MIZAR_CALLS_OUT:
 
     {"tasks": [{"host", "task", "action", "status", "seconds", "remote", "calls"}, ...]}
 
+and, for mizar.transit.drift_info (site.yml's gate), "result": its in_sync,
+drift and checked.
+
 `remote` is true when the task ran a module on the host itself: not an
 action that stays on the controller (set_fact, include_role, fail, ...),
 not delegated to localhost, and not skipped. `calls` is how many times the
@@ -78,8 +81,11 @@ class CallbackModule(CallbackBase):
         calls = 0
         if remote:  # a loop runs the module once per item that was not skipped
             calls = sum(1 for r in items if not r.get("skipped")) if isinstance(items, list) else 1
-        self._tasks.append({"host": host, "task": task.get_name(), "action": action, "status": status,
-                            "seconds": round(time.monotonic() - t0, 3), "remote": remote, "calls": calls})
+        record = {"host": host, "task": task.get_name(), "action": action, "status": status,
+                  "seconds": round(time.monotonic() - t0, 3), "remote": remote, "calls": calls}
+        if action == "mizar.transit.drift_info":  # what the gate found
+            record["result"] = dict((k, result._result.get(k)) for k in ("in_sync", "drift", "checked"))
+        self._tasks.append(record)
 
     def v2_runner_on_ok(self, result):
         self._record(result, "changed" if result._result.get("changed") else "ok")

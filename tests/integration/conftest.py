@@ -82,12 +82,12 @@ class Ansible:
                    ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_RETRY_FILES_ENABLED="0")
         self.env = env
 
-    def playbook(self, inventory, playbook, *extra, wrap=()):
+    def playbook(self, inventory, playbook, *extra, wrap=(), env=None):
         """Run a playbook (a path, or a name like mizar.transit.lab); wrap is a
-        command prefix (e.g. unshare ...)."""
+        command prefix (e.g. unshare ...), env more environment variables."""
         args = list(wrap) + [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), str(playbook)]
         args += list(extra)
-        proc = subprocess.run(args, cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=300, check=False)
+        proc = subprocess.run(args, cwd=self.workdir, env=dict(self.env, **(env or {})), capture_output=True, text=True, timeout=300, check=False)
         return Result(args, proc)
 
     def write_playbook(self, name, text):
@@ -154,14 +154,15 @@ class LabHosts:
         self.bpffs_root = bpffs_root
         self.vars = ["-e", "mizar_lab_bridge=%s" % bridge, "-e", "mizar_lab_bpffs_root=%s" % bpffs_root]
 
-    def inventory(self, directory, **settings):
+    def inventory(self, directory, host_vars=None, **settings):
         """An inventory of these hosts with the shipped lab's host settings,
-        this lab's bpffs root and then settings (group_vars/mizar_hosts.yml)."""
+        this lab's bpffs root and then settings (group_vars/mizar_hosts.yml);
+        host_vars: {host: more variables of the host}."""
         group_vars = shipped_host_settings()
         group_vars["ansible_mizar_bpffs_root"] = self.bpffs_root
         group_vars.update(settings)
-        return write_inventory(directory, dict((h, {"mizar_underlay_ip": ip}) for h, ip in self.ips.items()),
-                               group_vars=group_vars)
+        hosts = dict((h, dict({"mizar_underlay_ip": ip}, **(host_vars or {}).get(h, {}))) for h, ip in self.ips.items())
+        return write_inventory(directory, hosts, group_vars=group_vars)
 
     def playbook(self, ansible, inventory, state="present", *extra):
         """ansible-playbook mizar.transit.lab with mizar_lab_state=state."""

@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright: mizar.transit contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Whether a host already holds its rendering: the one call after which
+site.yml leaves a host that has nothing to change.
+
+    res = ensure(Spec(rendered, manifest={"transit.bpf.o": "<sha256>", ...}))
+    res["in_sync"], res["drift"]
+
+It asks the backend of every module the roles call, with the arguments the
+roles give it, what it would do in check mode. The answer is therefore the
+roles' own: a host is in sync exactly when none of their tasks would report
+a change. The parts, in the order the roles take them:
+
+    transit     ops/transit: the objects against the build's manifest, the
+                datapath pinned, the program on the NIC
+    endpoints   ops/endpoint: the host's endpoints, and the ones its
+                datapath serves that the rendering leaves out (exclusive)
+    maps        ops/map_state, scope all: every entry the host needs, and
+                none more
+    stages      ops/stage: every function in its stage, and no program in
+                a stage that no function claims
+
+The first part that would change something ends the reading: what follows
+depends on it (no maps to compare before the datapath is loaded), and one
+change is reason enough to run the roles. A part that cannot be read (a
+library missing, no datapath yet, an endpoint's interface not made yet)
+counts as drift, with its reason: the roles then do the work, or fail with
+their module's own error. The gate itself never fails a run because of what
+it finds on the host.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import stages as bpf_stages
+from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args, endpoint, map_state, runner, stage, transit
+
+# Checked by ensure(), where a missing library is drift, not a failure.
+NEEDS = ()
+MODULE = args.module_args(dict(
+    rendered=dict(type="dict", required=True),
+    manifest=dict(type="dict"),
+))
+PARTS = ("transit", "endpoints", "maps", "stages")
+
+
+class DriftError(Exception):
+    """The rendering given is not one (a field the roles need is missing)."""
+
+
+ERRORS = (DriftError,)
+
+
+def context(params):
+    return "%s: comparing the host with its rendering" % ((params.get("rendered") or {}).get("host") or "this host")
+
+
+class Spec:
+    """A host's rendering (mizar.transit.render) and the manifest of the
+    build's objects ({name: sha256}, bpf_build's manifest); without a
+    manifest the objects on the host are not compared."""
+
+    headers = None
+
+    def __init__(self, rendered, manifest=None):
+        missing = [k for k in ("interface", "transit", "local_endpoints", "maps", "functions", "vnis")
+                   if k not in (rendered or {})]
+        if missing:
+            raise DriftError("rendered: %s is not a host's rendering (mizar.transit.render): it lacks %s" % (
+                (rendered or {}).get("host") or "the value", ", ".join(missing)))
+        self.rendered = rendered
+        self.manifest = manifest
+        self.host = rendered.get("host") or "this host"
+        iface = rendered["interface"]
+        self.interface = iface["name"]
+        self.pin_dir = iface["pin_dir"]
+        self.mode = iface["xdp_mode"]
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(params["rendered"], params["manifest"])
+
+
+# ---------------------------------------------------------------- the roles' calls
+
+def _transit(spec):
+    t = spec.rendered["transit"]
+    res = transit.ensure(transit.TransitSpec(
+        spec.interface, spec.pin_dir, obj_dir=t["obj_dir"], mode=spec.mode, switch_mode=t["switch_mode"],
+        stage_sources=t["stages"], manifest=spec.manifest), check_mode=True)
+    if res.get("archive_needed"):
+        return ["carry the build's objects to %s: the host's differ from them" % t["obj_dir"]]
+    return res["actions"]
+
+
+def _endpoints(spec):
+    res = endpoint.ensure(endpoint.Spec.from_params(dict(
+        endpoints=spec.rendered["local_endpoints"], substrate_interface=spec.interface, pin_dir=spec.pin_dir,
+        mode=spec.mode, state="present", exclusive=True)), check_mode=True)
+    return res["actions"]
+
+
+def _maps(spec):
+    return map_state.ensure(map_state.Spec(spec.rendered, spec.pin_dir, "all"), check_mode=True)["actions"]
+
+
+def _stages(spec):
+    actions, claimed = [], set()
+    for f in spec.rendered["functions"]:
+        claimed.add(f["stage"])
+        res = stage.ensure(stage.StageSpec(
+            f["stage"], spec.pin_dir, object=f["object"], function=f["program"] if f["shipped"] else None,
+            config=f["config"], vpcs=spec.rendered["vnis"]), check_mode=True)
+        actions += res["actions"]
+    held = bpf_stages.Stages(spec.pin_dir).list()
+    for name in STAGES:
+        if name not in claimed and held.get(name) is not None:
+            actions += stage.ensure(stage.StageSpec(name, spec.pin_dir, state="absent"), check_mode=True)["actions"]
+    return actions
+
+
+READERS = (("transit", _transit), ("endpoints", _endpoints), ("maps", _maps), ("stages", _stages))
+
+
+# ---------------------------------------------------------------- the contract
+
+def read(spec):
+    """{checked: [the parts compared, in order], drift: {part: [what its
+    module would do]}}, ending at the first part with drift."""
+    st = {"checked": [], "drift": {}}
+    missing = runner.missing_library((runner.PYROUTE2, runner.LIBBPF))
+    if missing:
+        st["drift"]["host"] = ["cannot be compared: %s" % missing[0]]
+        return st
+    for part, reader in READERS:
+        st["checked"].append(part)
+        try:
+            found = reader(spec)
+        except Exception as e:  # the roles' modules say it properly; here it only means "run them"
+            found = ["cannot be compared: %s" % e]
+        if found:
+            st["drift"][part] = list(found)
+            break
+    return st
+
+
+def plan(spec, st):
+    """Nothing: the module only reads."""
+    return []
+
+
+def ensure(spec, check_mode=False):
+    """{changed: false, in_sync, drift, checked, actions: [], diff}."""
+    st = read(spec)
+    return {"changed": False, "actions": [], "in_sync": not st["drift"], "drift": st["drift"],
+            "checked": st["checked"], "diff": {"before": "", "after": ""}}
