@@ -17,6 +17,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libb
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import DEFAULT_PIN_DIR
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 
@@ -33,7 +34,7 @@ class ApplyError(Exception):
     """The rendering cannot be applied on this host; nothing was written."""
 
 
-class MapStateError(Exception):
+class MapStateError(BackendError):
     """The maps cannot be brought to the rendering; says which host and why."""
 
 
