@@ -24,6 +24,7 @@ checked to read back whole.
     bench/control.py                   # table
     bench/control.py --json            # {"labs": {"shipped": {...}, "10": {...}, ...}, "apply_100k_s": ...}
     bench/control.py --hosts ""        # the shipped lab only
+    bench/control.py --lab-rounds 0    # the table engine only: no lab
 """
 import argparse
 import json
@@ -139,13 +140,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--rounds", type=int, default=3, help="runs of each table measurement (median)")
-    ap.add_argument("--lab-rounds", type=int, default=1, help="runs of each lab measurement (median)")
+    ap.add_argument("--lab-rounds", type=int, default=1, help="runs of each lab measurement (median); 0: no lab")
     ap.add_argument("--hosts", default="10,30", help="sizes of the generated labs, comma-separated ('' for none)")
     args = ap.parse_args()
     sizes = [int(x) for x in args.hosts.split(",") if x.strip()]
     res = {"labs": {}}
     res["apply_100k_s"], res["noop_diff_100k_s"] = (round(x, 3) for x in table_rounds(args.rounds))
-    res["labs"]["shipped"] = lab_rounds(INVENTORY, 3, args.lab_rounds)
+    if args.lab_rounds < 1:
+        sizes = []
+    else:
+        res["labs"]["shipped"] = lab_rounds(INVENTORY, 3, args.lab_rounds)
     for n in sizes:
         inv = labgen.write(n, tempfile.mkdtemp(prefix="mizar-lab%d-" % n))
         res["labs"][str(n)] = lab_rounds(inv, n, args.lab_rounds)
@@ -155,15 +159,16 @@ def main():
     if args.json:
         print(json.dumps(res, sort_keys=True))
         return
-    print("%-8s %5s %11s %8s %10s %11s" % ("lab", "hosts", "converge_s", "noop_s", "per_host_s", "calls/host"))
-    for name, lab in res["labs"].items():
-        print("%-8s %5d %11.1f %8.1f %10.2f %11d" % (name, lab["hosts"], lab["converge_s"], lab["noop_s"],
-                                                     lab["noop_per_host_s"], lab["noop_calls"]))
-    print()
-    print("no-op module calls on one host of the shipped lab:")
-    for task, n in sorted(res["labs"]["shipped"]["noop_tasks"].items(), key=lambda kv: -kv[1]):
-        print("  %3d  %s" % (n, task))
-    print()
+    if res["labs"]:
+        print("%-8s %5s %11s %8s %10s %11s" % ("lab", "hosts", "converge_s", "noop_s", "per_host_s", "calls/host"))
+        for name, lab in res["labs"].items():
+            print("%-8s %5d %11.1f %8.1f %10.2f %11d" % (name, lab["hosts"], lab["converge_s"], lab["noop_s"],
+                                                         lab["noop_per_host_s"], lab["noop_calls"]))
+        print()
+        print("no-op module calls on one host of the shipped lab:")
+        for task, n in sorted(res["labs"]["shipped"]["noop_tasks"].items(), key=lambda kv: -kv[1]):
+            print("  %3d  %s" % (n, task))
+        print()
     print("%-28s %9s %9s %s" % ("target", "measured", "target", "met"))
     for key, target in TARGETS.items():
         if isinstance(key, tuple):

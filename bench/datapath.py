@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -39,6 +38,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "datapath"))
 
 import fixtures as F  # noqa: E402
+import machine  # noqa: E402
 from harness import Harness  # noqa: E402
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf  # noqa: E402
 
@@ -64,13 +64,12 @@ def _check(f, r):
 
 
 class Restorer:
-    """bench/restore.bpf.c, built and loaded beside the harness."""
+    """bench/restore.bpf.c, built as the collection builds its own objects
+    (the tests' machine.compile_bpf: bpf/build.py's command and flags) and
+    loaded beside the harness."""
 
     def __init__(self, h):
-        out = os.path.join(tempfile.mkdtemp(prefix="mzr-bench-"), "restore.bpf.o")
-        subprocess.run(["clang", "-O2", "-g", "-target", "bpf", "-Wall",
-                        "-I/usr/include/%s-linux-gnu" % os.uname().machine,
-                        "-c", os.path.join(HERE, "restore.bpf.c"), "-o", out], check=True)
+        out = machine.compile_bpf(os.path.join(HERE, "restore.bpf.c"), tempfile.mkdtemp(prefix="mzr-bench-"))
         self.obj = libbpf.BpfObject(out).load()
         self.prog = self.obj.program("bench_restore")
         self.packet = self.obj.map("bench_packet")

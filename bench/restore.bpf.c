@@ -43,7 +43,13 @@ int bench_restore(struct xdp_md *ctx)
 	len = p->len;
 	if (len < 14 || len > BENCH_MAX)
 		return XDP_ABORTED;
-	delta = (int)(ctx->data_end - ctx->data) - (int)len;
+	/*
+	 * The packet's length as a scalar from the helper, not as data_end -
+	 * data: with the build's 32-bit ALU (-mcpu=v3) the compiler may fold
+	 * that difference into 32-bit arithmetic on the packet pointers, which
+	 * the verifier refuses.
+	 */
+	delta = (int)bpf_xdp_get_buff_len(ctx) - (int)len;
 	if (bpf_xdp_adjust_head(ctx, delta))
 		return XDP_ABORTED;
 	if (bpf_xdp_store_bytes(ctx, 0, p->data, len))

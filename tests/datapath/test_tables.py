@@ -11,6 +11,7 @@ import packets as P
 from harness import Harness
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf, tables
 from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
+from ansible_collections.mizar.transit.plugins.module_utils.ops import map_state, steps
 
 
 @pytest.fixture
@@ -120,6 +121,26 @@ def test_make_before_break(host):
                         assert seen == entry, (phase, name, key)
                     elif want is not None:
                         assert seen in (entry, want), (phase, name, key, seen)
+
+
+def test_an_apply_opens_each_map_once(host, monkeypatch):
+    """The map_state module's steps (one per batch, in every phase) write
+    through one tables.Maps: each map is opened at its first write and
+    never again, and the maps end where tables.converge() would put them."""
+    tables.converge(host.pin_dir, F.WORLD_B)
+    with tables.Maps(host.pin_dir) as maps:
+        p = tables.converge_plan(tables.Snapshot(maps), _changed_world())
+    assert len(set(phase for phase, dummy, dummy in p.phases)) >= 4
+    written = [name for dummy, name, dummy in p.phases]
+    assert len(written) > len(set(written))  # some map is written in several phases
+    opened, obj_get = [], libbpf.obj_get
+    monkeypatch.setattr(libbpf, "obj_get", lambda path: opened.append(path) or obj_get(path))
+    with tables.Maps(host.pin_dir) as maps:
+        done = steps.carry_out(map_state.steps_of(p, maps))
+    assert len(done) == len(p.phases)
+    assert sorted(opened) == sorted("%s/%s" % (host.pin_dir, name) for name in set(written))
+    monkeypatch.undo()
+    assert tables.read_state(host.pin_dir) == _logical(_changed_world())
 
 
 def test_crowded_table_is_refused_whole(host):

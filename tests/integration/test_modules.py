@@ -727,6 +727,23 @@ def test_endpoint_list_in_one_call_and_exclusive(ansible, host, objs):
     assert prune["status"] == "changed" and play["again"]["status"] == "ok" and play["again"]["unlisted"] == [], play
     assert not nsenter.netns_exists(EP5) and netlink.link(EP5_IF, H0) is None and _ep_state() == WANT
 
+    # what teardown.yml does, one call per host: the listed endpoints go, and with exclusive every other one
+    # the datapath serves (ep5, made again here: no longer in the list)
+    down = {"endpoints": two[:1], "exclusive": True, "state": "absent"}
+    play = ansible.play([task("endpoint", listed, name="both"), task("endpoint", down, name="down"),
+                         task("endpoint", down, name="again")], hosts=H0, inventory=host)
+    removal = ["detach mzr_pass from eth0 in %s", "detach mzr_agent from %s", "delete veth %s (and eth0 in %s)",
+               "delete network namespace %s"]
+    assert play["both"]["status"] == "changed" and play["down"]["status"] == "changed", play
+    assert play["down"]["actions"] == (
+        ["blue/web/ep0: " + t % a for t, a in zip(removal, (EP, EP_IF, (EP_IF, EP), EP))]
+        + ["%s: " % EP5_IF + t % a for t, a in zip(removal, (EP5, EP5_IF, (EP5_IF, EP5), EP5))]), play
+    assert play["again"]["status"] == "ok" and play["again"]["actions"] == [], play
+    for ns, iface in ((EP, EP_IF), (EP5, EP5_IF)):
+        assert not nsenter.netns_exists(ns) and netlink.link(iface, H0) is None
+    assert ansible.play([task("endpoint", one, name="back")], hosts=H0, inventory=host)["back"]["status"] == "changed"
+    assert _ep_state() == WANT
+
 
 def test_endpoint_mtu_follows_the_substrate_nic(ansible, host, objs):
     """The MTU is the substrate NIC's less 50 (the NIC's for bypass_decap),

@@ -81,20 +81,30 @@ class TableError(Exception):
 
 
 class Maps:
-    """The pinned maps of one host's datapath."""
+    """The pinned maps of one host's datapath (abi.DATA_MAPS), each opened
+    once, when first used, and kept open until close(): one set of fds for
+    a whole read or apply, and none for a map it does not touch."""
 
     def __init__(self, pin_dir):
         self.pin_dir = pin_dir
         self.maps = {}
-        for name in abi.DATA_MAPS:
-            self.maps[name] = Map.from_pin(os.path.join(pin_dir, name))
 
     def __getitem__(self, name):
-        return self.maps[name]
+        m = self.maps.get(name)
+        if m is None:
+            if name not in abi.DATA_MAPS:
+                raise KeyError("%s is not a datapath map" % name)
+            m = self.maps[name] = Map.from_pin(os.path.join(self.pin_dir, name))
+        return m
+
+    def write(self, name, writes):
+        """One batch of a plan's writes, [(slot, value bytes)], into map name."""
+        write_slots(self[name], writes)
 
     def close(self):
         for m in self.maps.values():
             m.close()
+        self.maps = {}
 
     def __enter__(self):
         return self
@@ -670,15 +680,10 @@ def scoped(snap, desired, scope):
 
 
 def apply_plan(maps, p):
-    """Perform a plan's writes, phase by phase, one batch per map."""
+    """Perform a plan's writes, phase by phase, one batch per map, through
+    maps (a Maps, or anything that gives a map by name)."""
     for dummy, map_name, writes in p.phases:
         write_slots(maps[map_name], writes)
-
-
-def write_pinned(pin_dir, map_name, writes):
-    """One batch of a plan's writes into the map pinned as map_name."""
-    with Map.from_pin(os.path.join(pin_dir, map_name)) as m:
-        write_slots(m, writes)
 
 
 def converge_plan(snap, desired, scope="all"):

@@ -39,16 +39,10 @@ import os
 
 from collections.abc import Mapping
 
-try:
-    import yaml
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    yaml = None
-    HAS_YAML = False
-
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import suggest
+from ansible_collections.mizar.transit.plugins.module_utils.model.pyyaml import HAS_YAML, yaml
 
 # plugins/module_utils/model/ -> the collection's root
 _COLLECTION = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))

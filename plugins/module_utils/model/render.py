@@ -31,19 +31,13 @@ import os
 
 from collections.abc import Mapping
 
-try:
-    import yaml
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
-    yaml = None
-    HAS_YAML = False
-
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model import functions as fnreg
 from ansible_collections.mizar.transit.plugins.module_utils.model import placement
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, InvalidInventory
 from ansible_collections.mizar.transit.plugins.module_utils.model.gcpause import gc_paused
+from ansible_collections.mizar.transit.plugins.module_utils.model.pyyaml import HAS_YAML, yaml
 from ansible_collections.mizar.transit.plugins.module_utils.model.validate import check
 
 MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents", "sources")

@@ -37,6 +37,7 @@ __metaclass__ = type
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import stages as bpf_stages
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args, endpoint, map_state, runner, stage, transit
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 
 # Checked by ensure(), where a missing library is drift, not a failure.
 NEEDS = ()
@@ -47,7 +48,7 @@ MODULE = args.module_args(dict(
 PARTS = ("transit", "endpoints", "maps", "stages")
 
 
-class DriftError(Exception):
+class DriftError(BackendError):
     """The rendering given is not one (a field the roles need is missing)."""
 
 

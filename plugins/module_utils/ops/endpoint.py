@@ -42,6 +42,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import XDP_MODES
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 from ansible_collections.mizar.transit.plugins.module_utils.ops.transit_info import served_endpoints
@@ -94,7 +95,7 @@ MODULE = args.module_args(
 )
 
 
-class EndpointError(Exception):
+class EndpointError(BackendError):
     """The endpoint cannot be brought to the wanted state; says why."""
 
 

@@ -36,6 +36,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import xdp
@@ -66,7 +67,7 @@ MODULE = args.module_args(
 )
 
 
-class LabError(Exception):
+class LabError(BackendError):
     """A lab host that cannot be brought to the wanted state as asked."""
 
 

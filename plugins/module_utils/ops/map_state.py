@@ -17,6 +17,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libb
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import DEFAULT_PIN_DIR
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 
@@ -33,7 +34,7 @@ class ApplyError(Exception):
     """The rendering cannot be applied on this host; nothing was written."""
 
 
-class MapStateError(Exception):
+class MapStateError(BackendError):
     """The maps cannot be brought to the rendering; says which host and why."""
 
 
@@ -88,15 +89,20 @@ def table_plan(spec, st):
     return tables.converge_plan(st["snapshot"], desired, spec.scope), desired
 
 
-def steps_of(spec, p):
-    """One step per batch of the plan's writes, in the phases' order."""
+def steps_of(p, maps):
+    """One step per batch of the plan's writes, in the phases' order, all
+    written through maps (a tables.Maps: each map opened once, at its first
+    write, for the whole apply)."""
     return [Step("%s: write %d slot%s of %s" % (phase, len(writes), "" if len(writes) == 1 else "s", map_name),
-                 tables.write_pinned, spec.maps_dir, map_name, writes) for phase, map_name, writes in p.phases]
+                 maps.write, map_name, writes) for phase, map_name, writes in p.phases]
 
 
-def plan(spec, st):
-    """The steps from the snapshot st to spec's rendering (see steps_of)."""
-    return steps_of(spec, table_plan(spec, st)[0])
+def plan(spec, st, maps=None):
+    """The steps from the snapshot st to spec's rendering (see steps_of).
+    maps: the tables.Maps they write through; by default a new one of
+    spec's maps, which opens nothing until a step writes (whoever runs the
+    steps closes it afterwards, as ensure() does with its own)."""
+    return steps_of(table_plan(spec, st)[0], maps or tables.Maps(spec.maps_dir))
 
 
 def ensure(spec, check_mode=False):
@@ -111,8 +117,9 @@ def ensure(spec, check_mode=False):
         p, desired = table_plan(spec, st)
     except (ApplyError, tables.TableError) as e:
         raise MapStateError("%s: %s; nothing was applied" % (spec.host, e))
-    steps = steps_of(spec, p)
-    actions = carry_out(steps, "%s maps" % spec.host, check_mode=check_mode, error=MapStateError)
+    with tables.Maps(spec.maps_dir) as maps:
+        steps = steps_of(p, maps)
+        actions = carry_out(steps, "%s maps" % spec.host, check_mode=check_mode, error=MapStateError)
     by_index = dict((v, k) for k, v in st["links"].items())
     before, after, changes = describe(p, Names(spec.rendered, by_index.get))
     return {"changed": bool(steps), "actions": actions, "changes": changes,

@@ -14,7 +14,9 @@ Every backend (ops/<module>.py) has the same parts:
                     Spec.from_params(params); spec.headers is the pair of
                     diff headers (before, after), or None
     ERRORS          its error classes: a refusal that names the item and
-                    field at fault, before anything is changed
+                    field at fault, before anything is changed; those of
+                    ops/ subclass errors.BackendError, whose details go
+                    into the failed result
     context(params) the item, for the message of a failure nobody foresaw
     read(spec)      the current state, as plain data
     plan(spec, state)

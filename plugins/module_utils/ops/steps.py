@@ -15,9 +15,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 
-class StepError(Exception):
-    """A step failed; says which one and what was done before it."""
+
+class StepError(BackendError):
+    """A step failed; says which one and what was done before it (the
+    error of carry_out() for a caller that names no class of its own)."""
 
 
 # What a step's call returns when it found its work already done by someone

@@ -50,6 +50,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.host.fsmagic import 
 from ansible_collections.mizar.transit.plugins.module_utils.host.fsmagic import libc as _libc
 from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import BPFFS_ROOT, XDP_MODES
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 from ansible_collections.mizar.transit.plugins.module_utils.ops.stage import StageSlotError, resolve_program
 from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import DONE_ELSEWHERE, Step, carry_out
@@ -77,13 +78,9 @@ MODULE = args.module_args(
 )
 
 
-class TransitError(Exception):
+class TransitError(BackendError):
     """The transit program cannot be brought to the wanted state; says why.
     details: more for the task's result (the verifier's whole log)."""
-
-    def __init__(self, msg, details=None):
-        super(TransitError, self).__init__(msg)
-        self.details = details or {}
 
 
 ERRORS = (TransitError,)

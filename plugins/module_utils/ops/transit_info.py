@@ -17,13 +17,14 @@ __metaclass__ = type
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, pinned, stages, tables
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 
 NEEDS = (PYROUTE2, LIBBPF)
 MODULE = args.module_args(dict(pin_dir=args.pin_dir()))
 
 
-class InfoError(Exception):
+class InfoError(BackendError):
     """The datapath cannot be read; says where."""
 
 

@@ -128,3 +128,19 @@ def test_two_items_may_not_share_a_name_interface_or_namespace(field, other):
     with pytest.raises(endpoint.EndpointError, match=r"^endpoint blue/web/ep\d \(endpoints\[1\]\): %s: .* is "
                                                      r"endpoints\[0\]'s %s too" % (field, field)):
         endpoint_spec(items=items)
+
+
+def test_the_list_absent_and_exclusive_removes_the_listed_and_every_other_served_endpoint():
+    """What teardown.yml asks for in one call per host: the inventory's
+    endpoints (the list) removed, and every other endpoint the datapath
+    serves with them; once gone, the same call plans nothing."""
+    st = state("endpoint_converged")
+    st["unlisted"] = [{"name": "mzrecv1", "iface": "mzrecv1", "netns": "mzrece1",
+                       "state": state("endpoint_converged")["endpoints"][0]}]
+    spec = endpoint_spec(items=TWO[:1], exclusive=True, state="absent")
+    removal = ["detach mzr_pass from eth0 in %s", "detach mzr_agent from %s", "delete veth %s (and eth0 in %s)",
+               "delete network namespace %s"]
+    assert texts(endpoint.plan(spec, st)) == (
+        ["blue/web/ep1: " + s % a for s, a in zip(removal, (NS, IF, (IF, NS), NS))]
+        + ["mzrecv1: " + s % a for s, a in zip(removal, ("mzrece1", "mzrecv1", ("mzrecv1", "mzrece1"), "mzrece1"))])
+    assert endpoint.plan(spec, state("endpoint_fresh")) == []

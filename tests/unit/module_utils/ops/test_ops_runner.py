@@ -8,7 +8,9 @@ import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
-from ansible_collections.mizar.transit.plugins.module_utils.ops import bpf_build, endpoint, outcome, runner
+from ansible_collections.mizar.transit.plugins.module_utils.ops import bpf_build, endpoint, lab_host, map_state, outcome, runner
+from ansible_collections.mizar.transit.plugins.module_utils.ops import steps, transit, transit_info
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 
 
 class Ended(Exception):
@@ -40,10 +42,8 @@ def run(module, backend):
     return ended.value.how, ended.value.result
 
 
-class Refused(Exception):
-    def __init__(self, msg, details=None):
-        super(Refused, self).__init__(msg)
-        self.details = details or {}
+class Refused(BackendError):
+    """A backend's own error."""
 
 
 class Backend:
@@ -100,6 +100,16 @@ def test_a_backends_own_error_is_its_message_and_details_without_a_traceback():
     assert (how, result) == ("fail", {"msg": "thing t1: size: too big", "log": ["a"]})
     assert run(FakeModule({"name": "t1", "bad": True}), Backend(DONE)) == (
         "fail", {"msg": "thing t1: bad: not a good value"})
+
+
+def test_the_backends_errors_share_one_base():
+    for backend in (endpoint, lab_host, map_state, transit, transit_info):
+        assert all(issubclass(cls, BackendError) for cls in backend.ERRORS), backend.__name__
+    assert issubclass(steps.StepError, BackendError)
+    e = transit.TransitError("interface: eth9 does not exist on this host")
+    assert (str(e), e.details) == ("interface: eth9 does not exist on this host", {})
+    e = transit.TransitError("loading transit.bpf.o: the verifier refused it", {"verifier_log": ["0: r1 = 0"]})
+    assert e.details == {"verifier_log": ["0: r1 = 0"]}
 
 
 def test_any_other_failure_names_the_item_and_keeps_the_traceback():
