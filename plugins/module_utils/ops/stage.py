@@ -182,13 +182,9 @@ class Spec:
         self.vpcs = vni_map(vpcs)
         self.exclusive = bool(exclusive)
         self.single = single
-        if single:
-            self.label = self.items[0].label
-            stage = self.items[0].stage
-            self.headers = ("stage %s (before)" % stage, "stage %s (after)" % stage)
-        else:
-            self.label = "functions"
-            self.headers = ("stages (before)", "stages (after)")
+        self.label = self.items[0].label if single else "functions"
+        shown = "stage %s" % self.items[0].stage if single else "stages"
+        self.headers = ("%s (before)" % shown, "%s (after)" % shown)
         claimed, configured = {}, {}
         for item in self.items:
             first = claimed.setdefault(item.stage, item)
