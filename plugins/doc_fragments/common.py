@@ -40,7 +40,7 @@ options:
   stage:
     description:
       - The stage slot (see the stages in C(docs/architecture.md)).
+      - Required, unless the module is given a list of slots instead (O(mizar.transit.stage#module:functions)).
     type: str
-    required: true
     choices: [on_xdp_tx, on_xdp_pass, on_xdp_redirect, on_xdp_drop, on_xdp_scaled_ep]
 """

@@ -10,26 +10,34 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: stage
-short_description: Install a network function program in a stage slot of the datapath, and configure it
+short_description: Install network function programs in the stage slots of the datapath, and configure them
 version_added: 0.1.0
 description:
   - The transit program calls the program of a stage slot (a tail call) before each verdict. This
     module puts a function's program there, with one atomic update of the stage table, and pins it
     under O(pin_dir)C(/progs/stage_<stage>).
+  - One slot (O(stage) and its other options), or a host's functions in one call (O(functions), one
+    item per stage). With O(functions), every slot is read and every item planned before anything is
+    done; an item that cannot be brought to its state fails the task, naming it and the field, and no
+    slot is changed. Then the steps are carried out in the list's order. A stage holds one program,
+    so two items cannot name the same stage.
+  - With O(exclusive=true), every slot that O(functions) does not claim is emptied as O(state=absent)
+    empties one, after the listed ones (RV(cleared)).
   - The object is loaded against the datapath's pinned maps. The maps private to the function (its
     rules, its statistics) are created and pinned beside them on the first load and reused after.
   - With O(function), the function's configuration O(config) is written to its maps through the
     collection's configurator for that function (C(acl) has one), double-buffered, before the program
     enters the slot. The program never runs without its rules. The configuration is changed only
-    when the rules differ.
+    when the rules differ. A function at several stages keeps one set of rules in maps they share, so
+    its items must give the same O(functions[].config); the rules are written once.
   - The same program (same instructions and maps, by tag) already in the slot is left in place, so a
     second run changes nothing. A different program replaces it atomically. Maps private to the
     replaced program that no slot uses any more are unpinned.
   - With O(state=absent), the slot is emptied (the transit program then applies its own verdict)
     and the program's pin removed. Maps private to the removed program (with O(function), that
-    function's maps) that no other slot uses are unpinned too; the function's configuration is
-    gone with them. Without a datapath at O(pin_dir) there is nothing to remove, which is not an
-    error.
+    function's maps) that no other slot uses once the run is done are unpinned too; the function's
+    configuration is gone with them. Without a datapath at O(pin_dir) there is nothing to remove,
+    which is not an error.
 author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
@@ -40,7 +48,7 @@ options:
   object:
     description:
       - The function's BPF object (C(.bpf.o), built by M(mizar.transit.bpf_build)). Required with
-        O(state=present).
+        O(state=present), unless O(functions) is given.
     type: path
   program:
     description:
@@ -66,14 +74,66 @@ options:
     default: {}
   state:
     description:
-      - Whether the slot should hold the program, or be empty.
+      - Whether the slot should hold the program, or be empty. With O(functions), the state of the
+        items that give none.
     type: str
     choices: [present, absent]
     default: present
+  functions:
+    description:
+      - A host's functions, one item per stage, each as the single form's options describe
+        (O(functions[].stage) required), with its own O(functions[].state). O(vpcs) and O(pin_dir)
+        apply to all of them.
+      - The items of the rendering's C(functions) give O(functions[].name), O(functions[].stage),
+        O(functions[].object), O(functions[].config), and O(functions[].function) for the shipped
+        ones (the rendering's C(program) names the function, not a program of the object).
+      - Mutually exclusive with O(stage), O(object), O(program), O(function) and O(config).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The function's name, for messages (the inventory's C(mizar_functions[].name)).
+        type: str
+      stage:
+        description: The stage slot (see O(stage)).
+        type: str
+        required: true
+        choices: [on_xdp_tx, on_xdp_pass, on_xdp_redirect, on_xdp_drop, on_xdp_scaled_ep]
+      object:
+        description: The function's BPF object (see O(object)). Required with state C(present).
+        type: path
+      program:
+        description: The program of O(functions[].object) to install (see O(program)).
+        type: str
+      function:
+        description: The shipped function the object is, to write O(functions[].config) into its maps
+          (see O(function)).
+        type: str
+      config:
+        description: The function's configuration (see O(config)).
+        type: dict
+        default: {}
+      state:
+        description: Whether this slot should hold the program, or be empty; defaults to O(state).
+        type: str
+        choices: [present, absent]
+  rendered:
+    description:
+      - A host's rendering (an item of the filter C(mizar.transit.render)'s result), whose C(functions)
+        become O(functions) and whose C(vnis) become O(vpcs). Each of its functions gives its name,
+        stage, object and config, and a shipped one also the function whose rules are written (the
+        rendering's C(program) names that function, not a program of the object).
+      - Mutually exclusive with O(functions), O(vpcs) and the single form's options.
+    type: dict
+  exclusive:
+    description:
+      - With O(functions) or O(rendered), also empty every slot the list does not claim (see above).
+    type: bool
+    default: false
 notes:
   - Supports check mode (the object is loaded against the pinned maps to learn its program's tag,
     then dropped; nothing is pinned or written) and diff mode (the slot's program and the
-    function's rules, before and after).
+    function's rules, before and after; with O(functions), every slot).
   - Run after M(mizar.transit.transit), which loads the datapath and its stage table.
   - A map layout change of the datapath (an upgrade) reloads installed stage programs, so
     M(mizar.transit.transit) then needs their objects in its O(mizar.transit.transit#module:stages) option.
@@ -90,6 +150,29 @@ attributes:
 """
 
 EXAMPLES = r"""
+- name: This host's functions, as rendered, in one call; the stages they leave out are emptied
+  mizar.transit.stage:
+    functions:
+      - name: acl-blue
+        stage: on_xdp_redirect
+        object: /var/lib/mizar/bpf/functions/acl.bpf.o
+        function: acl
+        config:
+          rules:
+            - {vpc: blue, src: 10.1.1.11/32, dst: 10.1.2.10/32, protocol: icmp, action: drop}
+      - name: ratelimit
+        stage: on_xdp_tx
+        object: /var/lib/mizar/bpf/functions/ratelimit.bpf.o
+    vpcs:
+      blue: 100
+    exclusive: true
+
+- name: This host's functions as the site playbook rendered them, and no program elsewhere
+  mizar.transit.stage:
+    rendered: "{{ mizar_rendered[inventory_hostname] }}"
+    pin_dir: "{{ mizar_rendered[inventory_hostname].interface.pin_dir }}"
+    exclusive: true
+
 - name: An ACL where packets are delivered to local endpoints
   mizar.transit.stage:
     stage: on_xdp_redirect
@@ -120,45 +203,63 @@ EXAMPLES = r"""
 RETURN = r"""
 stage:
   description: The stage.
-  returned: always
+  returned: with O(stage)
   type: str
   sample: on_xdp_redirect
 slot:
   description: The stage's slot in the stage table.
-  returned: always
+  returned: with O(stage)
   type: int
   sample: 2
 program:
   description: The program installed (null with O(state=absent)).
-  returned: always
+  returned: with O(stage)
   type: str
   sample: acl_on_xdp_redirect
 prog_id:
   description: Kernel id of the program in the slot (null when empty, and in check mode when it would change).
-  returned: always
+  returned: with O(stage)
   type: int
   sample: 931
 tag:
   description: Tag (hash of the instructions) of the program in the slot.
-  returned: always
+  returned: with O(stage)
   type: str
   sample: 8c3f0d2a61b7e94f
 config_changed:
   description: The function's configuration was written (or would be, in check mode).
-  returned: always
+  returned: with O(stage)
   type: bool
   sample: true
 config:
   description: The configuration the function's maps hold after the run, read back from them (null without O(function)).
-  returned: always
+  returned: with O(stage)
   type: dict
   sample: {rules: [{vpc: blue, src: 0.0.0.0/0, dst: 10.1.2.0/24, protocol: tcp, port: 22, action: drop}]}
 removed_maps:
   description: Maps private to a removed or replaced program that were unpinned because no slot uses them.
-  returned: always
+  returned: with O(stage)
   type: list
   elements: str
   sample: [mzr_acl_active, mzr_acl_sets, mzr_acl_stats]
+stages:
+  description:
+    - By stage, each item's slot and each slot O(exclusive) emptied, with the single form's C(stage), C(slot),
+      C(program), C(prog_id), C(tag), C(config_changed), C(config) and C(removed_maps), and C(name) (the item's,
+      null for a slot O(exclusive) emptied), C(state), C(changed) and its own C(actions).
+    - A map two slots let go is unpinned once, and listed under the last of them.
+  returned: with O(functions)
+  type: dict
+  sample:
+    on_xdp_redirect: {name: acl-blue, state: present, changed: false, actions: [], stage: on_xdp_redirect, slot: 2,
+                      program: acl_on_xdp_redirect, prog_id: 931, tag: 8c3f0d2a61b7e94f, config_changed: false,
+                      config: {rules: []}, removed_maps: []}
+cleared:
+  description: The slots O(exclusive) emptied (in check mode, would empty), in slot order.
+  returned: with O(functions)
+  type: list
+  elements: str
+  sample: [on_xdp_tx]
 actions:
   description: What was done (in check mode, what would be done), in order.
   returned: always

@@ -861,6 +861,41 @@ def test_stage_bad_input_names_the_field(ansible, host, objs):
     assert _slot() is None, "a failed stage run installed something"
 
 
+def test_stage_list_form(ansible, host, objs):
+    """A host's functions in one call: one function at two stages, then
+    fewer, then none, with exclusive emptying what the list leaves out."""
+    obj = os.path.join(objs, "functions", "acl.bpf.o")
+    fns = [{"name": "acl-blue", "stage": STAGE, "object": obj, "function": "acl", "config": ACL},
+           {"name": "acl-tx", "stage": "on_xdp_tx", "object": obj, "function": "acl", "config": ACL}]
+    args = {"functions": fns, "vpcs": {"blue": 1000}, "exclusive": True}
+    play = ansible.play([_transit(objs, name="load"),
+                         task("stage", args, name="check", check_mode=True, diff=True),
+                         task("stage", args, name="first"), task("stage", args, name="again"),
+                         task("stage", dict(args, functions=fns[1:]), name="one"),
+                         task("stage", dict(args, functions=[]), name="none"),
+                         task("stage", dict(args, stage=STAGE), name="both", ignore_errors=True),
+                         task("stage", dict(args, functions=[fns[0], dict(fns[1], stage=STAGE)]), name="twice",
+                              ignore_errors=True)], hosts=H0, inventory=host)
+    check, first = play["check"], play["first"]
+    assert check["status"] == first["status"] == "changed" and check["actions"] == first["actions"], play
+    assert first["actions"][0] == "write the acl rules of %s (first configuration)" % STAGE and len(first["actions"]) == 3
+    assert "on_xdp_tx: empty" in check["diff"]["before"] and "dst: 10.0.0.3/32" in check["diff"]["after"]
+    assert sorted(first["stages"]) == ["on_xdp_redirect", "on_xdp_tx"] and first["cleared"] == []
+    assert first["stages"][STAGE]["config"] == ACL == first["stages"]["on_xdp_tx"]["config"]
+    assert play["again"]["status"] == "ok" and play["again"]["actions"] == [], play
+    one = play["one"]
+    assert one["status"] == "changed" and one["cleared"] == [STAGE] and len(one["actions"]) == 1, play
+    assert one["stages"][STAGE]["removed_maps"] == [], "the maps acl-tx uses stay"
+    none = play["none"]
+    assert none["cleared"] == ["on_xdp_tx"] and sorted(none["stages"]["on_xdp_tx"]["removed_maps"]) == [
+        "mzr_acl_active", "mzr_acl_sets", "mzr_acl_stats"], play
+    assert play["both"]["status"] == "failed" and "mutually exclusive" in play["both"]["msg"], play
+    assert play["twice"]["status"] == "failed" and play["twice"]["msg"] == (
+        "function acl-tx (functions[1]): stage: %s is the stage of function acl-blue (functions[0]) too; a stage "
+        "holds one program" % STAGE), play
+    assert all(v is None for v in stages.Stages(host_pins(H0)).list().values())
+
+
 # ---------------------------------------------------------------- transit_info
 
 

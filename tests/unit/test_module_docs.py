@@ -78,7 +78,8 @@ def test_docs_match_the_argument_spec(name, monkeypatch, resolved_docs):
     assert set(docs["attributes"]) >= {"check_mode", "diff_mode"}
     assert kwargs.get("supports_check_mode") is True
     assert compare("", kwargs["argument_spec"], docs["options"]) == []
-    for key, _value, needed in kwargs.get("required_if", []):
+    for rule in kwargs.get("required_if", []):  # (key, value, needed[, any of them])
+        key, needed = rule[0], rule[2]
         assert key in docs["options"] and set(needed) <= set(docs["options"])
 
 

@@ -18,8 +18,9 @@ a change. The parts, in the order the roles take them:
                 datapath serves that the rendering leaves out (exclusive)
     maps        ops/map_state, scope all: every entry the host needs, and
                 none more
-    stages      ops/stage: every function in its stage, and no program in
-                a stage that no function claims
+    stages      ops/stage, the rendering's functions with exclusive: every
+                function in its stage, and no program in a stage that no
+                function claims
 
 The first part that would change something ends the reading: what follows
 depends on it (no maps to compare before the datapath is loaded), and one
@@ -34,8 +35,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import stages as bpf_stages
-from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args, endpoint, map_state, runner, stage, transit
 from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 
@@ -109,18 +108,8 @@ def _maps(spec):
 
 
 def _stages(spec):
-    actions, claimed = [], set()
-    for f in spec.rendered["functions"]:
-        claimed.add(f["stage"])
-        res = stage.ensure(stage.StageSpec(
-            f["stage"], spec.pin_dir, object=f["object"], function=f["program"] if f["shipped"] else None,
-            config=f["config"], vpcs=spec.rendered["vnis"]), check_mode=True)
-        actions += res["actions"]
-    held = bpf_stages.Stages(spec.pin_dir).list()
-    for name in STAGES:
-        if name not in claimed and held.get(name) is not None:
-            actions += stage.ensure(stage.StageSpec(name, spec.pin_dir, state="absent"), check_mode=True)["actions"]
-    return actions
+    return stage.ensure(stage.Spec.from_params(dict(
+        rendered=spec.rendered, pin_dir=spec.pin_dir, exclusive=True, state="present")), check_mode=True)["actions"]
 
 
 READERS = (("transit", _transit), ("endpoints", _endpoints), ("maps", _maps), ("stages", _stages))

@@ -69,3 +69,21 @@ def stage_state(name):
 
 def texts(steps):
     return [s.text for s in steps]
+
+
+EMPTY_SLOT = {"datapath": True, "slot": None, "private": {}, "in_use": [], "stage_pin": False}
+
+
+def stage_list_spec(functions, exclusive=False, vpcs=None, state="present"):
+    """The stage module's Spec of a list of functions (the list form)."""
+    params = dict(functions=functions, exclusive=exclusive, vpcs={"blue": 100} if vpcs is None else vpcs,
+                  pin_dir=PIN_DIR, state=state, stage=None, object=None, program=None, function=None, config={})
+    return stage.Spec.from_params(params)
+
+
+def stage_list_state(**slots):
+    """A host's stage state: the recorded slot states named by stage (a
+    name, or a state), every other slot empty."""
+    return {"datapath": True, "slots": dict(
+        (s, stage_state(slots[s]) if isinstance(slots.get(s), str) else copy.deepcopy(slots.get(s, EMPTY_SLOT)))
+        for s in stage.SLOT_ORDER)}

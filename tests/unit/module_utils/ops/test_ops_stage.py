@@ -1,39 +1,40 @@
-"""plan() of the stage backend on recorded states."""
+"""The plans of the stage backend on recorded states: plan_slot(), one slot's, and plan(), the
+module's (the single form, or a list of functions)."""
 import os
 
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils.ops import stage
 
-from states import ACL_RULES, OBJS, stage_spec, stage_state, texts
+from states import ACL_RULES, OBJS, stage_list_spec, stage_list_state, stage_spec, stage_state, texts
 
 ACL = os.path.join(OBJS, "functions", "acl.bpf.o")
 INSTALL = "install acl_on_xdp_redirect from %s in stage on_xdp_redirect (slot 2)" % ACL
 
 
 def test_a_fresh_slot_gets_its_rules_before_its_program():
-    assert texts(stage.plan(stage_spec(), stage_state("stage_fresh"))) == [
+    assert texts(stage.plan_slot(stage_spec(), stage_state("stage_fresh"))) == [
         "write the acl rules of on_xdp_redirect (first configuration)", INSTALL]
 
 
 def test_a_converged_slot_gets_an_empty_plan():
-    assert stage.plan(stage_spec(), stage_state("stage_converged")) == []
+    assert stage.plan_slot(stage_spec(), stage_state("stage_converged")) == []
 
 
 def test_other_rules_are_exactly_one_step():
     other = {"rules": [dict(ACL_RULES["rules"][0], port=23)]}
-    assert texts(stage.plan(stage_spec(config=other), stage_state("stage_converged"))) == [
+    assert texts(stage.plan_slot(stage_spec(config=other), stage_state("stage_converged"))) == [
         "write the acl rules of on_xdp_redirect (changed)"]
 
 
 def test_another_program_replaces_the_slots_and_keeps_the_maps_it_uses():
     st = stage_state("stage_converged")
     st["want"]["tag"] = "0123456789abcdef"
-    assert texts(stage.plan(stage_spec(), st)) == [
+    assert texts(stage.plan_slot(stage_spec(), st)) == [
         "replace acl_on_xdp_redi (tag b41143fadfb61353) with acl_on_xdp_redirect from %s in stage on_xdp_redirect "
         "(slot 2)" % ACL]
     st["want"]["map_ids"] = st["want"]["map_ids"][:1]  # a program without the acl maps
-    assert texts(stage.plan(stage_spec(), st))[1:] == [
+    assert texts(stage.plan_slot(stage_spec(), st))[1:] == [
         "unpin map %s of the replaced program (no stage uses it any more)" % m
         for m in ("mzr_acl_active", "mzr_acl_sets", "mzr_acl_stats")]
 
@@ -41,24 +42,118 @@ def test_another_program_replaces_the_slots_and_keeps_the_maps_it_uses():
 def test_a_lost_program_pin_is_one_step():
     st = stage_state("stage_converged")
     st["slot"]["pinned"] = False
-    assert texts(stage.plan(stage_spec(), st)) == ["pin the program of stage on_xdp_redirect again (its pin was lost)"]
+    assert texts(stage.plan_slot(stage_spec(), st)) == ["pin the program of stage on_xdp_redirect again (its pin was lost)"]
 
 
 def test_absent_empties_the_slot_and_unpins_its_maps():
-    assert texts(stage.plan(stage_spec("absent"), stage_state("stage_converged"))) == [
+    assert texts(stage.plan_slot(stage_spec("absent"), stage_state("stage_converged"))) == [
         "remove acl_on_xdp_redi (tag b41143fadfb61353) from stage on_xdp_redirect (slot 2)"] + [
         "unpin map %s (no stage uses it any more)" % m for m in ("mzr_acl_active", "mzr_acl_sets", "mzr_acl_stats")]
     st = stage_state("stage_converged")
     st["in_use"] = [st["private"]["mzr_acl_sets"]]  # another slot's program uses one of them
-    assert "unpin map mzr_acl_sets (no stage uses it any more)" not in texts(stage.plan(stage_spec("absent"), st))
+    assert "unpin map mzr_acl_sets (no stage uses it any more)" not in texts(stage.plan_slot(stage_spec("absent"), st))
 
 
 def test_without_a_datapath_absent_has_nothing_to_do_and_present_is_refused():
-    assert stage.plan(stage_spec("absent"), {"datapath": False}) == []
+    assert stage.plan_slot(stage_spec("absent"), {"datapath": False}) == []
     with pytest.raises(stage.StageSlotError, match="^pin_dir: no datapath is loaded at /sys/fs/bpf/mzrec/pins"):
-        stage.plan(stage_spec(), {"datapath": False})
+        stage.plan_slot(stage_spec(), {"datapath": False})
 
 
 def test_rules_naming_an_unknown_vpc_are_refused_before_any_step():
     with pytest.raises(stage.StageSlotError, match=r"^config: acl: rules\[0\].vpc: no VPC named 'blue'"):
-        stage.plan(stage_spec(vpcs={"red": 200}), stage_state("stage_fresh"))
+        stage.plan_slot(stage_spec(vpcs={"red": 200}), stage_state("stage_fresh"))
+
+
+# ---------------------------------------------------------------- the list form (functions)
+
+MAPS = ("mzr_acl_active", "mzr_acl_sets", "mzr_acl_stats")
+REMOVE = "remove acl_on_xdp_redi (tag b41143fadfb61353) from stage on_xdp_redirect (slot 2)"
+
+
+def acl_item(stage_name="on_xdp_redirect", **kw):
+    item = dict(name="acl-blue", stage=stage_name, object=ACL, function="acl", config=ACL_RULES)
+    item.update(kw)
+    return item
+
+
+def at_tx(name):
+    """A recorded redirect slot's state, as the tx slot would hold it."""
+    st = stage_state(name)
+    st["want"]["name"] = "acl_on_xdp_tx"
+    if st["slot"]:
+        st["slot"]["name"], st["slot"]["slot"] = "acl_on_xdp_tx", 0
+    return st
+
+
+def test_a_list_of_one_plans_as_the_single_form():
+    assert texts(stage.plan(stage_list_spec([acl_item()]), stage_list_state(on_xdp_redirect="stage_fresh"))) == \
+        texts(stage.plan_slot(stage_spec(), stage_state("stage_fresh")))
+    assert stage.plan(stage_list_spec([acl_item()]), stage_list_state(on_xdp_redirect="stage_converged")) == []
+
+
+def test_one_function_at_two_stages_writes_its_rules_once():
+    spec = stage_list_spec([acl_item(), acl_item("on_xdp_tx", name="acl-tx")])
+    state = stage_list_state(on_xdp_redirect="stage_fresh", on_xdp_tx=at_tx("stage_fresh"))
+    assert texts(stage.plan(spec, state)) == [
+        "write the acl rules of on_xdp_redirect (first configuration)", INSTALL,
+        "install acl_on_xdp_tx from %s in stage on_xdp_tx (slot 0)" % ACL]
+
+
+def test_exclusive_empties_an_unclaimed_slot_and_keeps_the_maps_a_claimed_one_uses():
+    state = stage_list_state(on_xdp_tx=at_tx("stage_converged"), on_xdp_redirect="stage_converged")
+    assert stage.plan(stage_list_spec([acl_item()]), state) == [], "without exclusive, the other slot stays"
+    plans = stage.slot_plans(stage_list_spec([acl_item()], exclusive=True), state)
+    assert [(p.spec.stage, p.cleared, texts(p.steps)) for p in plans] == [
+        ("on_xdp_redirect", False, []),
+        ("on_xdp_tx", True, ["remove acl_on_xdp_tx (tag b41143fadfb61353) from stage on_xdp_tx (slot 0)"])]
+    assert plans[1].spec.label == "stage on_xdp_tx (not in functions)"
+
+
+def test_exclusive_with_nothing_listed_unpins_each_shared_map_once_after_the_last_slot():
+    state = stage_list_state(on_xdp_tx=at_tx("stage_converged"), on_xdp_redirect="stage_converged")
+    assert texts(stage.plan(stage_list_spec([], exclusive=True), state)) == [
+        "remove acl_on_xdp_tx (tag b41143fadfb61353) from stage on_xdp_tx (slot 0)", REMOVE] + [
+        "unpin map %s (no stage uses it any more)" % m for m in MAPS]
+
+
+def test_a_slot_emptied_in_the_same_plan_does_not_keep_maps_in_use():
+    st = stage_state("stage_converged")
+    st["in_use"] = sorted(st["private"].values())  # what the tx slot's program uses now, which the plan removes
+    state = stage_list_state(on_xdp_tx=at_tx("stage_converged"), on_xdp_redirect=st)
+    spec = stage_list_spec([acl_item(state="absent"), dict(stage="on_xdp_tx", state="absent")])
+    assert texts(stage.plan(spec, state))[2:] == ["unpin map %s (no stage uses it any more)" % m for m in MAPS]
+
+
+def test_list_errors_name_the_item():
+    with pytest.raises(stage.StageSlotError, match=r"^function b \(functions\[1\]\): stage: on_xdp_redirect is the "
+                                                   r"stage of function acl-blue \(functions\[0\]\) too; a stage "
+                                                   r"holds one program$"):
+        stage_list_spec([acl_item(), acl_item(name="b")])
+    with pytest.raises(stage.StageSlotError, match=r"^functions\[0\]: program: .* has no program 'nope'"):
+        stage_list_spec([acl_item(name=None, program="nope")])
+    with pytest.raises(stage.StageSlotError, match=r"^vpcs\.red: 'x' is not a VNI"):
+        stage_list_spec([acl_item()], vpcs={"red": "x"})
+    with pytest.raises(stage.StageSlotError, match=r"^function acl-blue \(functions\[0\]\): config: acl: "
+                                                   r"rules\[0\]\.vpc: no VPC named 'blue'"):
+        stage.plan(stage_list_spec([acl_item()], vpcs={"red": 200}), stage_list_state(on_xdp_redirect="stage_fresh"))
+    with pytest.raises(stage.StageSlotError, match=r"^function acl-blue \(functions\[0\]\): pin_dir: no datapath"):
+        stage.plan(stage_list_spec([acl_item()]), {"datapath": False})
+    assert stage.plan(stage_list_spec([acl_item(state="absent")], exclusive=True), {"datapath": False}) == []
+
+
+def test_a_rendering_gives_the_list_its_functions_and_vnis():
+    """`rendered`: a host's rendering as the site playbook makes it; only a
+    shipped function names the function whose rules are written."""
+    acl = os.path.join(OBJS, "functions", "acl.bpf.o")
+    rendered = {"vnis": {"blue": 100, "red": 200}, "functions": [
+        {"name": "acl-blue", "stage": "on_xdp_redirect", "object": acl, "program": "acl", "shipped": True,
+         "config": ACL_RULES},
+        {"name": "mine", "stage": "on_xdp_tx", "object": acl, "program": "acl.c", "shipped": False, "config": {}}]}
+    spec = stage.Spec.from_params(dict(rendered=rendered, exclusive=True, pin_dir="/sys/fs/bpf/mzrec/pins",
+                                       state="present", functions=None, vpcs={}, stage=None, object=None,
+                                       program=None, function=None, config={}))
+    assert [(i.name, i.stage, i.object, i.function) for i in spec.items] == [
+        ("acl-blue", "on_xdp_redirect", acl, "acl"), ("mine", "on_xdp_tx", acl, None)]
+    assert spec.items[0].config == ACL_RULES and spec.vpcs == {"blue": 100, "red": 200}
+    assert spec.exclusive and not spec.single
