@@ -43,6 +43,7 @@ import os
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, dryload, fnconfig, libbpf, stages
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF
 from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Step, carry_out
 
@@ -77,7 +78,7 @@ MODULE = args.module_args(
 )
 
 
-class StageSlotError(Exception):
+class StageSlotError(BackendError):
     """The stage cannot be brought to the wanted state; says why."""
 
 
