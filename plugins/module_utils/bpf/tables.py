@@ -136,7 +136,7 @@ def _nonzero(tags, block=4096):
     for base in range(0, len(tags), block):
         chunk = tags[base:base + block]
         if chunk != zero[:len(chunk)]:
-            out.extend(base + i for i, tag in enumerate(chunk) if tag)
+            out += [i for i, tag in enumerate(chunk, base) if tag]
     return out
 
 
