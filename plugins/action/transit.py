@@ -11,7 +11,8 @@ objects (the files are hashed, not a stamp trusted) goes on with the task at
 once, and the archive never leaves the controller. Otherwise the module
 answers archive_needed, changing nothing; the archive is then transferred,
 once for every object, and the module asked again with it. The result says
-which happened (archive_transferred)."""
+which happened (archive_transferred). With transfer: always (a host known to
+lack the objects) the archive is carried at once, without the first call."""
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
@@ -35,6 +36,7 @@ class ActionModule(ActionBase):
         del tmp  # tmp no longer has any effect
         args = dict(self._task.args)
         archive = args.pop("archive", None)
+        ask_first = args.pop("transfer", "needed") != "always"
         try:
             if not archive or args.get("state", "present") == "absent":
                 result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
@@ -46,8 +48,8 @@ class ActionModule(ActionBase):
                 args["manifest"] = objects.manifest(archive)
             except objects.ObjectsError as e:
                 raise AnsibleActionFail("archive %s: %s" % (archive, e))
-            res = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-            transferred = bool(res.pop("archive_needed", False))
+            res = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars) if ask_first else {}
+            transferred = bool(res.pop("archive_needed", False)) or not ask_first
             if transferred:
                 if self._connection._shell.tmpdir is None:
                     self._make_tmp_path()

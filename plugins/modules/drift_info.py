@@ -93,6 +93,14 @@ checked:
   type: list
   elements: str
   sample: [transit, endpoints, maps]
+objects_differ:
+  description:
+    - Whether the host's objects directory does not hold exactly the build's objects (O(manifest)), so that
+      M(mizar.transit.transit) will carry the archive there; the site playbook then has it carried without
+      asking the host first (its C(transfer=always)).
+  returned: always
+  type: bool
+  sample: true
 actions:
   description: What was done; always empty, the module only reads.
   returned: always

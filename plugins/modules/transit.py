@@ -73,6 +73,17 @@ options:
         transfer however many objects there are (RV(archive_transferred)).
       - In check mode O(obj_dir) is left alone and the plan is made against the archive's objects.
     type: path
+  transfer:
+    description:
+      - When the task's action carries O(archive) to the host. V(needed) asks the host first, with the
+        manifest, and carries the archive only when O(obj_dir) does not hold exactly its objects.
+        V(always) carries it without asking, which saves that first call when the host is known to
+        lack the objects (the site playbook knows it from M(mizar.transit.drift_info)); the objects
+        already there with the same bytes are still not written.
+      - Used by the action only.
+    type: str
+    choices: [needed, always]
+    default: needed
   manifest:
     description:
       - Set by the task's action from O(archive); leave it out. The archive's objects (paths relative to

@@ -425,6 +425,23 @@ def test_transit_sends_the_archive_only_when_the_host_lacks_its_objects(ansible,
     assert again["status"] == "ok" and again["archive_transferred"] is False, play
 
 
+def test_transit_with_transfer_always_carries_the_archive_without_asking(ansible, host, objs, tmp_path):
+    """transfer: always (a host known to lack the objects) carries the archive
+    at once; a host that already holds them still has nothing written and
+    reports no change."""
+    obj_dir = str(tmp_path / "host-objs")
+    archive = os.path.join(objs, "objects.tar")
+    play = ansible.play([_transit(obj_dir, name="first", archive=archive, transfer="always"),
+                         _transit(obj_dir, name="again", archive=archive, transfer="always"),
+                         _transit(obj_dir, name="asked", archive=archive)], hosts=H0, inventory=host)
+    first, again, asked = play["first"], play["again"], play["asked"]
+    assert first["status"] == "changed" and first["archive_transferred"], play
+    assert first["objects"]["added"] == ["agent.bpf.o", "functions/acl.bpf.o", "pass.bpf.o", "transit.bpf.o"]
+    assert again["status"] == "ok" and again["archive_transferred"] and again["actions"] == [], play
+    assert again["objects"] == {"added": [], "updated": [], "removed": []}, play
+    assert asked["status"] == "ok" and asked["archive_transferred"] is False, play
+
+
 def test_transit_on_a_nic_without_native_xdp_says_so_and_attaches_nothing(ansible, host, objs):
     """A bridge has no native XDP, like many real drivers: the refusal names
     the NIC and the way out, and the NIC is left as it was."""

@@ -86,28 +86,29 @@ class Spec:
 
 # ---------------------------------------------------------------- the roles' calls
 
-def _transit(spec):
+def _transit(spec, facts):
     t = spec.rendered["transit"]
     res = transit.ensure(transit.TransitSpec(
         spec.interface, spec.pin_dir, obj_dir=t["obj_dir"], mode=spec.mode, switch_mode=t["switch_mode"],
         stage_sources=t["stages"], manifest=spec.manifest), check_mode=True)
     if res.get("archive_needed"):
+        facts["objects_differ"] = True
         return ["carry the build's objects to %s: the host's differ from them" % t["obj_dir"]]
     return res["actions"]
 
 
-def _endpoints(spec):
+def _endpoints(spec, facts):
     res = endpoint.ensure(endpoint.Spec.from_params(dict(
         endpoints=spec.rendered["local_endpoints"], substrate_interface=spec.interface, pin_dir=spec.pin_dir,
         mode=spec.mode, state="present", exclusive=True)), check_mode=True)
     return res["actions"]
 
 
-def _maps(spec):
+def _maps(spec, facts):
     return map_state.ensure(map_state.Spec(spec.rendered, spec.pin_dir, "all"), check_mode=True)["actions"]
 
 
-def _stages(spec):
+def _stages(spec, facts):
     return stage.ensure(stage.Spec.from_params(dict(
         rendered=spec.rendered, pin_dir=spec.pin_dir, exclusive=True, state="present")), check_mode=True)["actions"]
 
@@ -119,8 +120,9 @@ READERS = (("transit", _transit), ("endpoints", _endpoints), ("maps", _maps), ("
 
 def read(spec):
     """{checked: [the parts compared, in order], drift: {part: [what its
-    module would do]}}, ending at the first part with drift."""
-    st = {"checked": [], "drift": {}}
+    module would do]}, objects_differ: the host's objects are not the
+    build's}, ending at the first part with drift."""
+    st = {"checked": [], "drift": {}, "objects_differ": False}
     missing = runner.missing_library((runner.PYROUTE2, runner.LIBBPF))
     if missing:
         st["drift"]["host"] = ["cannot be compared: %s" % missing[0]]
@@ -128,7 +130,7 @@ def read(spec):
     for part, reader in READERS:
         st["checked"].append(part)
         try:
-            found = reader(spec)
+            found = reader(spec, st)
         except Exception as e:  # the roles' modules say it properly; here it only means "run them"
             found = ["cannot be compared: %s" % e]
         if found:
@@ -143,7 +145,8 @@ def plan(spec, st):
 
 
 def ensure(spec, check_mode=False):
-    """{changed: false, in_sync, drift, checked, actions: [], diff}."""
+    """{changed: false, in_sync, drift, checked, objects_differ, actions: [],
+    diff}."""
     st = read(spec)
     return {"changed": False, "actions": [], "in_sync": not st["drift"], "drift": st["drift"],
-            "checked": st["checked"], "diff": {"before": "", "after": ""}}
+            "checked": st["checked"], "objects_differ": st["objects_differ"], "diff": {"before": "", "after": ""}}

@@ -67,6 +67,7 @@ MODULE = args.module_args(
         obj_dir=dict(type="path"),
         archive=dict(type="path"),
         manifest=dict(type="dict"),
+        transfer=dict(type="str", choices=["needed", "always"], default="needed"),
         stages=dict(type="list", elements="dict", default=[], options=dict(
             stage=args.stage(),
             object=dict(type="path", required=True),

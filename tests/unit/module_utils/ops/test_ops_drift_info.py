@@ -18,7 +18,7 @@ def parts(monkeypatch):
     found, asked = dict((p, []) for p in drift_info.PARTS), []
 
     def reader(part):
-        def read(spec):
+        def read(spec, facts):
             asked.append(part)
             if isinstance(found[part], Exception):
                 raise found[part]
@@ -37,6 +37,7 @@ def test_in_sync_when_no_part_would_change_anything(parts):
     found, asked = parts
     res = ensure()
     assert res["in_sync"] and res["drift"] == {} and not res["changed"] and res["actions"] == []
+    assert res["objects_differ"] is False
     assert asked == res["checked"] == ["transit", "endpoints", "maps", "stages"]
 
 
@@ -70,3 +71,14 @@ def test_a_missing_library_is_drift_not_a_failure(parts, monkeypatch):
 def test_a_value_that_is_not_a_rendering_is_refused(rendered):
     with pytest.raises(drift_info.DriftError, match="is not a host's rendering"):
         drift_info.Spec(rendered)
+
+
+def test_objects_that_differ_are_said_apart(parts, monkeypatch):
+    found, asked = parts
+
+    def transit(spec, facts):
+        facts["objects_differ"] = True
+        return ["carry the build's objects to /var/lib/mizar/bpf: the host's differ from them"]
+    monkeypatch.setattr(drift_info, "READERS", (("transit", transit),) + drift_info.READERS[1:])
+    res = ensure()
+    assert not res["in_sync"] and res["objects_differ"] and res["checked"] == ["transit"]
