@@ -26,6 +26,9 @@ description:
   - A part that cannot be compared (a library missing, no datapath loaded yet, an endpoint's interface
     not created yet) counts as drift, with the reason; the module only fails on a rendering it cannot read.
   - Changes nothing.
+notes:
+  - The transit role's package task (C(transit_manage_packages)) is not compared; a host where the
+    comparison can run has the libraries the modules need, and one that lacks them counts as drift.
 author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
