@@ -13,6 +13,7 @@ import machine
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils import nsenter
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 
 ROOT = machine.ROOT
@@ -48,6 +49,16 @@ def pin_dir():
     yield path
     machine.bpffs_rmtree(path)
     assert not os.path.exists(path), "pin dir %s left behind" % path
+
+
+@pytest.fixture
+def datapath(pin_dir, obj_dir):
+    """A datapath loaded at pin_dir, attached nowhere (its maps, programs
+    and stage table are what the test needs); torn down afterwards."""
+    d = loader.Loader(pin_dir, obj_dir)
+    d.load()
+    yield d
+    d.teardown()
 
 
 class Namespaces:

@@ -10,29 +10,21 @@ import pytest
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import dryload, libbpf, loader, pinned
 
 
-@pytest.fixture
-def loaded(pin_dir, obj_dir):
-    d = loader.Loader(pin_dir, obj_dir)
-    d.load()
-    yield d
-    d.teardown()
-
-
 def _no_load(monkeypatch):
     def refuse(self):
         raise AssertionError("the verifier was asked")
     monkeypatch.setattr(libbpf.BpfObject, "load", refuse)
 
 
-def test_the_answer_is_a_real_loads_and_is_kept(loaded, obj_dir, tmp_path, monkeypatch):
+def test_the_answer_is_a_real_loads_and_is_kept(datapath, obj_dir, tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
     obj = os.path.join(obj_dir, "transit.bpf.o")
-    first = dryload.program_summary(obj, "mzr_transit", loaded.maps_dir, cache_dir=cache)
-    pinned_now = pinned.programs(loaded.layout)["transit"]
+    first = dryload.program_summary(obj, "mzr_transit", datapath.maps_dir, cache_dir=cache)
+    pinned_now = pinned.programs(datapath.layout)["transit"]
     assert (first["tag"], first["map_ids"], first["new_maps"]) == (pinned_now["tag"], pinned_now["map_ids"], [])
     assert len(os.listdir(cache)) == 1
     _no_load(monkeypatch)
-    assert dryload.program_summary(obj, "mzr_transit", loaded.maps_dir, cache_dir=cache) == first
+    assert dryload.program_summary(obj, "mzr_transit", datapath.maps_dir, cache_dir=cache) == first
 
 
 def test_another_object_or_other_maps_ask_the_verifier_again(pin_dir, obj_dir, tmp_path):
@@ -63,19 +55,19 @@ def test_another_object_or_other_maps_ask_the_verifier_again(pin_dir, obj_dir, t
         d.teardown()
 
 
-def test_a_damaged_entry_is_ignored(loaded, obj_dir, tmp_path):
+def test_a_damaged_entry_is_ignored(datapath, obj_dir, tmp_path):
     cache = str(tmp_path / "cache")
     obj = os.path.join(obj_dir, "transit.bpf.o")
-    first = dryload.program_summary(obj, "mzr_transit", loaded.maps_dir, cache_dir=cache)
+    first = dryload.program_summary(obj, "mzr_transit", datapath.maps_dir, cache_dir=cache)
     (entry,) = os.listdir(cache)
     with open(os.path.join(cache, entry), "w") as f:
         f.write('{"tag": "0000000000000000"')
-    assert dryload.program_summary(obj, "mzr_transit", loaded.maps_dir, cache_dir=cache) == first
+    assert dryload.program_summary(obj, "mzr_transit", datapath.maps_dir, cache_dir=cache) == first
 
 
-def test_without_a_cache_every_answer_is_a_load(loaded, obj_dir, monkeypatch):
+def test_without_a_cache_every_answer_is_a_load(datapath, obj_dir, monkeypatch):
     obj = os.path.join(obj_dir, "transit.bpf.o")
-    dryload.program_summary(obj, "mzr_transit", loaded.maps_dir, cache_dir=None)
+    dryload.program_summary(obj, "mzr_transit", datapath.maps_dir, cache_dir=None)
     _no_load(monkeypatch)
     with pytest.raises(AssertionError, match="verifier was asked"):
-        dryload.program_summary(obj, "mzr_transit", loaded.maps_dir, cache_dir=None)
+        dryload.program_summary(obj, "mzr_transit", datapath.maps_dir, cache_dir=None)

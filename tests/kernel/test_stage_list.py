@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, stages
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import stages
 from ansible_collections.mizar.transit.plugins.module_utils.ops import stage
 
 from .conftest import BPF_OUT
@@ -16,15 +16,6 @@ ACL_MAPS = ["mzr_acl_active", "mzr_acl_sets", "mzr_acl_stats"]
 RULES = {"rules": [{"vpc": "blue", "src": "0.0.0.0/0", "dst": "10.0.1.0/24", "protocol": "tcp", "port": 22,
                     "action": "drop"}]}
 VPCS = {"blue": 100}
-
-
-@pytest.fixture
-def dp(pin_dir, obj_dir):
-    """A datapath loaded at pin_dir (attached nowhere: the stage table is what matters)."""
-    d = loader.Loader(pin_dir, obj_dir)
-    d.load()
-    yield d
-    d.teardown()
 
 
 def acl(stage_name="on_xdp_redirect", name="acl-blue", **kw):
@@ -59,59 +50,59 @@ def install_text(obj, prog, stage_name):
     return "install %s from %s in stage %s (slot %d)" % (prog, obj, stage_name, stage.abi.STAGES[stage_name])
 
 
-def test_two_functions_in_one_call_then_a_rerun_changes_nothing(dp, stage_obj):
+def test_two_functions_in_one_call_then_a_rerun_changes_nothing(datapath, stage_obj):
     fns = [acl(), counting(stage_obj)]
     want = ["write the acl rules of on_xdp_redirect (first configuration)",
             install_text(ACL_OBJ, "acl_on_xdp_redirect", "on_xdp_redirect"),
             install_text(stage_obj, "stage_count", "on_xdp_pass")]
-    check = run(dp.pin_dir, fns, check_mode=True)
+    check = run(datapath.pin_dir, fns, check_mode=True)
     assert (check["changed"], check["actions"]) == (True, want)
-    assert slots(dp.pin_dir) == {} and not set(ACL_MAPS + ["mzt_stage_hits"]) & set(maps(dp.pin_dir)), \
+    assert slots(datapath.pin_dir) == {} and not set(ACL_MAPS + ["mzt_stage_hits"]) & set(maps(datapath.pin_dir)), \
         "check mode changed the host"
 
-    res = run(dp.pin_dir, fns)
+    res = run(datapath.pin_dir, fns)
     assert (res["changed"], res["actions"]) == (True, check["actions"])
-    assert slots(dp.pin_dir) == {"on_xdp_redirect": "acl_on_xdp_redi", "on_xdp_pass": "stage_count"}
-    assert set(ACL_MAPS + ["mzt_stage_hits"]) <= set(maps(dp.pin_dir))
+    assert slots(datapath.pin_dir) == {"on_xdp_redirect": "acl_on_xdp_redi", "on_xdp_pass": "stage_count"}
+    assert set(ACL_MAPS + ["mzt_stage_hits"]) <= set(maps(datapath.pin_dir))
     r = res["stages"]["on_xdp_redirect"]
     assert (r["name"], r["changed"], r["config_changed"], r["config"]) == ("acl-blue", True, True, RULES)
-    assert r["prog_id"] == stages.Stages(dp.pin_dir).list()["on_xdp_redirect"]["prog_id"]
+    assert r["prog_id"] == stages.Stages(datapath.pin_dir).list()["on_xdp_redirect"]["prog_id"]
     assert r["tag"] == check["stages"]["on_xdp_redirect"]["tag"]
     assert res["stages"]["on_xdp_pass"]["program"] == "stage_count" and res["cleared"] == []
     assert sorted(res["stages"]) == ["on_xdp_pass", "on_xdp_redirect"]
     assert "on_xdp_tx: empty" in res["diff"]["before"] and "on_xdp_pass: stage_count" in res["diff"]["after"]
 
-    again = run(dp.pin_dir, fns)
+    again = run(datapath.pin_dir, fns)
     assert (again["changed"], again["actions"]) == (False, [])
     assert again["diff"]["before"] == again["diff"]["after"] == res["diff"]["after"]
     assert again["stages"]["on_xdp_redirect"]["config"] == RULES
-    assert run(dp.pin_dir, fns, check_mode=True)["actions"] == []
+    assert run(datapath.pin_dir, fns, check_mode=True)["actions"] == []
 
 
-def test_a_config_change_of_one_item_changes_only_that(dp, stage_obj):
-    run(dp.pin_dir, [acl(), counting(stage_obj)])
-    ids = dict((s, p["prog_id"]) for s, p in stages.Stages(dp.pin_dir).list().items() if p)
+def test_a_config_change_of_one_item_changes_only_that(datapath, stage_obj):
+    run(datapath.pin_dir, [acl(), counting(stage_obj)])
+    ids = dict((s, p["prog_id"]) for s, p in stages.Stages(datapath.pin_dir).list().items() if p)
     other = {"rules": [dict(RULES["rules"][0], port=23)]}
     fns = [acl(config=other), counting(stage_obj)]
-    check = run(dp.pin_dir, fns, check_mode=True)
-    res = run(dp.pin_dir, fns)
+    check = run(datapath.pin_dir, fns, check_mode=True)
+    res = run(datapath.pin_dir, fns)
     assert res["actions"] == check["actions"] == ["write the acl rules of on_xdp_redirect (changed)"]
     assert res["stages"]["on_xdp_redirect"]["changed"] and not res["stages"]["on_xdp_pass"]["changed"]
     assert res["stages"]["on_xdp_redirect"]["config"] == other
-    assert dict((s, p["prog_id"]) for s, p in stages.Stages(dp.pin_dir).list().items() if p) == ids
+    assert dict((s, p["prog_id"]) for s, p in stages.Stages(datapath.pin_dir).list().items() if p) == ids
     assert "port: 22" in res["diff"]["before"] and "port: 23" in res["diff"]["after"]
 
 
-def test_exclusive_empties_what_the_list_leaves_out_and_its_private_maps(dp, stage_obj):
-    run(dp.pin_dir, [acl(), counting(stage_obj)])
+def test_exclusive_empties_what_the_list_leaves_out_and_its_private_maps(datapath, stage_obj):
+    run(datapath.pin_dir, [acl(), counting(stage_obj)])
     fns = [acl()]
-    kept = run(dp.pin_dir, fns)
+    kept = run(datapath.pin_dir, fns)
     assert (kept["changed"], kept["cleared"]) == (False, []), "without exclusive the other slot stays"
-    assert slots(dp.pin_dir) == {"on_xdp_redirect": "acl_on_xdp_redi", "on_xdp_pass": "stage_count"}
+    assert slots(datapath.pin_dir) == {"on_xdp_redirect": "acl_on_xdp_redi", "on_xdp_pass": "stage_count"}
 
-    check = run(dp.pin_dir, fns, check_mode=True, exclusive=True)
-    assert "mzt_stage_hits" in maps(dp.pin_dir) and "on_xdp_pass" in slots(dp.pin_dir)
-    res = run(dp.pin_dir, fns, exclusive=True)
+    check = run(datapath.pin_dir, fns, check_mode=True, exclusive=True)
+    assert "mzt_stage_hits" in maps(datapath.pin_dir) and "on_xdp_pass" in slots(datapath.pin_dir)
+    res = run(datapath.pin_dir, fns, exclusive=True)
     assert res["actions"] == check["actions"]
     assert res["actions"][0].startswith("remove stage_count (tag ") and res["actions"][0].endswith(
         ") from stage on_xdp_pass (slot 1)")
@@ -119,60 +110,60 @@ def test_exclusive_empties_what_the_list_leaves_out_and_its_private_maps(dp, sta
     assert (res["cleared"], check["cleared"]) == (["on_xdp_pass"], ["on_xdp_pass"])
     cleared = res["stages"]["on_xdp_pass"]
     assert (cleared["name"], cleared["state"], cleared["removed_maps"]) == (None, "absent", ["mzt_stage_hits"])
-    assert slots(dp.pin_dir) == {"on_xdp_redirect": "acl_on_xdp_redi"}
-    assert "mzt_stage_hits" not in maps(dp.pin_dir) and set(ACL_MAPS) <= set(maps(dp.pin_dir))
-    assert not os.path.exists(stages.Layout(dp.pin_dir).stage("on_xdp_pass"))
-    again = run(dp.pin_dir, fns, exclusive=True)
+    assert slots(datapath.pin_dir) == {"on_xdp_redirect": "acl_on_xdp_redi"}
+    assert "mzt_stage_hits" not in maps(datapath.pin_dir) and set(ACL_MAPS) <= set(maps(datapath.pin_dir))
+    assert not os.path.exists(stages.Layout(datapath.pin_dir).stage("on_xdp_pass"))
+    again = run(datapath.pin_dir, fns, exclusive=True)
     assert (again["changed"], again["cleared"]) == (False, [])
 
 
-def test_one_function_at_two_stages_writes_its_rules_once_and_its_maps_go_once(dp):
+def test_one_function_at_two_stages_writes_its_rules_once_and_its_maps_go_once(datapath):
     fns = [acl(), acl("on_xdp_tx", name="acl-tx")]
-    check = run(dp.pin_dir, fns, check_mode=True)
-    res = run(dp.pin_dir, fns)
+    check = run(datapath.pin_dir, fns, check_mode=True)
+    res = run(datapath.pin_dir, fns)
     assert res["actions"] == check["actions"] == [
         "write the acl rules of on_xdp_redirect (first configuration)",
         install_text(ACL_OBJ, "acl_on_xdp_redirect", "on_xdp_redirect"),
         install_text(ACL_OBJ, "acl_on_xdp_tx", "on_xdp_tx")]
     assert [res["stages"][s]["config"] for s in ("on_xdp_redirect", "on_xdp_tx")] == [RULES, RULES]
-    assert run(dp.pin_dir, fns)["changed"] is False
+    assert run(datapath.pin_dir, fns)["changed"] is False
 
     # the rules live in maps both stages share: removing one stage keeps them
-    res = run(dp.pin_dir, fns[1:], exclusive=True)
+    res = run(datapath.pin_dir, fns[1:], exclusive=True)
     assert res["cleared"] == ["on_xdp_redirect"] and res["stages"]["on_xdp_redirect"]["removed_maps"] == []
-    assert set(ACL_MAPS) <= set(maps(dp.pin_dir)) and res["stages"]["on_xdp_tx"]["config"] == RULES
+    assert set(ACL_MAPS) <= set(maps(datapath.pin_dir)) and res["stages"]["on_xdp_tx"]["config"] == RULES
 
-    run(dp.pin_dir, fns)
-    check = run(dp.pin_dir, [], check_mode=True, exclusive=True)
-    res = run(dp.pin_dir, [], exclusive=True)
+    run(datapath.pin_dir, fns)
+    check = run(datapath.pin_dir, [], check_mode=True, exclusive=True)
+    res = run(datapath.pin_dir, [], exclusive=True)
     assert res["actions"] == check["actions"]
     assert [a.split(" (tag ")[0] for a in res["actions"][:2]] == ["remove acl_on_xdp_tx", "remove acl_on_xdp_redi"]
     assert res["actions"][2:] == ["unpin map %s (no stage uses it any more)" % m for m in ACL_MAPS]
     assert res["cleared"] == ["on_xdp_tx", "on_xdp_redirect"], "in slot order"
     assert res["stages"]["on_xdp_redirect"]["removed_maps"] == ACL_MAPS, "unpinned by the last slot that used them"
     assert res["stages"]["on_xdp_tx"]["removed_maps"] == []
-    assert slots(dp.pin_dir) == {} and not set(ACL_MAPS) & set(maps(dp.pin_dir))
+    assert slots(datapath.pin_dir) == {} and not set(ACL_MAPS) & set(maps(datapath.pin_dir))
 
 
-def test_a_refused_item_is_named_and_nothing_is_applied(dp, stage_obj):
+def test_a_refused_item_is_named_and_nothing_is_applied(datapath, stage_obj):
     with pytest.raises(stage.StageSlotError) as e:
-        spec(dp.pin_dir, [counting(stage_obj, "on_xdp_redirect"), acl()])
+        spec(datapath.pin_dir, [counting(stage_obj, "on_xdp_redirect"), acl()])
     assert str(e.value) == ("function acl-blue (functions[1]): stage: on_xdp_redirect is the stage of function count "
                             "(functions[0]) too; a stage holds one program")
     with pytest.raises(stage.StageSlotError, match=r"^function count \(functions\[1\]\): program: .* has no program "
                                                    r"'nope'"):
-        spec(dp.pin_dir, [acl(), dict(counting(stage_obj), program="nope")])
+        spec(datapath.pin_dir, [acl(), dict(counting(stage_obj), program="nope")])
     with pytest.raises(stage.StageSlotError, match=r"^functions\[0\]: object is required with state=present"):
-        spec(dp.pin_dir, [dict(stage="on_xdp_tx")])
+        spec(datapath.pin_dir, [dict(stage="on_xdp_tx")])
     with pytest.raises(stage.StageSlotError, match=r"^function acl-tx \(functions\[1\]\): config: differs from the "
                                                    r"config of function acl-blue \(functions\[0\]\), which runs acl"):
-        spec(dp.pin_dir, [acl(), acl("on_xdp_tx", name="acl-tx", config={"rules": []})])
+        spec(datapath.pin_dir, [acl(), acl("on_xdp_tx", name="acl-tx", config={"rules": []})])
 
     # refused while planning, after an item that could be done: nothing is done
     with pytest.raises(stage.StageSlotError, match=r"^function acl-blue \(functions\[1\]\): config: acl: "
                                                    r"rules\[0\]\.vpc: no VPC named 'blue'"):
-        run(dp.pin_dir, [counting(stage_obj), acl()], vpcs={"red": 200})
-    assert slots(dp.pin_dir) == {} and "mzt_stage_hits" not in maps(dp.pin_dir)
+        run(datapath.pin_dir, [counting(stage_obj), acl()], vpcs={"red": 200})
+    assert slots(datapath.pin_dir) == {} and "mzt_stage_hits" not in maps(datapath.pin_dir)
 
 
 def test_without_a_datapath_absent_is_nothing_to_do_and_present_is_refused(pin_dir, stage_obj):
