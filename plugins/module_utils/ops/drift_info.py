@@ -44,7 +44,6 @@ MODULE = args.module_args(dict(
     rendered=dict(type="dict", required=True),
     manifest=dict(type="dict"),
 ))
-PARTS = ("transit", "endpoints", "maps", "stages")
 
 
 class DriftError(BackendError):
@@ -114,6 +113,7 @@ def _stages(spec, facts):
 
 
 READERS = (("transit", _transit), ("endpoints", _endpoints), ("maps", _maps), ("stages", _stages))
+PARTS = tuple(part for part, dummy in READERS)
 
 
 # ---------------------------------------------------------------- the contract
