@@ -14,6 +14,7 @@ modules from the rendering of an inventory.
 
 Needs root, bpffs, libbpf, pyroute2, clang: fails (never skips) without.
 """
+import json
 import os
 import re
 import shutil
@@ -1031,3 +1032,61 @@ def test_end_to_end_a_ping_through_a_bouncer(ansible, two_hosts, objs):
     for h in HOSTS:
         assert not os.path.exists(host_pins(h)) and xdp_on("eth0", h) is None
     assert not [n for n in nsenter.netns_list() if n in (RUN + "e1", RUN + "e2")]
+
+
+def _tenants(scope, name, **keywords):
+    return task("tenant_state", {"rendered": "{{ rendered[inventory_hostname] }}", "scope": scope}, name=name,
+                **keywords)
+
+
+def test_tenant_state_one_call_per_host_and_make_before_break(ansible, two_hosts, objs, tmp_path):
+    """The tenants role's module: a new host's endpoints and entries in one
+    call (scope add, nothing pending), predicted exactly by check mode
+    (entries of endpoints still to be made planned against placeholders,
+    named by their interface); an endpoint leaving the inventory goes in
+    the three steps, its host's entries forgotten before its endpoint."""
+    h1, h2 = sorted(HOSTS)
+    play = ansible.play(SITE[:2] + [_tenants("add", "check", check_mode=True, diff=True), _tenants("add", "add"),
+                                    _tenants("all", "again")], hosts="mizar_hosts", inventory=two_hosts)
+    assert play.rc == 0, play
+    for h in HOSTS:
+        check, add, again = (play.results(t, h)[0] for t in ("check", "add", "again"))
+        iface = add["result"]["endpoints"][0]["iface"]
+        assert check["status"] == add["status"] == "changed" and again["status"] == "ok", play
+        assert check["result"]["actions"] == add["result"]["actions"], "check mode predicted the run"
+        assert check["result"]["changes"] == add["result"]["changes"] and add["result"]["writes"] > 0
+        assert "local on %s" % iface in check["result"]["diff"]["after"], check["result"]["diff"]
+        assert check["result"]["diff"]["after"].startswith("endpoints:\n")
+        assert not add["result"]["pending"] and add["result"]["unlisted"] == [] and again["result"]["actions"] == []
+        assert add["result"]["endpoints"][0]["ifindex"] == netlink.link(iface, h)["index"]
+    assert ping(RUN + "e1", "10.0.0.3") == (3, 3)
+
+    # ep2 leaves the inventory: the role's three steps (--check first: nothing done)
+    gone = tmp_path / "gone.json"
+    vpcs = [{"name": "blue", "vni": 1000, "cidr": "10.0.0.0/16",
+             "networks": [{"name": "web", "cidr": "10.0.0.0/24", "bouncers": [h2],
+                           "endpoints": [{"name": "ep1", "ip": "10.0.0.2", "host": h1, "netns": RUN + "e1"}]}]}]
+    gone.write_text(json.dumps({"mizar_vpcs": vpcs}))
+    steps = [_tenants("add", "add", register="made"), _tenants("update", "update", register="updated",
+                                                                 when="made.pending"),
+             _tenants("all", "all", when="updated.pending | default(false)")]
+    check = ansible.play(SITE[:1] + steps, hosts="mizar_hosts", inventory=two_hosts,
+                         extra=("-e", "@%s" % gone, "--check"))
+    assert check.rc == 0 and nsenter.netns_exists(RUN + "e2"), check
+    play = ansible.play(SITE[:1] + steps, hosts="mizar_hosts", inventory=two_hosts,
+                        extra=("-e", "@%s" % gone, "--diff"))
+    assert play.rc == 0, play
+    add, last = play.results("add", h2)[0]["result"], play.results("all", h2)[0]["result"]
+    assert add["pending"] and [u["netns"] for u in add["unlisted"]] == [RUN + "e2"], add
+    assert [a for a in add["actions"] if "network namespace" in a] == [], "add removed an endpoint"
+    removal = [i for i, a in enumerate(last["actions"]) if a.endswith("delete network namespace %s" % (RUN + "e2"))]
+    writes = [i for i, a in enumerate(last["actions"]) if " slot" in a]
+    assert removal and writes and max(writes) < removal[0], last["actions"]
+    assert last["diff"]["before"].startswith("maps:\n") and "\nunlisted endpoints:\n" in last["diff"]["before"]
+    assert play.results("add", h2)[0]["status"] == "ok" and add["actions"] == [], "add had nothing to do on h2"
+    assert play.results("all", h2)[0]["status"] == "changed", play
+    assert check.results("all", h2)[0]["result"]["actions"] == last["actions"], "check mode predicted the run"
+    assert not nsenter.netns_exists(RUN + "e2")
+    again = ansible.play(SITE[:1] + steps, hosts="mizar_hosts", inventory=two_hosts, extra=("-e", "@%s" % gone))
+    assert again.rc == 0 and again.changed_tasks() == [], again
+    assert ping(RUN + "e1", "10.0.0.3", count=1, timeout=1) == (1, 0)

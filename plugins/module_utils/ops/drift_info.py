@@ -14,10 +14,11 @@ a change. The parts, in the order the roles take them:
 
     transit     ops/transit: the objects against the build's manifest, the
                 datapath pinned, the program on the NIC
-    endpoints   ops/endpoint: the host's endpoints, and the ones its
-                datapath serves that the rendering leaves out (exclusive)
-    maps        ops/map_state, scope all: every entry the host needs, and
-                none more
+    endpoints   ops/endpoint, as ops/tenant_state makes them: the host's
+                endpoints, and the ones its datapath serves that the
+                rendering leaves out (exclusive)
+    maps        ops/map_state, scope all (tenant_state's last step): every
+                entry the host needs, and none more
     stages      ops/stage, the rendering's functions with exclusive: every
                 function in its stage, and no program in a stage that no
                 function claims
@@ -35,7 +36,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mizar.transit.plugins.module_utils.ops import args, endpoint, map_state, runner, stage, transit
+from ansible_collections.mizar.transit.plugins.module_utils.ops import (args, endpoint, map_state, runner, stage,
+                                                                       tenant_state, transit)
 from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 
 # Checked by ensure(), where a missing library is drift, not a failure.
@@ -97,9 +99,7 @@ def _transit(spec, facts):
 
 
 def _endpoints(spec, facts):
-    res = endpoint.ensure(endpoint.Spec.from_params(dict(
-        endpoints=spec.rendered["local_endpoints"], substrate_interface=spec.interface, pin_dir=spec.pin_dir,
-        mode=spec.mode, state="present", exclusive=True)), check_mode=True)
+    res = endpoint.ensure(tenant_state.endpoints_spec(spec.rendered, spec.pin_dir, exclusive=True), check_mode=True)
     return res["actions"]
 
 

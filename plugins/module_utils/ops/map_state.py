@@ -105,11 +105,22 @@ def plan(spec, st, maps=None):
     return steps_of(table_plan(spec, st)[0], maps or tables.Maps(spec.maps_dir))
 
 
-def ensure(spec, check_mode=False):
+def with_planned(st, planned):
+    """st (read()) as it will be once the interfaces planned ({name:
+    placeholder index}) exist: those the host has keep their own index."""
+    links = dict(st["links"])
+    for name, index in (planned or {}).items():
+        links.setdefault(name, index)
+    return dict(st, links=links)
+
+
+def ensure(spec, check_mode=False, planned=None):
     """Bring the maps to the rendering. Returns {changed, actions, changes,
-    counts, writes, pending, diff: {before, after}}."""
+    counts, writes, pending, diff: {before, after}}. planned: interfaces
+    another step will have made before this one writes ({name: placeholder
+    index}; see with_planned), for a check mode that runs before them."""
     try:
-        st = read(spec)
+        st = with_planned(read(spec), planned)
     except (libbpf.BpfError, netlink.NetlinkError, OSError) as e:
         raise MapStateError("%s: the datapath maps under %s: %s (is the transit program loaded?)" % (
             spec.host, spec.pin_dir, e))

@@ -42,7 +42,6 @@ __metaclass__ = type
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
-from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.ops import outcome
 
 PYROUTE2 = "pyroute2"
@@ -52,9 +51,12 @@ LIBBPF_REQUIREMENT = "libbpf 1.0 or newer (libbpf.so.1: the libbpf1 package on D
 
 def missing_library(needs):
     """(message, cause) for the first library of needs this host lacks, or
-    None when it has them all."""
-    if PYROUTE2 in needs and not netlink.HAS_PYROUTE2:
-        return missing_required_lib(netlink.PYROUTE2_REQUIREMENT), str(netlink.PYROUTE2_IMPORT_ERROR)
+    None when it has them all. host/netlink (and with it pyroute2, a
+    quarter of a second) is imported only for a backend that needs it."""
+    if PYROUTE2 in needs:
+        from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+        if not netlink.HAS_PYROUTE2:
+            return missing_required_lib(netlink.PYROUTE2_REQUIREMENT), str(netlink.PYROUTE2_IMPORT_ERROR)
     if LIBBPF in needs:
         try:
             libbpf.lib()

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.ops import bpf_build, endpoint, lab_host, map_state, outcome, runner
-from ansible_collections.mizar.transit.plugins.module_utils.ops import steps, transit, transit_info
+from ansible_collections.mizar.transit.plugins.module_utils.ops import drift_info, stage, steps, tenant_state, transit, transit_info
 from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 
 
@@ -103,7 +103,7 @@ def test_a_backends_own_error_is_its_message_and_details_without_a_traceback():
 
 
 def test_the_backends_errors_share_one_base():
-    for backend in (endpoint, lab_host, map_state, transit, transit_info):
+    for backend in (drift_info, endpoint, lab_host, map_state, stage, tenant_state, transit, transit_info):
         assert all(issubclass(cls, BackendError) for cls in backend.ERRORS), backend.__name__
     assert issubclass(steps.StepError, BackendError)
     e = transit.TransitError("interface: eth9 does not exist on this host")
