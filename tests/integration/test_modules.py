@@ -1067,8 +1067,8 @@ def test_tenant_state_one_call_per_host_and_make_before_break(ansible, two_hosts
              "networks": [{"name": "web", "cidr": "10.0.0.0/24", "bouncers": [h2],
                            "endpoints": [{"name": "ep1", "ip": "10.0.0.2", "host": h1, "netns": RUN + "e1"}]}]}]
     gone.write_text(json.dumps({"mizar_vpcs": vpcs}))
-    steps = [_tenants("add", "add", register="made"), _tenants("update", "update", register="updated",
-                                                                 when="made.pending"),
+    steps = [_tenants("add", "add", register="made"),
+             _tenants("update", "update", register="updated", when="made.pending"),
              _tenants("all", "all", when="updated.pending | default(false)")]
     check = ansible.play(SITE[:1] + steps, hosts="mizar_hosts", inventory=two_hosts,
                          extra=("-e", "@%s" % gone, "--check"))

@@ -36,8 +36,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mizar.transit.plugins.module_utils.ops import (args, endpoint, map_state, runner, stage,
-                                                                       tenant_state, transit)
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args, map_state, runner, stage, transit
+from ansible_collections.mizar.transit.plugins.module_utils.ops import endpoint, tenant_state
 from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 
 # Checked by ensure(), where a missing library is drift, not a failure.

@@ -134,4 +134,3 @@ def ensure(spec, check_mode=False):
             "pending": maps["pending"] or (spec.scope != "all" and bool(eps["unlisted"])),
             "diff": dict((side, "".join(_section(title, res["diff"][side]) for title, res in parts))
                          for side in ("before", "after"))}
-
