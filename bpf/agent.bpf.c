@@ -116,14 +116,15 @@ static __always_inline int mzr_agent_arp_answer(struct xdp_md *ctx, struct ethhd
 }
 
 /*
- * Encapsulate towards the substrate host (hop_ip, hop_mac) and redirect to
- * out_ifindex: the NIC, or a local bypass endpoint. stage is the stage that
- * sees the tunnel packet, or MZR_NO_STAGE.
+ * Encapsulate with vni (the endpoint's VPC's, or a peer VPC's when this host
+ * divides and the packet crosses a peering) towards the substrate host
+ * (hop_ip, hop_mac) and redirect to out_ifindex: the NIC, or a local bypass
+ * endpoint. stage is the stage that sees the tunnel packet, or MZR_NO_STAGE.
  */
 static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_if_cfg *cfg,
 					   const struct mzr_agent *a, const struct iphdr *ip,
 					   const struct mzr_arp *arp, __be32 hop_ip, const __u8 *hop_mac,
-					   __u32 out_ifindex, __u32 stage)
+					   __u32 out_ifindex, __u32 stage, __u32 vni)
 {
 	struct mzr_agent_flow fl;
 	__u32 inner_len;
@@ -149,15 +150,13 @@ static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_
 	eth = (void *)(long)ctx->data;
 	if ((void *)eth + MZR_OUTER_LEN > (void *)(long)ctx->data_end)
 		return mzr_agent_drop(ctx, MZR_D_ADJUST, a->vni);
-	mzr_outer_write(eth, cfg->mac, hop_mac, cfg->ip, hop_ip, a->vni, fl.sport, fl.tos,
-			inner_len);
+	mzr_outer_write(eth, cfg->mac, hop_mac, cfg->ip, hop_ip, vni, fl.sport, fl.tos, inner_len);
 	mzr_count(MZR_C_AGENT_ENCAP);
 	if (stage == MZR_NO_STAGE) {
 		mzr_count(XDP_REDIRECT);
 		return bpf_redirect(out_ifindex, 0);
 	}
-	return mzr_stage(ctx, bpf_redirect(out_ifindex, 0), stage, a->vni, out_ifindex,
-			 MZR_SC_F_TUNNEL);
+	return mzr_stage(ctx, bpf_redirect(out_ifindex, 0), stage, vni, out_ifindex, MZR_SC_F_TUNNEL);
 }
 
 SEC("xdp")
@@ -229,7 +228,7 @@ int mzr_agent(struct xdp_md *ctx)
 			return mzr_agent_arp_answer(ctx, eth, arp, ep->mac, vni);
 		if (ep->flags & MZR_EP_F_BYPASS_DECAP)
 			return mzr_agent_encap(ctx, cfg, a, ip, arp, cfg->ip, cfg->mac, ep->ifindex,
-					       MZR_STAGE_ON_XDP_REDIRECT);
+					       MZR_STAGE_ON_XDP_REDIRECT, vni);
 		if (!arp)
 			mzr_mac_copy(eth->h_dest, ep->mac);
 		mzr_count(MZR_C_AGENT_LOCAL);
@@ -246,7 +245,7 @@ int mzr_agent(struct xdp_md *ctx)
 		return mzr_agent_drop(ctx, MZR_D_NO_SUBSTRATE, vni);
 	if (bouncer->ip != cfg->ip)
 		return mzr_agent_encap(ctx, cfg, a, ip, arp, bouncer->ip, bouncer->mac, cfg->ifindex,
-				       MZR_NO_STAGE);
+				       MZR_NO_STAGE, vni);
 
 	/* 4. This host is the bouncer: its work, and its stages. */
 	if (ep && arp && arp->op == bpf_htons(MZR_ARP_REQUEST))
@@ -260,7 +259,7 @@ int mzr_agent(struct xdp_md *ctx)
 		mzr_stage_enter(ctx, MZR_STAGE_ON_XDP_SCALED_EP, XDP_DROP, vni, 0, 0);
 		return mzr_agent_drop(ctx, MZR_D_SCALED_NO_FN, vni);
 	}
-	err = mzr_next_hop(vni, src, dst, ep, &hop);
+	err = mzr_next_hop(vni, src, dst, ep, arp != NULL, &hop);
 	if (err)
 		return mzr_agent_drop(ctx, err, vni);
 	if (hop.host->ip == cfg->ip)
@@ -269,7 +268,7 @@ int mzr_agent(struct xdp_md *ctx)
 		mzr_mac_copy(eth->h_dest, ep->mac);
 	mzr_count(hop.path);
 	return mzr_agent_encap(ctx, cfg, a, ip, arp, hop.host->ip, hop.host->mac, cfg->ifindex,
-			       MZR_STAGE_ON_XDP_TX);
+			       MZR_STAGE_ON_XDP_TX, hop.vni);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -12,6 +12,8 @@
  *   scaled endpoint .................... tail call   (ON_XDP_SCALED_EP), else drop
  *   endpoint known, remote (Bouncer) ... XDP_TX to its host  (ON_XDP_TX)
  *   network known (Divider) ............ XDP_TX to one of its bouncers
+ *   a peered VPC's address (Divider) ... XDP_TX to one of the peer's dividers,
+ *                                        with the peer's VNI
  *   otherwise .......................... XDP_TX to one of the VPC's dividers
  *   any drop ........................... XDP_DROP     (ON_XDP_DROP)
  *
@@ -45,9 +47,11 @@ struct mzr_outer {
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct udphdr *udp;
+	struct mzr_geneve *g;
 };
 
-/* Send the (still encapsulated) packet on to another substrate host. */
+/* Send the (still encapsulated) packet on to another substrate host, with
+ * the VNI of the hop (a peer VPC's when it crosses a peering). */
 static __always_inline int mzr_forward(struct xdp_md *ctx, struct mzr_outer *o,
 				       const struct mzr_if_cfg *cfg, const struct mzr_hop *hop, __u32 vni)
 {
@@ -57,8 +61,10 @@ static __always_inline int mzr_forward(struct xdp_md *ctx, struct mzr_outer *o,
 		return mzr_drop(ctx, MZR_D_LOOP, vni);
 	mzr_outer_retarget(o->eth, o->ip, o->udp, cfg->mac, hop->host->mac, cfg->ip, hop->host->ip,
 			   ttl - 1);
+	if (hop->vni != vni) /* the Geneve header is in no checksum */
+		mzr_geneve_set_vni(o->g, hop->vni);
 	mzr_count(hop->path);
-	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, vni, 0, MZR_SC_F_TUNNEL);
+	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, hop->vni, 0, MZR_SC_F_TUNNEL);
 }
 
 /* Answer an inner ARP request on behalf of a remote endpoint or a gateway. */
@@ -189,7 +195,7 @@ int mzr_transit(struct xdp_md *ctx)
 	if (bpf_ntohs(o.ip->tot_len) != frame_len - sizeof(struct ethhdr) ||
 	    bpf_ntohs(o.udp->len) != frame_len - sizeof(struct ethhdr) - sizeof(struct iphdr))
 		return mzr_drop(ctx, MZR_D_OUTER_LEN, vni);
-	g = mzr_take(&c, sizeof(*g));
+	g = o.g = mzr_take(&c, sizeof(*g));
 	if (!g)
 		return mzr_drop(ctx, MZR_D_GENEVE_TRUNC, vni);
 	vni = mzr_geneve_vni(g);
@@ -265,10 +271,10 @@ int mzr_transit(struct xdp_md *ctx)
 		if (ep->ifindex)
 			return mzr_deliver(ctx, ep, vni, outer_len, o.ip->tos & MZR_ECN_MASK, ecn);
 	}
-	/* 4. Bouncer, Divider, VPC fallback. The TTL check comes first: it is free. */
+	/* 4. Bouncer, Divider, Peer, VPC fallback. The TTL check comes first: it is free. */
 	if (o.ip->ttl <= 1)
 		return mzr_drop(ctx, MZR_D_TTL, vni);
-	err = mzr_next_hop(vni, src, dst, ep, &hop);
+	err = mzr_next_hop(vni, src, dst, ep, arp != NULL, &hop);
 	if (err)
 		return mzr_drop(ctx, err, vni);
 	/* The last overlay hop before the endpoint's host: address the inner

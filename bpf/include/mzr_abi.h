@@ -17,7 +17,7 @@
 
 #include <linux/types.h>
 
-#define MZR_ABI_VERSION 2
+#define MZR_ABI_VERSION 3
 
 #define MZR_GENEVE_PORT 6081
 #define MZR_GENEVE_PROTO_ETH 0x6558 /* Transparent Ethernet Bridging */
@@ -54,6 +54,7 @@
 #define MZR_HOST_SLOTS 16384       /* substrate hosts, slot 0 unused */
 #define MZR_BACKEND_SLOTS 4096     /* scaled endpoints, slot 0 unused */
 #define MZR_SRC_SLOTS (1 << 16)    /* >= 4 x 16,384 trusted tunnel sources */
+#define MZR_PEER_SLOTS (1 << 14)   /* 4 x 4,096 peer routes */
 
 /* Capacities (at least Mizar's). */
 #define MZR_MAX_ENDPOINTS 131072
@@ -63,6 +64,7 @@
 #define MZR_MAX_AGENTS 8192
 #define MZR_MAX_SCALED (MZR_BACKEND_SLOTS - 1)
 #define MZR_MAX_SOURCES 16384
+#define MZR_MAX_PEERS 4096  /* peer routes one divider holds (one per peering of its VPCs) */
 #define MZR_MAX_HOPS 128    /* bouncers per network, dividers per VPC */
 #define MZR_MAX_BACKENDS 32 /* backends of one scaled endpoint */
 #define MZR_MAX_PLENS 8     /* distinct network prefix lengths in one VPC */
@@ -156,6 +158,28 @@ struct mzr_vpc {
 	__u16 ndividers;
 	__u8 plens[MZR_MAX_PLENS];   /* prefix lengths of the VPC's networks known here, longest first */
 	__u16 divider[MZR_MAX_HOPS]; /* substrate slots */
+	__u8 npeer_plens;
+	__u8 peer_plens[MZR_MAX_PLENS]; /* prefix lengths of the peer routes (mzr_peers) of the VNI here */
+	__u8 _pad[7]; /* to a multiple of 8 bytes: the mmap'ed table has no holes */
+};
+
+/*
+ * mzr_peers: flat table keyed by (VNI, prefix length, address) like
+ * mzr_networks: on a divider of the VPC of vni, the CIDR of a VPC peered
+ * with it. A packet of vni for no network of the VPC but inside that CIDR
+ * leaves with the peer's VNI for one of the peer's dividers. Only the VPC's
+ * own addresses cross: an inner source outside src_ip/src_plen is dropped.
+ */
+struct mzr_peer {
+	__u32 vni; /* tag: the VPC the packet comes from */
+	__be32 ip; /* the peer VPC's CIDR */
+	__u8 plen;
+	__u8 src_plen; /* the VPC's own CIDR: the sources that may cross */
+	__u16 ndividers;
+	__be32 src_ip;
+	__u32 peer_vni;              /* the VNI the packet leaves with */
+	__u16 divider[MZR_MAX_HOPS]; /* substrate slots of the peer's dividers */
+	__u32 _pad; /* to a multiple of 8 bytes: the mmap'ed table has no holes */
 };
 
 /* mzr_agents: flat table keyed by the ifindex of an endpoint's host-side veth. */
@@ -203,6 +227,7 @@ enum mzr_counter {
 	MZR_C_DECAP = 12,        /* decapsulated to a local endpoint */
 	MZR_C_BYPASS = 13,       /* tunnel packet handed to a bypass endpoint */
 	MZR_C_SCALED = 14,       /* handed to ON_XDP_SCALED_EP */
+	MZR_C_TO_PEER = 15,      /* to a divider of a peered VPC, VNI rewritten */
 	/* agent paths */
 	MZR_C_AGENT_ENCAP = 16,
 	MZR_C_AGENT_LOCAL = 17,
@@ -242,6 +267,8 @@ enum mzr_counter {
 	MZR_D_AGENT_MCAST = 64,    /* agent: IPv4 multicast or broadcast */
 	MZR_D_AGENT_ARP_BAD = 65,  /* agent: ARP not Ethernet/IPv4 */
 	MZR_D_AGENT_TOO_BIG = 66,  /* agent: larger than the path MTU, and not DF */
+	MZR_D_PEER_SRC = 67,       /* to a peered VPC from a source outside the sending VPC */
+	MZR_D_PEER_ARP = 68,       /* ARP for an address of a peered VPC: ARP never crosses */
 	MZR_C_MAX = 96,
 };
 

@@ -48,6 +48,15 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MZR_PEER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mzr_peer);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mzr_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MZR_SRC_SLOTS);
 	__type(key, __u32);
 	__type(value, struct mzr_source);

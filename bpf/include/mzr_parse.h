@@ -96,6 +96,14 @@ static __always_inline __u32 mzr_geneve_vni(const struct mzr_geneve *g)
 	return ((__u32)g->vni[0] << 16) | ((__u32)g->vni[1] << 8) | g->vni[2];
 }
 
+/* The Geneve header's VNI set to vni (a packet crossing a VPC peering). */
+static __always_inline void mzr_geneve_set_vni(struct mzr_geneve *g, __u32 vni)
+{
+	g->vni[0] = vni >> 16;
+	g->vni[1] = vni >> 8;
+	g->vni[2] = vni;
+}
+
 #define MZR_GENEVE_F_OAM 0x80      /* O: a control packet */
 #define MZR_GENEVE_F_CRITICAL 0x40 /* C: critical options present */
 #define MZR_GENEVE_OPT_CRITICAL 0x80 /* high bit of an option's type */

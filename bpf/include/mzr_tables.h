@@ -56,6 +56,12 @@ static __always_inline struct mzr_network *mzr_net_find(__u32 vni, __u8 plen, __
 			 net, e->vni == vni && e->ip == net && e->plen == plen);
 }
 
+static __always_inline struct mzr_peer *mzr_peer_find(__u32 vni, __u8 plen, __be32 net)
+{
+	return MZR_PROBE(mzr_peers, MZR_PEER_SLOTS, struct mzr_peer, vni, vni | ((__u32)plen << 24),
+			 net, e->vni == vni && e->ip == net && e->plen == plen);
+}
+
 static __always_inline struct mzr_agent *mzr_agent_find(__u32 ifindex)
 {
 	return MZR_PROBE(mzr_agents, MZR_AGENT_SLOTS, struct mzr_agent, ifindex, ifindex, 0,

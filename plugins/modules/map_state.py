@@ -19,7 +19,7 @@ description:
     changed entries become visible before old ones are removed, so unaffected flows never
     see a gap and a lookup never sees a half-written entry.
   - With C(--diff), lists per map the entries that would be added, changed or removed, by the
-    names of their VPCs, networks, endpoints and hosts.
+    names of their VPCs, networks, endpoints, VPC peerings and hosts.
   - Interfaces named in the rendering (the substrate NIC, endpoints' host-side interfaces)
     must exist. Create endpoints with M(mizar.transit.endpoint) first.
 author:
@@ -103,7 +103,7 @@ counts:
   description: How many entries of each map the host holds after the run (or would, in check mode).
   returned: always
   type: dict
-  sample: {endpoints: 5, networks: 0, vpcs: 1, agents: 2, substrate: 3}
+  sample: {endpoints: 5, networks: 0, vpcs: 1, agents: 2, substrate: 3, peers: 0}
 pending:
   description:
     - Whether a later O(scope) still has work after this one (V(update) after V(add), V(all) after

@@ -144,7 +144,7 @@ counts:
   description: How many entries of each map the host holds after the run (or would, in check mode).
   returned: always
   type: dict
-  sample: {endpoints: 5, networks: 0, vpcs: 1, agents: 2, substrate: 3}
+  sample: {endpoints: 5, networks: 0, vpcs: 1, agents: 2, substrate: 3, peers: 0}
 pending:
   description:
     - Whether a later O(scope) still has work after this one. Map entries to change or remove, or unlisted

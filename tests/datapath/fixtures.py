@@ -765,8 +765,105 @@ AGENT_HARDENING = [
        {"scaled": 1, "drop": 1, "scaled_no_fn": 1}),
 ]
 
+# ------------------------------------------------------------------ VPC peering (issue #10)
+# World "p": b divides VPC 100 (blue, 10.0.0.0/16), which is peered with VPC
+# 400 (red, 10.4.0.0/16, dividers h4 and h5) and VPC 500 (green, 10.5.0.0/24,
+# divider h6): one peer route each. b also divides VPC 200, which reuses
+# red's 10.4.0.0/16 and is peered with nobody. b is the bouncer of blue's
+# 10.0.0.0/24 too, where its endpoint 10.0.0.7 (agent on lo) lives.
+
+WORLD_P = {
+    "if_cfg": {"ip": ip("b"), "mac": mac("b"), "ifindex": 2},
+    "endpoints": [ep(100, 1, type="gateway", mac=GW_MAC), ep(100, 5, host_ip=ip("h1")), ep(100, 7, ifindex=7)],
+    "networks": [
+        {"vni": 100, "cidr": "10.0.0.0/24", "bouncers": [], "local_bouncer": True},
+        {"vni": 100, "cidr": "10.0.1.0/24", "bouncers": [ip("h2")], "local_bouncer": False},
+        {"vni": 200, "cidr": "10.4.2.0/24", "bouncers": [ip("h2")], "local_bouncer": False},
+    ],
+    "vpcs": [
+        {"vni": 100, "dividers": [ip("b")], "local_divider": True},
+        {"vni": 200, "dividers": [ip("b")], "local_divider": True},
+    ],
+    "peers": [
+        {"vni": 100, "cidr": "10.4.0.0/16", "peer_vni": 400, "dividers": [ip("h4"), ip("h5")],
+         "src_cidr": "10.0.0.0/16"},
+        {"vni": 100, "cidr": "10.5.0.0/24", "peer_vni": 500, "dividers": [ip("h6")], "src_cidr": "10.0.0.0/16"},
+    ],
+    "substrate": substrate("h1", "h2", "h4", "h5", "h6"),
+    "agents": [{"ifindex": LO, "vni": 100, "ip": "10.0.0.7", "mac": ep_mac(100, 7), "bouncers": [ip("b")]}],
+    "sources": SOURCES,
+}
+# World b with peer routes on its VPC 300 (b divides it): the paths that do
+# not cross (a known network, no_network) must not change, nor cost more
+# than the one lookup the no_network path now makes.
+WORLD_B_PEERED = dict(WORLD_B, peers=[
+    {"vni": 300, "cidr": "10.9.0.0/16", "peer_vni": 400, "dividers": [ip("h6")], "src_cidr": "10.3.0.0/16"}])
+WORLDS.update(p=WORLD_P, b_peered=WORLD_B_PEERED)
+TX_TO_PEER = {"tx": 1, "to_peer": 1}
+_RED = [ip("h4"), ip("h5")]
+
+
+def _p(name, description, packet, verdict, output=None, counters=(), **kw):
+    return fx(name, description, packet, verdict, output, counters, world="p", **kw)
+
+
+def crossed(inner, vni, hops, src, dst, ttl=64, **kw):
+    """What a divider sends on for a packet that crosses a peering: the
+    packet as it came (from h1, TTL ttl), with the peer's VNI, to the peer's
+    divider the flow hash picks."""
+    return divided(enc(inner, vni=vni, ttl=ttl, **kw), hops, src, dst, ttl=ttl - 1)
+
+
+_pin = v4(5, "10.4.1.5")
+_pin_green = v4(5, "10.5.0.9")
+_parp = P.inner_arp_request(ep_mac(100, 5), "10.0.0.5", "10.4.1.5")
+_pspoof = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.9.0.5", "10.4.1.5")
+_pspoof_red = P.inner_ipv4(ep_mac(100, 5), GW_MAC, "10.4.7.7", "10.4.1.5")
+_p200 = P.inner_ipv4(ep_mac(200, 9), GW_MAC, "10.4.2.9", "10.0.0.5")
+_pa_7 = P.inner_ipv4(ep_mac(100, 7), GW_MAC, "10.0.0.7", "10.4.1.5")
+
+PEERING = [
+    fx("divider_peer_routes", "a divider whose VPC has peer routes: a known network is divided as before",
+       enc(_div_in, vni=300), XDP_TX,
+       divided(enc(_div_in, vni=300), [ip("h4"), ip("h5")], "10.3.1.9", "10.3.0.77"), TX_DIVIDE, world="b_peered"),
+    fx("divider_no_network_peer_routes", "a divider whose VPC has peer routes, none for the address: no_network",
+       enc(P.inner_ipv4(ep_mac(300, 9), GW_MAC, "10.3.1.9", "10.3.9.9"), vni=300), XDP_DROP, None,
+       drop("no_network"), world="b_peered"),
+    _p("peer", "a divider, the destination in no network of its VPC but in a peered VPC's CIDR: to the peer's "
+       "divider the flow hash picks, the VNI rewritten to the peer's, TTL-1",
+       enc(_pin), XDP_TX, crossed(_pin, 400, _RED, "10.0.0.5", "10.4.1.5"), TX_TO_PEER),
+    _p("peer_second_route", "a second peered VPC, with a /24 CIDR: its own VNI and divider",
+       enc(_pin_green), XDP_TX, crossed(_pin_green, 500, [ip("h6")], "10.0.0.5", "10.5.0.9"), TX_TO_PEER),
+    _p("peer_options", "Geneve options are carried unchanged across the peering",
+       enc(_pin, options=_opt), XDP_TX, crossed(_pin, 400, _RED, "10.0.0.5", "10.4.1.5", options=_opt), TX_TO_PEER),
+    _p("peer_ttl2", "TTL 2 still crosses, with TTL 1", enc(_pin, ttl=2), XDP_TX,
+       crossed(_pin, 400, _RED, "10.0.0.5", "10.4.1.5", ttl=2), TX_TO_PEER),
+    _p("peer_ttl1", "TTL 1 would expire at the peer's divider", enc(_pin, ttl=1), XDP_DROP, None, drop("ttl")),
+    _p("peer_own_network_first", "a network of the VPC is routed as before: no VNI rewrite",
+       enc(v4(5, "10.0.1.9")), XDP_TX, bounced(enc(v4(5, "10.0.1.9")), "h2"), TX_DIVIDE),
+    _p("peer_no_route", "in no network and no peered VPC: no_network, as without peerings",
+       enc(v4(5, "10.6.0.1")), XDP_DROP, None, drop("no_network")),
+    _p("peer_outside_route", "next to a /24 peer route but outside it: no_network",
+       enc(v4(5, "10.5.1.9")), XDP_DROP, None, drop("no_network")),
+    _p("peer_src_outside", "the inner source is outside the sending VPC's CIDR (a tunnel peer speaking for "
+       "another address): it does not cross", enc(_pspoof), XDP_DROP, None, drop("peer_src")),
+    _p("peer_src_of_the_peer", "the inner source is an address of the peer VPC itself: it does not cross",
+       enc(_pspoof_red), XDP_DROP, None, drop("peer_src")),
+    _p("peer_arp", "ARP for an address of a peered VPC never crosses", enc(_parp), XDP_DROP, None,
+       drop("peer_arp")),
+    _p("peer_unpeered_vpc", "VPC 200 reuses red's CIDR and is peered with nobody: its traffic for blue's "
+       "addresses goes nowhere", enc(_p200, vni=200), XDP_DROP, None, drop("no_network")),
+    _p("peer_untrusted_source", "a tunnel peer of VNI 100 (trusted for that VNI only) may not send with the "
+       "peer's VNI", from_addr(_pin, PEER[0], PEER[1], vni=400), XDP_DROP, None, drop("untrusted_src")),
+    _p("peer_agent_self_divider", "the agent's host is the bouncer and the divider: it encapsulates with the "
+       "peer's VNI straight to the peer's divider", _pa_7, XDP_REDIRECT,
+       agent_encap(_pa_7, "10.0.0.7", "10.4.1.5", vni=400, src_host="b",
+                   dst_host=host_of(pick(_RED, "10.0.0.7", "10.4.1.5"))),
+       {"redirect": 1, "agent_encap": 1, "to_peer": 1}, program="agent", ingress=LO),
+]
+
 ALL = (FORWARDING + ISOLATION + MALFORMED + SECURITY + ECN + HOST_SAFETY + AGENT + AGENT_MTU
-       + AGENT_HARDENING)
+       + AGENT_HARDENING + PEERING)
 BY_NAME = dict((f.name, f) for f in ALL)
 assert len(BY_NAME) == len(ALL), "fixture names must be unique"
 

@@ -78,7 +78,7 @@ def test_enums_match_header():
     text = open(HEADER).read()
     assert int(re.search(r"#define MZR_ABI_VERSION (\d+)", text).group(1)) == abi.ABI_VERSION
     for const in ("MAX_ENDPOINTS", "MAX_NETWORKS", "MAX_VPCS", "MAX_AGENTS", "MAX_HOPS", "MAX_BACKENDS",
-                  "MAX_PLENS"):
+                  "MAX_PLENS", "MAX_PEERS"):
         assert int(re.search(r"#define MZR_%s (\d+)" % const, text).group(1)) == getattr(capacity, const)
 
 
@@ -88,13 +88,15 @@ def test_constants_match_header():
     def define(name):
         m = re.search(r"#define MZR_%s \(?(\d+)(?: << (\d+))?" % name, text)
         return int(m.group(1)) << int(m.group(2) or 0)
-    for name in ("EP_SLOTS", "NET_SLOTS", "VPC_SLOTS", "AGENT_SLOTS", "HOST_SLOTS", "BACKEND_SLOTS", "PROBES"):
+    for name in ("EP_SLOTS", "NET_SLOTS", "VPC_SLOTS", "AGENT_SLOTS", "HOST_SLOTS", "BACKEND_SLOTS", "PROBES",
+                 "PEER_SLOTS"):
         assert define(name) == getattr(capacity, name), name
     assert int(re.search(r"#define MZR_TAG_DEAD (0x[0-9a-fA-F]+)U", text).group(1), 16) == abi.TAG_DEAD
     assert capacity.MAX_SUBSTRATE == capacity.HOST_SLOTS - 1
     assert capacity.MAX_SCALED == capacity.BACKEND_SLOTS - 1
     for slots, limit in ((capacity.EP_SLOTS, capacity.MAX_ENDPOINTS), (capacity.NET_SLOTS, capacity.MAX_NETWORKS),
-                         (capacity.VPC_SLOTS, capacity.MAX_VPCS), (capacity.AGENT_SLOTS, capacity.MAX_AGENTS)):
+                         (capacity.VPC_SLOTS, capacity.MAX_VPCS), (capacity.AGENT_SLOTS, capacity.MAX_AGENTS),
+                         (capacity.PEER_SLOTS, capacity.MAX_PEERS)):
         assert slots >= 4 * limit  # load factor at most 1/4 keeps probe runs short
 
 
@@ -103,7 +105,10 @@ SAMPLES = {
                   "mac": "02:aa:bb:cc:dd:ee", "bypass_decap": True, "backends": []},
     "networks": {"vni": 16777215, "cidr": "10.1.2.0/23", "bouncers": ["192.168.0.1", "192.168.0.2"],
                  "local_bouncer": False},
-    "vpcs": {"vni": 1, "dividers": ["192.168.0.1"], "local_divider": True, "plens": [24, 16]},
+    "vpcs": {"vni": 1, "dividers": ["192.168.0.1"], "local_divider": True, "plens": [24, 16],
+             "peer_plens": [16, 12]},
+    "peers": {"vni": 100, "cidr": "10.2.0.0/16", "peer_vni": 200, "dividers": ["192.168.0.2", "192.168.0.1"],
+              "src_cidr": "10.1.0.0/16"},
     "agents": {"ifindex": 12, "vni": 5, "ip": "10.0.0.4", "mac": "02:00:00:00:00:44",
                "bouncers": ["192.168.0.%d" % (i % 2 + 1) for i in range(128)]},
 }

@@ -27,13 +27,15 @@ def _logical(state):
            "substrate": dict((s["ip"], dict(s)) for s in state["substrate"])}
     me = tables.self_entry(state)
     out["substrate"].setdefault(me["ip"], me)
-    plens = {}
-    for n in state["networks"]:
-        plens.setdefault(n["vni"], set()).add(int(n["cidr"].split("/")[1]))
-    for name in ("endpoints", "networks", "agents", "sources"):
+    plens = {"networks": {}, "peers": {}}
+    for name in plens:
+        for n in state.get(name, []):
+            plens[name].setdefault(n["vni"], set()).add(int(n["cidr"].split("/")[1]))
+    for name in ("endpoints", "networks", "agents", "sources", "peers"):
         codec = abi.TABLES[name]
         out[name] = dict((codec.key(e), dict(e)) for e in state.get(name, []))
-    out["vpcs"] = dict((v["vni"], dict(v, plens=sorted(plens.get(v["vni"], ()), reverse=True)))
+    out["vpcs"] = dict((v["vni"], dict(v, plens=sorted(plens["networks"].get(v["vni"], ()), reverse=True),
+                                       peer_plens=sorted(plens["peers"].get(v["vni"], ()), reverse=True)))
                        for v in state["vpcs"])
     return out
 
@@ -345,3 +347,28 @@ def test_a_new_mac_moves_to_a_fresh_slot(host):
     r = host.run("transit", bounce.packet)
     assert r.retval == F.XDP_TX and r.data[:6] == bytes.fromhex("020000000022")
     host.world = None
+
+
+def test_peer_routes_come_and_go_without_a_trace(host):
+    """A divider's peer routes converge and read back with the prefix lengths
+    in the VPC entry; removing them (the peering left the inventory) clears
+    their slots entirely and the VPC entry's list, and --diff names them."""
+    tables.converge(host.pin_dir, F.WORLD_P)
+    assert tables.read_state(host.pin_dir) == _logical(F.WORLD_P)
+    assert tables.read_state(host.pin_dir)["vpcs"][100]["peer_plens"] == [24, 16]
+    gone = dict(F.WORLD_P, peers=[])
+    rendered = {"host": "b", "interface": {"ip": F.ip("b")}, "maps": {
+        "vpcs": [{"vni": 100, "name": "blue"}], "substrate": [{"ip": F.ip("h4"), "name": "h4"}],
+        "peers": [dict(F.WORLD_P["peers"][0], name="blue-red", peer="red")]}}
+    with tables.Maps(host.pin_dir) as maps:
+        p = tables.plan(tables.Snapshot(maps), gone)
+    before, after, changes = map_state.describe(p, map_state.Names(rendered))
+    assert [c["op"] for c in changes if c["map"] == "peers"] == ["remove", "remove"]
+    assert ("  blue-red: vni 100 10.4.0.0/16 -> vni 400 (red), dividers h4 (%s), %s (sources 10.0.0.0/16)"
+            % (F.ip("h4"), F.ip("h5"))) in before.splitlines()
+    tables.converge(host.pin_dir, gone)
+    state = tables.read_state(host.pin_dir)
+    assert state["peers"] == {} and state["vpcs"][100]["peer_plens"] == []
+    assert state == _logical(gone)
+    with tables.Maps(host.pin_dir) as maps:
+        assert libbpf.read_array_blob(maps["mzr_peers"]) == bytes(len(libbpf.read_array_blob(maps["mzr_peers"])))

@@ -23,7 +23,7 @@ import struct
 
 from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
 
-ABI_VERSION = 2
+ABI_VERSION = 3
 GENEVE_PORT = 6081
 
 u8, u16, u32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
@@ -43,7 +43,7 @@ NET_F_LOCAL_BOUNCER = 0x1
 COUNTERS = {
     "aborted": 0, "drop": 1, "pass": 2, "tx": 3, "redirect": 4,
     "bounce": 8, "divide": 9, "to_divider": 10, "arp_reply": 11, "decap": 12, "bypass": 13,
-    "scaled": 14, "agent_encap": 16, "agent_local": 17, "agent_pmtu": 18,
+    "scaled": 14, "to_peer": 15, "agent_encap": 16, "agent_local": 17, "agent_pmtu": 18,
 }
 DROP_REASONS = {
     "geneve_trunc": 32, "geneve_version": 33, "geneve_optlen": 34, "geneve_proto": 35,
@@ -53,7 +53,7 @@ DROP_REASONS = {
     "adjust": 50, "agent_nocfg": 51, "agent_proto": 52, "agent_trunc": 53, "agent_spoof": 54, "no_endpoint": 55,
     "untrusted_src": 56, "geneve_critical": 57, "geneve_oam": 58, "outer_len": 59, "outer_ip_opts": 60,
     "arp_sender": 61, "arp_gratuitous": 62, "inner_ecn": 63, "agent_mcast": 64, "agent_arp_bad": 65,
-    "agent_too_big": 66,
+    "agent_too_big": 66, "peer_src": 67, "peer_arp": 68,
 }
 COUNTER_SLOTS = 96
 
@@ -88,7 +88,13 @@ class Network(ctypes.Structure):
 
 class Vpc(ctypes.Structure):
     _fields_ = [("vni", u32), ("flags", u8), ("nplens", u8), ("ndividers", u16),
-                ("plens", u8 * capacity.MAX_PLENS), ("divider", u16 * H)]
+                ("plens", u8 * capacity.MAX_PLENS), ("divider", u16 * H),
+                ("npeer_plens", u8), ("peer_plens", u8 * capacity.MAX_PLENS), ("_pad", u8 * 7)]
+
+
+class Peer(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ip", u32), ("plen", u8), ("src_plen", u8), ("ndividers", u16), ("src_ip", u32),
+                ("peer_vni", u32), ("divider", u16 * H), ("_pad", u32)]
 
 
 class StageCtx(ctypes.Structure):
@@ -108,7 +114,7 @@ class Agent(ctypes.Structure):
 C_NAMES = {
     IfCfg: "mzr_if_cfg", Host: "mzr_host", Endpoint: "mzr_endpoint", BackendSet: "mzr_backend_set",
     Network: "mzr_network", Vpc: "mzr_vpc", Agent: "mzr_agent", StageCtx: "mzr_stage_ctx",
-    Source: "mzr_source",
+    Source: "mzr_source", Peer: "mzr_peer",
 }
 
 
@@ -293,12 +299,10 @@ class EndpointCodec(FlatCodec):
         }
 
 
-class NetworkCodec(FlatCodec):
-    """{vni, cidr, bouncers, local_bouncer}."""
+class PrefixCodec(FlatCodec):
+    """A table keyed by (vni, cidr), homed by (vni | plen << 24, address):
+    networks, and the peer routes looked up like them."""
 
-    pin_name = "mzr_networks"
-    ctype = Network
-    slots = capacity.NET_SLOTS
     key_len = 9  # vni, ip, plen
 
     def key(self, entry):
@@ -308,6 +312,14 @@ class NetworkCodec(FlatCodec):
     def hash_words(self, entry):
         net, plen = _cidr(entry["cidr"])
         return entry["vni"] | (plen << 24), int.from_bytes(net, "little")
+
+
+class NetworkCodec(PrefixCodec):
+    """{vni, cidr, bouncers, local_bouncer}."""
+
+    pin_name = "mzr_networks"
+    ctype = Network
+    slots = capacity.NET_SLOTS
 
     def encode(self, entry, host_slot, backend_slot=None):
         net, plen = _cidr(entry["cidr"])
@@ -323,9 +335,18 @@ class NetworkCodec(FlatCodec):
                 "local_bouncer": bool(v.flags & NET_F_LOCAL_BOUNCER)}
 
 
+def _plens(entry, field, what):
+    plens = sorted(set(entry.get(field) or []), reverse=True)
+    if len(plens) > capacity.MAX_PLENS:
+        raise ValueError("VNI %d: %d %s prefix lengths, at most %d"
+                         % (entry["vni"], len(plens), what, capacity.MAX_PLENS))
+    return plens
+
+
 class VpcCodec(FlatCodec):
     """{vni, dividers, local_divider}; the prefix lengths to try come from
-    the networks this host holds for the VNI (entry["plens"])."""
+    the networks this host holds for the VNI (entry["plens"]) and from its
+    peer routes (entry["peer_plens"])."""
 
     pin_name = "mzr_vpcs"
     ctype = Vpc
@@ -338,14 +359,14 @@ class VpcCodec(FlatCodec):
         return entry["vni"], 0
 
     def encode(self, entry, host_slot, backend_slot=None):
-        plens = sorted(set(entry.get("plens") or []), reverse=True)
-        if len(plens) > capacity.MAX_PLENS:
-            raise ValueError("VNI %d: %d network prefix lengths, at most %d"
-                             % (entry["vni"], len(plens), capacity.MAX_PLENS))
+        plens = _plens(entry, "plens", "network")
+        peer_plens = _plens(entry, "peer_plens", "peer route")
         v = Vpc(vni=check_vni(entry["vni"]), flags=VPC_F_LOCAL_DIVIDER if entry.get("local_divider") else 0,
-                nplens=len(plens))
+                nplens=len(plens), npeer_plens=len(peer_plens))
         for i, p in enumerate(plens):
             v.plens[i] = p
+        for i, p in enumerate(peer_plens):
+            v.peer_plens[i] = p
         v.ndividers = _slots(v.divider, entry.get("dividers") or [], host_slot)
         return bytes(v)
 
@@ -353,7 +374,36 @@ class VpcCodec(FlatCodec):
         v = Vpc.from_buffer_copy(raw)
         return {"vni": v.vni, "dividers": _ips(v.divider, v.ndividers, host_ip),
                 "local_divider": bool(v.flags & VPC_F_LOCAL_DIVIDER),
-                "plens": [v.plens[i] for i in range(min(v.nplens, capacity.MAX_PLENS))]}
+                "plens": [v.plens[i] for i in range(min(v.nplens, capacity.MAX_PLENS))],
+                "peer_plens": [v.peer_plens[i] for i in range(min(v.npeer_plens, capacity.MAX_PLENS))]}
+
+
+class PeerCodec(PrefixCodec):
+    """{vni, cidr, peer_vni, dividers, src_cidr}: on a divider of the VPC
+    of vni, the CIDR of a VPC peered with it (peer_vni), the peer's
+    dividers, and the VPC's own CIDR (the sources that may cross). Keyed
+    and homed like a network."""
+
+    pin_name = "mzr_peers"
+    ctype = Peer
+    slots = capacity.PEER_SLOTS
+
+    def encode(self, entry, host_slot, backend_slot=None):
+        net, plen = _cidr(entry["cidr"])
+        src, src_plen = _cidr(entry["src_cidr"])
+        vni, peer_vni = check_vni(entry["vni"]), check_vni(entry["peer_vni"], "peer_vni")
+        if peer_vni == vni:
+            raise ValueError("peer_vni %d is the VNI the packet has: a peer route leads to another VPC" % vni)
+        v = Peer(vni=vni, ip=int.from_bytes(net, "little"), plen=plen, src_plen=src_plen,
+                 src_ip=int.from_bytes(src, "little"), peer_vni=peer_vni)
+        v.ndividers = _slots(v.divider, entry["dividers"], host_slot)
+        return bytes(v)
+
+    def decode(self, raw, host_ip, backends=None):
+        v = Peer.from_buffer_copy(raw)
+        return {"vni": v.vni, "cidr": "%s/%d" % (u32_to_ip(v.ip), v.plen), "peer_vni": v.peer_vni,
+                "dividers": _ips(v.divider, v.ndividers, host_ip),
+                "src_cidr": "%s/%d" % (u32_to_ip(v.src_ip), v.src_plen)}
 
 
 class AgentCodec(FlatCodec):
@@ -459,6 +509,7 @@ TABLES = {
     "vpcs": VpcCodec(),
     "agents": AgentCodec(),
     "sources": SourceCodec(),
+    "peers": PeerCodec(),
 }
 
 IF_CFG_MAP = "mzr_if_cfg"

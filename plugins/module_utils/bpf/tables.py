@@ -69,8 +69,9 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Ma
 
 TAG_DEAD = abi.TAG_DEAD.to_bytes(4, "little")
 TAG_EMPTY = bytes(4)
-ORDER = ("sources", "vpcs", "networks", "endpoints", "agents")  # publish order
-LOGICAL = ("if_cfg", "substrate", "sources", "endpoints", "networks", "vpcs", "agents")
+# publish order: a peer route before the VPC entry that lists its prefix length
+ORDER = ("sources", "peers", "vpcs", "networks", "endpoints", "agents")
+LOGICAL = ("if_cfg", "substrate", "sources", "endpoints", "networks", "vpcs", "agents", "peers")
 
 
 class TableError(Exception):
@@ -345,7 +346,8 @@ def self_entry(state):
 def plan(snap, desired):
     """Plan the writes from snapshot snap to the desired logical state:
     {"if_cfg": {...}, "substrate": [...], "endpoints": [...], "networks": [...],
-    "vpcs": [...], "agents": [...]}. Raises TableError, writing nothing,
+    "vpcs": [...], "agents": [...], "sources": [...], "peers": [...]}. Raises
+    TableError, writing nothing,
     when the state does not fit."""
     p = Plan()
 
@@ -455,26 +457,33 @@ def plan(snap, desired):
     def backend_slot(key):
         return backend_of[key]
 
-    # -- VPC entries carry the prefix lengths of the networks held here
-    networks = _norm_entries(desired, "networks")
-    plens = {}
-    for n in networks:
-        try:
-            abi.check_vni(n["vni"])
-        except ValueError as err:
-            raise TableError("networks: entry %r: %s" % (_key_of(abi.TABLES["networks"], n), err))
-        plens.setdefault(n["vni"], set()).add(int(n["cidr"].partition("/")[2] or 32))
+    # -- VPC entries carry the prefix lengths of the networks and of the
+    # peer routes held here
+    networks, peers = _norm_entries(desired, "networks"), _norm_entries(desired, "peers")
+    plens = {"networks": {}, "peers": {}}
+    for name, entries in (("networks", networks), ("peers", peers)):
+        for n in entries:
+            try:
+                abi.check_vni(n["vni"])
+            except ValueError as err:
+                raise TableError("%s: entry %r: %s" % (name, _key_of(abi.TABLES[name], n), err))
+            plens[name].setdefault(n["vni"], set()).add(int(n["cidr"].partition("/")[2] or 32))
     vpcs = {}
     for v in _norm_entries(desired, "vpcs"):
-        vpcs[v["vni"]] = dict(v, plens=sorted(plens.get(v["vni"], ()), reverse=True))
-    for vni, ps in plens.items():  # networks of a VPC with no entry of its own
-        vpcs.setdefault(vni, {"vni": vni, "dividers": [], "local_divider": False, "plens": sorted(ps, reverse=True)})
+        vpcs[v["vni"]] = dict(v)
+    for name, field in (("networks", "plens"), ("peers", "peer_plens")):
+        for vni in plens[name]:  # networks or peer routes of a VPC with no entry of its own
+            vpcs.setdefault(vni, {"vni": vni, "dividers": [], "local_divider": False})
+    for vni, v in vpcs.items():
+        v["plens"] = sorted(plens["networks"].get(vni, ()), reverse=True)
+        v["peer_plens"] = sorted(plens["peers"].get(vni, ()), reverse=True)
     want = {"endpoints": _norm_entries(desired, "endpoints"), "networks": networks,
             "vpcs": [vpcs[k] for k in sorted(vpcs)], "agents": _norm_entries(desired, "agents"),
-            "sources": _norm_entries(desired, "sources")}
+            "sources": _norm_entries(desired, "sources"), "peers": peers}
 
     limits = {"endpoints": capacity.MAX_ENDPOINTS, "networks": capacity.MAX_NETWORKS,
-              "vpcs": capacity.MAX_VPCS, "agents": capacity.MAX_AGENTS, "sources": capacity.MAX_SOURCES}
+              "vpcs": capacity.MAX_VPCS, "agents": capacity.MAX_AGENTS, "sources": capacity.MAX_SOURCES,
+              "peers": capacity.MAX_PEERS}
     writes = {}
     new_host_ip = dict((s, ip) for ip, s in slot_of.items()).get
     new_backend_ips = dict((s, ips) for s, ips in
@@ -664,7 +673,7 @@ def scoped(snap, desired, scope):
         if scope == "update" or h["ip"] not in subs:
             subs[h["ip"]] = h
     out["substrate"] = list(subs.values())
-    for name in ("sources", "endpoints", "networks", "vpcs", "agents"):
+    for name in ("sources", "endpoints", "networks", "vpcs", "agents", "peers"):
         codec = abi.TABLES[name]
         merged = dict(have[name])
         # a key with several versions (an interrupted run was changing it)

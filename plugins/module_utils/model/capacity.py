@@ -23,6 +23,7 @@ MAX_HOPS = 128  # bouncers per network, dividers per VPC
 MAX_BACKENDS = 32  # backends of one scaled endpoint
 MAX_PLENS = 8  # distinct network prefix lengths in one VPC
 MAX_SOURCES = 16384  # trusted tunnel sources of one host: transit hosts and tunnel peers' (ip, VNI)
+MAX_PEERS = 4096  # peer routes one divider holds: one per peering of each VPC it divides
 
 # Slots of the flat tables (open addressing in ARRAY maps, see mzr_abi.h).
 PROBES = 16
@@ -33,6 +34,7 @@ AGENT_SLOTS = 1 << 15
 HOST_SLOTS = MAX_SUBSTRATE + 1  # slot 0 unused
 BACKEND_SLOTS = MAX_SCALED + 1  # slot 0 unused
 SRC_SLOTS = 1 << 16
+PEER_SLOTS = 1 << 14
 
 # map name (as rendered) -> capacity
 MAP_CAPACITY = {
@@ -42,6 +44,7 @@ MAP_CAPACITY = {
     "substrate": MAX_SUBSTRATE,
     "agents": MAX_AGENTS,
     "sources": MAX_SOURCES,
+    "peers": MAX_PEERS,
 }
 
 # The stage slots of mzr_stages (enum mzr_stage), in slot order: the one list

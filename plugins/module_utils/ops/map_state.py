@@ -27,7 +27,7 @@ MODULE = args.module_args(dict(
     pin_dir=dict(type="path"),
     scope=dict(type="str", choices=list(tables.SCOPES), default="all"),
 ))
-COUNTED = ("substrate", "endpoints", "networks", "vpcs", "agents")
+COUNTED = ("substrate", "endpoints", "networks", "vpcs", "agents", "peers")
 
 
 class ApplyError(Exception):
@@ -180,6 +180,7 @@ def desired_state(rendered, ifindex_of, host="this host", mtu_of=None):
         "vpcs": [dict(v) for v in maps.get("vpcs") or []],
         "agents": local(maps.get("agents") or [], "agent of endpoint"),
         "sources": [{"ip": s["ip"], "vni": s.get("vni") or 0} for s in maps.get("sources") or []],
+        "peers": [dict(p) for p in maps.get("peers") or []],
     }
     for s in maps.get("sources") or []:
         if not s.get("ip"):
@@ -205,7 +206,12 @@ class Names:
         self.by_key = {}
         for s in maps.get("sources") or []:
             self.hosts.setdefault(s.get("ip"), s.get("name") or s.get("ip"))
-        for name in ("endpoints", "networks", "vpcs", "agents"):
+        self.vpcs = {}  # VNI -> VPC name
+        for v in maps.get("vpcs") or []:
+            self.vpcs[v.get("vni")] = v.get("name")
+        for p in maps.get("peers") or []:
+            self.vpcs.setdefault(p.get("peer_vni"), p.get("peer"))
+        for name in ("endpoints", "networks", "vpcs", "agents", "peers"):
             codec = abi.TABLES[name]
             for e in maps.get(name) or []:
                 if name == "agents":
@@ -242,6 +248,11 @@ class Names:
             extra += " bypass_decap" if e.get("bypass_decap") else ""
             kind = "%s %s" % (e["type"], where) if e["type"] == "simple" else e["type"]
             return "%s: vni %d %s %s mac %s%s" % (label, e["vni"], e["ip"], kind, e["mac"], extra)
+        if name == "peers":
+            peer = self.vpcs.get(e["peer_vni"])
+            return "%s: vni %d %s -> vni %d%s, dividers %s (sources %s)" % (
+                label, e["vni"], e["cidr"], e["peer_vni"], " (%s)" % peer if peer else "",
+                ", ".join(self.host(d) for d in e["dividers"]), e["src_cidr"])
         if name == "networks":
             if e["local_bouncer"]:
                 return "%s: vni %d %s (this host bounces for it)" % (label, e["vni"], e["cidr"])
@@ -255,7 +266,7 @@ def describe(plan, names):
     """(before, after, changes): texts for Ansible's --diff, listing per map
     only the entries that change, and a structured list of the changes."""
     before, after, changes = [], [], []
-    for name in ("if_cfg", "substrate", "sources", "vpcs", "networks", "endpoints", "agents"):
+    for name in ("if_cfg", "substrate", "sources", "vpcs", "peers", "networks", "endpoints", "agents"):
         d = plan.diff[name]
         repaired = d.get("repaired") or []
         if not (d["added"] or d["changed"] or d["removed"] or repaired):
