@@ -41,7 +41,7 @@ def inventory_from_hostvars(hostvars, hosts, vpcs=None, functions=None, model_ve
         raise AnsibleFilterError("mizar.transit: the input must be hostvars")
     per_host = {}
     shared = {"mizar_vpcs": vpcs, "mizar_functions": functions, "mizar_model_version": model_version,
-              "mizar_tunnel_peers": None}
+              "mizar_tunnel_peers": None, "mizar_vpc_peerings": None}
     for name in hosts:
         hv = _host_vars(hostvars, name)
         per_host[str(name)] = dict((k, hv[k]) for k in hv if isinstance(k, str) and k.startswith("mizar_")
@@ -51,7 +51,8 @@ def inventory_from_hostvars(hostvars, hosts, vpcs=None, functions=None, model_ve
                 shared[key] = hv.get(key)
     inventory = {"hosts": per_host, "mizar_vpcs": shared["mizar_vpcs"] or [],
                  "mizar_functions": shared["mizar_functions"] or [],
-                 "mizar_tunnel_peers": shared["mizar_tunnel_peers"] or []}
+                 "mizar_tunnel_peers": shared["mizar_tunnel_peers"] or [],
+                 "mizar_vpc_peerings": shared["mizar_vpc_peerings"] or []}
     if shared["mizar_model_version"] is not None:
         inventory["mizar_model_version"] = shared["mizar_model_version"]
     return inventory

@@ -118,6 +118,16 @@ def test_inventory_from_hostvars_keeps_only_mizar_host_settings():
     assert data["mizar_vpcs"] == inv["mizar_vpcs"]
 
 
+def test_vpc_peerings_come_from_hostvars_like_the_vpcs():
+    inv = base()
+    hv = _hostvars(inv)
+    for name in inv["hosts"]:
+        hv[name]["mizar_vpc_peerings"] = [{"name": "p", "vpcs": ["vpc1", "nope"]}]
+    data = mizar_filter.inventory_from_hostvars(hv, list(inv["hosts"]))
+    assert data["mizar_vpc_peerings"] == [{"name": "p", "vpcs": ["vpc1", "nope"]}]
+    assert [e["path"] for e in FILTERS["validate"](hv, list(inv["hosts"]))] == ["mizar_vpc_peerings[0].vpcs[1]"]
+
+
 def test_relative_sources_are_rooted_in_the_first_hosts_inventory_directory(tmp_path, monkeypatch):
     """One rule for site.yml and render.yml: the inventory directory of the
     first transit host, whatever the current directory; base_dir overrides."""

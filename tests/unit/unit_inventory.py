@@ -1,8 +1,11 @@
 """Inventories and expected entries shared by the unit tests."""
 import copy
+import re
 
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import DEFAULT_PIN_DIR
+from ansible_collections.mizar.transit.plugins.module_utils.model.errors import format_errors
+from ansible_collections.mizar.transit.plugins.module_utils.model.validate import validate
 
 
 def hostvars(n, **extra):
@@ -57,6 +60,15 @@ def base():
     return copy.deepcopy(BASE)
 
 
+def assert_one_defect(inv, mutate, path, pattern):
+    """After mutate(inv), validation reports exactly one error, at path,
+    whose message matches pattern."""
+    mutate(inv)
+    errors = validate(inv)
+    assert [e.path for e in errors] == [path], format_errors(errors)
+    assert re.search(pattern, errors[0].message), errors[0].message
+
+
 # ---------------------------------------------------------------- expected entries
 
 
@@ -103,7 +115,7 @@ def local_ep(name, vni, ip, prefixlen, gateway, iface, netns=None, mac=None, byp
 
 
 def rendering(host, endpoints=(), networks=(), vpcs=(), substrate=(), agents=(), local=(), functions=(), sources=(),
-              vnis=None, obj_dir="/var/lib/mizar/bpf", switch_mode=False, **iface):
+              vnis=None, obj_dir="/var/lib/mizar/bpf", switch_mode=False, peers=(), **iface):
     """A host's expected rendering (without its trusted sources, see
     without_sources): functions are rendered entries (with object and
     shipped), sources the user sources of the whole inventory, vnis the
@@ -112,7 +124,7 @@ def rendering(host, endpoints=(), networks=(), vpcs=(), substrate=(), agents=(),
             "transit": {"obj_dir": obj_dir, "switch_mode": switch_mode, "sources": list(sources),
                         "stages": [{"stage": f["stage"], "object": f["object"]} for f in functions]},
             "maps": {"endpoints": list(endpoints), "networks": list(networks), "vpcs": list(vpcs),
-                     "substrate": list(substrate), "agents": list(agents)},
+                     "substrate": list(substrate), "agents": list(agents), "peers": list(peers)},
             "local_endpoints": list(local), "functions": list(functions), "vnis": dict(vnis or {})}
 
 

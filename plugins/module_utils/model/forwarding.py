@@ -23,9 +23,12 @@ gateway drops (to_gateway), scaled drops (scaled_no_fn: no stage function
 is modelled), with an interface delivers. Then, in the datapath's order:
 an outer TTL <= 1 drops (ttl; the agent sends with 64); an endpoint entry
 sends to its host_ip; else the VPC must be known (unknown_vni), the
-longest network prefix of (vni, dst) picks a bouncer, else no_network when
-this host is a divider of the VPC, else a divider is picked (no_hops when
-a list is empty). A next hop with no substrate entry drops (no_substrate),
+longest network prefix of (vni, dst) picks a bouncer, else on a divider of
+the VPC a peer route (a peered VPC's CIDR) holding dst picks one of the
+peer's dividers and the packet goes on with the peer's VNI (peer_src when
+the source is outside the VPC's own CIDR), else no_network when this host
+is a divider of the VPC, else a divider is picked (no_hops when a list is
+empty). A next hop with no substrate entry drops (no_substrate),
 one equal to this host drops (loop). The host's own address counts as
 having a substrate entry: the codec gives the host itself a slot.
 
@@ -69,6 +72,13 @@ def pick(h, n):
     return (h * n) >> 32
 
 
+def _one_of(hops, h, vni):
+    """The hop the flow hash picks (mzr_hop_slot): (ip, None, vni), or no_hops."""
+    if not hops:
+        return None, "no_hops", vni
+    return hops[pick(h, len(hops))], None, vni
+
+
 class Result:
     __slots__ = ("delivered_to", "path", "drop_reason")
 
@@ -97,24 +107,36 @@ class _Host:
         self.mac = rendering["interface"]["mac"]
         maps = rendering["maps"]
         self.endpoints = dict(((e["vni"], e["ip"]), e) for e in maps["endpoints"])
-        self.networks = {}  # vni -> [(prefixlen, network u32, entry)], longest prefix first
-        for e in maps["networks"]:
-            net, plen = e["cidr"].split("/")
-            self.networks.setdefault(e["vni"], []).append((int(plen), _u32(net), e))
-        for nets in self.networks.values():
-            nets.sort(key=lambda t: -t[0])
+        self.networks = _by_prefix(maps["networks"])  # vni -> [(prefixlen, network u32, entry)], longest first
+        self.peers = _by_prefix(maps.get("peers") or [])
         self.vpcs = dict((e["vni"], e) for e in maps["vpcs"])
         self.substrate = dict((e["ip"], e) for e in maps["substrate"])
         self.agents = dict((e["name"], e) for e in maps["agents"])
         self.sources = set((e["ip"], e["vni"]) for e in maps.get("sources") or [])
 
-    def lpm(self, vni, ip):
+    def lpm(self, vni, ip, table=None):
+        """The entry of the longest prefix of vni holding ip in the
+        networks (or the given table, e.g. self.peers), or None."""
         addr = _u32(ip)
-        for plen, net, entry in self.networks.get(vni, ()):
-            mask = (_M32 << (32 - plen)) & _M32
-            if addr & mask == net:
+        for plen, net, entry in (self.networks if table is None else table).get(vni, ()):
+            if _in(addr, net, plen):
                 return entry
         return None
+
+
+def _in(addr, net, plen):
+    return addr & ((_M32 << (32 - plen)) & _M32) == net
+
+
+def _by_prefix(entries):
+    """{vni: [(prefixlen, network u32, entry)]}, longest prefix first."""
+    out = {}
+    for e in entries:
+        net, plen = e["cidr"].split("/")
+        out.setdefault(e["vni"], []).append((int(plen), _u32(net), e))
+    for nets in out.values():
+        nets.sort(key=lambda t: -t[0])
+    return out
 
 
 def _u32(ip):
@@ -156,7 +178,7 @@ class ForwardingModel:
                 return Result(None, path, "to_gateway")
             if ep is not None and ep["type"] == "scaled":
                 return Result(None, path, "scaled_no_fn")
-            hop, err = self._next_hop(host, vni, h, dst_ip, ep)
+            hop, err, vni = self._next_hop(host, vni, h, src, dst_ip, ep)
             if err:
                 return Result(None, path, err)
             if hop == host.ip:
@@ -167,7 +189,7 @@ class ForwardingModel:
         err = self._check_link(host, hop, vni)
         if err:
             return Result(None, path, err)
-        return self._transit(self.by_ip[hop], vni, h, dst_ip, OUTER_TTL, path)
+        return self._transit(self.by_ip[hop], vni, h, src, dst_ip, OUTER_TTL, path)
 
     def _to_peer(self, host, hop, ep, path):
         """Delivered to a tunnel peer: hop is no transit host but a substrate
@@ -191,35 +213,36 @@ class ForwardingModel:
             return "untrusted_src"
         return None
 
-    def _next_hop(self, host, vni, h, dst_ip, ep):
-        """mzr_next_hop: (next hop IP, None) or (None, drop reason)."""
-        hop, err = self._pick_hop(host, vni, h, dst_ip, ep)
+    def _next_hop(self, host, vni, h, src_ip, dst_ip, ep):
+        """mzr_next_hop: (next hop IP, None, the VNI it leaves with) or
+        (None, drop reason, vni)."""
+        hop, err, out_vni = self._pick_hop(host, vni, h, src_ip, dst_ip, ep)
         if err is None and hop != host.ip and hop not in host.substrate:
-            return None, "no_substrate"
-        return hop, err
+            return None, "no_substrate", vni
+        return hop, err, out_vni
 
-    def _pick_hop(self, host, vni, h, dst_ip, ep):
+    def _pick_hop(self, host, vni, h, src_ip, dst_ip, ep):
         if ep is not None:
-            return ep["host_ip"], None
+            return ep["host_ip"], None, vni
         vpc = host.vpcs.get(vni)
         if vpc is None:
-            return None, "unknown_vni"
+            return None, "unknown_vni", vni
         net = host.lpm(vni, dst_ip)
         if net is not None:
             if net.get("local_bouncer"):
-                return None, "no_endpoint"
-            n = len(net["bouncers"])
-            if n == 0:
-                return None, "no_hops"
-            return net["bouncers"][pick(h, n)], None
+                return None, "no_endpoint", vni
+            return _one_of(net["bouncers"], h, vni)
         if vpc["local_divider"]:
-            return None, "no_network"
-        n = len(vpc["dividers"])
-        if n == 0:
-            return None, "no_hops"
-        return vpc["dividers"][pick(h, n)], None
+            peer = host.lpm(vni, dst_ip, host.peers)
+            if peer is None:
+                return None, "no_network", vni
+            src, src_plen = peer["src_cidr"].split("/")
+            if not _in(_u32(src_ip), _u32(src), int(src_plen)):
+                return None, "peer_src", vni
+            return _one_of(peer["dividers"], h, peer["peer_vni"])
+        return _one_of(vpc["dividers"], h, vni)
 
-    def _transit(self, host, vni, h, dst_ip, ttl, path):
+    def _transit(self, host, vni, h, src_ip, dst_ip, ttl, path):
         while True:
             path.append(host.name)
             ep = host.endpoints.get((vni, dst_ip))
@@ -232,7 +255,7 @@ class ForwardingModel:
                     return Result(ep["name"], path)
             if ttl <= 1:
                 return Result(None, path, "ttl")
-            hop, err = self._next_hop(host, vni, h, dst_ip, ep)
+            hop, err, out_vni = self._next_hop(host, vni, h, src_ip, dst_ip, ep)
             if err:
                 return Result(None, path, err)
             if hop == host.ip:
@@ -240,6 +263,7 @@ class ForwardingModel:
             peer = self._to_peer(host, hop, ep, path)
             if peer is not None:
                 return peer
+            vni = out_vni
             err = self._check_link(host, hop, vni)
             if err:
                 return Result(None, path, err)

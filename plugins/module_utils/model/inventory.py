@@ -17,6 +17,7 @@ The inventory data is one mapping:
      "mizar_vpcs": [...],
      "mizar_functions": [...],           # optional
      "mizar_tunnel_peers": [...],        # optional
+     "mizar_vpc_peerings": [...],        # optional
      "hosts": {"h1": {"mizar_interface": "eth0", ...}, ...}}   # group mizar_hosts
 
 Defaults (defaults.py) and derived values are filled in here: xdp mode,
@@ -38,13 +39,14 @@ from ansible_collections.mizar.transit.plugins.module_utils.model.errors import 
 
 MODEL_VERSION = 1
 
-INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "mizar_tunnel_peers", "hosts")
+INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "mizar_tunnel_peers", "mizar_vpc_peerings",
+                  "hosts")
 HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir",
              "mizar_bpf_dir", "mizar_xdp_switch_mode")
 # mizar_* variables that live in hostvars too but are not per-host settings
 # (mizar_errors and mizar_rendered are the playbooks' own facts)
 SHARED_KEYS = ("mizar_vpcs", "mizar_functions", "mizar_model_version", "mizar_render_dir", "mizar_tunnel_peers",
-               "mizar_errors", "mizar_rendered")
+               "mizar_vpc_peerings", "mizar_errors", "mizar_rendered")
 # Settings of the collection's roles, never taken for typos of host settings.
 ROLE_KEYS = ("mizar_build_dir", "mizar_manage_packages", "mizar_function_sources", "mizar_stages")
 # What Ansible reads as true and false (a value given with -e is a string)
@@ -55,6 +57,7 @@ NETWORK_KEYS = ("name", "cidr", "bouncers", "endpoints")
 ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap", "netns", "iface", "tunnel_peer",
                  "mtu")
 PEER_KEYS = ("name", "ip", "mac")
+PEERING_KEYS = ("name", "vpcs")
 FUNCTION_KEYS = ("name", "stage", "program", "hosts", "config")
 ENDPOINT_TYPES = ("simple", "scaled")
 GATEWAY = "gateway"
@@ -147,8 +150,22 @@ class Function:
         self.config = {}
 
 
+class VpcPeering:
+    """Two VPCs whose endpoints reach each other through their dividers.
+    vpc_names: the names as written (None where one could not be read);
+    vpcs: the two Vpc objects, set by validate.py when the peering is valid."""
+
+    __slots__ = ("path", "name", "vpc_names", "vpcs")
+
+    def __init__(self, path):
+        self.path = path
+        self.name = None
+        self.vpc_names = []
+        self.vpcs = None
+
+
 class Model:
-    __slots__ = ("version", "hosts", "vpcs", "functions", "peers")
+    __slots__ = ("version", "hosts", "vpcs", "functions", "peers", "peerings")
 
     def __init__(self):
         self.version = MODEL_VERSION
@@ -156,6 +173,7 @@ class Model:
         self.peers = {}  # name -> TunnelPeer
         self.vpcs = []
         self.functions = []
+        self.peerings = []  # VpcPeering
 
     def networks(self):
         for vpc in self.vpcs:
@@ -309,7 +327,48 @@ def build(inventory, errors=None):
                            % (peer.name, model.peers[peer.name].path))
             else:
                 model.peers[peer.name] = peer
+
+    for path, raw in _items(inventory, "mizar_vpc_peerings", "VPC peerings", errors):
+        peering = _peering(raw, path, errors)
+        if peering is not None:
+            model.peerings.append(peering)
     return model
+
+
+def _named(raw, path, errors, what, keys, cls):
+    """A new cls(path) for the mapping raw, its keys checked and its name
+    read, or None when raw is no mapping."""
+    if not _mapping(raw, path, errors, what):
+        return None
+    _check_keys(raw, keys, path, errors, what)
+    item = cls(path)
+    item.name = _name(raw, path, errors)
+    return item
+
+
+def _peering(raw, path, errors):
+    peering = _named(raw, path, errors, "a VPC peering", PEERING_KEYS, VpcPeering)
+    if peering is not None:
+        peering.vpc_names = _vpc_pair(raw.get("vpcs"), path + ".vpcs", errors)
+    return peering
+
+
+def _vpc_pair(names, path, errors):
+    """The two VPC names of a peering (None for one that is no name), or []."""
+    if names is None:
+        errors.add(path, "vpcs is required: the names of the two VPCs (of mizar_vpcs) to peer")
+        return []
+    if not _is_list(names) or len(names) != 2:
+        errors.add(path, "vpcs must be a list of the names of two VPCs, not %s"
+                   % ("a list of %d" % len(names) if _is_list(names) else _kind(names)))
+        return []
+    out = []
+    for i, name in enumerate(names):
+        good = isinstance(name, str) and name
+        if not good:
+            errors.add("%s[%d]" % (path, i), "a VPC is named by a non-empty string, not %s" % _kind(name))
+        out.append(str(name) if good else None)
+    return out
 
 
 def _items(inventory, key, what, errors):
@@ -325,11 +384,9 @@ def _items(inventory, key, what, errors):
 
 
 def _peer(raw, path, errors):
-    if not _mapping(raw, path, errors, "a tunnel peer"):
+    peer = _named(raw, path, errors, "a tunnel peer", PEER_KEYS, TunnelPeer)
+    if peer is None:
         return None
-    _check_keys(raw, PEER_KEYS, path, errors, "a tunnel peer")
-    peer = TunnelPeer(path)
-    peer.name = _name(raw, path, errors)
     ip = raw.get("ip")
     if ip is None:
         errors.add(path + ".ip", "ip is required: the peer's substrate IPv4 address, where its Geneve tunnel ends")

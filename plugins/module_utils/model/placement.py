@@ -14,7 +14,10 @@ The Mizar roles decide it:
                            (endpoint hosts, backend hosts, dividers)
     divider of a VPC ..... every network of the VPC, the VPC (local divider),
                            substrate entries for the networks' bouncers and the
-                           other dividers (listed in its VPC entry)
+                           other dividers (listed in its VPC entry); for each
+                           VPC peered with it, a peer route (the peer's CIDR,
+                           VNI and dividers) and substrate entries for the
+                           peer's dividers
     any host ............. the functions declared for it
 
 So every host IP in any entry of a host has a substrate entry there,
@@ -37,7 +40,7 @@ class HostPlan:
     """The items one host holds, as model objects (render.py shapes them)."""
 
     __slots__ = ("name", "hosted", "remote", "networks", "vpcs", "substrate", "functions",
-                 "bounced", "divided", "sources")
+                 "bounced", "divided", "sources", "peer_routes")
 
     def __init__(self, name):
         self.name = name
@@ -50,6 +53,7 @@ class HostPlan:
         self.bounced = []       # networks this host bounces
         self.divided = []       # VPCs this host divides
         self.sources = 0        # trusted tunnel sources (the same on every host)
+        self.peer_routes = []   # (VpcPeering, its VPC this host divides, the peer VPC)
 
     def counts(self):
         """Entries per map, as rendered."""
@@ -60,6 +64,7 @@ class HostPlan:
             "substrate": len(self.substrate),
             "agents": len(self.hosted),
             "sources": self.sources,
+            "peers": len(self.peer_routes),
         }
 
 
@@ -99,6 +104,17 @@ def place(model):
             plan.networks.update(vpc.networks)
             plan.substrate.update(all_bouncers)
             plan.substrate.update(dividers)  # its vpcs entry lists them; the tables refer to hosts by substrate slot
+
+    for peering in model.peerings:
+        if peering.vpcs is None:  # not valid: validation says why
+            continue
+        a, b = peering.vpcs
+        for mine, peer in ((a, b), (b, a)):
+            for d in set(mine.dividers):
+                plan = plans.get(d)
+                if plan is not None:
+                    plan.peer_routes.append((peering, mine, peer))
+                    plan.substrate.update(peer.dividers)
 
     for fn in model.functions:
         for name in (model.hosts if fn.hosts is None else fn.hosts):

@@ -5,7 +5,7 @@
 
     renderings = render_inventory(inventory, facts=None, offline=False)
     # {host: {"host", "interface", "transit", "maps": {endpoints, networks,
-    #          vpcs, substrate, agents, sources}, "local_endpoints",
+    #          vpcs, substrate, agents, sources, peers}, "local_endpoints",
     #          "functions", "vnis"}}
 
 The shape (field names, ordering) is the contract with the datapath codecs
@@ -40,7 +40,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.model.gcpause import
 from ansible_collections.mizar.transit.plugins.module_utils.model.pyyaml import HAS_YAML, yaml
 from ansible_collections.mizar.transit.plugins.module_utils.model.validate import check
 
-MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents", "sources")
+MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents", "sources", "peers")
 _NO_IP = 1 << 32  # sorts unresolved (offline) substrate entries last
 
 
@@ -259,6 +259,10 @@ class _Renderer:
                 for vpc in sorted(plan.vpcs, key=_vpc_key)]
         substrate = [{"ip": ips[h], "mac": macs[h], "name": h}
                      for h in sorted(plan.substrate, key=self.sub_key.__getitem__)]
+        # a divider's way to each VPC peered with one it divides
+        peers = [{"vni": mine.vni, "cidr": peer.cidr, "name": peering.name, "peer": peer.name,
+                  "peer_vni": peer.vni, "dividers": list(self.divider_ips(peer)), "src_cidr": mine.cidr}
+                 for peering, mine, peer in sorted(plan.peer_routes, key=_peer_route_key)]
 
         fns = [self.function(fn, host.bpf_dir) for fn in sorted(plan.functions, key=_fn_key)]
         return {
@@ -272,7 +276,8 @@ class _Renderer:
                         "stages": [{"stage": f["stage"], "object": f["object"]} for f in fns]},
             "maps": {"endpoints": entries, "networks": networks, "vpcs": vpcs, "substrate": substrate,
                      "agents": agents,
-                     "sources": [{"ip": ips[h], "vni": vni, "name": h} for dummy, vni, h in self.sources]},
+                     "sources": [{"ip": ips[h], "vni": vni, "name": h} for dummy, vni, h in self.sources],
+                     "peers": peers},
             "local_endpoints": local,
             "functions": fns,
             # the VNI of every VPC by name, for function configs that name VPCs
@@ -294,6 +299,11 @@ class _Renderer:
 
 def _fn_key(fn):
     return (STAGES.index(fn.stage), fn.name)
+
+
+def _peer_route_key(route):
+    dummy, mine, peer = route
+    return (mine.vni, peer.net, peer.plen)
 
 
 def _by_vpc_name(vpc):

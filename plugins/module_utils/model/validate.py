@@ -104,6 +104,7 @@ class _Checker:
         self.check_backends()
         self.check_host_interfaces(endpoints_by_host)
         self.check_functions()
+        self.check_peerings()
 
     # ------------------------------------------------------------ hosts
 
@@ -341,12 +342,7 @@ class _Checker:
         objects = {}  # object stem -> (program, path) of the user sources
         for fn in self.model.functions:
             path = fn.path
-            if fn.name is not None:
-                if fn.name in names:
-                    errors.add(path + ".name", "function name %r is already used by %s: function names must be "
-                               "unique" % (fn.name, names[fn.name]))
-                else:
-                    names[fn.name] = path
+            _unique_name(fn, names, errors, "function")
             if fn.program is not None and fnreg.is_user_source(fn.program):
                 _check_object(fn, registry, objects, errors)
             spec = None
@@ -375,6 +371,96 @@ class _Checker:
                                    % (fn.stage, hname, slots[key]))
                     else:
                         slots[key] = path
+
+    # ------------------------------------------------------------ VPC peerings
+
+    def check_peerings(self):
+        """Each peering joins two different, known VPCs with dividers, once.
+        Where VPCs are peered their CIDRs must not overlap: neither the two
+        of a peering, nor two VPCs peered with the same one (its dividers
+        route by address). VPCs never peered may still reuse addresses."""
+        errors = self.errors
+        by_name = {}
+        for vpc in self.model.vpcs:
+            if vpc.name is not None:
+                by_name.setdefault(vpc.name, vpc)
+        names, pairs = {}, {}
+        peers_of = {}  # id(vpc) -> [(peer Vpc, path of the peering)]
+        for peering in self.model.peerings:
+            path = peering.path
+            _unique_name(peering, names, errors, "VPC peering")
+            sides = []
+            for i, vname in enumerate(peering.vpc_names):
+                vpc = by_name.get(vname) if vname is not None else None
+                if vname is not None and vpc is None:
+                    errors.add("%s.vpcs[%d]" % (path, i), "no VPC named %r in mizar_vpcs%s: a peering joins two "
+                               "VPCs of mizar_vpcs" % (vname, suggest(vname, by_name)))
+                sides.append(vpc)
+            if len(sides) != 2 or None in sides:
+                continue
+            a, b = sides
+            if a is b:
+                errors.add(path + ".vpcs[1]", "VPC %s is peered with itself: a peering joins two different VPCs "
+                           "(a VPC's own networks reach each other through its dividers)" % a.name)
+                continue
+            pair = frozenset((id(a), id(b)))
+            if pair in pairs:
+                errors.add(path + ".vpcs", "VPCs %s and %s are already peered by %s: declare each peering once"
+                           % (a.name, b.name, pairs[pair]))
+                continue
+            pairs[pair] = path
+            if self._peering_problems(peering, a, b, peers_of):
+                continue
+            peering.vpcs = (a, b)
+            peers_of.setdefault(id(a), []).append((b, path))
+            peers_of.setdefault(id(b), []).append((a, path))
+        max_plens = capacity.MAX_PLENS
+        for vpc in self.model.vpcs:
+            peers = peers_of.get(id(vpc), [])
+            plens = sorted(set(p.plen for p, dummy in peers))
+            if len(plens) > max_plens:
+                errors.add(peers[-1][1] + ".vpcs", "the VPCs peered with %s have %d different CIDR prefix lengths "
+                           "(%s), more than the %d its dividers look up: peer VPCs of at most %d sizes with it"
+                           % (vpc.name, len(plens), ", ".join("/%d" % p for p in plens), max_plens, max_plens))
+
+    def _peering_problems(self, peering, a, b, peers_of):
+        """Report why peering (a with b) cannot be routed; True if any."""
+        errors, path = self.errors, peering.path
+        bad = False
+        for i, vpc in enumerate((a, b)):
+            if not vpc.dividers:
+                errors.add("%s.vpcs[%d]" % (path, i), "VPC %s has no dividers: traffic crosses a peering at the "
+                           "dividers of both VPCs; list at least one host of mizar_hosts in its dividers" % vpc.name)
+                bad = True
+            if vpc.vni is None or vpc.net is None:
+                bad = True  # reported with the VPC itself
+        if bad:
+            return True
+        if addr.overlaps(a.net, a.plen, b.net, b.plen):
+            errors.add(path + ".vpcs[1]", "the CIDR %s of VPC %s overlaps the CIDR %s of VPC %s: peered VPCs must "
+                       "not overlap, since their dividers route by address; renumber one of them, or do not peer "
+                       "them" % (b.cidr, b.name, a.cidr, a.name))
+            return True
+        for i, (me, other) in enumerate(((a, b), (b, a))):
+            for known, where in peers_of.get(id(me), ()):
+                if addr.overlaps(other.net, other.plen, known.net, known.plen):
+                    errors.add("%s.vpcs[%d]" % (path, 1 - i), "the CIDR %s of VPC %s overlaps the CIDR %s of VPC %s, "
+                               "which %s also peers with %s: the dividers of %s could not tell their addresses "
+                               "apart; renumber one of them, or do not peer both with %s"
+                               % (other.cidr, other.name, known.cidr, known.name, where, me.name, me.name, me.name))
+                    bad = True
+        return bad
+
+
+def _unique_name(item, names, errors, what):
+    """Report item's name if names ({name: path}) has it; else add it."""
+    if item.name is None:
+        return
+    if item.name in names:
+        errors.add(item.path + ".name", "%s name %r is already used by %s: %s names must be unique"
+                   % (what, item.name, names[item.name], what))
+    else:
+        names[item.name] = item.path
 
 
 def _check_object(fn, registry, objects, errors):

@@ -7,7 +7,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.model import addr, c
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import InvalidInventory, format_errors
 from ansible_collections.mizar.transit.plugins.module_utils.model.validate import check, validate
 
-from unit_inventory import base, hostvars
+from unit_inventory import assert_one_defect, base, hostvars
 
 
 def V(inv, i=0):
@@ -295,11 +295,7 @@ def test_an_endpoint_behind_a_tunnel_peer_is_valid():
 
 @pytest.mark.parametrize("mutate,path,pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_one_defect(mutate, path, pattern):
-    inv = base()
-    mutate(inv)
-    errors = validate(inv)
-    assert [e.path for e in errors] == [path], format_errors(errors)
-    assert re.search(pattern, errors[0].message), errors[0].message
+    assert_one_defect(base(), mutate, path, pattern)
 
 
 def test_there_are_at_least_forty_cases():
