@@ -28,7 +28,10 @@ bouncers' substrate entries; a bouncer holds every endpoint of its networks
 (with their hosts), the gateway, the network, the VPC (it is the divider
 here too) and the endpoint hosts' substrate entries.
 
-Used by tests/kernel/test_forwarding.py, test_mtu.py and test_stage_placements.py.
+A peering (Lab.peering) gives each divider of either VPC a peer route to
+the other VPC's CIDR and dividers, as the renderer does.
+
+Used by tests/kernel/test_forwarding.py, test_mtu.py, test_stage_placements.py and test_peering.py.
 """
 import ipaddress
 import os
@@ -63,12 +66,14 @@ class Network:
 
 class Vpc(Network):
     """A VPC and its first network; more with Lab.network(). dividers None:
-    every bouncer divides for its own networks only (one-network VPCs)."""
+    every bouncer divides for its own networks only (one-network VPCs).
+    vpc_cidr: the VPC's own CIDR (default: its first network's)."""
 
-    def __init__(self, vni, cidr, bouncers, gateway, dividers=None):
+    def __init__(self, vni, cidr, bouncers, gateway, dividers=None, vpc_cidr=None):
         super(Vpc, self).__init__(vni, cidr, bouncers, gateway)
         self.networks = [self]
         self.dividers = list(dividers) if dividers is not None else None
+        self.vpc_cidr = vpc_cidr or cidr
 
     def network_of(self, ip):
         a = ipaddress.ip_address(ip)
@@ -101,6 +106,7 @@ class Lab:
                           for i, h in enumerate(hosts))
         self.vpcs = {}
         self.endpoints = {}
+        self.peerings = []  # (vni, vni)
         self.pin_root = os.path.join(BPFFS, prefix)
         self.loaders = {}
 
@@ -109,10 +115,14 @@ class Lab:
     def ns(self, name):
         return "%s-%s" % (self.prefix, name)
 
-    def vpc(self, vni, cidr="10.0.0.0/24", bouncers=("h3",), gateway=None, dividers=None):
+    def vpc(self, vni, cidr="10.0.0.0/24", bouncers=("h3",), gateway=None, dividers=None, vpc_cidr=None):
         net = ipaddress.ip_network(cidr)
-        self.vpcs[vni] = Vpc(vni, cidr, bouncers, gateway or str(net.network_address + 1), dividers)
+        self.vpcs[vni] = Vpc(vni, cidr, bouncers, gateway or str(net.network_address + 1), dividers, vpc_cidr)
         return self.vpcs[vni]
+
+    def peering(self, a, b):
+        """Peer VPCs a and b (VNIs; both need dividers)."""
+        self.peerings.append((a, b))
 
     def network(self, vni, cidr, bouncers, gateway=None):
         """Another network of VPC vni (give the VPC dividers: they join its networks)."""
@@ -154,6 +164,11 @@ class Lab:
                 ld.attach("agent", ep.host_ifname, mode=self.mode)
             ld.attach("transit", "eth0", mode=self.mode)
 
+    def converge(self):
+        """Bring every host's maps to host_state() again (after a change of the spec)."""
+        for h in self.hosts:
+            self.loaders[h].converge(self.host_state(h))
+
     def local_endpoints(self, host):
         return [ep for ep in self.endpoints.values() if ep.host == host]
 
@@ -192,6 +207,14 @@ class Lab:
                 vpcs.append({"vni": vpc.vni, "dividers": [self.hosts[d]["ip"] for d in vpc.dividers],
                              "local_divider": divides})
                 subs.update(d for d in vpc.dividers if d != host)
+        peers = []
+        for a, b in self.peerings:
+            for mine, other in ((self.vpcs[a], self.vpcs[b]), (self.vpcs[b], self.vpcs[a])):
+                if host in mine.dividers:
+                    peers.append({"vni": mine.vni, "cidr": other.vpc_cidr, "peer_vni": other.vni,
+                                  "dividers": [self.hosts[d]["ip"] for d in other.dividers],
+                                  "src_cidr": mine.vpc_cidr})
+                    subs.update(d for d in other.dividers if d != host)
         return {
             "if_cfg": {"ip": me["ip"], "mac": me["mac"], "ifindex": netlink.ifindex("eth0", self.ns(host)),
                        "mtu": netlink.link("eth0", self.ns(host))["mtu"]},
@@ -201,6 +224,7 @@ class Lab:
             "vpcs": vpcs,
             "agents": agents,
             "sources": [{"ip": h["ip"], "vni": 0} for dummy, h in sorted(self.hosts.items())],
+            "peers": peers,
         }
 
     # ------------------------------------------------------------ traffic
@@ -252,6 +276,12 @@ class Lab:
         """Detach and unpin every host's programs and maps, delete every
         namespace. Returns the errors met (it keeps going past them)."""
         return cleanup(self.prefix, self.obj_dir)
+
+    def destroy_checked(self):
+        """destroy(), asserting that it met no error and left no namespace."""
+        errors = self.destroy()
+        assert not errors, errors
+        assert not [n for n in nsenter.netns_list() if n.startswith(self.prefix + "-")]
 
 
 def deltas(before, after):
