@@ -16,6 +16,10 @@ Paths that leave the packet as it was (pass, bypass) are also timed
 directly with repeat, as a cross-check. After every timed call the verdict
 and the output bytes are checked against the fixture table.
 
+A fixture name "name@world" runs that fixture on another world of the table:
+the divider paths with VPC peer routes present ("b_peered") beside the same
+paths without them, in the same run.
+
 Each figure is the best of --rounds interleaved rounds (the kernel's
 average over --repeat repetitions in each): on a shared virtual machine,
 other load only ever adds time, so the least is the program's own cost.
@@ -55,7 +59,21 @@ PATHS = [  # (name in the report, fixture, target: ns above the floor, "+N")
     ("a_local", "agent_local", None),          # agent: same-host delivery
     ("a_bounce", "agent_self_bouncer", None),  # agent: this host is the bouncer
     ("a_arp", "agent_self_bouncer_arp", None),  # agent: ARP answered as the bouncer
+    # VPC peering: the divider paths with peer routes present (world b_peered) against the same
+    # fixtures without them, and the crossing itself
+    ("div_peered", "divider@b_peered", "+35"),      # a known network, peer routes present: unchanged
+    ("no_net", "divider_no_network", None),          # no_network, no peer routes
+    ("no_net_peered", "divider_no_network@b_peered", None),  # no_network after the peer lookup
+    ("to_peer", "peer", None),                       # crossing a peering: VNI rewritten
 ]
+
+
+def fixture(spec):
+    """The fixture a PATHS entry names: "name", or "name@world" for that
+    fixture run on another world of the table."""
+    name, dummy, world = spec.partition("@")
+    f = F.BY_NAME[name]
+    return f._replace(world=world) if world else f
 
 
 def _check(f, r):
@@ -105,7 +123,7 @@ def measure(rounds, repeat):
             _check(floor_fx, r)
             wrapped_floor.append(r.duration_ns)
             for name, fx, dummy in PATHS:
-                f = F.BY_NAME[fx]
+                f = fixture(fx)
                 h.load_world(F.WORLDS[f.world])
                 r = w.run(f.program, f, repeat)
                 _check(f, r)
@@ -120,7 +138,7 @@ def measure(rounds, repeat):
         paths = {}
         for name, fx, target in PATHS:
             ns = min(wrapped[name]) - wrapper_ns
-            paths[name] = {"ns": ns, "above_floor_ns": ns - floor_ns, "verdict": F.VERDICTS[F.BY_NAME[fx].verdict],
+            paths[name] = {"ns": ns, "above_floor_ns": ns - floor_ns, "verdict": F.VERDICTS[fixture(fx).verdict],
                            "median_ns": statistics.median(wrapped[name]) - wrapper_med,
                            "direct_ns": min(direct[name]) if direct[name] else None,
                            "ratio": round(ns / floor_ns, 2), "target": target, "met": _met(ns, floor_ns, target)}
