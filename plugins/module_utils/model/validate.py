@@ -436,6 +436,13 @@ class _Checker:
                 bad = True  # reported with the VPC itself
         if bad:
             return True
+        shared = [d for d in a.dividers if d in b.dividers]
+        if shared:
+            errors.add(path + ".vpcs", "VPCs %s and %s share the divider%s %s: a packet crosses a peering from a "
+                       "divider of one to a divider of the other, and a host cannot send to itself; give the two "
+                       "VPCs different dividers" % (a.name, b.name, "s" if len(shared) > 1 else "",
+                                                    ", ".join(shared)))
+            return True
         if addr.overlaps(a.net, a.plen, b.net, b.plen):
             errors.add(path + ".vpcs[1]", "the CIDR %s of VPC %s overlaps the CIDR %s of VPC %s: peered VPCs must "
                        "not overlap, since their dividers route by address; renumber one of them, or do not peer "

@@ -64,6 +64,9 @@ CASES = [
      r"mizar_vpc_peerings\[0\] also peers with red: the dividers of red could not tell"),
     ("no-dividers", lambda inv: inv["mizar_vpc_peerings"].append({"name": "red-v2", "vpcs": ["red", "vpc2"]}),
      "mizar_vpc_peerings[1].vpcs[1]", r"VPC vpc2 has no dividers: traffic crosses a peering at the dividers"),
+    ("shared-divider", lambda inv: _vpc(inv, "red").update(dividers=["h2", "h3"]), "mizar_vpc_peerings[0].vpcs",
+     r"VPCs vpc1 and red share the divider h3: a packet crosses a peering from a divider of one to a divider of "
+     r"the other, and a host cannot send to itself"),
     ("duplicate-name", lambda inv: _second_peering(inv, "vpc1-red"), "mizar_vpc_peerings[1].name",
      r"VPC peering name 'vpc1-red' is already used by mizar_vpc_peerings\[0\]"),
     ("one-vpc", lambda inv: _pe(inv).update(vpcs=["vpc1"]), "mizar_vpc_peerings[0].vpcs",
