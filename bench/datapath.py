@@ -171,14 +171,19 @@ def table(res):
     return "\n".join(lines)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+def cli(doc, measure_fn, table_fn):
+    """The command line of a data path benchmark: --json, --repeat, --rounds."""
+    ap = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--repeat", type=int, default=100000, help="in-kernel repetitions per round")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
     args = ap.parse_args()
-    res = measure(args.rounds, args.repeat)
-    print(json.dumps(res, indent=2) if args.json else table(res))
+    res = measure_fn(args.rounds, args.repeat)
+    print(json.dumps(res, indent=2) if args.json else table_fn(res))
+
+
+def main():
+    cli(__doc__, measure, table)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 bpffs, the system libbpf, pyroute2, the BPF objects. Tests that need them
 fail loudly when they are missing; they never skip. Also: building the
 test-only BPF programs (tests/progs) exactly as the collection builds its own."""
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 
 import pytest
 
@@ -85,3 +87,23 @@ def compile_bpf(src, out_dir, tree=BPF_SRC):
     if res.returncode:
         pytest.fail("compiling %s failed:\n%s\ncommand: %s" % (src, res.stdout, " ".join(cmd)), pytrace=False)
     return out
+
+
+def build_at(commit, out_dir, progs=()):
+    """The datapath objects of an earlier commit, built from git into
+    <out_dir>/objs, with the test programs of its tests/progs named in progs
+    (file names) built against its headers: what a host that ran that
+    commit has. Returns the objects directory."""
+    tree = subprocess.run(["git", "-C", ROOT, "archive", commit, "bpf", "tests/progs"], stdout=subprocess.PIPE,
+                          check=True).stdout
+    src = os.path.join(out_dir, "src")
+    with tarfile.open(fileobj=io.BytesIO(tree)) as tar:
+        tar.extractall(src)
+    objs = os.path.join(out_dir, "objs")
+    res = subprocess.run(["make", "-s", "-C", os.path.join(src, "bpf"), "OUT=" + objs], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    if res.returncode:
+        pytest.fail("building the objects of %s failed:\n%s" % (commit, res.stdout), pytrace=False)
+    for name in progs:
+        compile_bpf(os.path.join(src, "tests", "progs", name), objs, tree=os.path.join(src, "bpf"))
+    return objs

@@ -10,7 +10,8 @@
  *   acl_on_xdp_tx ......... at ON_XDP_TX, before a packet leaves for
  *                           another host (tunnel packet)
  *
- * A packet that passes goes on with the pipeline's verdict, read from
+ * A packet that passes goes on along the stage's chain (mzr_stage_next):
+ * to the next function, or, after the last, with the verdict in
  * mzr_stage_ctx.
  *
  * The rule set is double-buffered: the control plane fills the inactive set
@@ -24,6 +25,7 @@
 #include "mzr_bounds.h"
 #include "mzr_maps.h"
 #include "mzr_parse.h"
+#include "mzr_stages.h"
 
 #define ACL_MAX_RULES 64
 #define ACL_DROP 1
@@ -176,13 +178,13 @@ int acl_on_xdp_redirect(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	vni = sc->vni;
 	if (sc->flags & MZR_SC_F_TUNNEL && acl_skip_tunnel(&c) != vni)
-		return sc->verdict;
+		return mzr_stage_next(ctx);
 	acl_stat(ACL_SEEN);
 	if (acl_match(&c, vni)) {
 		acl_stat(ACL_DROPPED);
 		return XDP_DROP;
 	}
-	return sc->verdict; /* the pipeline has already set the target */
+	return mzr_stage_next(ctx); /* the pipeline has already set the target */
 }
 
 SEC("xdp")
@@ -198,13 +200,13 @@ int acl_on_xdp_tx(struct xdp_md *ctx)
 	if (!sc)
 		return XDP_ABORTED;
 	if (!vni)
-		return sc->verdict;
+		return mzr_stage_next(ctx);
 	acl_stat(ACL_SEEN);
 	if (acl_match(&c, vni)) {
 		acl_stat(ACL_DROPPED);
 		return XDP_DROP;
 	}
-	return sc->verdict; /* XDP_TX on the transit program, XDP_REDIRECT on the agent */
+	return mzr_stage_next(ctx); /* XDP_TX on the transit program, XDP_REDIRECT on the agent */
 }
 
 char _license[] SEC("license") = "GPL";

@@ -69,7 +69,7 @@
 #define MZR_MAX_BACKENDS 32 /* backends of one scaled endpoint */
 #define MZR_MAX_PLENS 8     /* distinct network prefix lengths in one VPC */
 
-/* Tail-call stages: slots of the mzr_stages prog array. */
+/* Tail-call stages: each stage's number, its first slot in the mzr_stages prog array. */
 enum mzr_stage {
 	MZR_STAGE_ON_XDP_TX = 0,
 	MZR_STAGE_ON_XDP_PASS = 1,
@@ -78,6 +78,17 @@ enum mzr_stage {
 	MZR_STAGE_ON_XDP_SCALED_EP = 4,
 	MZR_STAGE_MAX = 5,
 };
+
+/*
+ * A stage runs a chain of up to MZR_CHAIN_MAX functions. mzr_stages holds
+ * two banks of chains; mzr_stage_bank says, per stage, which one is live.
+ * Position pos of a stage's chain in bank b is slot
+ * (b * MZR_CHAIN_MAX + pos) * MZR_STAGE_MAX + stage, so position 0 of bank
+ * 0 is the stage's own number, and the next position is MZR_STAGE_MAX on.
+ */
+#define MZR_CHAIN_MAX 8
+#define MZR_STAGE_BANK_SLOTS (MZR_CHAIN_MAX * MZR_STAGE_MAX)
+#define MZR_STAGE_SLOTS (2 * MZR_STAGE_BANK_SLOTS)
 
 /* mzr_if_cfg: one entry (key 0), this host's substrate interface. */
 struct mzr_if_cfg {
@@ -195,8 +206,9 @@ struct mzr_agent {
 
 /*
  * mzr_stage_ctx: per-CPU, one entry (key 0). What the pipeline knew about
- * the packet it hands to ON_XDP_REDIRECT: after decapsulation the VNI is no
- * longer in the packet, so a function reads it here.
+ * the packet it hands to a stage: after decapsulation the VNI is no longer
+ * in the packet, so a function reads it here; and where the stage's chain
+ * goes on (mzr_stage_next() in mzr_stages.h).
  */
 #define MZR_SC_F_TUNNEL 0x1 /* the packet is the whole tunnel packet (bypass_decap) */
 
@@ -204,7 +216,9 @@ struct mzr_stage_ctx {
 	__u32 vni;
 	__u32 ifindex; /* the interface the packet is redirected to */
 	__u32 flags;   /* MZR_SC_F_* */
-	__u32 verdict; /* the pipeline's verdict: what a function returns to let the packet go */
+	__u32 verdict; /* the verdict so far: the pipeline's, or what the previous function left */
+	__u32 next;    /* mzr_stages slot of the chain's next function */
+	__u32 end;     /* the first slot past the chain's bank */
 };
 
 /*

@@ -10,32 +10,36 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: stage
-short_description: Install network function programs in the stage slots of the datapath, and configure them
+short_description: Install chains of network function programs in the stages of the datapath, and configure them
 version_added: 0.1.0
 description:
-  - The transit program calls the program of a stage slot (a tail call) before each verdict. This
-    module puts a function's program there, with one atomic update of the stage table, and pins it
-    under O(pin_dir)C(/progs/stage_<stage>).
-  - One slot (O(stage) and its other options), or a host's functions in one call (O(functions), one
-    item per stage). With O(functions), every slot is read and every item planned before anything is
-    done; an item that cannot be brought to its state fails the task, naming it and the field, and no
-    slot is changed. Then the steps are carried out in the list's order. A stage holds one program,
-    so two items cannot name the same stage.
-  - With O(exclusive=true), every slot that O(functions) does not claim is emptied as O(state=absent)
+  - The transit program and the agent call the chain of a stage (tail calls) before each verdict;
+    its first function gets the packet, and each one that lets it go passes it to the next. This
+    module puts a chain there, swapped whole (the stage table keeps two banks per stage; the new
+    chain fills the idle one, which then becomes live, and the old one is emptied once no packet
+    runs it), and pins each function under O(pin_dir)C(/progs/stage_<stage>) (the first) and
+    C(stage_<stage>_<position>) (the others). A packet runs the old chain or the new one, whole.
+  - One stage with one function (O(stage) and its other options), or a host's functions in one call
+    (O(functions)). The items of O(functions) that name one stage with state C(present) make its
+    chain, in their order (at most 8, each program once). With O(functions), every stage is read and
+    every item planned before anything is done; an item that cannot be brought to its state fails the
+    task, naming it and the field, and no stage is changed. Then the steps are carried out in the
+    order the items name the stages.
+  - With O(exclusive=true), every stage that O(functions) does not claim is emptied as O(state=absent)
     empties one, after the listed ones (RV(cleared)).
   - The object is loaded against the datapath's pinned maps. The maps private to the function (its
     rules, its statistics) are created and pinned beside them on the first load and reused after.
   - With O(function), the function's configuration O(config) is written to its maps through the
     collection's configurator for that function (C(acl) has one), double-buffered, before the program
-    enters the slot. The program never runs without its rules. The configuration is changed only
+    enters the stage. The program never runs without its rules. The configuration is changed only
     when the rules differ. A function at several stages keeps one set of rules in maps they share, so
     its items must give the same O(functions[].config); the rules are written once.
-  - The same program (same instructions and maps, by tag) already in the slot is left in place, so a
-    second run changes nothing. A different program replaces it atomically. Maps private to the
-    replaced program that no slot uses any more are unpinned.
-  - With O(state=absent), the slot is emptied (the transit program then applies its own verdict)
-    and the program's pin removed. Maps private to the removed program (with O(function), that
-    function's maps) that no other slot uses once the run is done are unpinned too; the function's
+  - The same chain (the same programs, by tag and maps, in the same order) already in the stage is
+    left in place, so a second run changes nothing. A different chain replaces it as a whole. Maps
+    private to the replaced programs that no stage uses any more are unpinned.
+  - With O(state=absent), the stage is emptied (the pipeline then applies its own verdict) and the
+    programs' pins removed. Maps private to the removed programs (with O(function), that
+    function's maps) that no other stage uses once the run is done are unpinned too; the function's
     configuration is gone with them. Without a datapath at O(pin_dir) there is nothing to remove,
     which is not an error.
 author:
@@ -81,9 +85,10 @@ options:
     default: present
   functions:
     description:
-      - A host's functions, one item per stage, each as the single form's options describe
-        (O(functions[].stage) required), with its own O(functions[].state). O(vpcs) and O(pin_dir)
-        apply to all of them.
+      - A host's functions, each as the single form's options describe (O(functions[].stage)
+        required), with its own O(functions[].state). O(vpcs) and O(pin_dir) apply to all of them.
+      - The present items of one stage make its chain, in the list's order. A stage whose items are
+        all absent is emptied.
       - The items of the rendering's C(functions) give O(functions[].name), O(functions[].stage),
         O(functions[].object), O(functions[].config), and O(functions[].function) for the shipped
         ones (the rendering's C(program) names the function, not a program of the object).
@@ -95,7 +100,7 @@ options:
         description: The function's name, for messages (the inventory's C(mizar_functions[].name)).
         type: str
       stage:
-        description: The stage slot (see O(stage)).
+        description: The stage (see O(stage)).
         type: str
         required: true
         choices: [on_xdp_tx, on_xdp_pass, on_xdp_redirect, on_xdp_drop, on_xdp_scaled_ep]
@@ -114,7 +119,7 @@ options:
         type: dict
         default: {}
       state:
-        description: Whether this slot should hold the program, or be empty; defaults to O(state).
+        description: Whether this function should be in the stage's chain; defaults to O(state).
         type: str
         choices: [present, absent]
   rendered:
@@ -127,13 +132,13 @@ options:
     type: dict
   exclusive:
     description:
-      - With O(functions) or O(rendered), also empty every slot the list does not claim (see above).
+      - With O(functions) or O(rendered), also empty every stage the list does not claim (see above).
     type: bool
     default: false
 notes:
   - Supports check mode (the object is loaded against the pinned maps to learn its program's tag,
-    then dropped; nothing is pinned or written) and diff mode (the slot's program and the
-    function's rules, before and after; with O(functions), every slot).
+    then dropped; nothing is pinned or written) and diff mode (the stage's chain in order and the
+    functions' rules, before and after; with O(functions), every stage).
   - Run after M(mizar.transit.transit), which loads the datapath and its stage table.
   - A map layout change of the datapath (an upgrade) reloads installed stage programs, so
     M(mizar.transit.transit) then needs their objects in its O(mizar.transit.transit#module:stages) option.
@@ -194,7 +199,15 @@ EXAMPLES = r"""
     stage: on_xdp_tx
     object: /var/lib/mizar/bpf/functions/ratelimit.bpf.o
 
-- name: Empty a slot
+- name: Two functions in one stage, in this order; a packet the ACL drops never reaches the second
+  mizar.transit.stage:
+    functions:
+      - {name: acl-blue, stage: on_xdp_redirect, object: /var/lib/mizar/bpf/functions/acl.bpf.o, function: acl,
+         config: {rules: [{vpc: blue, dst: 10.1.2.0/24, protocol: tcp, port: 22, action: drop}]}}
+      - {name: flowlog, stage: on_xdp_redirect, object: /var/lib/mizar/bpf/functions/flowlog.bpf.o}
+    vpcs: {blue: 100}
+
+- name: Empty a stage
   mizar.transit.stage:
     stage: on_xdp_tx
     state: absent
@@ -207,22 +220,22 @@ stage:
   type: str
   sample: on_xdp_redirect
 slot:
-  description: The stage's slot in the stage table.
+  description: The stage's number (its first slot in the stage table).
   returned: with O(stage)
   type: int
   sample: 2
 program:
-  description: The program installed (null with O(state=absent)).
+  description: The program installed, the first of the chain (null with O(state=absent)).
   returned: with O(stage)
   type: str
   sample: acl_on_xdp_redirect
 prog_id:
-  description: Kernel id of the program in the slot (null when empty, and in check mode when it would change).
+  description: Kernel id of the chain's first program (null when empty, and in check mode when it would change).
   returned: with O(stage)
   type: int
   sample: 931
 tag:
-  description: Tag (hash of the instructions) of the program in the slot.
+  description: Tag (hash of the instructions) of the chain's first program.
   returned: with O(stage)
   type: str
   sample: 8c3f0d2a61b7e94f
@@ -236,26 +249,36 @@ config:
   returned: with O(stage)
   type: dict
   sample: {rules: [{vpc: blue, src: 0.0.0.0/0, dst: 10.1.2.0/24, protocol: tcp, port: 22, action: drop}]}
+chain:
+  description:
+    - The stage's chain after the run, in order, one item per function, each with C(name), C(program), C(prog_id),
+      C(tag), C(config_changed) and C(config) as above.
+  returned: with O(stage)
+  type: list
+  elements: dict
+  sample: [{name: acl-blue, program: acl_on_xdp_redirect, prog_id: 931, tag: 8c3f0d2a61b7e94f, config_changed: false,
+            config: {rules: []}}]
 removed_maps:
-  description: Maps private to a removed or replaced program that were unpinned because no slot uses them.
+  description: Maps private to a removed or replaced program that were unpinned because no stage uses them.
   returned: with O(stage)
   type: list
   elements: str
   sample: [mzr_acl_active, mzr_acl_sets, mzr_acl_stats]
 stages:
   description:
-    - By stage, each item's slot and each slot O(exclusive) emptied, with the single form's C(stage), C(slot),
-      C(program), C(prog_id), C(tag), C(config_changed), C(config) and C(removed_maps), and C(name) (the item's,
-      null for a slot O(exclusive) emptied), C(state), C(changed) and its own C(actions).
-    - A map two slots let go is unpinned once, and listed under the last of them.
+    - By stage, each stage the items name and each stage O(exclusive) emptied, with the single form's C(stage),
+      C(slot), C(program), C(prog_id), C(tag), C(config_changed), C(config), C(chain) and C(removed_maps) (the top
+      fields are the chain's first function's), and C(name) (the first item's, null for a stage O(exclusive)
+      emptied), C(state), C(changed) and its own C(actions).
+    - A map two stages let go is unpinned once, and listed under the last of them.
   returned: with O(functions)
   type: dict
   sample:
     on_xdp_redirect: {name: acl-blue, state: present, changed: false, actions: [], stage: on_xdp_redirect, slot: 2,
                       program: acl_on_xdp_redirect, prog_id: 931, tag: 8c3f0d2a61b7e94f, config_changed: false,
-                      config: {rules: []}, removed_maps: []}
+                      config: {rules: []}, chain: [], removed_maps: []}
 cleared:
-  description: The slots O(exclusive) emptied (in check mode, would empty), in slot order.
+  description: The stages O(exclusive) emptied (in check mode, would empty), in slot order.
   returned: with O(functions)
   type: list
   elements: str

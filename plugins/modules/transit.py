@@ -94,6 +94,7 @@ options:
   stages:
     description:
       - The objects of the stage programs installed in this datapath (see M(mizar.transit.stage)).
+      - Items of one stage make its chain, in their order.
       - Needed only when the map layout changes while stages are installed, to reload them against
         the new maps. Without them, such a migration fails before changing anything.
     type: list

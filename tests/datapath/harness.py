@@ -18,10 +18,12 @@ def require_bpf():
 
 
 class Harness:
-    """All datapath programs of one simulated host, sharing its pinned maps."""
+    """All datapath programs of one simulated host, sharing its pinned maps
+    (the objects of obj_dir, by default the build's)."""
 
-    def __init__(self):
+    def __init__(self, obj_dir=BPF_OUT):
         require_bpf()
+        self.obj_dir = obj_dir
         self.pin_dir = "/sys/fs/bpf/mzr-test-%s" % uuid.uuid4().hex[:12]
         os.makedirs(self.pin_dir)
         self.objects = {}
@@ -36,7 +38,7 @@ class Harness:
 
     def _load(self):
         for name, obj in OBJECTS.items():
-            o = libbpf.BpfObject(os.path.join(BPF_OUT, obj), pin_root=self.pin_dir).load()
+            o = libbpf.BpfObject(os.path.join(self.obj_dir, obj), pin_root=self.pin_dir).load()
             self.objects[name] = o
             self.programs[name] = o.program(o.program_names()[0])
         self.maps = tables.Maps(self.pin_dir)

@@ -55,7 +55,8 @@ def test_map_definitions_match_codecs():
                                   (abi.IF_CFG_MAP, abi.IfCfg, 1)):
             d = obj.map_def(pin)
             assert (d["value_size"], d["max_entries"]) == (ctypes.sizeof(ctype), slots), pin
-        assert obj.map_def(abi.STAGES_MAP)["max_entries"] == len(abi.STAGES)
+        assert obj.map_def(abi.STAGES_MAP)["max_entries"] == abi.STAGE_SLOTS == 2 * abi.CHAIN_MAX * len(abi.STAGES)
+        assert obj.map_def(abi.STAGE_BANK_MAP)["max_entries"] == len(abi.STAGES)
         assert obj.map_def(abi.COUNTERS_MAP)["max_entries"] == abi.COUNTER_SLOTS
 
 

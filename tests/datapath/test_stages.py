@@ -8,7 +8,7 @@ import pytest
 
 import fixtures as F
 import machine
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf
 
 
 def _compile(tmp_path_factory, name):
@@ -115,14 +115,16 @@ def test_agent_fills_the_stage_context(dp, stage_progs, fixture):
     f = F.BY_NAME[fixture]
     stage, want = AGENT_CONTEXTS[fixture]
     with libbpf.Map.from_pin(os.path.join(dp.pin_dir, "mzt_stage_seen")) as seen:
-        seen.update(bytes(4), bytes(16))
+        seen.update(bytes(4), bytes(seen.value_size))
         dp.set_stage(stage, stage_progs["stage_record"])
         try:
             got, out, counters = dp.run_fixture(f)
         finally:
             dp.set_stage(stage, None)
-        sc = struct.unpack("<4I", seen.lookup(bytes(4)))
-    assert sc == want
+        sc = struct.unpack("<6I", seen.lookup(bytes(4)))
+    assert sc[:4] == want
+    # where the chain goes on: the next position of bank 0 (the live one), bounded by the bank
+    assert sc[4:] == (abi.stage_slot(0, abi.STAGES[stage], 1), abi.STAGE_BANK_SLOTS)
     # a function returning the context's verdict leaves everything as without it
     # (but for the drop counters of an empty ON_XDP_SCALED_EP: the function had the packet)
     assert (got, out) == (f.verdict, f.output)

@@ -909,9 +909,47 @@ def test_stage_list_form(ansible, host, objs):
         "mzr_acl_active", "mzr_acl_sets", "mzr_acl_stats"], play
     assert play["both"]["status"] == "failed" and "mutually exclusive" in play["both"]["msg"], play
     assert play["twice"]["status"] == "failed" and play["twice"]["msg"] == (
-        "function acl-tx (functions[1]): stage: %s is the stage of function acl-blue (functions[0]) too; a stage "
-        "holds one program" % STAGE), play
+        "function acl-tx (functions[1]): program: acl_on_xdp_redirect from %s is in the chain of stage %s already, "
+        "as function acl-blue (functions[0]); a chain runs a program once" % (obj, STAGE)), play
     assert all(v is None for v in stages.Stages(host_pins(H0)).list().values())
+
+
+def test_stage_list_form_chains_two_functions_in_one_stage(ansible, host, objs):
+    """Two functions in one stage: one chain, in the list's order, installed
+    in one step; check mode and the diff show it in order; the same chain
+    again is a no-op, another order is a change, and exclusive empties it."""
+    obj = os.path.join(objs, "functions", "acl.bpf.o")
+    fns = [{"name": "acl-blue", "stage": STAGE, "object": obj, "function": "acl", "config": ACL},
+           {"name": "acl-tx-prog", "stage": STAGE, "object": obj, "program": "acl_on_xdp_tx", "function": "acl",
+            "config": ACL}]
+    args = {"functions": fns, "vpcs": {"blue": 1000}, "exclusive": True}
+    play = ansible.play([_transit(objs, name="load"),
+                         task("stage", args, name="check", check_mode=True, diff=True),
+                         task("stage", args, name="first", diff=True), task("stage", args, name="again"),
+                         task("stage", dict(args, functions=fns[::-1]), name="swapped"),
+                         task("stage", dict(args, functions=[]), name="none")], hosts=H0, inventory=host)
+    check, first = play["check"], play["first"]
+    chain = "install the chain acl_on_xdp_redirect from {0} -> acl_on_xdp_tx from {0} in stage {1} (slot 2)".format(
+        obj, STAGE)
+    assert check["status"] == first["status"] == "changed" and check["actions"] == first["actions"] == [
+        "write the acl rules of %s (first configuration)" % STAGE, chain], play
+    assert "%s: empty" % STAGE in check["diff"]["before"]
+    assert re.search(r"%s: acl_on_xdp_redi \(tag \w+\) -> acl_on_xdp_tx \(tag \w+\)" % STAGE,
+                     check["diff"]["after"]), check["diff"]
+    assert check["diff"]["after"] == first["diff"]["after"], "check mode predicted the chain"
+    r = first["stages"][STAGE]
+    assert [(c["name"], c["program"]) for c in r["chain"]] == [
+        ("acl-blue", "acl_on_xdp_redirect"), ("acl-tx-prog", "acl_on_xdp_tx")]
+    assert [c["prog_id"] for c in play["again"]["stages"][STAGE]["chain"]] == [c["prog_id"] for c in r["chain"]]
+    assert None not in [c["prog_id"] for c in r["chain"]]
+    assert play["again"]["status"] == "ok" and play["again"]["actions"] == [], play
+    swapped = play["swapped"]
+    assert swapped["status"] == "changed" and len(swapped["actions"]) == 1, play
+    assert swapped["actions"][0].startswith("replace acl_on_xdp_redi (tag ")
+    assert [c["name"] for c in swapped["stages"][STAGE]["chain"]] == ["acl-tx-prog", "acl-blue"]
+    assert play["none"]["cleared"] == [STAGE] and play["none"]["actions"][0].startswith("remove the chain "), play
+    assert all(v is None for v in stages.Stages(host_pins(H0)).list().values())
+    assert not [f for f in os.listdir(os.path.join(host_pins(H0), "progs")) if f.startswith("stage_")]
 
 
 # ---------------------------------------------------------------- transit_info

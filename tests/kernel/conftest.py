@@ -101,6 +101,13 @@ def stage_obj(tmp_path_factory):
     return machine.compile_bpf(src, str(tmp_path_factory.mktemp("stages")))
 
 
+@pytest.fixture(scope="session")
+def chain_obj(tmp_path_factory):
+    """tests/progs/stage_chain.bpf.c, compiled."""
+    src = os.path.join(machine.PROGS, "stage_chain.bpf.c")
+    return machine.compile_bpf(src, str(tmp_path_factory.mktemp("chains")))
+
+
 @pytest.fixture
 def veth(netns):
     """A namespace with a veth pair a0 <-> a1, both up. Returns the namespace."""

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import loader, libbpf, stages, xdp
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, loader, libbpf, stages, xdp
 
-from machine import PROGS
+from machine import PROGS, build_at
 from packets import XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, geneve_icmp, plain_udp
 
 from .conftest import build_variant, edit_struct, member_line, quiet_veth
@@ -312,3 +312,58 @@ def test_teardown_leaves_nothing(ld, netns, stage_obj):
         assert not xdp.query(iface, netns=ns)["attached"], iface
     assert ld.teardown() == {"changed": False, "detached": [], "unpinned": 0}
     assert ld.status() == {"pin_dir": ld.pin_dir, "loaded": False}
+
+
+# The last commit whose stage table held one program per stage (no chains, no banks).
+PRE_CHAINS = "3ac78fa"
+
+
+def test_an_upgrade_from_one_program_per_stage_migrates_to_chains(ld, tmp_path, stage_obj, chain_obj):
+    old_objs = build_at(PRE_CHAINS, str(tmp_path), progs=["stage_verdicts.bpf.c"])
+    old = loader.Loader(ld.pin_dir, old_objs, netns=ld.netns)
+    old.load()
+    old.converge(desired(2))
+    old.attach("transit", "a0")
+    old.attach("agent", "a1")
+    # what the stage module of that layout did: the program in the stage's one slot, pinned
+    obj, prog = stages.load_stage(ld.pin_dir, os.path.join(old_objs, "stage_verdicts.bpf.o"), "stage_count")
+    try:
+        with old.map("mzr_stages") as arr:
+            assert arr.max_entries == len(abi.STAGES)
+            arr.update(struct.pack("<I", abi.STAGES["on_xdp_pass"]), struct.pack("<I", prog.fd))
+        stages.pin_replace(prog.fd, stages.Layout(ld.pin_dir).stage("on_xdp_pass"))
+    finally:
+        obj.close()
+    assert run_attached(ld, "a0", plain_udp()).retval == XDP_DROP and _hits(ld) == 1
+    st = stages.Stages(ld.pin_dir)
+    assert [e["name"] for e in st.list()["on_xdp_pass"]["chain"]] == ["stage_count"], "read as a chain of one"
+    with pytest.raises(stages.StageError, match="from before chains"):
+        st.set_chain("on_xdp_pass", [])
+    old_state = raw_state(ld)
+
+    new = loader.Loader(ld.pin_dir, ld.obj_dir, netns=ld.netns)
+    diff = new.layout_diff()
+    assert diff["mzr_stages"] == ["max_entries"] and "mzr_stage_ctx" in diff, diff
+    with pytest.raises(loader.LoaderError, match="on_xdp_pass"):
+        new.load()
+    res = new.load(stage_sources={"on_xdp_pass": [(chain_obj, "chain_a"), (stage_obj, "stage_count")]})
+    assert (res["changed"], res["action"]) == (True, "migrated")
+    assert res["maps"]["mzt_stage_hits"] == "kept" and res["entries"]["mzr_endpoints"] == 3
+    assert sorted(res["relinked"]) == sorted(loader.link_name(i, ld.netns) for i in ("a0", "a1"))
+    new_state = raw_state(ld)
+    for m in ("mzr_endpoints", "mzr_networks", "mzr_vpcs", "mzr_agents", "mzr_substrate", "mzt_stage_hits"):
+        assert new_state[m] == old_state[m], m
+    with ld.map("mzr_stages") as arr:
+        assert arr.max_entries == abi.STAGE_SLOTS
+    listed = st.list()["on_xdp_pass"]
+    assert [e["name"] for e in listed["chain"]] == ["chain_a", "stage_count"] and listed["bank"] == 0
+    assert all(e["pinned"] for e in listed["chain"])
+
+    # the chain runs in order on the migrated datapath, and swaps from now on
+    assert run_attached(ld, "a0", plain_udp()).retval == XDP_DROP and _hits(ld) == 2
+    with ld.map("mzt_chain_hits") as m:
+        assert struct.unpack("<Q", m.lookup(struct.pack("<I", 1)))[0] == 1, "chain_a ran first"
+    assert st.set_chain("on_xdp_pass", [])["action"] == "removed"
+    assert run_attached(ld, "a0", plain_udp()).retval == XDP_PASS
+    again = loader.Loader(ld.pin_dir, ld.obj_dir, netns=ld.netns).load()
+    assert (again["changed"], again["action"]) == (False, "reused")

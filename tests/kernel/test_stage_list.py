@@ -147,9 +147,10 @@ def test_one_function_at_two_stages_writes_its_rules_once_and_its_maps_go_once(d
 
 def test_a_refused_item_is_named_and_nothing_is_applied(datapath, stage_obj):
     with pytest.raises(stage.StageSlotError) as e:
-        spec(datapath.pin_dir, [counting(stage_obj, "on_xdp_redirect"), acl()])
-    assert str(e.value) == ("function acl-blue (functions[1]): stage: on_xdp_redirect is the stage of function count "
-                            "(functions[0]) too; a stage holds one program")
+        spec(datapath.pin_dir, [acl(name="acl"), acl()])
+    assert str(e.value) == ("function acl-blue (functions[1]): program: acl_on_xdp_redirect from %s is in the chain of "
+                            "stage on_xdp_redirect already, as function acl (functions[0]); a chain runs a program "
+                            "once" % ACL_OBJ)
     with pytest.raises(stage.StageSlotError, match=r"^function count \(functions\[1\]\): program: .* has no program "
                                                    r"'nope'"):
         spec(datapath.pin_dir, [acl(), dict(counting(stage_obj), program="nope")])

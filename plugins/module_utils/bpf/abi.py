@@ -32,6 +32,22 @@ Mac = u8 * 6
 # enum mzr_stage: a stage's slot is its place in capacity.STAGES
 STAGES = dict((name, slot) for slot, name in enumerate(capacity.STAGES))
 STAGE_NAMES = dict((v, k) for k, v in STAGES.items())
+# a stage's chain of functions, in two banks (mzr_stages.h)
+CHAIN_MAX = capacity.CHAIN_MAX
+STAGE_BANK_SLOTS = CHAIN_MAX * len(STAGES)
+STAGE_SLOTS = 2 * STAGE_BANK_SLOTS
+
+
+def stage_slot(bank, stage, pos):
+    """The mzr_stages slot of position pos of stage's chain (stage: its
+    number) in bank 0 or 1."""
+    return (bank * CHAIN_MAX + pos) * len(STAGES) + stage
+
+
+def slot_place(slot):
+    """(bank, stage number, position) of a mzr_stages slot."""
+    return slot // STAGE_BANK_SLOTS, slot % len(STAGES), slot % STAGE_BANK_SLOTS // len(STAGES)
+
 
 EP_TYPES = {"simple": 1, "scaled": 2, "gateway": 3}
 EP_TYPE_NAMES = dict((v, k) for k, v in EP_TYPES.items())
@@ -98,7 +114,7 @@ class Peer(ctypes.Structure):
 
 
 class StageCtx(ctypes.Structure):
-    _fields_ = [("vni", u32), ("ifindex", u32), ("flags", u32), ("verdict", u32)]
+    _fields_ = [("vni", u32), ("ifindex", u32), ("flags", u32), ("verdict", u32), ("next", u32), ("end", u32)]
 
 
 class Source(ctypes.Structure):
@@ -518,6 +534,7 @@ BACKENDS_MAP = "mzr_backends"
 STAGE_CTX_MAP = "mzr_stage_ctx"
 COUNTERS_MAP = "mzr_counters"
 STAGES_MAP = "mzr_stages"
+STAGE_BANK_MAP = "mzr_stage_bank"
 DATA_MAPS = tuple(c.pin_name for c in TABLES.values()) + (
     IF_CFG_MAP, SUBSTRATE_MAP, BACKENDS_MAP, COUNTERS_MAP)
 

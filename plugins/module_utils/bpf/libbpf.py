@@ -29,6 +29,7 @@ BPF_MAP_TYPE_PROG_ARRAY = 3
 BPF_MAP_TYPE_PERCPU_HASH = 5
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 BPF_MAP_TYPE_LPM_TRIE = 11
+BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
 
 BPF_XDP = 37  # enum bpf_attach_type
 BPF_F_REPLACE = 1 << 2
@@ -145,6 +146,21 @@ class _TestRunOpts(ctypes.Structure):
 
 class _BatchOpts(ctypes.Structure):
     _fields_ = [("sz", ctypes.c_size_t), ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
+
+
+class _MapCreateOpts(ctypes.Structure):
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("btf_fd", ctypes.c_uint32),
+        ("btf_key_type_id", ctypes.c_uint32),
+        ("btf_value_type_id", ctypes.c_uint32),
+        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+        ("inner_map_fd", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("map_extra", ctypes.c_uint64),
+        ("numa_node", ctypes.c_uint32),
+        ("map_ifindex", ctypes.c_uint32),
+    ]
 
 
 class _LinkCreateOpts(ctypes.Structure):
@@ -268,6 +284,7 @@ def lib():
     _sig(handle, "bpf_prog_get_fd_by_id", i, [u32])
     _sig(handle, "bpf_link_get_fd_by_id", i, [u32])
     _sig(handle, "bpf_prog_test_run_opts", i, [i, ctypes.POINTER(_TestRunOpts)])
+    _sig(handle, "bpf_map_create", i, [i, cp, u32, u32, u32, ctypes.POINTER(_MapCreateOpts)])
     _sig(handle, "bpf_link_create", i, [i, i, ctypes.c_int, ctypes.POINTER(_LinkCreateOpts)])
     _sig(handle, "bpf_link_update", i, [i, i, ctypes.POINTER(_LinkUpdateOpts)])
     _sig(handle, "bpf_link_detach", i, [i])
@@ -859,6 +876,31 @@ def _fn(name):
     if name in _EXTRA_SIGS and fn.restype is not _EXTRA_SIGS[name][0]:
         fn.restype, fn.argtypes = _EXTRA_SIGS[name]
     return fn
+
+
+def map_create(map_type, name, key_size, value_size, max_entries, inner_map_fd=None):
+    """A new, unpinned map; returns its fd (the caller closes it)."""
+    opts = _MapCreateOpts()
+    opts.sz = ctypes.sizeof(_MapCreateOpts)
+    if inner_map_fd is not None:
+        opts.inner_map_fd = inner_map_fd
+    fd = lib().bpf_map_create(map_type, name.encode(), key_size, value_size, max_entries, ctypes.byref(opts))
+    return _check("bpf_map_create(%s)" % name, fd)
+
+
+def wait_for_programs():
+    """Return once every BPF program running when this was called has
+    finished (an RCU grace period). The kernel waits so on every update of a
+    map-in-map (maybe_wait_bpf_programs(), since Linux 4.20), so that user
+    space knows no program still uses the old value: one update of a
+    throwaway map-in-map is the wait."""
+    inner = map_create(BPF_MAP_TYPE_ARRAY, "mzr_quiesce_in", 4, 4, 1)
+    try:
+        with Map(map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "mzr_quiesce", 4, 4, 1, inner_map_fd=inner),
+                 owned=True) as outer:
+            outer.update(bytes(4), inner.to_bytes(4, "little"))
+    finally:
+        os.close(inner)
 
 
 def xdp_link_create(prog_fd, ifindex, flags):

@@ -23,7 +23,8 @@ Loading is idempotent and never mixes map layouts:
   size keep their low-order bytes); maps private to stage functions (not
   declared by the datapath objects) move along as they are, state kept;
   stage programs are reloaded against the new maps (their objects, built
-  for the new ABI, must be given); every link is switched to the program of
+  for the new ABI, must be given), each stage's chain in bank 0 of the new
+  stage table (a table from before chains held one program per stage); every link is switched to the program of
   the same role from the new objects; then maps_new and maps are exchanged
   (renameat2 RENAME_EXCHANGE, else three renames) and the old pins removed.
   Per-CPU maps (counters, scratch) restart from zero across a migration
@@ -155,6 +156,13 @@ def _converter(old, new, size_old, size_new):
 # ---------------------------------------------------------------- helpers
 
 
+def chain_sources(stage_sources):
+    """{stage: [(obj_path, prog_name), ...]}: each stage's chain, in order,
+    of stage_sources, whose values are such lists or one (obj_path,
+    prog_name)."""
+    return dict((s, [src] if isinstance(src, tuple) else list(src)) for s, src in (stage_sources or {}).items())
+
+
 def array_entries(m):
     """[(key bytes, value bytes)] of the non-zero slots of an ARRAY map."""
     blob = libbpf.read_array_blob(m)
@@ -280,8 +288,9 @@ class Loader:
 
     def load(self, stage_sources=None):
         """Load (or reload) the datapath; see the module doc. stage_sources
-        ({stage: (obj_path, prog_name)}) is needed only by a migration while
-        stages are installed. Returns {changed, action: created|reused|
+        ({stage: [(obj_path, prog_name), ...]}, each stage's chain in order;
+        one (obj_path, prog_name) is a chain of one) is needed only by a
+        migration while stages are installed. Returns {changed, action: created|reused|
         migrated, maps: {map: created|reused|migrated}, programs: {role:
         {prog_id, tag, changed}}, entries: {map: copied} (migration),
         relinked: [link names]}."""
@@ -399,7 +408,8 @@ class Loader:
         if os.path.exists(lay.map(abi.STAGES_MAP)):
             with libbpf.Map.from_pin(lay.map(abi.STAGES_MAP)) as arr:
                 table = stages.table(arr)
-        missing = [abi.STAGE_NAMES[s] for s in table if abi.STAGE_NAMES[s] not in stage_sources]
+        stage_sources = chain_sources(stage_sources)
+        missing = sorted(set(abi.STAGE_NAMES[abi.slot_place(s)[1]] for s in table) - set(stage_sources))
         if missing:
             raise LoaderError("map layout changed (%s) while stages %s are installed: give their objects "
                               "(stage_sources) so they can be reloaded against the new maps" % (
@@ -415,8 +425,8 @@ class Loader:
             # 1. copy every data map, converting by BTF member name
             entries = {}
             for m in new:
-                if m == abi.STAGES_MAP or not os.path.exists(lay.map(m)):
-                    continue
+                if m in (abi.STAGES_MAP, abi.STAGE_BANK_MAP) or not os.path.exists(lay.map(m)):
+                    continue  # the stage table is refilled below, in bank 0
                 entries[m] = self._copy_map(lay.map(m), os.path.join(lay.maps_new, m), new[m])
 
             # 2. maps private to stage functions (rules, statistics) are not
@@ -431,15 +441,19 @@ class Loader:
                         os.close(fd)
                     kept.append(m)
 
-            # 3. the stage table, against the new maps
+            # 3. the stage table, against the new maps: each chain in bank 0
             stage_progs = {}
-            for sname, (obj_path, prog_name) in sorted(stage_sources.items()):
-                obj, prog = stages.load_stage(self.pin_dir, obj_path, prog_name, maps_dir=lay.maps_new)
-                opened.append(obj)
-                stage_progs[stages.name_of(sname)] = prog
+            for sname, chain in sorted(stage_sources.items()):
+                progs = stage_progs.setdefault(stages.name_of(sname), [])
+                for obj_path, prog_name in chain:
+                    obj, prog = stages.load_stage(self.pin_dir, obj_path, prog_name, maps_dir=lay.maps_new)
+                    opened.append(obj)
+                    progs.append(prog)
             with libbpf.Map.from_pin(os.path.join(lay.maps_new, abi.STAGES_MAP)) as arr:
-                for sname, prog in stage_progs.items():
-                    arr.update(struct.pack("<I", stages.slot_of(sname)), struct.pack("<I", prog.fd))
+                for sname, progs in stage_progs.items():
+                    for pos, prog in enumerate(progs):
+                        arr.update(struct.pack("<I", abi.stage_slot(0, stages.slot_of(sname), pos)),
+                                   struct.pack("<I", prog.fd))
 
             # 4. every link to the program of the same role in the new objects
             by_old_id = {}
@@ -468,10 +482,12 @@ class Loader:
             for role, obj in objs.items():
                 stages.pin_replace(obj.program(ROLES[role][1]).fd, lay.prog(role))
             for sname in abi.STAGES:
-                if sname in stage_progs:
-                    stages.pin_replace(stage_progs[sname].fd, lay.stage(sname))
-                else:
-                    libbpf.unpin(lay.stage(sname))
+                progs = stage_progs.get(sname, [])
+                for pos in range(abi.CHAIN_MAX):
+                    if pos < len(progs):
+                        stages.pin_replace(progs[pos].fd, lay.stage(sname, pos))
+                    else:
+                        libbpf.unpin(lay.stage(sname, pos))
         except Exception:
             if not swapped:  # back to the old programs; the new maps were never used
                 for path, old_fd, new_fd in rollback:

@@ -1,20 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Stage programs: the tail-call slots of the transit program's mzr_stages.
+"""Stage programs: the chains of functions of the transit program's stages.
 
 A stage program is an XDP program loaded from its own object; it declares
 the data maps it needs (by including mzr_maps.h), and they are reused from
 the datapath's pins, so it sees the same state as the transit program.
 
-Two ways to change the table:
+mzr_stages holds two banks of chains (bpf/include/mzr_stages.h): position
+pos of a stage's chain in bank b is slot abi.stage_slot(b, stage, pos), and
+mzr_stage_bank holds each stage's live bank, read once as a packet enters
+the stage. Two ways to change the table:
 
-* install/remove: one bpf_map_update_elem / delete on the pinned prog
-  array, which swaps one slot atomically. Each stage program is pinned at
-  <pin_dir>/progs/stage_<name>, so it can be introspected, and a request
-  for the same program (same tag, same maps) changes nothing.
+* set_chain (install and remove are chains of one and none): one stage's
+  chain swapped whole. The new chain goes into the stage's other bank, the
+  bank word flips, the kernel is waited on until no packet still runs the
+  old bank (an RCU grace period: libbpf.wait_for_programs), and only then
+  is the old bank emptied. A packet runs the old chain or the new one,
+  never a mix or a part. Each function is pinned at
+  <pin_dir>/progs/stage_<name>[_<pos>], so it can be introspected, and a
+  request for the same chain (same tags, same maps, same order) changes
+  nothing.
 
-* rebuild ("move together"): several slots must change at once, and a
+* rebuild ("move together"): several stages must change at once, and a
   packet must never meet half of an old table and half of a new one. A
   referenced table is never edited: a new transit program is loaded with a
   fresh prog array (the data maps are still reused from their pins), the
@@ -22,7 +30,9 @@ Two ways to change the table:
   new one (bpf_link_update, atomic per interface), and only then is the
   new array pinned over the old pin (pinned under a temporary name and
   renamed, which bpffs supports). At every instant the attached program
-  reaches either the whole old table or the whole new one.
+  reaches either the whole old table or the whole new one. Functions go on
+  along their chain through the array they were loaded with, so it moves
+  chains of one function only.
 
 The pin layout is shared with loader.py (see Layout).
 """
@@ -50,7 +60,8 @@ class Layout:
                                 the datapath's and stage functions' own
     <pin_dir>/maps_new/<map>    maps of a layout migration in progress
     <pin_dir>/progs/<role>      transit, agent, pass programs
-    <pin_dir>/progs/stage_<s>   stage programs
+    <pin_dir>/progs/stage_<s>   the first function of stage s's chain
+    <pin_dir>/progs/stage_<s>_<n>  the function at position n of it
     <pin_dir>/links/<name>      XDP links
     """
 
@@ -68,8 +79,9 @@ class Layout:
     def prog(self, name):
         return os.path.join(self.progs, name)
 
-    def stage(self, stage):
-        return os.path.join(self.progs, "stage_" + stage)
+    def stage(self, stage, pos=0):
+        """The pin of position pos of a stage's chain."""
+        return os.path.join(self.progs, "stage_%s%s" % (stage, "_%d" % pos if pos else ""))
 
     def link(self, name):
         return os.path.join(self.links, name)
@@ -140,6 +152,44 @@ def table(array):
     return out
 
 
+def read_banks(path, bank_map=None):
+    """{stage number: live bank} from the bank map pinned at path (or the
+    open bank_map); {} when there is none (a table from before chains:
+    bank 0)."""
+    if bank_map is None:
+        if path is None or not os.path.exists(path):
+            return {}
+        with libbpf.Map.from_pin(path) as m:
+            return read_banks(None, m)
+    out = {}
+    for number in abi.STAGE_NAMES:
+        v = bank_map.lookup(_key(number))
+        out[number] = struct.unpack("<I", v)[0] & 1 if v is not None else 0
+    return out
+
+
+def live_chains(ids, max_entries, banks, numbers=None):
+    """{stage number: [prog_id, ...]} of a stage table ({slot: prog_id}, of
+    max_entries slots): each stage's (of numbers, default all) chain in its
+    live bank (banks: {stage number: bank}, missing: 0), up to the first
+    empty position. A table from before chains (one slot per stage) holds
+    chains of one."""
+    out = {}
+    for number in sorted(abi.STAGE_NAMES) if numbers is None else numbers:
+        chain = []
+        for pos in range(abi.CHAIN_MAX):
+            slot = abi.stage_slot(banks.get(number, 0), number, pos)
+            if slot >= max_entries or slot not in ids:
+                break
+            chain.append(ids[slot])
+        out[number] = chain
+    return out
+
+
+def _bank_slots(bank, number):
+    return [abi.stage_slot(bank, number, pos) for pos in range(abi.CHAIN_MAX)]
+
+
 def shared_maps(maps_dir):
     """Names of the datapath's own maps: the ones its transit program uses
     (plus the ABI's data maps), as opposed to a function's private maps."""
@@ -192,7 +242,8 @@ def load_stage(pin_dir, obj_path, prog_name, maps_dir=None):
 
 
 class Stages:
-    """The stage table of the datapath pinned at pin_dir."""
+    """The stage table of the datapath pinned at pin_dir: per stage, its
+    chain of functions in the live bank of mzr_stages."""
 
     def __init__(self, pin_dir):
         self.pin_dir = pin_dir
@@ -204,28 +255,61 @@ class Stages:
             raise StageError("no stage table at %s: load the datapath first" % path)
         return libbpf.Map.from_pin(path)
 
-    def list(self):
-        """{stage: None or {slot, prog_id, name, tag, pinned}} for every stage."""
+    def banks(self):
+        """{stage number: its live bank}; all 0 on a table from before chains."""
+        return read_banks(self.layout.map(abi.STAGE_BANK_MAP))
+
+    def chains(self):
+        """{stage: [prog_id, ...]}: every stage's live chain, in order."""
+        with self._array() as arr:
+            live = live_chains(table(arr), arr.max_entries, self.banks())
+        return dict((abi.STAGE_NAMES[s], ids) for s, ids in live.items())
+
+    def stale(self):
+        """{stage: [slot, ...]}: the slots holding a program that no packet
+        reaches (the other bank, or past a hole in the chain): what an
+        interrupted swap leaves."""
         with self._array() as arr:
             ids = table(arr)
+            live = live_chains(ids, arr.max_entries, self.banks())
+        reached = set()
+        banks = self.banks()
+        for s, chain in live.items():
+            reached.update(abi.stage_slot(banks.get(s, 0), s, pos) for pos in range(len(chain)))
         out = {}
-        for name, slot in sorted(abi.STAGES.items(), key=lambda kv: kv[1]):
-            pid = ids.get(slot)
-            if pid is None:
-                out[name] = None
-                continue
-            s = _prog_summary(pid) or {"prog_id": pid, "name": None, "tag": None}
-            pinned = self._pinned_id(name)
-            out[name] = {"slot": slot, "prog_id": pid, "name": s["name"], "tag": s["tag"],
-                         "pinned": pinned == pid}
+        for slot in sorted(ids):
+            if slot not in reached:
+                out.setdefault(abi.STAGE_NAMES[abi.slot_place(slot)[1]], []).append(slot)
         return out
 
-    def _pinned_id(self, stage):
-        prog = libbpf.pinned_prog(self.layout.stage(stage))
+    def list(self):
+        """{stage: None or {slot, prog_id, name, tag, pinned, bank, chain}}
+        for every stage: its chain's first program at the top (slot: the
+        stage's number), and chain: [{pos, slot, prog_id, name, tag,
+        pinned}] of the whole chain, in order."""
+        banks = self.banks()
+        out = {}
+        for name, chain in sorted(self.chains().items(), key=lambda kv: abi.STAGES[kv[0]]):
+            if not chain:
+                out[name] = None
+                continue
+            number, bank = abi.STAGES[name], banks.get(abi.STAGES[name], 0)
+            entries = []
+            for pos, pid in enumerate(chain):
+                s = _prog_summary(pid) or {"prog_id": pid, "name": None, "tag": None}
+                entries.append({"pos": pos, "slot": abi.stage_slot(bank, number, pos), "prog_id": pid,
+                                "name": s["name"], "tag": s["tag"], "pinned": self._pinned_id(name, pos) == pid})
+            first = entries[0]
+            out[name] = {"slot": number, "prog_id": first["prog_id"], "name": first["name"], "tag": first["tag"],
+                         "pinned": first["pinned"], "bank": bank, "chain": entries}
+        return out
+
+    def _pinned_id(self, stage, pos=0):
+        prog = libbpf.pinned_prog(self.layout.stage(stage, pos))
         return prog["prog_id"] if prog else None
 
     def install(self, stage, obj_path, prog_name):
-        """Put prog_name from obj_path in the stage's slot (one atomic update).
+        """Make prog_name from obj_path the stage's whole chain (set_chain).
         Returns {changed, action: installed|replaced|unchanged, stage, slot,
         prog_id, tag, old_prog_id}."""
         slot = slot_of(stage)
@@ -238,45 +322,100 @@ class Stages:
 
     def install_program(self, stage, prog):
         """install() for an already loaded libbpf.Program."""
-        slot = slot_of(stage)
-        stage = name_of(slot)
-        new = _prog_summary(prog.info()["id"])
-        with self._array() as arr:
-            old_id = table(arr).get(slot)
-            old = _prog_summary(old_id) if old_id else None
-            if same_program(old, new):
-                if self._pinned_id(stage) != old_id:  # repair the bookkeeping pin
-                    fd = libbpf.prog_fd_by_id(old_id)
-                    try:
-                        pin_replace(fd, self.layout.stage(stage))
-                    finally:
-                        os.close(fd)
-                return {"changed": False, "action": "unchanged", "stage": stage, "slot": slot,
-                        "prog_id": old_id, "tag": old["tag"], "old_prog_id": old_id}
-            arr.update(_key(slot), struct.pack("<I", prog.fd))
-        if not os.path.isdir(self.layout.progs):
-            os.mkdir(self.layout.progs)
-        pin_replace(prog.fd, self.layout.stage(stage))
-        return {"changed": True, "action": "replaced" if old_id else "installed", "stage": stage,
-                "slot": slot, "prog_id": new["prog_id"], "tag": new["tag"], "old_prog_id": old_id}
+        res = self.set_chain(stage, [prog])
+        return dict((k, res[k]) for k in ("changed", "action", "stage", "slot", "prog_id", "tag", "old_prog_id"))
 
     def remove(self, stage):
-        """Empty a slot (the transit program falls through to its own
-        verdict) and unpin its program. Returns {changed, stage, old_prog_id}."""
-        slot = slot_of(stage)
-        stage = name_of(slot)
-        with self._array() as arr:
-            old_id = table(arr).get(slot)
-            if old_id is not None:
-                arr.delete(_key(slot))
-        unpinned = libbpf.unpin(self.layout.stage(stage))
-        return {"changed": old_id is not None or unpinned, "stage": stage, "old_prog_id": old_id}
+        """Empty a stage (the pipeline falls through to its own verdict) and
+        unpin its programs. Returns {changed, stage, old_prog_id}."""
+        res = self.set_chain(stage, [])
+        return {"changed": res["changed"], "stage": res["stage"], "old_prog_id": res["old_prog_id"]}
+
+    def set_chain(self, stage, progs):
+        """Make the stage run progs (libbpf.Programs), in order, swapped as a
+        whole: the chain is written into the stage's other bank (emptied
+        first), mzr_stage_bank flips to it, and once every packet that
+        entered the stage before the flip is done (libbpf.wait_for_programs)
+        the old bank is emptied. A packet enters one bank and stays in it, so
+        it runs the old chain or the new one, whole. The same chain (same
+        programs on the same maps, in the same order) changes nothing but
+        lost pins and unreachable slots. Returns {changed, action: installed|
+        replaced|removed|unchanged, stage, slot (the stage's number), bank
+        (live after), chain ([{prog_id, name, tag}]), old_chain ([prog_id]),
+        prog_id, tag, old_prog_id (the first of each, or None)}."""
+        number = slot_of(stage)
+        stage = name_of(number)
+        progs = list(progs)
+        if len(progs) > abi.CHAIN_MAX:
+            raise StageError("stage %s: a chain holds %d functions at most, not %d" % (
+                stage, abi.CHAIN_MAX, len(progs)))
+        new = [_prog_summary(p.info()["id"]) for p in progs]
+        with self._array() as arr, self._bank_map() as banks:
+            bank = read_banks(None, banks).get(number, 0)
+            ids = table(arr)
+            old_ids = live_chains(ids, arr.max_entries, {number: bank}, [number])[number]
+            old = [_prog_summary(pid) for pid in old_ids]
+            other = 1 - bank
+            same = len(old) == len(new) and all(same_program(a, b) for a, b in zip(old, new))
+            if same:
+                chain_ids = old_ids
+                for slot in _bank_slots(other, number):
+                    if slot in ids:
+                        arr.delete(_key(slot))
+            else:
+                for slot in _bank_slots(other, number):
+                    arr.delete(_key(slot))
+                for pos, prog in enumerate(progs):
+                    arr.update(_key(abi.stage_slot(other, number, pos)), struct.pack("<I", prog.fd))
+                banks.update(_key(number), struct.pack("<I", other))
+                libbpf.wait_for_programs()
+                for slot in _bank_slots(bank, number):
+                    arr.delete(_key(slot))
+                bank, chain_ids = other, [s["prog_id"] for s in new]
+        if same:
+            self._pin_chain(stage, [None] * len(old_ids), chain_ids)
+        else:
+            self._pin_chain(stage, [p.fd for p in progs], chain_ids)
+        chain = old if same else new
+        action = "unchanged" if same else ("removed" if not new else ("replaced" if old_ids else "installed"))
+        return {"changed": not same, "action": action, "stage": stage, "slot": number, "bank": bank,
+                "chain": [{"prog_id": s["prog_id"], "name": s["name"], "tag": s["tag"]} for s in chain],
+                "old_chain": old_ids, "prog_id": chain[0]["prog_id"] if chain else None,
+                "tag": chain[0]["tag"] if chain else None, "old_prog_id": old_ids[0] if old_ids else None}
+
+    def _bank_map(self):
+        path = self.layout.map(abi.STAGE_BANK_MAP)
+        if not os.path.exists(path):
+            raise StageError("the stage table at %s is from before chains of functions: load the datapath "
+                             "(mizar.transit.transit) to migrate it" % self.layout.maps)
+        return libbpf.Map.from_pin(path)
+
+    def _pin_chain(self, stage, fds, ids):
+        """Pin a stage's chain at progs/stage_<stage>[_<pos>] (fds: each
+        position's program fd, or None to pin it again by id only where its
+        pin is lost), and unpin the positions past it."""
+        if not os.path.isdir(self.layout.progs):
+            os.mkdir(self.layout.progs)
+        for pos, (fd, pid) in enumerate(zip(fds, ids)):
+            if fd is not None:
+                pin_replace(fd, self.layout.stage(stage, pos))
+            elif self._pinned_id(stage, pos) != pid:
+                held = libbpf.prog_fd_by_id(pid)
+                try:
+                    pin_replace(held, self.layout.stage(stage, pos))
+                finally:
+                    os.close(held)
+        for pos in range(len(ids), abi.CHAIN_MAX):
+            libbpf.unpin(self.layout.stage(stage, pos))
 
     def rebuild(self, transit_obj, stages, on_step=None):
         """Move together: make the table exactly `stages` ({stage: Program or
         (obj_path, prog_name) or None}; stages not named keep their current
-        program) with a new prog array and a new transit program, switching
+        chain) with a new prog array and a new transit program, switching
         every link of <pin_dir>/links that runs a program using the old array.
+        Functions reach the rest of their chain through the array they were
+        loaded with, so only chains of one function can move this way
+        (set_chain() swaps a stage's chain of any length on its own).
 
         on_step(step, info) is called after each step (loaded, filled,
         switched, pinned), for tests and logs. Returns {changed, old_array_id,
@@ -287,23 +426,28 @@ class Stages:
         # old program
         old_arr = self._array()
         old_array_id = old_arr.info["id"]
-        current = table(old_arr)
-        want = dict((s, current.get(slot)) for s, slot in abi.STAGES.items())
+        banks = self.banks()
+        want = dict((abi.STAGE_NAMES[n], ids) for n, ids in live_chains(table(old_arr), old_arr.max_entries,
+                                                                        banks).items())
         opened = [old_arr]
         try:
             progs = {}
             for s, src in (stages or {}).items():
                 s = name_of(s)
                 if src is None:
-                    want[s] = None
+                    want[s] = []
                 elif isinstance(src, tuple):
                     obj, prog = load_stage(self.pin_dir, src[0], src[1])
                     opened.append(obj)
                     progs[s] = prog
-                    want[s] = prog.info()["id"]
+                    want[s] = [prog.info()["id"]]
                 else:
                     progs[s] = src
-                    want[s] = src.info()["id"]
+                    want[s] = [src.info()["id"]]
+            longer = sorted(s for s, chain in want.items() if len(chain) > 1)
+            if longer:
+                raise StageError("stages %s run chains of several functions, which a rebuild cannot move: "
+                                 "swap them with set_chain" % ", ".join(longer))
 
             # 1. a new transit program with its own, empty table
             obj = libbpf.BpfObject(transit_obj, pin_root=lay.maps)
@@ -322,15 +466,16 @@ class Stages:
             # 2. fill it while nothing can reach it
             held = []
             try:
-                for s, pid in want.items():
-                    if pid is None:
+                for s, chain in want.items():
+                    if not chain:
                         continue
                     if s in progs:
                         fd = progs[s].fd
                     else:
-                        fd = libbpf.prog_fd_by_id(pid)
+                        fd = libbpf.prog_fd_by_id(chain[0])
                         held.append(fd)
-                    new_arr.update(_key(abi.STAGES[s]), struct.pack("<I", fd))
+                    number = abi.STAGES[s]
+                    new_arr.update(_key(abi.stage_slot(banks.get(number, 0), number, 0)), struct.pack("<I", fd))
             finally:
                 for fd in held:
                     os.close(fd)
@@ -376,12 +521,13 @@ class Stages:
             if not os.path.isdir(lay.progs):
                 os.mkdir(lay.progs)
             pin_replace(new_prog.fd, lay.prog("transit"))
-            for s, pid in want.items():
+            for s, chain in want.items():
                 if s in progs:
                     pin_replace(progs[s].fd, lay.stage(s))
-                elif pid is None:
+                elif not chain:
                     libbpf.unpin(lay.stage(s))
-            result_table = table(new_arr)
+            result_table = dict((n, ids[0]) for n, ids in live_chains(table(new_arr), new_arr.max_entries,
+                                                                      banks).items() if ids)
             _step(on_step, "pinned", table=result_table)
         finally:
             for o in opened:
@@ -412,17 +558,24 @@ def _step(on_step, step, **info):
 
 
 def attached_table(prog_id):
-    """{slot: prog_id} of the stage table the program prog_id uses, or None."""
+    """{stage number: prog_id of its chain's first function} of the stage
+    table the program prog_id uses (in the live banks of its bank map), or
+    None."""
     fd = libbpf.prog_fd_by_id(prog_id)
+    found = {}
     try:
         for mid in libbpf.prog_map_ids(fd):
-            mfd = libbpf.map_fd_by_id(mid)
-            m = libbpf.Map(mfd, owned=True)
+            m = libbpf.Map(libbpf.map_fd_by_id(mid), owned=True)
             try:
                 if m.type == libbpf.BPF_MAP_TYPE_PROG_ARRAY:
-                    return table(m)
+                    found["table"] = (table(m), m.max_entries)
+                elif m.name == abi.STAGE_BANK_MAP:
+                    found["banks"] = read_banks(None, m)
             finally:
                 m.close()
     finally:
         os.close(fd)
-    return None
+    if "table" not in found:
+        return None
+    ids, size = found["table"]
+    return dict((n, chain[0]) for n, chain in live_chains(ids, size, found.get("banks", {})).items() if chain)

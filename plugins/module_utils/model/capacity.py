@@ -51,3 +51,7 @@ MAP_CAPACITY = {
 # of stage names, from which the codecs (abi.STAGES), the modules' choices
 # (ops/args.py) and the inventory's checks take theirs.
 STAGES = ("on_xdp_tx", "on_xdp_pass", "on_xdp_redirect", "on_xdp_drop", "on_xdp_scaled_ep")
+
+# Functions one stage runs on one host, in order (MZR_CHAIN_MAX): the chain
+# each bank of mzr_stages holds per stage.
+CHAIN_MAX = 8

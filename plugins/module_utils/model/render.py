@@ -298,7 +298,9 @@ class _Renderer:
 
 
 def _fn_key(fn):
-    return (STAGES.index(fn.stage), fn.name)
+    """By stage; a stage's functions keep the inventory's order, which is
+    their chain's (sorted() is stable)."""
+    return STAGES.index(fn.stage)
 
 
 def _peer_route_key(route):

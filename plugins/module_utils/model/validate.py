@@ -338,7 +338,7 @@ class _Checker:
         errors, hosts, registry = self.errors, self.hosts, self.registry
         context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts)
         names = {}
-        slots = {}  # (host, stage) -> function path
+        chains = {}  # (host, stage) -> [function], in order
         objects = {}  # object stem -> (program, path) of the user sources
         for fn in self.model.functions:
             path = fn.path
@@ -363,14 +363,29 @@ class _Checker:
                 if config is not None:
                     fn.config = config
             if fn.stage is not None:
-                for hname in (hosts if fn.hosts is None else fn.hosts):
-                    key = (hname, fn.stage)
-                    if key in slots and hname in hosts:
-                        errors.add(path + ".stage", "stage %s of host %s already runs %s: a stage holds one "
-                                   "function per host; move one of them to other hosts or another stage"
-                                   % (fn.stage, hname, slots[key]))
-                    else:
-                        slots[key] = path
+                _chain_place(fn, hosts, chains, errors)
+
+
+def _chain_place(fn, hosts, chains, errors):
+    """Put fn at the end of the chain of its stage on each of its hosts: the
+    functions of one stage on one host run in the order mizar_functions
+    lists them, at most capacity.CHAIN_MAX of them, each program once."""
+    for hname in (hosts if fn.hosts is None else fn.hosts):
+        if hname not in hosts:
+            continue
+        chain = chains.setdefault((hname, fn.stage), [])
+        same = [other for other in chain if fn.program is not None and other.program == fn.program]
+        if same:
+            errors.add(fn.path + ".program", "stage %s of host %s already runs %s (%s): a stage's chain runs a "
+                       "program once; merge their configs or move one to another stage"
+                       % (fn.stage, hname, fn.program, same[0].path))
+            return
+        chain.append(fn)
+        if len(chain) > capacity.CHAIN_MAX:
+            errors.add(fn.path + ".stage", "stage %s of host %s would run %d functions (%s): a stage's chain holds "
+                       "%d at most; move some to other hosts or stages"
+                       % (fn.stage, hname, len(chain), ", ".join(f.path for f in chain), capacity.CHAIN_MAX))
+            return
 
     # ------------------------------------------------------------ VPC peerings
 

@@ -1,38 +1,41 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The stage slots of a datapath: which function program runs in each, and
-its configuration.
+"""The stages of a datapath: which chain of function programs runs in each,
+and the functions' configuration.
 
-The module takes one slot (stage, object, ...: the single form) or a host's
-whole list of functions (functions: one item per stage), and with
-`exclusive` also empties the slots the list leaves out:
+The module takes one stage (stage, object, ...: the single form) or a host's
+whole list of functions (functions: the present items of one stage make its
+chain, in their order), and with `exclusive` also empties the stages the
+list leaves out:
 
     res = ensure(Spec.from_params(dict(functions=[dict(stage="on_xdp_redirect",
                  object=".../acl.bpf.o", function="acl", config={...})], vpcs={...},
                  exclusive=True, pin_dir="/sys/fs/bpf/mizar", state="present")), check_mode=False)
 
 The single form is a list of one item. The backend contract of
-ops/runner.py: read() reads every slot once (its program, the maps private
-to it, its pin) and, for each item to install, what the object's program
-would be (loaded against the pinned maps and dropped: dryload) and the
-function's rules in use. plan() makes the steps of every slot from that
-alone (plan_slot() is one slot's), so every refusal comes before anything
-is done; they are carried out in the list's order, the slots exclusive
-empties last.
+ops/runner.py: read() reads every stage's chain once (its programs, the
+maps private to them, their pins) and, for each item to install, what the
+object's program would be (loaded against the pinned maps and dropped:
+dryload) and the function's rules in use. plan() makes the steps of every
+stage from that alone (plan_chain() is one stage's), so every refusal comes
+before anything is done; they are carried out in the order the items name
+the stages, the stages exclusive empties last.
 
-present: the function's configuration is written through its configurator
-(the object is loaded first when its private maps do not exist yet: the
-load creates and pins them), and only then is the program put in the slot,
-with one atomic update of the prog array. Packets therefore never meet the
-program before its rules. The same program (same tag, same maps) already in
-the slot is left alone, so re-runs are no-ops. A configuration is changed
-only when the rules differ.
+present: each function's configuration is written through its
+configurator (the object is loaded first when its private maps do not
+exist yet: the load creates and pins them), and only then is the chain put
+in the stage, swapped whole (bpf/stages.py, set_chain: the other bank of
+the stage table is filled, then made live). Packets therefore never meet a
+program before its rules, nor half of a chain. The same chain (same
+programs on the same maps, in the same order) already in the stage is left
+alone, so re-runs are no-ops. A configuration is changed only when the
+rules differ.
 
-absent: the slot is emptied (the transit program falls through to its own
-verdict) and its pin removed. The maps private to the program that was
+absent: the stage is emptied (the pipeline falls through to its own
+verdict) and its pins removed. The maps private to the programs that were
 there (a function's rules and statistics) are unpinned too, unless a
-program in another slot still uses them once the plan is carried out.
+program in another stage still uses them once the plan is carried out.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -174,9 +177,10 @@ def _item_spec(item, state, label, vpcs, pin_dir):
 class Spec:
     """The module's arguments: one slot (the single form) or a host's
     functions (one StageSpec per item), the options they share, and
-    exclusive: empty the slots the list does not claim. A stage holds one
-    program, and a function's rules are one set for every stage it runs
-    at: the items must agree on both."""
+    exclusive: empty the stages the list does not claim. The present items
+    of one stage make its chain, in their order (a program once in it, at
+    most abi.CHAIN_MAX of them), and a function's rules are one set for
+    every stage it runs at: the items must agree on it."""
 
     def __init__(self, items, pin_dir, vpcs=None, exclusive=False, single=False):
         self.items = list(items)  # [StageSpec]
@@ -188,13 +192,21 @@ class Spec:
         self.label = self.items[0].label if single else "functions"
         shown = "stage %s" % self.items[0].stage if single else "stages"
         self.headers = ("%s (before)" % shown, "%s (after)" % shown)
-        claimed, configured = {}, {}
+        chains, configured = {}, {}
         for item in self.items:
-            first = claimed.setdefault(item.stage, item)
-            if first is not item:
-                raise StageSlotError("%s: stage: %s is the stage of %s too; a stage holds one program" % (
-                    item.label, item.stage, first.label))
-            if item.configurator is None or item.state != "present":
+            if item.state != "present":
+                continue
+            chain = chains.setdefault(item.stage, [])
+            for other in chain:
+                if (other.object, other.program) == (item.object, item.program):
+                    raise StageSlotError("%s: program: %s from %s is in the chain of stage %s already, as %s; a "
+                                         "chain runs a program once" % (item.label, item.program, item.object,
+                                                                        item.stage, other.label))
+            chain.append(item)
+            if len(chain) > abi.CHAIN_MAX:
+                raise StageSlotError("%s: stage: %s would run %d functions; a stage's chain holds %d at most" % (
+                    item.label, item.stage, len(chain), abi.CHAIN_MAX))
+            if item.configurator is None:
                 continue
             first = configured.setdefault(item.function, item)
             if first is not item and first.config != item.config:
@@ -253,63 +265,74 @@ def _pinned_maps(maps_dir):
     return out
 
 
-def read_slots(pin_dir):
-    """{stage: None, or {slot, prog_id, name, tag, pinned, map_ids}} of
-    every slot."""
+def read_chains(pin_dir):
+    """{stage: [{pos, slot, prog_id, name, tag, pinned, map_ids}, ...]}:
+    every stage's chain, in order ([]: empty)."""
     out = {}
     for stage, cur in stages.Stages(pin_dir).list().items():
-        summary = stages._prog_summary(cur["prog_id"]) if cur else None
-        out[stage] = dict(cur, map_ids=(summary or {"map_ids": []})["map_ids"]) if cur else None
+        out[stage] = [dict(e, map_ids=(stages._prog_summary(e["prog_id"]) or {"map_ids": []})["map_ids"])
+                      for e in (cur["chain"] if cur else [])]
     return out
 
 
+def chain_of(st):
+    """The programs a stage's state holds, in order (a state recorded before
+    chains has its one program as slot)."""
+    if "chain" in st:
+        return st["chain"]
+    return [st["slot"]] if st.get("slot") else []
+
+
 def _read_item(spec, st, pinned):
-    """Add to st, its slot's state, what spec needs read: for present the
-    object's program as a load would make it and the function's rules in
-    use; for absent the named function's maps (of pinned: {name: id}),
-    even with the slot empty."""
+    """What spec needs read, as a dict: for present the object's program as
+    a load would make it and the function's rules in use; for absent
+    nothing, but the named function's maps (of pinned: {name: id}) join the
+    private maps of its stage's state st, even with the stage empty."""
     c = spec.configurator
     if spec.state == "absent":
         if c is not None:
             st["private"].update((m, pinned[m]) for m in c.maps if m in pinned)
-        return
+        return {}
     try:
-        st["want"] = dryload.program_summary(spec.object, spec.program, spec.maps_dir)
+        want = dryload.program_summary(spec.object, spec.program, spec.maps_dir)
     except libbpf.BpfError as e:
         raise StageSlotError("object: loading %s from %s: %s" % (spec.program, spec.object, e))
-    st["config_missing"] = [m for m in c.maps if not os.path.exists(os.path.join(spec.maps_dir, m))] if c else []
-    st["config_raw"] = c.current(spec.maps_dir) if c is not None and not st["config_missing"] else None
+    missing = [m for m in c.maps if not os.path.exists(os.path.join(spec.maps_dir, m))] if c else []
+    return {"want": want, "config_missing": missing,
+            "config_raw": c.current(spec.maps_dir) if c is not None and not missing else None}
 
 
 def read(spec):
-    """Every slot's state, as plain data: {datapath (its stage table is
-    pinned), slots: {stage: the slot's state}}. A slot's state: datapath,
-    slot (read_slots()), private ({name: id}: the maps private to the
-    slot's program), in_use (ids of the maps the other slots' programs use
-    now), stage_pin (the slot's program pin exists); for the slot of a
-    present item also want (the object's program as a load would make it:
+    """Every stage's state, as plain data: {datapath (its stage table is
+    pinned), slots: {stage: the stage's state}, items: [each item's]}. A
+    stage's state: datapath, chain (read_chains()), slot (the chain's first
+    program, or None), private ({name: id}: the maps private to the chain's
+    programs), in_use (ids of the maps the other stages' programs use now),
+    stage_pin (a program pin of the stage exists). An item's state, for a
+    present item: want (the object's program as a load would make it:
     name, tag, map_ids), config_missing (the function's maps not pinned
     yet) and config_raw (the bytes of its rules in use, None without); for
-    an absent item naming a function, its maps among private."""
+    an absent item naming a function, its maps join its stage's private."""
     if not os.path.exists(os.path.join(spec.maps_dir, abi.STAGES_MAP)):
         return {"datapath": False}
-    slots = read_slots(spec.pin_dir)
+    chains = read_chains(spec.pin_dir)
     pinned = _pinned_maps(spec.maps_dir)
     shared = stages.shared_maps(spec.maps_dir)
     layout = stages.Layout(spec.pin_dir)
     out = {}
-    for stage, cur in slots.items():
-        ids = set(cur["map_ids"]) if cur else set()
-        others = set(i for s, p in slots.items() if p is not None and s != stage for i in p["map_ids"])
-        out[stage] = {"datapath": True, "slot": cur, "in_use": sorted(others),
+    for stage, chain in chains.items():
+        ids = set(i for p in chain for i in p["map_ids"])
+        others = set(i for s, c in chains.items() if s != stage for p in c for i in p["map_ids"])
+        out[stage] = {"datapath": True, "chain": chain, "slot": chain[0] if chain else None, "in_use": sorted(others),
                       "private": dict((n, i) for n, i in pinned.items() if i in ids and n not in shared),
-                      "stage_pin": os.path.exists(layout.stage(stage))}
+                      "stage_pin": any(os.path.exists(layout.stage(stage, pos)) for pos in range(abi.CHAIN_MAX))}
+    items = []
     for item in spec.items:
         try:
-            _read_item(item, out[item.stage], pinned)
+            items.append(_read_item(item, out[item.stage], pinned))
         except StageSlotError as e:
             raise StageSlotError("%s: %s" % (item.label, e))
-    return {"datapath": True, "slots": out}
+    return {"datapath": True, "slots": out, "items": items}
 
 
 # ---------------------------------------------------------------- planning
@@ -354,25 +377,29 @@ def _write_config(spec, load):
         raise StageSlotError("config: %s" % e)
 
 
-def _install(spec, load, result):
-    result.update(stages.Stages(spec.pin_dir).install_program(spec.stage, load.program()))
+def _set_chain(pin_dir, stage, loads, result):
+    """Swap the stage's chain for the programs of loads (set_chain)."""
+    try:
+        result.update(stages.Stages(pin_dir).set_chain(stage, [load.program() for load in loads]))
+    except stages.StageError as e:
+        raise StageSlotError("stage: %s" % e)
     return result["changed"]
 
 
-def _repin(spec, prog_id):
-    fd = libbpf.prog_fd_by_id(prog_id)
-    try:
-        stages.pin_replace(fd, stages.Layout(spec.pin_dir).stage(spec.stage))
-    finally:
-        os.close(fd)
+def _repin(pin_dir, stage, prog_ids):
+    """Pin the chain's programs again where their pins are lost."""
+    st = stages.Stages(pin_dir)
+    for pos, pid in enumerate(prog_ids):
+        if st._pinned_id(stage, pos) != pid:
+            fd = libbpf.prog_fd_by_id(pid)
+            try:
+                stages.pin_replace(fd, st.layout.stage(stage, pos))
+            finally:
+                os.close(fd)
 
 
-def _remove(spec):
-    return stages.Stages(spec.pin_dir).remove(spec.stage)["changed"]
-
-
-def _unpin_map(spec, name):
-    return libbpf.unpin(stages.Layout(spec.pin_dir).map(name))
+def _unpin_map(pin_dir, name):
+    return libbpf.unpin(stages.Layout(pin_dir).map(name))
 
 
 def wanted_config(spec):
@@ -385,47 +412,82 @@ def wanted_config(spec):
         raise StageSlotError("config: %s" % e)
 
 
-def plan_slot(spec, st, load=None, installed=None):
-    """The steps from one slot's state st to spec (a StageSpec); st's
-    in_use holds the ids of the maps the other slots use once the plan is
-    carried out. load (a _Load) and installed (a dict that gets the
-    install's result) are what the steps share when they are carried out.
-    Raises StageSlotError (naming the field) when the slot cannot be
-    brought to spec."""
+def _tagged(chain):
+    return " -> ".join("%s (tag %s)" % (p["name"], p["tag"]) for p in chain)
+
+
+def _change_text(stage, cur, present):
+    """The text of the step that swaps a stage's chain cur for present."""
+    where = "stage %s (slot %d)" % (stage, abi.STAGES[stage])
+    if len(cur) <= 1 and len(present) == 1:
+        verb = "replace %s with" % _tagged(cur) if cur else "install"
+        return "%s %s from %s in %s" % (verb, present[0].program, present[0].object, where)
+    new = " -> ".join("%s from %s" % (s.program, s.object) for s in present)
+    return "%s the chain %s in %s" % ("replace %s with" % _tagged(cur) if cur else "install", new, where)
+
+
+def plan_chain(stage, specs, st, item_states, loads=None, installed=None, labelled=False):
+    """The steps from one stage's state st to specs (its StageSpecs, in
+    order: the present ones make the chain; none present empties it);
+    item_states are the specs' own states (read()'s items). st's in_use
+    holds the ids of the maps the other stages use once the plan is carried
+    out. loads (a _Load per present spec) and installed (a dict that gets
+    set_chain's result) are what the steps share when they are carried
+    out. Raises StageSlotError naming the field, and with labelled the
+    item, when the stage cannot be brought to specs."""
+    present = [(s, ist) for s, ist in zip(specs, item_states) if s.state == "present"]
+
+    def refuse(spec, e):
+        return StageSlotError("%s: %s" % (spec.label, e)) if labelled else e
+
     if not st["datapath"]:
-        if spec.state == "absent":
-            return []  # the teardown removed every slot with the datapath
-        raise StageSlotError("pin_dir: no datapath is loaded at %s (run mizar.transit.transit first)" % spec.pin_dir)
-    load = load or _Load(spec)
+        if not present:
+            return []  # the teardown removed every stage with the datapath
+        raise refuse(present[0][0], StageSlotError(
+            "pin_dir: no datapath is loaded at %s (run mizar.transit.transit first)" % present[0][0].pin_dir))
+    pin_dir = specs[0].pin_dir
+    loads = loads if loads is not None else [_Load(s) for s, dummy in present]
     installed = {} if installed is None else installed
-    slot, cur = abi.STAGES[spec.stage], st["slot"]
+    cur = chain_of(st)
     steps = []
-    if spec.state == "absent":
-        if cur is not None:
-            text = "remove %s (tag %s) from stage %s (slot %d)" % (cur["name"], cur["tag"], spec.stage, slot)
-            steps.append(Step(text, _remove, spec))
+    if not present:
+        if cur:
+            text = "remove %s from stage %s (slot %d)" % (_tagged(cur), stage, abi.STAGES[stage])
+            steps.append(Step(text if len(cur) == 1 else text.replace("remove ", "remove the chain ", 1),
+                              _set_chain, pin_dir, stage, [], installed))
         elif st["stage_pin"]:
-            steps.append(Step("unpin the stale program pin of stage %s" % spec.stage, _remove, spec))
-        return steps + [Step("unpin map %s (no stage uses it any more)" % m, _unpin_map, spec, m)
+            steps.append(Step("unpin the stale program pin of stage %s" % stage, _set_chain, pin_dir, stage, [],
+                              installed))
+        return steps + [Step("unpin map %s (no stage uses it any more)" % m, _unpin_map, pin_dir, m)
                         for m in _removable(st, st["in_use"])]
-    want = wanted_config(spec)
-    if spec.configurator is not None and (st["config_missing"] or st["config_raw"] != want):
-        steps.append(Step("write the %s rules of %s (%s)" % (
-            spec.function, spec.stage, "first configuration" if st["config_missing"] else "changed"),
-            _write_config, spec, load))
-    same = stages.same_program(cur, st["want"])
-    if not same:
-        steps.append(Step("%s %s from %s in stage %s (slot %d)" % (
-            "replace %s (tag %s) with" % (cur["name"], cur["tag"]) if cur else "install",
-            spec.program, spec.object, spec.stage, slot), _install, spec, load, installed))
-        if cur is not None:  # maps private to the program replaced, which nothing uses now
-            in_use = set(st["in_use"]) | set(st["want"]["map_ids"])
-            steps += [Step("unpin map %s of the replaced program (no stage uses it any more)" % m, _unpin_map, spec, m)
-                      for m in _removable(st, in_use)]
-    elif not cur["pinned"]:
-        steps.append(Step("pin the program of stage %s again (its pin was lost)" % spec.stage, _repin, spec,
-                          cur["prog_id"]))
+    for (spec, ist), load in zip(present, loads):
+        try:
+            want = wanted_config(spec)
+        except StageSlotError as e:
+            raise refuse(spec, e)
+        if spec.configurator is not None and (ist["config_missing"] or ist["config_raw"] != want):
+            steps.append(Step("write the %s rules of %s (%s)" % (
+                spec.function, spec.stage, "first configuration" if ist["config_missing"] else "changed"),
+                _write_config, spec, load))
+    wants = [ist["want"] for dummy, ist in present]
+    if not (len(cur) == len(wants) and all(stages.same_program(a, b) for a, b in zip(cur, wants))):
+        steps.append(Step(_change_text(stage, cur, [s for s, dummy in present]), _set_chain, pin_dir, stage, loads,
+                          installed))
+        if cur:  # maps private to the programs replaced, which nothing uses now
+            in_use = set(st["in_use"]) | set(i for w in wants for i in w["map_ids"])
+            steps += [Step("unpin map %s of the replaced program (no stage uses it any more)" % m, _unpin_map,
+                           pin_dir, m) for m in _removable(st, in_use)]
+    elif not all(p["pinned"] for p in cur):
+        text = "pin the program%s of stage %s again (%s pin was lost)" % (
+            ("", stage, "its") if len(cur) == 1 else ("s", stage, "a"))
+        steps.append(Step(text, _repin, pin_dir, stage, [p["prog_id"] for p in cur]))
     return steps
+
+
+def plan_slot(spec, st, load=None, installed=None):
+    """plan_chain() of a stage that spec alone claims; st holds spec's own
+    state (want, config_missing, config_raw) too."""
+    return plan_chain(spec.stage, [spec], st, [st], loads=None if load is None else [load], installed=installed)
 
 
 def _removable(st, in_use):
@@ -433,71 +495,93 @@ def _removable(st, in_use):
 
 
 class SlotPlan:
-    """One slot's part of the plan: its StageSpec, its state (in_use as it
-    will be), its steps, and what they share when carried out."""
+    """One stage's part of the plan: its StageSpecs (spec: the first), its
+    state (in_use as it will be), its items' states, its steps, and what
+    they share when carried out."""
 
-    def __init__(self, spec, st, cleared=False):
-        self.spec = spec
+    def __init__(self, specs, st, item_states, cleared=False):
+        self.specs = specs
+        self.spec = specs[0]
+        self.stage = self.spec.stage
         self.st = st
+        self.item_states = item_states
         self.cleared = cleared
-        self.load = _Load(spec)
+        self.present = [s for s in specs if s.state == "present"]
+        self.loads = [_Load(s) for s in self.present]
         self.installed = {}
         self.steps = []
 
-    def writes(self):
-        return any(s.fn is _write_config for s in self.steps)
+    def writes(self, spec=None):
+        return any(s.fn is _write_config and (spec is None or s.args[0] is spec) for s in self.steps)
+
+    def close(self):
+        for load in self.loads:
+            load.close()
 
 
-def _pairs(spec, state):
-    """[(StageSpec, its slot's state, cleared)]: the items in order, then
-    (exclusive) the slots they leave out that hold a program or its pin."""
-    if not state["datapath"]:
-        return [(item, state, False) for item in spec.items]
-    pairs = [(item, state["slots"][item.stage], False) for item in spec.items]
-    if spec.exclusive:
-        claimed = set(item.stage for item in spec.items)
+def _item_state(state, i, item):
+    """An item's own state: read()'s, or, in a state recorded before chains,
+    its stage's."""
+    return state["items"][i] if "items" in state else state["slots"][item.stage]
+
+
+def _groups(spec, state):
+    """[(StageSpecs of one stage, its state, their states, cleared)]: the
+    stages in the order the items first name them, then (exclusive) the
+    stages they leave out that hold a program or its pin."""
+    order, by_stage = [], {}
+    for i, item in enumerate(spec.items):
+        if item.stage not in by_stage:
+            order.append(item.stage)
+            by_stage[item.stage] = []
+        by_stage[item.stage].append((item, _item_state(state, i, item) if state["datapath"] else {}))
+    groups = [([it for it, dummy in by_stage[s]], state["slots"][s] if state["datapath"] else state,
+               [ist for dummy, ist in by_stage[s]], False) for s in order]
+    if spec.exclusive and state["datapath"]:
         for stage in SLOT_ORDER:
             st = state["slots"][stage]
-            if stage not in claimed and (st["slot"] is not None or st["stage_pin"]):
-                pairs.append((_cleared_spec(spec, stage), st, True))
-    return pairs
+            if stage not in by_stage and (chain_of(st) or st["stage_pin"]):
+                groups.append(([_cleared_spec(spec, stage)], st, [{}], True))
+    return groups
 
 
-def _maps_after(state, pairs):
-    """{stage: ids of the maps its slot's program uses once the plan is
-    carried out}."""
-    after = dict((stage, set(st["slot"]["map_ids"]) if st["slot"] else set())
-                 for stage, st in state["slots"].items())
-    for item, st, dummy in pairs:
-        after[item.stage] = set(st["want"]["map_ids"]) if item.state == "present" else set()
+def _maps_after(state, groups):
+    """{stage: ids of the maps its programs use once the plan is carried
+    out}."""
+    after = dict((stage, set(i for p in chain_of(st) for i in p["map_ids"])) for stage, st in state["slots"].items())
+    for specs, dummy, item_states, dummy in groups:
+        after[specs[0].stage] = set(i for s, ist in zip(specs, item_states) if s.state == "present"
+                                    for i in ist["want"]["map_ids"])
     return after
 
 
 def slot_plans(spec, state):
-    """[SlotPlan] of every slot the plan touches, in order. Each slot is
+    """[SlotPlan] of every stage the plan touches, in order. Each stage is
     planned against the maps the others use after the plan; a function's
     rules are written once, by the first of its items; a map is unpinned
-    once, by the last slot that lets it go. Raises StageSlotError naming
+    once, by the last stage that lets it go. Raises StageSlotError naming
     the item."""
-    pairs = _pairs(spec, state)
-    after = _maps_after(state, pairs) if state["datapath"] else {}
+    groups = _groups(spec, state)
+    after = _maps_after(state, groups) if state["datapath"] else {}
     plans = []
-    for item, st, cleared in pairs:
+    for specs, st, item_states, cleared in groups:
+        stage = specs[0].stage
         if state["datapath"]:
-            others = set(i for stage, ids in after.items() if stage != item.stage for i in ids)
+            others = set(i for s, ids in after.items() if s != stage for i in ids)
             st = dict(st, in_use=sorted(others))
-        p = SlotPlan(item, st, cleared)
-        try:
-            p.steps = plan_slot(item, st, p.load, p.installed)
-        except StageSlotError as e:
-            raise StageSlotError("%s: %s" % (item.label, e))
+        p = SlotPlan(specs, st, item_states, cleared)
+        p.steps = plan_chain(stage, specs, st, item_states, p.loads, p.installed, labelled=True)
         plans.append(p)
     written = set()
     for p in plans:
-        if p.writes():
-            if p.spec.function in written:
-                p.steps = [s for s in p.steps if s.fn is not _write_config]
-            written.add(p.spec.function)
+        keep = []
+        for s in p.steps:
+            if s.fn is _write_config:
+                if s.args[0].function in written:
+                    continue
+                written.add(s.args[0].function)
+            keep.append(s)
+        p.steps = keep
     last = dict((s.args[1], i) for i, p in enumerate(plans) for s in p.steps if s.fn is _unpin_map)
     for i, p in enumerate(plans):
         p.steps = [s for s in p.steps if s.fn is not _unpin_map or last[s.args[1]] == i]
@@ -512,32 +596,40 @@ def _as_item(label, step):
         raise StageSlotError("%s: %s" % (label, e))
 
 
+def _step_label(p, step):
+    """The label of the item a step is for: a config write's own item, else
+    the stage's first."""
+    return step.args[0].label if step.fn is _write_config else p.spec.label
+
+
 def _flatten(plans):
-    return [Step(s.text, _as_item, p.spec.label, s) for p in plans for s in p.steps]
+    return [Step(s.text, _as_item, _step_label(p, s), s) for p in plans for s in p.steps]
 
 
 def plan(spec, state):
-    """The steps of every slot, in order (slot_plans()). Every slot is
+    """The steps of every stage, in order (slot_plans()). Every stage is
     planned before any step is taken, so a refusal (StageSlotError) leaves
-    every slot as it was."""
+    every stage as it was."""
     return _flatten(slot_plans(spec, state))
 
 
 # ---------------------------------------------------------------- reporting
 
 
-def _describe(stage, prog):
-    """One line for a slot; names as the kernel keeps them (15 characters)."""
-    if prog is None:
+def _describe(stage, chain):
+    """One line for a stage: its chain in order; names as the kernel keeps
+    them (15 characters)."""
+    if not chain:
         return "%s: empty" % stage
-    return "%s: %s (tag %s)" % (stage, (prog.get("name") or "?")[:15], prog.get("tag"))
+    return "%s: %s" % (stage, " -> ".join("%s (tag %s)" % ((p.get("name") or "?")[:15], p.get("tag"))
+                                          for p in chain))
 
 
-def _config_lines(config):
+def _config_lines(config, title="config"):
     """A function's config, one line per rule or setting."""
     if config is None:
-        return ["config: none yet (the function's maps do not exist)"]
-    lines = ["config:"]
+        return ["%s: none yet (the function's maps do not exist)" % title]
+    lines = ["%s:" % title]
     rules = config.get("rules") if isinstance(config, dict) else None
     if isinstance(rules, list):
         lines.append("  rules:" + ("" if rules else " []"))
@@ -552,35 +644,46 @@ def _config_lines(config):
 
 
 def _report(p, check_mode, written):
-    """(result, before lines, after lines) of one slot's plan. written: the
-    functions whose rules this run writes (or would)."""
+    """(result, before lines, after lines) of one stage's plan. written: the
+    functions whose rules this run writes (or would). The result holds its
+    first function's fields at the top and every function's in chain."""
     spec, st, steps = p.spec, p.st, p.steps
     result = {"stage": spec.stage, "slot": abi.STAGES[spec.stage], "program": None, "prog_id": None, "tag": None,
-              "config_changed": False, "config": None,
+              "config_changed": False, "config": None, "chain": [],
               "removed_maps": sorted(s.args[1] for s in steps if s.fn is _unpin_map)}
     if not st["datapath"]:
         text = "%s: no datapath at %s" % (spec.stage, spec.pin_dir)
         return result, [text], [text]
-    cur = st["slot"]
-    if spec.state == "absent":
+    cur = chain_of(st)
+    if not p.present:
         return result, [_describe(spec.stage, cur)] + ["map %s" % m for m in result["removed_maps"]], [
-            _describe(spec.stage, None)]
-    same = stages.same_program(cur, st["want"])
-    if same:
-        prog_id, tag = cur["prog_id"], cur["tag"]
-    elif check_mode:
-        prog_id, tag = None, st["want"]["tag"]
-    else:
-        prog_id, tag = p.installed["prog_id"], p.installed["tag"]
-    result.update(program=spec.program, prog_id=prog_id, tag=tag)
-    before, after = [_describe(spec.stage, cur)], [_describe(spec.stage, cur if same else st["want"])]
-    c = spec.configurator
-    if c is not None:
-        have = None if st["config_missing"] else c.decode(st["config_raw"], spec.vpc_of)
-        now = c.decode(wanted_config(spec), spec.vpc_of) if spec.function in written else have
-        result.update(config_changed=p.writes(), config=now)
-        before += _config_lines(have)
-        after += _config_lines(now)
+            _describe(spec.stage, [])]
+    states = [ist for s, ist in zip(p.specs, p.item_states) if s.state == "present"]
+    wants = [ist["want"] for ist in states]
+    same = len(cur) == len(wants) and all(stages.same_program(a, b) for a, b in zip(cur, wants))
+    before, after = [_describe(spec.stage, cur)], [_describe(spec.stage, cur if same else wants)]
+    configured = [s for s in p.present if s.configurator is not None]
+    for pos, (item, ist) in enumerate(zip(p.present, states)):
+        if same:
+            prog_id, tag = cur[pos]["prog_id"], cur[pos]["tag"]
+        elif check_mode:
+            prog_id, tag = None, ist["want"]["tag"]
+        else:
+            prog_id, tag = p.installed["chain"][pos]["prog_id"], p.installed["chain"][pos]["tag"]
+        entry = {"name": item.name, "program": item.program, "prog_id": prog_id, "tag": tag,
+                 "config_changed": False, "config": None}
+        c = item.configurator
+        if c is not None:
+            have = None if ist["config_missing"] else c.decode(ist["config_raw"], item.vpc_of)
+            now = c.decode(wanted_config(item), item.vpc_of) if item.function in written else have
+            entry.update(config_changed=item.function in written, config=now)
+            title = "config" if len(configured) == 1 else "config of %s" % (item.name or item.function)
+            before += _config_lines(have, title)
+            after += _config_lines(now, title)
+        result["chain"].append(entry)
+    first = result["chain"][0]
+    result.update((k, first[k]) for k in ("program", "prog_id", "tag", "config_changed", "config"))
+    result["config_changed"] = any(e["config_changed"] for e in result["chain"])
     return result, before, after
 
 
@@ -595,13 +698,13 @@ def _block(lines):
 
 
 def ensure(spec, check_mode=False):
-    """Bring the slots to spec. Returns {changed, actions, diff: {before,
-    after}, warnings} and, in the single form, the slot's stage, slot,
-    program, prog_id, tag, config_changed, config and removed_maps; in the
-    list form, stages ({stage: those fields and the slot's name, state,
-    changed and actions}, for every item and every slot exclusive emptied)
-    and cleared (the slots exclusive emptied). With no datapath loaded,
-    absent has nothing to do."""
+    """Bring the stages to spec. Returns {changed, actions, diff: {before,
+    after}, warnings} and, in the single form, the stage's stage, slot,
+    program, prog_id, tag, config_changed, config, chain and removed_maps;
+    in the list form, stages ({stage: those fields and the stage's first
+    item's name, state, changed and actions}, for every stage the items
+    name and every stage exclusive emptied) and cleared (the stages
+    exclusive emptied). With no datapath loaded, absent has nothing to do."""
     try:
         state = read(spec)
     except (libbpf.BpfError, stages.StageError, OSError) as e:
@@ -611,8 +714,8 @@ def ensure(spec, check_mode=False):
         actions = carry_out(_flatten(plans), spec.label, check_mode=check_mode, error=StageSlotError)
     finally:
         for p in plans:
-            p.load.close()
-    written = set(p.spec.function for p in plans if p.writes())
+            p.close()
+    written = set(s.args[0].function for p in plans for s in p.steps if s.fn is _write_config)
     reports = [_report(p, check_mode, written) for p in plans]
     changed = any(p.steps for p in plans)
     if spec.single:
@@ -620,17 +723,17 @@ def ensure(spec, check_mode=False):
         return dict(result, changed=changed, actions=actions, warnings=_warnings(spec),
                     diff={"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"})
     out = {"changed": changed, "actions": actions, "warnings": _warnings(spec),
-           "stages": dict((p.spec.stage, dict(r, name=p.spec.name, state=p.spec.state, changed=bool(p.steps),
-                                              actions=[s.text for s in p.steps])) for p, (r, dummy, dummy) in
-                          zip(plans, reports)),
-           "cleared": [p.spec.stage for p in plans if p.cleared]}
+           "stages": dict((p.stage, dict(r, name=p.spec.name, state="present" if p.present else "absent",
+                                         changed=bool(p.steps), actions=[s.text for s in p.steps]))
+                          for p, (r, dummy, dummy) in zip(plans, reports)),
+           "cleared": [p.stage for p in plans if p.cleared]}
     if not state["datapath"]:
         text = "no datapath at %s\n" % spec.pin_dir
         return dict(out, diff={"before": text, "after": text})
-    planned = dict((p.spec.stage, (before, after)) for p, (dummy, before, after) in zip(plans, reports))
+    planned = dict((p.stage, (before, after)) for p, (dummy, before, after) in zip(plans, reports))
     diff = {"before": "", "after": ""}
     for stage in SLOT_ORDER:
-        unchanged = [_describe(stage, state["slots"][stage]["slot"])]
+        unchanged = [_describe(stage, chain_of(state["slots"][stage]))]
         before, after = planned.get(stage, (unchanged, unchanged))
         diff["before"] += _block(before)
         diff["after"] += _block(after)

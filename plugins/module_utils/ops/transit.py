@@ -149,23 +149,26 @@ class TransitSpec:
             raise TransitError("obj_dir is required with state=present: the directory with transit.bpf.o, "
                                "agent.bpf.o and pass.bpf.o (mizar.transit.bpf_build)")
         self.stages = list(stage_sources or ())
-        named = {}
+        length = {}
         for i, s in enumerate(self.stages):
-            if named.setdefault(s["stage"], i) != i:
-                raise TransitError("stages[%d].stage: %s is named twice" % (i, s["stage"]))
+            length[s["stage"]] = length.get(s["stage"], 0) + 1
+            if length[s["stage"]] > abi.CHAIN_MAX:
+                raise TransitError("stages[%d].stage: %s would run more than %d functions; a stage's chain holds "
+                                   "%d at most" % (i, s["stage"], abi.CHAIN_MAX, abi.CHAIN_MAX))
 
     def stage_sources(self, load_dir):
-        """{stage: (object, program)} of the stage objects, each program
-        found in its object (resolve_program); an object under obj_dir is
-        looked for in load_dir, where the archive's objects are before
-        they are installed."""
+        """{stage: [(object, program), ...]} of the stage objects, each
+        stage's chain in the order of stages, each program found in its
+        object (resolve_program); an object under obj_dir is looked for in
+        load_dir, where the archive's objects are before they are
+        installed."""
         out = {}
         for i, s in enumerate(self.stages):
             path = s["object"]
             rel = os.path.relpath(path, self.obj_dir)
             seen = path if load_dir == self.obj_dir or rel.startswith("..") else os.path.join(load_dir, rel)
             try:
-                out[s["stage"]] = (path, resolve_program(seen, s["stage"], s.get("program")))
+                out.setdefault(s["stage"], []).append((path, resolve_program(seen, s["stage"], s.get("program"))))
             except StageSlotError as e:
                 raise TransitError("stages[%d].%s" % (i, e))
         return out

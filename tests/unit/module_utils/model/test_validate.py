@@ -67,6 +67,11 @@ def _second_acl(inv):
                                    "config": {"rules": []}})
 
 
+def _long_chain(inv):
+    inv["mizar_functions"] += [{"name": "f%d" % i, "stage": "on_xdp_redirect", "program": "fns/f%d.c" % i}
+                               for i in range(1, 9)]
+
+
 # (id, mutation, path, message pattern)
 CASES = [
     # unknown keys, with suggestions
@@ -211,8 +216,12 @@ CASES = [
      r"function acl cannot run at on_xdp_pass: it runs at on_xdp_redirect, on_xdp_tx"),
     ("function-host-unknown", lambda inv: F(inv).update(hosts=["h1", "h7"]), "mizar_functions[0].hosts[1]",
      r"function host 'h7' is not a host of group mizar_hosts"),
-    ("function-stage-conflict", _second_acl, "mizar_functions[1].stage",
-     r"stage on_xdp_redirect of host h1 already runs mizar_functions\[0\]"),
+    ("function-program-twice-in-a-chain", _second_acl, "mizar_functions[1].program",
+     r"stage on_xdp_redirect of host h1 already runs acl \(mizar_functions\[0\]\): a stage's chain runs a program "
+     r"once"),
+    ("function-chain-too-long", _long_chain, "mizar_functions[8].stage",
+     r"stage on_xdp_redirect of host h1 would run 9 functions \(mizar_functions\[0\], .*mizar_functions\[8\]\): a "
+     r"stage's chain holds 8 at most"),
     ("function-config-type", lambda inv: F(inv).update(config=["rules"]), "mizar_functions[0].config",
      r"config must be a mapping"),
     ("acl-rules-missing", lambda inv: F(inv).update(config={}), "mizar_functions[0].config.rules",

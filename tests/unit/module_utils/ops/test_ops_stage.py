@@ -1,6 +1,8 @@
 """The plans of the stage backend on recorded states: plan_slot(), one slot's, and plan(), the
 module's (the single form, or a list of functions)."""
+import copy
 import os
+import shutil
 
 import pytest
 
@@ -125,11 +127,19 @@ def test_a_slot_emptied_in_the_same_plan_does_not_keep_maps_in_use():
     assert texts(stage.plan(spec, state))[2:] == ["unpin map %s (no stage uses it any more)" % m for m in MAPS]
 
 
-def test_list_errors_name_the_item():
-    with pytest.raises(stage.StageSlotError, match=r"^function b \(functions\[1\]\): stage: on_xdp_redirect is the "
-                                                   r"stage of function acl-blue \(functions\[0\]\) too; a stage "
-                                                   r"holds one program$"):
+def test_list_errors_name_the_item(tmp_path):
+    copies = []
+    for i in range(9):
+        copies.append(str(tmp_path / ("f%d.bpf.o" % i)))
+        shutil.copy(ACL, copies[-1])
+    with pytest.raises(stage.StageSlotError, match=r"^function b \(functions\[1\]\): program: acl_on_xdp_redirect from "
+                                                   r".*acl.bpf.o is in the chain of stage on_xdp_redirect already, as "
+                                                   r"function acl-blue \(functions\[0\]\); a chain runs a program "
+                                                   r"once$"):
         stage_list_spec([acl_item(), acl_item(name="b")])
+    with pytest.raises(stage.StageSlotError, match=r"^function f8 \(functions\[8\]\): stage: on_xdp_redirect would run "
+                                                   r"9 functions; a stage's chain holds 8 at most$"):
+        stage_list_spec([acl_item(name="f%d" % i, object=copies[i], program="acl_on_xdp_redirect") for i in range(9)])
     with pytest.raises(stage.StageSlotError, match=r"^functions\[0\]: program: .* has no program 'nope'"):
         stage_list_spec([acl_item(name=None, program="nope")])
     with pytest.raises(stage.StageSlotError, match=r"^vpcs\.red: 'x' is not a VNI"):
@@ -157,3 +167,47 @@ def test_a_rendering_gives_the_list_its_functions_and_vnis():
         ("acl-blue", "on_xdp_redirect", acl, "acl"), ("mine", "on_xdp_tx", acl, None)]
     assert spec.items[0].config == ACL_RULES and spec.vpcs == {"blue": 100, "red": 200}
     assert spec.exclusive and not spec.single
+
+
+# ---------------------------------------------------------------- chains: several functions in one stage
+
+
+def _chain_state(chain, fresh=False):
+    """A host whose on_xdp_redirect runs chain (recorded programs, by
+    name), and the items' states of the ACL's two programs, in that order."""
+    converged = stage_state("stage_fresh" if fresh else "stage_converged")
+    tx = dict(copy.deepcopy(converged["want"]), name="acl_on_xdp_tx", tag="0123456789abcdef")
+    progs = {"acl_on_xdp_redi": converged["slot"], "acl_on_xdp_tx": dict(copy.deepcopy(converged["slot"]) if
+                                                                         converged["slot"] else {}, **tx)}
+    st = dict(copy.deepcopy(converged), chain=[progs[n] for n in chain])
+    st["slot"] = st["chain"][0] if st["chain"] else None
+    state = stage_list_state(on_xdp_redirect=st)
+    state["items"] = [converged, dict(converged, want=tx)]
+    return state
+
+
+def test_two_functions_in_one_stage_are_one_chain_swapped_in_one_step():
+    spec = stage_list_spec([acl_item(), acl_item(name="acl-tx-prog", program="acl_on_xdp_tx")])
+    assert texts(stage.plan(spec, _chain_state([], fresh=True))) == [
+        "write the acl rules of on_xdp_redirect (first configuration)",
+        "install the chain acl_on_xdp_redirect from {0} -> acl_on_xdp_tx from {0} in stage on_xdp_redirect "
+        "(slot 2)".format(ACL)], "the rules once, then the whole chain"
+    assert texts(stage.plan(spec, _chain_state(["acl_on_xdp_redi"]))) == [
+        "replace acl_on_xdp_redi (tag b41143fadfb61353) with the chain acl_on_xdp_redirect from {0} -> "
+        "acl_on_xdp_tx from {0} in stage on_xdp_redirect (slot 2)".format(ACL)]
+    assert stage.plan(spec, _chain_state(["acl_on_xdp_redi", "acl_on_xdp_tx"])) == [], "the same chain: no step"
+    assert texts(stage.plan(spec, _chain_state(["acl_on_xdp_tx", "acl_on_xdp_redi"]))) == [
+        "replace acl_on_xdp_tx (tag 0123456789abcdef) -> acl_on_xdp_redi (tag b41143fadfb61353) with the chain "
+        "acl_on_xdp_redirect from {0} -> acl_on_xdp_tx from {0} in stage on_xdp_redirect (slot 2)".format(ACL)], \
+        "the order is part of the chain"
+
+
+def test_a_chain_is_emptied_in_one_step_and_a_lost_pin_repinned():
+    state = _chain_state(["acl_on_xdp_redi", "acl_on_xdp_tx"])
+    plans = stage.slot_plans(stage_list_spec([], exclusive=True), state)
+    assert [(p.stage, p.cleared, texts(p.steps)) for p in plans] == [("on_xdp_redirect", True, [
+        "remove the chain acl_on_xdp_redi (tag b41143fadfb61353) -> acl_on_xdp_tx (tag 0123456789abcdef) from stage "
+        "on_xdp_redirect (slot 2)"] + ["unpin map %s (no stage uses it any more)" % m for m in MAPS])]
+    state["slots"]["on_xdp_redirect"]["chain"][1]["pinned"] = False
+    spec = stage_list_spec([acl_item(), acl_item(name="acl-tx-prog", program="acl_on_xdp_tx")])
+    assert texts(stage.plan(spec, state)) == ["pin the programs of stage on_xdp_redirect again (a pin was lost)"]
