@@ -153,14 +153,16 @@ def table(res):
     return "\n".join(lines)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
+def main(run=measure, show=table, doc=__doc__):
+    """The command line of a datapath benchmark: run(rounds, repeat) measures,
+    show(result) makes the table (bench/ratelimit.py has its own)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--repeat", type=int, default=100000, help="in-kernel repetitions per round")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
     args = ap.parse_args()
-    res = measure(args.rounds, args.repeat)
-    print(json.dumps(res, indent=2) if args.json else table(res))
+    res = run(args.rounds, args.repeat)
+    print(json.dumps(res, indent=2) if args.json else show(res))
 
 
 if __name__ == "__main__":
