@@ -23,6 +23,7 @@
 #include <bpf/bpf_helpers.h>
 #include "mzr_abi.h"
 #include "mzr_bounds.h"
+#include "mzr_function.h"
 #include "mzr_maps.h"
 #include "mzr_parse.h"
 #include "mzr_stages.h"
@@ -60,13 +61,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_acl_sets SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} mzr_acl_active SEC(".maps");
+MZR_FN_ACTIVE_MAP(mzr_acl_active);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -82,30 +77,6 @@ static __always_inline void acl_stat(__u32 idx)
 
 	if (c)
 		*c += 1;
-}
-
-/* Walk past outer Ethernet/IPv4/UDP/Geneve; returns the VNI or 0. */
-static __always_inline __u32 acl_skip_tunnel(struct mzr_cursor *c)
-{
-	struct ethhdr *eth = mzr_parse_eth(c);
-	struct iphdr *ip;
-	struct udphdr *udp;
-	struct mzr_geneve *g;
-
-	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
-		return 0;
-	ip = mzr_parse_ipv4(c);
-	if (!ip || ip->ihl != 5 || ip->protocol != IPPROTO_UDP)
-		return 0;
-	udp = mzr_parse_udp(c);
-	if (!udp || udp->dest != bpf_htons(MZR_GENEVE_PORT))
-		return 0;
-	g = mzr_take(c, sizeof(*g));
-	if (!g)
-		return 0;
-	if (mzr_skip_geneve_opts(c, (__u32)(g->ver_optlen & 0x3f) << 2))
-		return 0;
-	return mzr_geneve_vni(g);
 }
 
 /* 1 when the inner frame at the cursor matches a drop rule of vni. */
@@ -156,28 +127,17 @@ static __always_inline int acl_match(struct mzr_cursor *c, __u32 vni)
 	return 0;
 }
 
-/* The stage context the pipeline filled; NULL only if the map is missing. */
-static __always_inline struct mzr_stage_ctx *acl_stage_ctx(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&mzr_stage_ctx, &zero);
-}
-
 SEC("xdp")
 int acl_on_xdp_redirect(struct xdp_md *ctx)
 {
-	struct mzr_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
-	struct mzr_stage_ctx *sc = acl_stage_ctx();
+	struct mzr_cursor c = mzr_fn_cursor(ctx);
+	struct mzr_stage_ctx *sc = mzr_fn_stage_ctx();
 	__u32 vni;
 
 	if (!sc)
 		return XDP_ABORTED;
 	vni = sc->vni;
-	if (sc->flags & MZR_SC_F_TUNNEL && acl_skip_tunnel(&c) != vni)
+	if (sc->flags & MZR_SC_F_TUNNEL && mzr_fn_skip_tunnel(&c) != vni)
 		return mzr_stage_next(ctx);
 	acl_stat(ACL_SEEN);
 	if (acl_match(&c, vni)) {
@@ -190,12 +150,9 @@ int acl_on_xdp_redirect(struct xdp_md *ctx)
 SEC("xdp")
 int acl_on_xdp_tx(struct xdp_md *ctx)
 {
-	struct mzr_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
-	struct mzr_stage_ctx *sc = acl_stage_ctx();
-	__u32 vni = acl_skip_tunnel(&c);
+	struct mzr_cursor c = mzr_fn_cursor(ctx);
+	struct mzr_stage_ctx *sc = mzr_fn_stage_ctx();
+	__u32 vni = mzr_fn_skip_tunnel(&c);
 
 	if (!sc)
 		return XDP_ABORTED;

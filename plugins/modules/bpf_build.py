@@ -113,7 +113,7 @@ EXAMPLES = r"""
     src: "{{ role_path }}/../../bpf"
     dest: "{{ lookup('ansible.builtin.env', 'HOME') }}/.cache/mizar.transit/bpf"
     sources:
-      - "{{ inventory_dir }}/functions/ratelimit.c"
+      - "{{ inventory_dir }}/functions/shaper.c"
   run_once: true
   register: mizar_build
 
@@ -132,7 +132,7 @@ actions:
   type: list
   elements: str
   sample:
-    - compile transit.bpf.o, functions/ratelimit.bpf.o
+    - compile transit.bpf.o, functions/shaper.bpf.o
     - record the inputs of every object in /root/.cache/mizar.transit/bpf/.mizar-build.json
     - pack every object into /root/.cache/mizar.transit/bpf/objects.tar
 objects:
@@ -151,7 +151,7 @@ built:
   returned: always
   type: list
   elements: str
-  sample: [transit, functions/ratelimit]
+  sample: [transit, functions/shaper]
 removed:
   description: Names of objects of an earlier build that were deleted because nothing builds them any more.
   returned: always

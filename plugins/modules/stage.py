@@ -30,7 +30,7 @@ description:
   - The object is loaded against the datapath's pinned maps. The maps private to the function (its
     rules, its statistics) are created and pinned beside them on the first load and reused after.
   - With O(function), the function's configuration O(config) is written to its maps through the
-    collection's configurator for that function (C(acl) has one), double-buffered, before the program
+    collection's configurator for that function (C(acl) and C(ratelimit) have one), double-buffered, before the program
     enters the stage. The program never runs without its rules. The configuration is changed only
     when the rules differ. A function at several stages keeps one set of rules in maps they share, so
     its items must give the same O(functions[].config); the rules are written once.
@@ -165,9 +165,9 @@ EXAMPLES = r"""
         config:
           rules:
             - {vpc: blue, src: 10.1.1.11/32, dst: 10.1.2.10/32, protocol: icmp, action: drop}
-      - name: ratelimit
+      - name: flowlog
         stage: on_xdp_tx
-        object: /var/lib/mizar/bpf/functions/ratelimit.bpf.o
+        object: /var/lib/mizar/bpf/functions/flowlog.bpf.o
     vpcs:
       blue: 100
     exclusive: true
@@ -194,10 +194,22 @@ EXAMPLES = r"""
     vpcs:
       blue: 100
 
+- name: Ingress limits, of an endpoint and of its VPC as a whole
+  mizar.transit.stage:
+    stage: on_xdp_redirect
+    object: /var/lib/mizar/bpf/functions/ratelimit.bpf.o
+    function: ratelimit
+    config:
+      limits:
+        - {vpc: blue, ip: 10.1.2.10, pps: 20000, bps: 100000000, burst: 10ms}
+        - {vpc: blue, bps: 1000000000, burst: 10ms}
+    vpcs:
+      blue: 100
+
 - name: A function of your own
   mizar.transit.stage:
     stage: on_xdp_tx
-    object: /var/lib/mizar/bpf/functions/ratelimit.bpf.o
+    object: /var/lib/mizar/bpf/functions/flowlog.bpf.o
 
 - name: Two functions in one stage, in this order; a packet the ACL drops never reaches the second
   mizar.transit.stage:

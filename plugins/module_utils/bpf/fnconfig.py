@@ -17,10 +17,12 @@ import ctypes
 import os
 import socket
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf.abi import check_vni
-from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Map
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.abi import check_vni, ip_to_u32, slot_hash, u32_to_ip
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Map, possible_cpus
+from ansible_collections.mizar.transit.plugins.module_utils.model.functions import duration_text, parse_bitrate, \
+    parse_duration
 
-u8, u16, u32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
+u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 
 ACL_MAX_RULES = 64
 ACL_PROTOS = {"any": 0, "icmp": 1, "tcp": 6, "udp": 17}
@@ -37,7 +39,53 @@ class AclSet(ctypes.Structure):
     _fields_ = [("nrules", u32), ("rule", AclRule * ACL_MAX_RULES)]
 
 
-C_NAMES = {AclRule: "mzr_acl_rule", AclSet: "mzr_acl_set"}
+C_NAMES = {AclRule: "mzr_acl_rule", AclSet: "mzr_acl_set"}  # the acl's codecs, by their C names
+
+
+# bpf/functions/ratelimit.bpf.c
+RL_MAX_LIMITS = 256
+RL_IDS = 2 * RL_MAX_LIMITS  # a new configuration's new limits take indexes the one in use does not hold
+RL_SLOTS = 1024
+RL_PROBES = 16
+RL_NO_LIMIT = 0xFFFFFFFF
+RL_F_ENDPOINTS = 0x1
+# the least a CPU takes from a shared clock at once, in ns of the rate: the
+# cost of a batch is rounded up to whole ns, which this keeps below 0.1%
+RL_MIN_BATCH_NS = 1000
+NS = 10 ** 9
+
+
+class RlSlot(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ip", u32), ("id", u32), ("flags", u32)]
+
+
+class RlLimit(ctypes.Structure):
+    _fields_ = [("pps", u64), ("bps", u64), ("burst_ns", u64), ("pkt_batch", u64), ("pkt_cost_ns", u64),
+                ("byte_batch", u64), ("byte_cost_ns", u64), ("gen", u32), ("_pad", u32)]
+
+
+class RlSet(ctypes.Structure):
+    _fields_ = [("nlimits", u32), ("gen", u32), ("slot", RlSlot * RL_SLOTS), ("limit", RlLimit * RL_IDS)]
+
+
+class RlShared(ctypes.Structure):
+    _fields_ = [("pkt_tat", u64), ("byte_tat", u64), ("_pad", u64 * 6)]
+
+
+class RlLocal(ctypes.Structure):
+    _fields_ = [("gen", u32), ("_pad", u32), ("pkt_tokens", u64), ("byte_tokens", u64), ("passed", u64),
+                ("dropped", u64), ("passed_bytes", u64), ("dropped_bytes", u64)]
+
+
+# A configuration as the control plane compares it: its limits, sorted by
+# key, with what the inventory says of them (no indexes, nothing derived
+# from the host)
+class RlEntry(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ip", u32), ("pps", u64), ("bps", u64), ("burst_ns", u64)]
+
+
+RL_C_NAMES = {RlSlot: "mzr_rl_slot", RlLimit: "mzr_rl_limit", RlSet: "mzr_rl_set", RlShared: "mzr_rl_shared",
+              RlLocal: "mzr_rl_local"}
 
 
 class FunctionConfigError(Exception):
@@ -60,6 +108,22 @@ def _unprefix(net, mask):
     return "%s/%d" % (socket.inet_ntoa(net.to_bytes(4, "little")), plen)
 
 
+def _vni(vni_of, vpc, here):
+    """The VNI of VPC vpc, checked; the error names here (the item)."""
+    if vpc not in vni_of:
+        raise FunctionConfigError("%s.vpc: no VPC named %r" % (here, vpc))
+    try:
+        return check_vni(vni_of[vpc], "the VNI of VPC %r," % vpc)
+    except ValueError as e:
+        raise FunctionConfigError("%s.vpc: %s" % (here, e))
+
+
+def _active(sets, active):
+    """(slot, bytes) of the set of a double-buffered function packets use now."""
+    cur = int.from_bytes(active.lookup(bytes(4)), "little") & 1
+    return cur, sets.lookup(cur.to_bytes(4, "little"))
+
+
 class Acl:
     """Rules of bpf/functions/acl.bpf.c: double-buffered in mzr_acl_sets,
     selected by mzr_acl_active."""
@@ -72,14 +136,7 @@ class Acl:
             raise FunctionConfigError("acl: %d rules, at most %d" % (len(rules), ACL_MAX_RULES))
         s = AclSet(nrules=len(rules))
         for i, r in enumerate(rules):
-            try:
-                vni = vni_of[r["vpc"]]
-            except KeyError:
-                raise FunctionConfigError("acl: rules[%d].vpc: no VPC named %r" % (i, r.get("vpc")))
-            try:
-                check_vni(vni, "the VNI of VPC %r," % r["vpc"])
-            except ValueError as e:
-                raise FunctionConfigError("acl: rules[%d].vpc: %s" % (i, e))
+            vni = _vni(vni_of, r.get("vpc"), "acl: rules[%d]" % i)
             src, smask = _prefix(r.get("src") or "0.0.0.0/0")
             dst, dmask = _prefix(r["dst"])
             port = int(r.get("port") or 0)
@@ -101,24 +158,18 @@ class Acl:
             out.append(rule)
         return {"rules": out}
 
-    @staticmethod
-    def _active(sets, active):
-        """(slot, bytes) of the rule set packets use now."""
-        cur = int.from_bytes(active.lookup(bytes(4)), "little") & 1
-        return cur, sets.lookup(cur.to_bytes(4, "little"))
-
     def current(self, pin_dir):
         """The bytes of the rule set in use (compare with encode())."""
         with Map.from_pin(os.path.join(pin_dir, "mzr_acl_sets")) as sets, \
                 Map.from_pin(os.path.join(pin_dir, "mzr_acl_active")) as active:
-            return self._active(sets, active)[1]
+            return _active(sets, active)[1]
 
     def converge(self, pin_dir, config, vni_of, check_mode=False):
         """Returns (changed, before, after) with configs in inventory terms."""
         vpc_of = dict((v, k) for k, v in vni_of.items())
         with Map.from_pin(os.path.join(pin_dir, "mzr_acl_sets")) as sets, \
                 Map.from_pin(os.path.join(pin_dir, "mzr_acl_active")) as active:
-            cur, have = self._active(sets, active)
+            cur, have = _active(sets, active)
             want = self.encode(config, vni_of)
             before = self.decode(have, vpc_of)
             if have == want:
@@ -130,7 +181,195 @@ class Acl:
             return True, before, self.decode(want, vpc_of)
 
 
-CONFIGURATORS = {"acl": Acl()}
+def _batch(rate, unit_ns, burst_ns, ncpus):
+    """(units a CPU takes at once, their cost in ns) for a rate of `rate`
+    units per unit_ns ns: burst / (2 * ncpus) worth of it, so that what all
+    CPUs hold unspent stays within half the burst; at least one unit and
+    RL_MIN_BATCH_NS. The cost is rounded up: never above the rate."""
+    target = max(burst_ns // (2 * ncpus), RL_MIN_BATCH_NS)
+    batch = max(1, rate * target // unit_ns)
+    return batch, -(-batch * unit_ns // rate)
+
+
+def rl_limit(entry, ncpus, gen):
+    """An RlLimit of an RlEntry, its batches sized for ncpus CPUs."""
+    lim = RlLimit(pps=entry.pps, bps=entry.bps, burst_ns=entry.burst_ns, gen=gen)
+    if entry.pps:
+        lim.pkt_batch, lim.pkt_cost_ns = _batch(entry.pps, NS, entry.burst_ns, ncpus)
+    if entry.bps:
+        lim.byte_batch, lim.byte_cost_ns = _batch(entry.bps, 8 * NS, entry.burst_ns, ncpus)
+    return lim
+
+
+def rl_entries(s):
+    """{(vni, ip): (id, RlEntry)} of the limits in an RlSet."""
+    out = {}
+    for slot in s.slot:
+        if slot.vni and slot.id != RL_NO_LIMIT and slot.id < RL_IDS:
+            lim = s.limit[slot.id]
+            entry = RlEntry(vni=slot.vni, ip=slot.ip, pps=lim.pps, bps=lim.bps, burst_ns=lim.burst_ns)
+            out[(slot.vni, slot.ip)] = (slot.id, entry)
+    return out
+
+
+def rl_build(entries, old, ncpus):
+    """The RlSet of entries ([RlEntry], sorted) to replace old (the RlSet
+    in use): a limit whose key old holds keeps its index and state (its
+    generation); a new one takes an index old does not use and a new
+    generation. Returns (the set, the indexes whose state starts afresh)."""
+    had = rl_entries(old)
+    taken = set(i for i, dummy in had.values())
+    free = (i for i in range(RL_IDS) if i not in taken)
+    s = RlSet(nlimits=len(entries), gen=old.gen)
+    fresh = []
+    vpcs = {}  # vni -> [id of the VPC's own limit, flags]
+    for e in entries:
+        key = (e.vni, e.ip)
+        if key in had:
+            i = had[key][0]
+            gen = old.limit[i].gen
+        else:
+            i = next(free)
+            s.gen = s.gen % 0xFFFFFFFF + 1  # never 0: a CPU's zeroed state holds no generation
+            gen = s.gen
+            fresh.append(i)
+        s.limit[i] = rl_limit(e, ncpus, gen)
+        vpc = vpcs.setdefault(e.vni, [RL_NO_LIMIT, 0])
+        if e.ip:
+            vpc[1] |= RL_F_ENDPOINTS
+            _rl_place(s, RlSlot(vni=e.vni, ip=e.ip, id=i))
+        else:
+            vpc[0] = i
+    for vni in sorted(vpcs):
+        _rl_place(s, RlSlot(vni=vni, ip=0, id=vpcs[vni][0], flags=vpcs[vni][1]))
+    return s, fresh
+
+
+def _rl_place(s, entry):
+    home = slot_hash(entry.vni, entry.ip)
+    for i in range(RL_PROBES):
+        k = (home + i) & (RL_SLOTS - 1)
+        if not s.slot[k].vni:
+            s.slot[k] = entry
+            return
+    raise FunctionConfigError("ratelimit: no free slot within %d of the home of VNI %d, %s: the limits do not fit "
+                              "the table" % (RL_PROBES, entry.vni, u32_to_ip(entry.ip)))
+
+
+class Ratelimit:
+    """Limits of bpf/functions/ratelimit.bpf.c: double-buffered in
+    mzr_rl_sets, selected by mzr_rl_active; each limit's shared clocks in
+    mzr_rl_shared and each CPU's budget and counters in mzr_rl_local.
+
+    The bytes compared (encode(), current()) are the configuration alone,
+    its limits sorted by key: what converge() writes also holds indexes and
+    batch sizes that depend on the set in use and the host's CPUs."""
+
+    maps = ("mzr_rl_sets", "mzr_rl_active", "mzr_rl_shared", "mzr_rl_local")
+
+    def entries(self, config, vni_of):
+        """[RlEntry] of config, sorted by key."""
+        limits = config.get("limits") or []
+        if len(limits) > RL_MAX_LIMITS:
+            raise FunctionConfigError("ratelimit: %d limits, at most %d" % (len(limits), RL_MAX_LIMITS))
+        out = {}
+        for i, lim in enumerate(limits):
+            here = "ratelimit: limits[%d]" % i
+            vni = _vni(vni_of, lim.get("vpc"), here)
+            try:
+                entry = RlEntry(vni=vni, ip=ip_to_u32(lim.get("ip")), pps=int(lim.get("pps") or 0),
+                                bps=parse_bitrate(lim.get("bps") or 0), burst_ns=parse_duration(lim.get("burst")))
+            except (ValueError, OSError, TypeError) as e:
+                raise FunctionConfigError("%s: %s" % (here, e))
+            if not (entry.pps or entry.bps) or not entry.burst_ns:
+                raise FunctionConfigError("%s: needs a rate (pps or bps) and a burst above 0" % here)
+            if (vni, entry.ip) in out:
+                raise FunctionConfigError("%s: VPC %s, %s is limited twice" % (here, lim["vpc"], lim.get("ip") or
+                                                                               "as a whole"))
+            out[(vni, entry.ip)] = entry
+        return [out[k] for k in sorted(out)]
+
+    def encode(self, config, vni_of):
+        return b"".join(bytes(e) for e in self.entries(config, vni_of))
+
+    def decode(self, raw, vpc_of):
+        size = ctypes.sizeof(RlEntry)
+        out = []
+        for off in range(0, len(raw) - size + 1, size):
+            e = RlEntry.from_buffer_copy(raw, off)
+            lim = {"vpc": vpc_of.get(e.vni, e.vni), "burst": duration_text(e.burst_ns)}
+            if e.ip:
+                lim["ip"] = u32_to_ip(e.ip)
+            if e.pps:
+                lim["pps"] = e.pps
+            if e.bps:
+                lim["bps"] = e.bps
+            out.append(lim)
+        return {"limits": out}
+
+    @staticmethod
+    def _active(sets, active):
+        """(slot, RlSet) of the set packets use now."""
+        cur, raw = _active(sets, active)
+        return cur, RlSet.from_buffer_copy(raw)
+
+    @staticmethod
+    def _canonical(s):
+        had = rl_entries(s)
+        return b"".join(bytes(had[k][1]) for k in sorted(had))
+
+    def current(self, pin_dir):
+        """The configuration in use, as encode() gives it."""
+        with Map.from_pin(os.path.join(pin_dir, "mzr_rl_sets")) as sets, \
+                Map.from_pin(os.path.join(pin_dir, "mzr_rl_active")) as active:
+            return self._canonical(self._active(sets, active)[1])
+
+    def converge(self, pin_dir, config, vni_of, check_mode=False):
+        """Returns (changed, before, after) with configs in inventory terms."""
+        vpc_of = dict((v, k) for k, v in vni_of.items())
+        entries = self.entries(config, vni_of)
+        want = b"".join(bytes(e) for e in entries)
+        with Map.from_pin(os.path.join(pin_dir, "mzr_rl_sets")) as sets, \
+                Map.from_pin(os.path.join(pin_dir, "mzr_rl_active")) as active, \
+                Map.from_pin(os.path.join(pin_dir, "mzr_rl_shared")) as shared:
+            cur, old = self._active(sets, active)
+            have = self._canonical(old)
+            before = self.decode(have, vpc_of)
+            if have == want:
+                return False, before, before
+            if not check_mode:
+                new, fresh = rl_build(entries, old, possible_cpus())
+                for i in fresh:  # indexes the set in use does not hold: no packet reads them
+                    shared.update(i.to_bytes(4, "little"), bytes(RlShared()))
+                nxt = (cur ^ 1).to_bytes(4, "little")
+                sets.update(nxt, bytes(new))  # the inactive set, whole
+                active.update(bytes(4), nxt)  # one aligned word: the flip
+            return True, before, self.decode(want, vpc_of)
+
+    def stats(self, pin_dir, vni_of):
+        """Each limit in use with its counters summed over the CPUs that hold
+        its generation: [{vpc, ip (absent for a VPC), passed, dropped,
+        passed_bytes, dropped_bytes}], sorted by key."""
+        vpc_of = dict((v, k) for k, v in vni_of.items())
+        with Map.from_pin(os.path.join(pin_dir, "mzr_rl_sets")) as sets, \
+                Map.from_pin(os.path.join(pin_dir, "mzr_rl_active")) as active, \
+                Map.from_pin(os.path.join(pin_dir, "mzr_rl_local")) as local:
+            s = self._active(sets, active)[1]
+            out = []
+            for (vni, ip), (i, dummy) in sorted(rl_entries(s).items()):
+                row = {"vpc": vpc_of.get(vni, vni), "passed": 0, "dropped": 0, "passed_bytes": 0, "dropped_bytes": 0}
+                if ip:
+                    row["ip"] = u32_to_ip(ip)
+                for raw in local.lookup(i.to_bytes(4, "little")):
+                    loc = RlLocal.from_buffer_copy(raw)
+                    if loc.gen == s.limit[i].gen:
+                        for k in ("passed", "dropped", "passed_bytes", "dropped_bytes"):
+                            row[k] += getattr(loc, k)
+                out.append(row)
+            return out
+
+
+CONFIGURATORS = {"acl": Acl(), "ratelimit": Ratelimit()}
 
 
 def configurator(program):

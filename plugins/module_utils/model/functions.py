@@ -25,6 +25,19 @@ holds:
         choices: [...]
         requires: {protocol: [tcp, udp]}   # only allowed when a sibling has one of these values
 
+For a dict (or a list of dicts), checks across its options:
+`mutually_exclusive: [[a, b]]` (at most one of them), `required_one_of:
+[[a, b]]` (at least one of them); for a list, `unique: [a, b]` (no two
+elements with the same values of these options, once normalized).
+
+Types with units, normalized: `bitrate` (an integer of bits per second, or
+a number with bit, kbit, mbit, gbit or tbit: "10mbit" gives 10000000) and
+`duration` (a number with ns, us, ms or s: "0.5s" gives "500ms"); their
+min and max are in the same terms. `endpoint` (an endpoint's name) and
+`endpoint_ip` (an endpoint's address) are endpoints of the VPC named by the
+sibling option `vpc`; `fills: ip` on an endpoint puts its address in the
+sibling option `ip`.
+
 A function with a sidecar but no source yet is known (its schema is the
 contract its author implements). A function with a source and no sidecar
 may run at any stage and takes its config as given, as do the user's own
@@ -55,14 +68,77 @@ USER_SOURCE_SUFFIX = ".c"
 OBJECT_SUFFIX = ".bpf.o"
 OBJECT_SUBDIR = "functions"
 
-TYPES = ("str", "int", "bool", "list", "dict", "cidr", "ipv4", "vpc", "host")
+TYPES = ("str", "int", "bool", "list", "dict", "cidr", "ipv4", "vpc", "host", "bitrate", "duration", "endpoint",
+         "endpoint_ip")
 OPTION_KEYS = ("type", "required", "default", "choices", "min", "max", "max_items", "elements", "options",
-               "requires", "description")
+               "requires", "description", "fills", "unique", "required_one_of", "mutually_exclusive")
+ENDPOINT_TYPES = ("endpoint", "endpoint_ip")
+# units of the bitrate type: bits per second (tc's names; "bps" would be
+# bytes per second there, so it is refused rather than guessed)
+BIT_UNITS = {"bit": 1, "kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9, "tbit": 10 ** 12}
+# units of the duration type, in nanoseconds, largest first
+TIME_UNITS = (("s", 10 ** 9), ("ms", 10 ** 6), ("us", 10 ** 3), ("ns", 1))
 SCHEMA_KEYS = ("name", "description", "stages", "config")
 
 
 class SchemaError(ValueError):
     """A sidecar schema that the registry cannot use (a bug of the collection)."""
+
+
+def _number_unit(value, units, what, example):
+    """(the number, the unit's factor) of "<number><unit>" with unit in units ({name: factor})."""
+    text = str(value).strip().lower()
+    num = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(num):]
+    if not num or unit not in units:
+        raise ValueError("%r is not a %s: write a number with one of the units %s (for example %s)"
+                         % (value, what, ", ".join(units), example))
+    try:
+        number = float(num) if "." in num or "e" in num else int(num)
+    except ValueError:
+        raise ValueError("%r is not a %s: %r is not a number" % (value, what, num))
+    return number, units[unit]
+
+
+def parse_bitrate(value):
+    """Bits per second of an integer or of "<number><unit>" (unit: bit, kbit,
+    mbit, gbit, tbit, powers of 1000); ValueError says why not."""
+    if isinstance(value, bool):
+        raise ValueError("%r is not a bit rate" % (value,))
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("%r is not a bit rate: give bits per second as an integer, or a string such as 10mbit"
+                         % (value,))
+    if value.strip().lower().endswith("bps"):
+        raise ValueError("%r: bps units are not supported (in tc they mean bytes per second): write bits per "
+                         "second with bit, kbit, mbit, gbit or tbit, such as 10mbit" % (value,))
+    number, factor = _number_unit(value, BIT_UNITS, "bit rate", "10mbit")
+    bits = number * factor
+    if bits != int(bits):
+        raise ValueError("%r is not a whole number of bits per second" % (value,))
+    return int(bits)
+
+
+def parse_duration(value):
+    """Nanoseconds of "<number><unit>" (unit: ns, us, ms, s); ValueError says why not."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("%r is not a duration: write a number with a unit, ns, us, ms or s (such as 10ms)"
+                         % (value,))
+    number, factor = _number_unit(value, dict(TIME_UNITS), "duration", "10ms")
+    ns = number * factor
+    if ns != int(ns):
+        raise ValueError("%r is not a whole number of nanoseconds" % (value,))
+    return int(ns)
+
+
+def duration_text(ns):
+    """A duration in nanoseconds as its canonical text: the largest unit
+    that divides it ("10ms", "1500us")."""
+    for unit, factor in TIME_UNITS:
+        if ns % factor == 0:
+            return "%d%s" % (ns // factor, unit)
+    return "%dns" % ns
 
 
 class FunctionSpec:
@@ -202,20 +278,48 @@ def _parse_options(options, where):
         for other in (opt.get("requires") or {}):
             if other not in options:
                 raise SchemaError("%s: requires names %r, which is not a sibling option" % (here, other))
+        kind = opt["type"] if opt["type"] != "list" else opt.get("elements", "str")
+        if kind in ENDPOINT_TYPES and (options.get("vpc") or {}).get("type") != "vpc":
+            raise SchemaError("%s: an %s needs a sibling option vpc of type vpc" % (here, kind))
+        if opt.get("fills") is not None and (kind != "endpoint" or opt["fills"] not in options):
+            raise SchemaError("%s: fills is for an endpoint, naming a sibling option" % here)
+        if kind == "duration":
+            for key in ("min", "max", "default"):
+                if key in opt:
+                    try:
+                        parse_duration(opt[key])
+                    except ValueError as e:
+                        raise SchemaError("%s.%s: %s" % (here, key, e))
+        _parse_groups(opt, here)
     return options
+
+
+def _parse_groups(opt, here):
+    """The checks across a dict's options: they must name its options."""
+    names = opt.get("options") or {}
+    groups = list(opt.get("required_one_of") or []) + list(opt.get("mutually_exclusive") or [])
+    if "unique" in opt:
+        if opt.get("type") != "list":
+            raise SchemaError("%s: unique is for a list" % here)
+        groups.append(opt["unique"])
+    for group in groups:
+        if not isinstance(group, list) or not group or any(n not in names for n in group):
+            raise SchemaError("%s: %r must be a list of the options %s" % (here, group, ", ".join(sorted(names))))
 
 
 # ---------------------------------------------------------------- config checking
 
 
 class ConfigContext:
-    """What config values may refer to: VPC names, transit host names."""
+    """What config values may refer to: VPC names, transit host names, and
+    the endpoints of each VPC ({VPC name: {endpoint name: IP}})."""
 
-    __slots__ = ("vpcs", "hosts")
+    __slots__ = ("vpcs", "hosts", "endpoints")
 
-    def __init__(self, vpcs=(), hosts=()):
+    def __init__(self, vpcs=(), hosts=(), endpoints=None):
         self.vpcs = frozenset(vpcs)
         self.hosts = frozenset(hosts)
+        self.endpoints = dict(endpoints or {})
 
 
 _BAD = object()
@@ -241,9 +345,14 @@ def _check_options(mapping, options, path, errors, ctx):
         if key not in options:
             errors.add("%s.%s" % (path, key), "unknown setting %r%s; the allowed settings are: %s"
                        % (key, suggest(key, options), ", ".join(sorted(options))))
-    for oname in sorted(options):
+    # endpoints last: they are endpoints of the VPC their sibling names
+    for oname in sorted(options, key=lambda o: (options[o].get("type") in ENDPOINT_TYPES, o)):
         opt = options[oname]
         here = "%s.%s" % (path, oname)
+        if opt.get("type") in ENDPOINT_TYPES:
+            if mapping.get(oname) is not None and "vpc" in out:
+                _check_endpoint(mapping[oname], opt, out, here, errors, ctx)
+            continue
         if mapping.get(oname) is None:
             if opt.get("required"):
                 errors.add(here, "%s is required%s" % (oname, _describe(opt)))
@@ -264,6 +373,58 @@ def _check_options(mapping, options, path, errors, ctx):
                                "change %s" % (oname, other, " or ".join(map(str, allowed)), out.get(other),
                                               oname, other))
     return out
+
+
+def _check_endpoint(value, opt, out, path, errors, ctx):
+    """An endpoint (by name, or by address) of the VPC out["vpc"]; a name's
+    address goes to the option its schema fills."""
+    vpc = out.get("vpc")
+    names = ctx.endpoints.get(vpc, {})
+    if opt["type"] == "endpoint":
+        if value not in names:
+            others = sorted(v for v, eps in ctx.endpoints.items() if value in eps and v != vpc)
+            where = ": it is an endpoint of %s" % ", ".join(others) if others else suggest(value, names)
+            errors.add(path, "no endpoint named %r in VPC %s%s" % (value, vpc, where))
+            return
+        out[path.rsplit(".", 1)[1]] = str(value)
+        if opt.get("fills"):
+            out[opt["fills"]] = names[value]
+        return
+    try:
+        ip = addr.ip_text(addr.parse_ipv4(value))
+    except ValueError as e:
+        errors.add(path, str(e))
+        return
+    if ip not in names.values():
+        errors.add(path, "%s is the address of no endpoint of VPC %s: name one of its endpoints' addresses"
+                   % (ip, vpc))
+        return
+    out[path.rsplit(".", 1)[1]] = ip
+
+
+def _check_groups(mapping, opt, path, errors):
+    """mutually_exclusive and required_one_of of a dict's options."""
+    for group in opt.get("mutually_exclusive") or []:
+        given = [n for n in group if mapping.get(n) is not None]
+        if len(given) > 1:
+            errors.add("%s.%s" % (path, given[1]), "%s and %s exclude each other: give one of them"
+                       % (given[0], given[1]))
+    for group in opt.get("required_one_of") or []:
+        if all(mapping.get(n) is None for n in group):
+            errors.add(path, "needs %s: give at least one of them" % " or ".join(group))
+
+
+def _check_unique(items, opt, path, errors):
+    """No two elements of a list alike in the options of `unique`."""
+    seen = {}
+    for i, item in items:
+        key = tuple(item.get(n) for n in opt["unique"])
+        if key in seen:
+            errors.add("%s[%d]" % (path, i), "the same %s as %s[%d]: list each one once" % (
+                " and ".join("%s %s" % (n, "(none)" if v is None else v) for n, v in zip(opt["unique"], key)),
+                path, seen[key]))
+        else:
+            seen[key] = i
 
 
 def _describe(opt):
@@ -311,9 +472,24 @@ def _check_value(value, kind, opt, path, errors, ctx):
             errors.add(path, "host %r is not in group mizar_hosts%s" % (value, suggest(value, ctx.hosts)))
             return _BAD
         value = str(value)
+    elif kind in ("bitrate", "duration"):  # numbers with units; min and max in the same terms
+        parse, unit = (parse_bitrate, " bits per second") if kind == "bitrate" else (parse_duration, "")
+        try:
+            number = parse(value)
+        except ValueError as e:
+            errors.add(path, str(e))
+            return _BAD
+        if "min" in opt and number < parse(opt["min"]) or "max" in opt and number > parse(opt["max"]):
+            errors.add(path, "%s is out of range: use %s to %s%s" % (value, opt.get("min", "-"), opt.get("max", "-"),
+                                                                     unit))
+            return _BAD
+        value = number if kind == "bitrate" else duration_text(number)
     elif kind == "dict":
         if "options" in opt:
-            return _check_options(value, opt["options"], path, errors, ctx)
+            checked = _check_options(value, opt["options"], path, errors, ctx)
+            if checked is not _BAD:
+                _check_groups(value, opt, path, errors)
+            return checked
         if not isinstance(value, Mapping):
             errors.add(path, "must be a mapping, not %r" % (value,))
             return _BAD
@@ -328,10 +504,16 @@ def _check_value(value, kind, opt, path, errors, ctx):
             return _BAD
         elements = opt.get("elements", "str")
         items = []
+        clean = []  # (index, item) of the items without errors: the ones unique compares
         for i, item in enumerate(value):
+            before = len(errors)
             checked = _check_value(item, elements, opt, "%s[%d]" % (path, i), errors, ctx)
             if checked is not _BAD:
                 items.append(checked)
+                if len(errors) == before:
+                    clean.append((i, checked))
+        if opt.get("unique"):
+            _check_unique(clean, opt, path, errors)
         return items
     if "choices" in opt and value not in opt["choices"]:
         choices = [str(c) for c in opt["choices"]]

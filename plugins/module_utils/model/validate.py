@@ -336,7 +336,10 @@ class _Checker:
 
     def check_functions(self):
         errors, hosts, registry = self.errors, self.hosts, self.registry
-        context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts)
+        endpoints = dict((v.name, dict((n, ep.ip) for n, ep in self.names_in_vpc.get(id(v), {}).items()
+                                       if ep.ip is not None))
+                         for v in self.model.vpcs if v.name is not None)
+        context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts, endpoints)
         names = {}
         chains = {}  # (host, stage) -> [function], in order
         objects = {}  # object stem -> (program, path) of the user sources

@@ -630,16 +630,14 @@ def _config_lines(config, title="config"):
     if config is None:
         return ["%s: none yet (the function's maps do not exist)" % title]
     lines = ["%s:" % title]
-    rules = config.get("rules") if isinstance(config, dict) else None
-    if isinstance(rules, list):
-        lines.append("  rules:" + ("" if rules else " []"))
-        for r in rules:
-            lines.append("    - " + ", ".join("%s: %s" % (k, r[k]) for k in sorted(r)))
-        rest = dict((k, v) for k, v in config.items() if k != "rules")
-    else:
-        rest = config or {}
-    for k in sorted(rest):
-        lines.append("  %s: %s" % (k, rest[k]))
+    for k in sorted(config or {}):
+        value = config[k]
+        if isinstance(value, list) and all(isinstance(r, dict) for r in value):  # rules, limits
+            lines.append("  %s:" % k + ("" if value else " []"))
+            for r in value:
+                lines.append("    - " + ", ".join("%s: %s" % (n, r[n]) for n in sorted(r)))
+        else:
+            lines.append("  %s: %s" % (k, value))
     return lines
 
 
@@ -689,7 +687,7 @@ def _report(p, check_mode, written):
 
 def _warnings(spec):
     return ["%s: config was given without function, so it was not applied: only shipped functions with a "
-            "configurator (function: acl) have their maps filled by this module" % item.label
+            "configurator (function: acl, ratelimit) have their maps filled by this module" % item.label
             for item in spec.items if item.state == "present" and item.config and not item.function]
 
 
