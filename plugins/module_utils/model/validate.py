@@ -368,28 +368,6 @@ class _Checker:
             if fn.stage is not None:
                 _chain_place(fn, hosts, chains, errors)
 
-
-def _chain_place(fn, hosts, chains, errors):
-    """Put fn at the end of the chain of its stage on each of its hosts: the
-    functions of one stage on one host run in the order mizar_functions
-    lists them, at most capacity.CHAIN_MAX of them, each program once."""
-    for hname in (hosts if fn.hosts is None else fn.hosts):
-        if hname not in hosts:
-            continue
-        chain = chains.setdefault((hname, fn.stage), [])
-        same = [other for other in chain if fn.program is not None and other.program == fn.program]
-        if same:
-            errors.add(fn.path + ".program", "stage %s of host %s already runs %s (%s): a stage's chain runs a "
-                       "program once; merge their configs or move one to another stage"
-                       % (fn.stage, hname, fn.program, same[0].path))
-            return
-        chain.append(fn)
-        if len(chain) > capacity.CHAIN_MAX:
-            errors.add(fn.path + ".stage", "stage %s of host %s would run %d functions (%s): a stage's chain holds "
-                       "%d at most; move some to other hosts or stages"
-                       % (fn.stage, hname, len(chain), ", ".join(f.path for f in chain), capacity.CHAIN_MAX))
-            return
-
     # ------------------------------------------------------------ VPC peerings
 
     def check_peerings(self):
@@ -529,3 +507,25 @@ def _check_capacity(plans, errors):
                            "capacity %d (it hosts %d endpoints, bounces %d networks, divides %d VPCs): spread "
                            "these roles over more hosts" % (name, counts[mapname], mapname, limit,
                                                             len(plan.hosted), len(plan.bounced), len(plan.divided)))
+
+
+def _chain_place(fn, hosts, chains, errors):
+    """Put fn at the end of the chain of its stage on each of its hosts: the
+    functions of one stage on one host run in the order mizar_functions
+    lists them, at most capacity.CHAIN_MAX of them, each program once."""
+    for hname in (hosts if fn.hosts is None else fn.hosts):
+        if hname not in hosts:
+            continue
+        chain = chains.setdefault((hname, fn.stage), [])
+        same = [other for other in chain if fn.program is not None and other.program == fn.program]
+        if same:
+            errors.add(fn.path + ".program", "stage %s of host %s already runs %s (%s): a stage's chain runs a "
+                       "program once; merge their configs or move one to another stage"
+                       % (fn.stage, hname, fn.program, same[0].path))
+            return
+        chain.append(fn)
+        if len(chain) > capacity.CHAIN_MAX:
+            errors.add(fn.path + ".stage", "stage %s of host %s would run %d functions (%s): a stage's chain holds "
+                       "%d at most; move some to other hosts or stages"
+                       % (fn.stage, hname, len(chain), ", ".join(f.path for f in chain), capacity.CHAIN_MAX))
+            return

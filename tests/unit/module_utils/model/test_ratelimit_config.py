@@ -117,11 +117,11 @@ def test_one_defect(limits, path, pattern):
     assert re.search(pattern, errors[0].message), errors[0].message
 
 
-def test_wrong_stage_and_shared_stage_are_refused():
+def test_wrong_stage_is_refused_and_a_shared_stage_is_a_chain():
     inv = inventory({"vpc": "vpc1", "endpoint": "ep1", "pps": 5})
     inv["mizar_functions"][1]["stage"] = "on_xdp_tx"
     assert [(e.path, e.message.split(":")[0]) for e in validate(inv)] == [
         ("mizar_functions[1].stage", "function ratelimit cannot run at on_xdp_tx")]
     inv = inventory({"vpc": "vpc1", "endpoint": "ep1", "pps": 5})
-    inv["mizar_functions"][1]["hosts"] = ["h1"]  # where acl1 holds on_xdp_redirect: one function per stage today
-    assert [e.path for e in validate(inv)] == ["mizar_functions[1].stage"]
+    inv["mizar_functions"][1]["hosts"] = ["h1"]  # where acl1 holds on_xdp_redirect: the stage runs acl1, then it
+    assert [e.path for e in validate(inv)] == []
