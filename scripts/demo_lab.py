@@ -122,7 +122,7 @@ def main():
               % (changed, ", ".join(h for h in sorted(site) if site[h]), site_s))
     else:
         print("mizar.transit.site: no changes, the lab is already as the inventory says (%.1fs)" % site_s)
-    print("\nTenants (inventories/lab, docs/lab.md)")
+    print("\nTenants (inventories/lab, docs/lab.md; the picture: docs/lab-topology.svg)")
     print(tenant_summary())
     bad = show_checks()
     print("\n%s  (a cell marked ! is not what the lab must do)" % (
