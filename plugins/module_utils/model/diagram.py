@@ -45,7 +45,7 @@ PALETTE = (("#e8f0fe", "#1a56db"), ("#fde8e8", "#c81e1e"), ("#e6f6ec", "#057a55"
            ("#f3e8ff", "#6c2bd9"), ("#e0f7fa", "#0e7490"), ("#fce7f3", "#be185d"), ("#f1f5f9", "#334155"))
 PER_LINE = 4  # names per line in a wrapped list
 
-GRAPH_ATTRS = {"rankdir": "LR", "compound": "true", "newrank": "true", "nodesep": "0.15", "ranksep": "1.2",
+GRAPH_ATTRS = {"rankdir": "LR", "newrank": "true", "nodesep": "0.15", "ranksep": "1.2",
                "fontname": "Helvetica", "fontsize": "12", "labeljust": "l", "pad": "0.3"}
 NODE_ATTRS = {"fontname": "Helvetica", "fontsize": "10", "shape": "box", "style": "rounded,filled",
               "fillcolor": "white", "margin": "0.08,0.04"}
@@ -85,7 +85,7 @@ def function_id(fn):
 
 
 def wrapped(prefix, names, per_line=PER_LINE):
-    """['prefix a, b, c, d', '  e, f'] for a list of names: a few per line."""
+    """['prefix a, b, c, d,', '    e, f'] for a list of names: a few per line."""
     names = list(names)
     if not names:
         return []
@@ -109,9 +109,8 @@ def topology(model, plans):
     """The graph of a validated model and its placement ({host: HostPlan})."""
     graph = {"attrs": dict(GRAPH_ATTRS), "node": dict(NODE_ATTRS), "edge": dict(EDGE_ATTRS),
              "clusters": [], "nodes": [], "edges": []}
-    colour = {}
     for i, vpc in enumerate(model.vpcs):
-        fill, stroke = colour[vpc.name] = _colours(i)
+        fill, stroke = _colours(i)
         label = ["VPC %s   VNI %d   %s" % (vpc.name, vpc.vni, vpc.cidr)]
         label += wrapped("dividers", vpc.dividers)
         shared = _overlapping(model, vpc)

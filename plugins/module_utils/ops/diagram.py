@@ -36,7 +36,6 @@ except ImportError as e:
 
 GRAPHVIZ_PYTHON = "the Python package graphviz (pip install graphviz; requirements-test.txt pins it)"
 GRAPHVIZ_DOT = "Graphviz's dot (apt-get install graphviz, dnf install graphviz, brew install graphviz)"
-FORMATS = ("svg", "png")
 
 NEEDS = ()  # runs on the controller: neither pyroute2 nor libbpf
 MODULE = args.module_args(dict(

@@ -131,6 +131,16 @@ def test_a_missing_dot_says_what_to_install(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_what_dot_refuses_fails_with_dots_words(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise diagram.graphviz.CalledProcessError(1, ["dot"], stderr=b"Error: <stdin>: syntax error in line 3\n")
+
+    monkeypatch.setattr(diagram.graphviz, "pipe", refuse)
+    result = outcome.ensure(diagram, params(tmp_path))
+    assert result["failed"] and result["msg"] == "dot could not lay the topology out as svg: Error: <stdin>: syntax error in line 3"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_missing_python_package_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(diagram, "HAS_GRAPHVIZ", False)
     monkeypatch.setattr(diagram, "GRAPHVIZ_IMPORT_ERROR", ImportError("No module named 'graphviz'"))
