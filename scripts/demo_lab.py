@@ -17,6 +17,7 @@ import time
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(ROOT, ".build")  # the collection, as scripts/bootstrap links it
 INVENTORY = os.path.join(ROOT, "inventories", "lab")
 CHECKS = os.path.join(ROOT, "molecule", "default", "vars", "checks.yml")
 TRAFFIC = [sys.executable, os.path.join(ROOT, "scripts", "traffic.py")]
@@ -29,6 +30,26 @@ def env():
     e["ANSIBLE_FORCE_COLOR"] = "0"
     e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
     return e
+
+
+def inventory_data(path=INVENTORY):
+    """The inventory data of the model (model/inventory.py) of an inventory
+    directory, as Ansible reads it (ansible-inventory --list)."""
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.mizar.transit.plugins.filter.mizar import inventory_from_hostvars
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", path, "--list"],
+                         env=env(), capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    return inventory_from_hostvars(data["_meta"]["hostvars"], data.get("mizar_hosts", {}).get("hosts", []))
+
+
+def tenant_summary(path=INVENTORY):
+    """The tenants of an inventory, for people, from the model
+    (model/diagram.py's summary): nothing here is written by hand."""
+    inventory = inventory_data(path)
+    from ansible_collections.mizar.transit.plugins.module_utils.model.diagram import summary
+    return "\n".join("  " + line for line in summary(inventory))
 
 
 def playbook(name, *extra):
@@ -101,11 +122,8 @@ def main():
               % (changed, ", ".join(h for h in sorted(site) if site[h]), site_s))
     else:
         print("mizar.transit.site: no changes, the lab is already as the inventory says (%.1fs)" % site_s)
-    print("""
-Tenants (inventories/lab, docs/lab.md)
-  blue  VNI 100  10.0.0.0/16  web 10.0.1.0/24 (bouncer mzh1), db 10.0.2.0/24 (bouncer mzh2), divider mzh3
-  red   VNI 200  10.0.0.0/16  apps 10.0.1.0/24 (bouncer mzh3): the same addresses as blue
-  acl-blue on mzh3 (ON_XDP_REDIRECT): drops ICMP from blue2 to bluedb1""")
+    print("\nTenants (inventories/lab, docs/lab.md; the picture: docs/lab-topology.svg)")
+    print(tenant_summary())
     bad = show_checks()
     print("\n%s  (a cell marked ! is not what the lab must do)" % (
         "ALL PATHS AS EXPECTED: reachability within each VPC, isolation across them, the ACL's drop"

@@ -31,22 +31,26 @@ VALIDATION = ("argument_spec", "mutually_exclusive", "required_together", "requi
 
 
 class ActionModule(ActionBase):
+    """Runs BACKEND (an ops/ backend of a module that works on the
+    controller) in this process; the diagram action is this one with its
+    own backend."""
 
     _requires_connection = False
+    BACKEND = bpf_build
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp  # tmp no longer has any effect
-        result.update(outcome.ensure(bpf_build, self._params(), check_mode=self._task.check_mode,
+        result.update(outcome.ensure(self.BACKEND, self._params(), check_mode=self._task.check_mode,
                                      diff=self._task.diff))
         return result
 
     def _params(self):
         """The task's arguments checked, converted and completed with their
-        defaults as AnsibleModule(**bpf_build.MODULE) does it, refused (in
+        defaults as AnsibleModule(**BACKEND.MODULE) does it, refused (in
         check mode too) with its words, naming the module as the task does.
         ActionBase.validate_argument_spec would name this file instead."""
-        validator = ArgumentSpecValidator(**dict((k, v) for k, v in bpf_build.MODULE.items() if k in VALIDATION))
+        validator = ArgumentSpecValidator(**dict((k, v) for k, v in self.BACKEND.MODULE.items() if k in VALIDATION))
         validation = validator.validate(self._task.args)
         if validation.error_messages:
             msg = validation.errors.msg

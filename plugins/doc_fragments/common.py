@@ -34,6 +34,34 @@ options:
     default: native
 """
 
+    # mizar.transit.common.controller: a module whose action plugin does its work
+    # on the controller, in the ansible-playbook process (bpf_build, diagram)
+    CONTROLLER = r"""
+attributes:
+  action:
+    support: full
+    details: The action plugin does the module's work in the controller's own process.
+  async:
+    support: none
+  become:
+    support: none
+    details: The work is done as the user running C(ansible-playbook); C(become) is not applied.
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+  connection:
+    support: none
+    details: The task's connection is never opened; its host may be any host of the play.
+  delegation:
+    support: N/A
+    details: The work always happens on the controller; C(delegate_to) changes nothing and is not needed.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+"""
+
     # mizar.transit.common.stage: a stage slot of the datapath
     STAGE = r"""
 options:

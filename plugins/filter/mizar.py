@@ -1,14 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters mizar.transit.validate and mizar.transit.render: the inventory
-model of module_utils, for playbooks. Their documentation is in validate.yml
-and render.yml next to this file (ansible-doc -t filter mizar.transit.render).
+"""Filters mizar.transit.validate, mizar.transit.render and
+mizar.transit.diagram: the inventory model of module_utils, for playbooks.
+Their documentation is in validate.yml, render.yml and diagram.yml next to
+this file (ansible-doc -t filter mizar.transit.render).
 
-Both read the transit hosts' settings from hostvars:
+All read the transit hosts' settings from hostvars:
 
     {{ hostvars | mizar.transit.validate(groups['mizar_hosts']) }}
     {{ hostvars | mizar.transit.render(groups['mizar_hosts'], offline=true) }}
+    {{ hostvars | mizar.transit.diagram(groups['mizar_hosts']) }}
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.mizar.transit.plugins.module_utils.model import diagram as mz_diagram
 from ansible_collections.mizar.transit.plugins.module_utils.model import inventory as mdl
 from ansible_collections.mizar.transit.plugins.module_utils.model import render as mz_render
 from ansible_collections.mizar.transit.plugins.module_utils.model import validate as mz_validate
@@ -124,6 +127,16 @@ def render(hostvars, hosts, vpcs=None, functions=None, model_version=None, facts
         raise AnsibleFilterError(str(e))
 
 
+def diagram(hostvars, hosts, vpcs=None, functions=None, model_version=None):
+    """The topology graph of the valid inventory (model/diagram.py), for
+    mizar.transit.diagram; fails with every error otherwise."""
+    inventory = inventory_from_hostvars(hostvars, hosts, vpcs, functions, model_version)
+    try:
+        return mz_diagram.diagram(inventory)
+    except InvalidInventory as e:
+        raise AnsibleFilterError(str(e))
+
+
 class FilterModule(object):
     """mizar.transit inventory filters."""
 
@@ -131,4 +144,5 @@ class FilterModule(object):
         return {
             "validate": validate,
             "render": render,
+            "diagram": diagram,
         }

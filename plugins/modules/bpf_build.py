@@ -44,6 +44,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
   - ansible.builtin.action_common_attributes.flow
+  - mizar.transit.common.controller
 options:
   src:
     description:
@@ -82,29 +83,6 @@ notes:
 requirements:
   - clang with the BPF target
   - the kernel and libc headers (C(linux-libc-dev), C(libbpf-dev) for C(bpf/bpf_helpers.h))
-attributes:
-  action:
-    support: full
-    details: The action plugin runs the whole build in the controller's own process.
-  async:
-    support: none
-  become:
-    support: none
-    details: The build runs as the user running C(ansible-playbook); C(become) is not applied.
-  bypass_host_loop:
-    support: none
-  check_mode:
-    support: full
-  connection:
-    support: none
-    details: The task's connection is never opened; its host may be any host of the play.
-  delegation:
-    support: N/A
-    details: The build always runs on the controller; C(delegate_to) changes nothing and is not needed.
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

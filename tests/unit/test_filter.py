@@ -1,8 +1,9 @@
-"""The filter plugin mizar.transit.validate / mizar.transit.render, called as Jinja would."""
+"""The filter plugin mizar.transit.validate / render / diagram, called as Jinja would."""
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.mizar.transit.plugins.filter import mizar as mizar_filter
+from ansible_collections.mizar.transit.plugins.module_utils.model.diagram import diagram
 from ansible_collections.mizar.transit.plugins.module_utils.model.render import render_inventory
 
 from unit_inventory import base
@@ -22,7 +23,22 @@ def _hostvars(inv, shared=True):
 
 
 def test_filters_are_registered():
-    assert sorted(FILTERS) == ["render", "validate"]
+    assert sorted(FILTERS) == ["diagram", "render", "validate"]
+
+
+def test_diagram_is_the_models_graph_of_hostvars():
+    inv = base()
+    graph = FILTERS["diagram"](_hostvars(inv), list(inv["hosts"]))
+    assert graph == diagram(inv)
+    assert [c["id"] for c in graph["clusters"]] == ["vpc/vpc1", "vpc/vpc2", "hosts", "functions"]
+
+
+def test_diagram_fails_with_every_error():
+    inv = base()
+    inv["mizar_vpcs"][0]["vni"] = "100"
+    with pytest.raises(AnsibleFilterError) as e:
+        FILTERS["diagram"](_hostvars(inv), list(inv["hosts"]))
+    assert "mizar_vpcs[0].vni: vni must be an integer" in str(e.value)
 
 
 def test_validate_valid():

@@ -96,7 +96,7 @@ def listing(found):
 def write(obj_dir, objects):
     """Write objects ({relative path: bytes}) under obj_dir, each whole."""
     for name in sorted(objects):
-        _write(os.path.join(obj_dir, name), objects[name])
+        write_whole(os.path.join(obj_dir, name), objects[name])
 
 
 def delete(obj_dir, names):
@@ -217,7 +217,7 @@ def _rmtree_tolerant(path, keep_top=False):
     return True
 
 
-def _write(path, data):
+def write_whole(path, data):
     """Write a file whole or not at all (a reader never sees half an object)."""
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
@@ -265,5 +265,5 @@ def pack(src_dir, names, archive):
     was written."""
     if is_packed(src_dir, names, archive):
         return False
-    _write(archive, packed(src_dir, names))
+    write_whole(archive, packed(src_dir, names))
     return True

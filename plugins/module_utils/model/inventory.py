@@ -44,9 +44,10 @@ INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "mizar
 HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir",
              "mizar_bpf_dir", "mizar_xdp_switch_mode")
 # mizar_* variables that live in hostvars too but are not per-host settings
-# (mizar_errors and mizar_rendered are the playbooks' own facts)
+# (mizar_errors and mizar_rendered are the playbooks' own facts, mizar_render_dir
+# and mizar_diagram_* their settings, often given with -e)
 SHARED_KEYS = ("mizar_vpcs", "mizar_functions", "mizar_model_version", "mizar_render_dir", "mizar_tunnel_peers",
-               "mizar_vpc_peerings", "mizar_errors", "mizar_rendered")
+               "mizar_vpc_peerings", "mizar_errors", "mizar_rendered", "mizar_diagram_path", "mizar_diagram_png")
 # Settings of the collection's roles, never taken for typos of host settings.
 ROLE_KEYS = ("mizar_build_dir", "mizar_manage_packages", "mizar_function_sources", "mizar_stages")
 # What Ansible reads as true and false (a value given with -e is a string)
