@@ -24,7 +24,7 @@ import datapath as D  # noqa: E402 (bench/datapath.py: paths, fixtures, the rest
 from datapath import F, HERE, Harness, libbpf, machine  # noqa: E402
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, fnconfig  # noqa: E402
 
-BEFORE = "3ac78fa"  # the last commit with one program per stage
+BEFORE = "32bf127"  # the last commit with one program per stage (it has VPC peering, which landed first)
 PATHS = [("local", "local", "on_xdp_redirect"), ("bouncer", "bouncer", "on_xdp_tx"), ("pass", "ssh", "on_xdp_pass")]
 CONFIGS = ["before", "empty", "next x1", "next x2", "next x3", "acl idle"]
 ACL_IDLE = {"rules": [{"vpc": "other", "src": "0.0.0.0/0", "dst": "10.99.0.0/16", "protocol": "tcp", "port": 22,

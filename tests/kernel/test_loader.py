@@ -315,7 +315,7 @@ def test_teardown_leaves_nothing(ld, netns, stage_obj):
 
 
 # The last commit whose stage table held one program per stage (no chains, no banks).
-PRE_CHAINS = "3ac78fa"
+PRE_CHAINS = "32bf127"  # the last layout with one program per stage (VPC peering landed before chains)
 
 
 def test_an_upgrade_from_one_program_per_stage_migrates_to_chains(ld, tmp_path, stage_obj, chain_obj):
