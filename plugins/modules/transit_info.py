@@ -121,10 +121,15 @@ actions:
   elements: str
   sample: []
 stages:
-  description: Every stage slot, null when empty, else its slot, prog_id, name, tag and whether its pin matches.
+  description:
+    - Every stage, null when empty, else its chain's first function (the stage's number as slot, prog_id, name,
+      tag and whether its pin matches), its live bank, and chain, every function of the chain in order (pos,
+      slot, prog_id, name, tag, pinned).
   returned: always
   type: dict
-  sample: {on_xdp_redirect: {slot: 2, prog_id: 931, name: acl_on_xdp_redi, tag: 8c3f0d2a61b7e94f, pinned: true},
+  sample: {on_xdp_redirect: {slot: 2, prog_id: 931, name: acl_on_xdp_redi, tag: 8c3f0d2a61b7e94f, pinned: true, bank: 1,
+                             chain: [{pos: 0, slot: 42, prog_id: 931, name: acl_on_xdp_redi, tag: 8c3f0d2a61b7e94f,
+                                      pinned: true}]},
            on_xdp_tx: null}
 """
 

@@ -189,3 +189,18 @@ def test_a_swap_is_seen_whole_under_traffic(ld, chain):
     assert h["chain_a"] == h["chain_b"] and h["chain_c"] == h["chain_d"], h
     assert h["chain_a"] > 0 and h["chain_c"] > 0, "traffic met both chains: %s" % h
     assert h["chain_a"] + h["chain_c"] == sum(runs)
+
+
+def test_slots_an_interrupted_swap_left_are_unreachable_and_cleared(ld, chain):
+    """A swap killed after filling the idle bank leaves programs no packet
+    reaches; stale() names them and clear_stale() empties them."""
+    st = stages.Stages(ld.pin_dir)
+    st.set_chain(STAGE, [chain["chain_a"]])  # bank 1 is live, bank 0 empty
+    idle = abi.stage_slot(0, abi.STAGES[STAGE], 0)
+    with ld.map("mzr_stages") as arr:
+        arr.update(struct.pack("<I", idle), struct.pack("<I", chain["chain_b"].fd))
+    assert st.stale() == {STAGE: [idle]}
+    trace(ld)
+    assert run(ld) == XDP_PASS and trace(ld) == [(1, XDP_PASS)], "the idle bank is never run"
+    assert st.clear_stale(STAGE) == 1 and st.stale() == {}
+    assert [e["name"] for e in st.list()[STAGE]["chain"]] == ["chain_a"]

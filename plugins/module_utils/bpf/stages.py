@@ -282,6 +282,14 @@ class Stages:
                 out.setdefault(abi.STAGE_NAMES[abi.slot_place(slot)[1]], []).append(slot)
         return out
 
+    def clear_stale(self, stage):
+        """Empty the slots of stage that no packet reaches (stale()).
+        Returns how many held a program."""
+        stage = name_of(stage)
+        slots = self.stale().get(stage, [])
+        with self._array() as arr:
+            return sum(1 for slot in slots if arr.delete(_key(slot)))
+
     def list(self):
         """{stage: None or {slot, prog_id, name, tag, pinned, bank, chain}}
         for every stage: its chain's first program at the top (slot: the

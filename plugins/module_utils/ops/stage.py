@@ -306,8 +306,9 @@ def read(spec):
     """Every stage's state, as plain data: {datapath (its stage table is
     pinned), slots: {stage: the stage's state}, items: [each item's]}. A
     stage's state: datapath, chain (read_chains()), slot (the chain's first
-    program, or None), private ({name: id}: the maps private to the chain's
-    programs), in_use (ids of the maps the other stages' programs use now),
+    program, or None), stale (slots of the stage no packet reaches that hold
+    a program: what an interrupted swap leaves), private ({name: id}: the
+    maps private to the chain's programs), in_use (ids of the maps the other stages' programs use now),
     stage_pin (a program pin of the stage exists). An item's state, for a
     present item: want (the object's program as a load would make it:
     name, tag, map_ids), config_missing (the function's maps not pinned
@@ -316,6 +317,7 @@ def read(spec):
     if not os.path.exists(os.path.join(spec.maps_dir, abi.STAGES_MAP)):
         return {"datapath": False}
     chains = read_chains(spec.pin_dir)
+    stale = stages.Stages(spec.pin_dir).stale()
     pinned = _pinned_maps(spec.maps_dir)
     shared = stages.shared_maps(spec.maps_dir)
     layout = stages.Layout(spec.pin_dir)
@@ -324,6 +326,7 @@ def read(spec):
         ids = set(i for p in chain for i in p["map_ids"])
         others = set(i for s, c in chains.items() if s != stage for p in c for i in p["map_ids"])
         out[stage] = {"datapath": True, "chain": chain, "slot": chain[0] if chain else None, "in_use": sorted(others),
+                      "stale": stale.get(stage, []),
                       "private": dict((n, i) for n, i in pinned.items() if i in ids and n not in shared),
                       "stage_pin": any(os.path.exists(layout.stage(stage, pos)) for pos in range(abi.CHAIN_MAX))}
     items = []
@@ -398,6 +401,22 @@ def _repin(pin_dir, stage, prog_ids):
                 os.close(fd)
 
 
+def _clear_stale(pin_dir, stage):
+    try:
+        return stages.Stages(pin_dir).clear_stale(stage) > 0
+    except stages.StageError as e:
+        raise StageSlotError("stage: %s" % e)
+
+
+def _stale_step(pin_dir, stage, st):
+    """The step that empties the slots of stage no packet reaches, if any."""
+    n = len(st.get("stale") or ())
+    if not n:
+        return []
+    text = "empty %d unreachable slot%s of stage %s (left by an interrupted swap)" % (n, "" if n == 1 else "s", stage)
+    return [Step(text, _clear_stale, pin_dir, stage)]
+
+
 def _unpin_map(pin_dir, name):
     return libbpf.unpin(stages.Layout(pin_dir).map(name))
 
@@ -458,6 +477,8 @@ def plan_chain(stage, specs, st, item_states, loads=None, installed=None, labell
         elif st["stage_pin"]:
             steps.append(Step("unpin the stale program pin of stage %s" % stage, _set_chain, pin_dir, stage, [],
                               installed))
+        else:
+            steps += _stale_step(pin_dir, stage, st)
         return steps + [Step("unpin map %s (no stage uses it any more)" % m, _unpin_map, pin_dir, m)
                         for m in _removable(st, st["in_use"])]
     for (spec, ist), load in zip(present, loads):
@@ -477,10 +498,12 @@ def plan_chain(stage, specs, st, item_states, loads=None, installed=None, labell
             in_use = set(st["in_use"]) | set(i for w in wants for i in w["map_ids"])
             steps += [Step("unpin map %s of the replaced program (no stage uses it any more)" % m, _unpin_map,
                            pin_dir, m) for m in _removable(st, in_use)]
-    elif not all(p["pinned"] for p in cur):
-        text = "pin the program%s of stage %s again (%s pin was lost)" % (
-            ("", stage, "its") if len(cur) == 1 else ("s", stage, "a"))
-        steps.append(Step(text, _repin, pin_dir, stage, [p["prog_id"] for p in cur]))
+    else:
+        if not all(p["pinned"] for p in cur):
+            text = "pin the program%s of stage %s again (%s pin was lost)" % (
+                ("", stage, "its") if len(cur) == 1 else ("s", stage, "a"))
+            steps.append(Step(text, _repin, pin_dir, stage, [p["prog_id"] for p in cur]))
+        steps += _stale_step(pin_dir, stage, st)
     return steps
 
 

@@ -211,3 +211,13 @@ def test_a_chain_is_emptied_in_one_step_and_a_lost_pin_repinned():
     state["slots"]["on_xdp_redirect"]["chain"][1]["pinned"] = False
     spec = stage_list_spec([acl_item(), acl_item(name="acl-tx-prog", program="acl_on_xdp_tx")])
     assert texts(stage.plan(spec, state)) == ["pin the programs of stage on_xdp_redirect again (a pin was lost)"]
+
+
+def test_slots_an_interrupted_swap_left_are_emptied_and_only_those():
+    state = _chain_state(["acl_on_xdp_redi", "acl_on_xdp_tx"])
+    state["slots"]["on_xdp_redirect"]["stale"] = [42, 47]
+    spec = stage_list_spec([acl_item(), acl_item(name="acl-tx-prog", program="acl_on_xdp_tx")])
+    assert texts(stage.plan(spec, state)) == [
+        "empty 2 unreachable slots of stage on_xdp_redirect (left by an interrupted swap)"]
+    state["slots"]["on_xdp_redirect"]["chain"] = state["slots"]["on_xdp_redirect"]["chain"][:1]
+    assert len(stage.plan(spec, state)) == 1, "a swap empties them anyway: no step of its own"
