@@ -94,8 +94,12 @@ def build_at(commit, out_dir, progs=()):
     <out_dir>/objs, with the test programs of its tests/progs named in progs
     (file names) built against its headers: what a host that ran that
     commit has. Returns the objects directory."""
-    tree = subprocess.run(["git", "-C", ROOT, "archive", commit, "bpf", "tests/progs"], stdout=subprocess.PIPE,
-                          check=True).stdout
+    res = subprocess.run(["git", "-C", ROOT, "archive", commit, "bpf", "tests/progs"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, check=False)
+    if res.returncode:
+        pytest.fail("the sources of commit %s are not in this checkout's git history (a shallow clone?): %s"
+                    % (commit, res.stderr.decode(errors="replace").strip()), pytrace=False)
+    tree = res.stdout
     src = os.path.join(out_dir, "src")
     with tarfile.open(fileobj=io.BytesIO(tree)) as tar:
         tar.extractall(src)
