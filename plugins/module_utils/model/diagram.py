@@ -105,6 +105,17 @@ def _overlapping(model, vpc):
     return [o.name for o in model.vpcs[:model.vpcs.index(vpc)] if addr.overlaps(o.net, o.plen, vpc.net, vpc.plen)]
 
 
+def peered_with(model, vpc):
+    """['green (peering blue-green)', ...]: the VPCs vpc is peered with."""
+    out = []
+    for p in model.peerings:
+        names = list(p.vpc_names)
+        if vpc.name in names and len(names) == 2:
+            other = names[1] if names[0] == vpc.name else names[0]
+            out.append("%s (peering %s)" % (other, p.name) if p.name else other)
+    return out
+
+
 def topology(model, plans):
     """The graph of a validated model and its placement ({host: HostPlan})."""
     graph = {"attrs": dict(GRAPH_ATTRS), "node": dict(NODE_ATTRS), "edge": dict(EDGE_ATTRS),
@@ -113,6 +124,7 @@ def topology(model, plans):
         fill, stroke = _colours(i)
         label = ["VPC %s   VNI %d   %s" % (vpc.name, vpc.vni, vpc.cidr)]
         label += wrapped("dividers", vpc.dividers)
+        label += wrapped("peered with", peered_with(model, vpc), per_line=2)
         shared = _overlapping(model, vpc)
         if shared:
             label.append("same addresses as %s, kept apart by VNI" % ", ".join(shared))
@@ -192,6 +204,9 @@ def tenant_lines(model):
         shared = _overlapping(model, vpc)
         if shared:
             head += "  (the same addresses as %s)" % ", ".join(shared)
+        peers = peered_with(model, vpc)
+        if peers:
+            head += "  peered with %s" % ", ".join(peers)
         lines.append(head)
         for net in sorted(vpc.networks, key=lambda n: n.sort_key):
             plural = "s" if len(net.bouncers) > 1 else ""

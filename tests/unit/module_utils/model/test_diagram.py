@@ -6,6 +6,8 @@ from ansible_collections.mizar.transit.plugins.module_utils.model import diagram
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import InvalidInventory
 from unit_inventory import base
 
+from .test_peering import peered
+
 
 def clusters(graph):
     """{id: cluster} of every cluster, nested ones included."""
@@ -165,3 +167,16 @@ def test_summary_names_the_endpoint_of_an_address_in_a_config():
     lines = diagram.summary(inv)
     assert lines[-3] == "function acl1: acl at on_xdp_redirect on h3"
     assert lines[-1] == "  rules: action drop, dst 10.1.1.5/32 (ep3), protocol icmp, src 10.1.0.6/32 (ep2), vpc vpc1"
+
+
+def test_peered_vpcs_name_each_other_in_the_picture_and_the_summary():
+    g = diagram.diagram(peered())
+    found = clusters(g)
+    assert found["vpc/vpc1"]["label"] == ["VPC vpc1   VNI 100   10.1.0.0/16", "dividers h3",
+                                          "peered with red (peering vpc1-red)"]
+    assert found["vpc/red"]["label"][2] == "peered with vpc1 (peering vpc1-red)"
+    assert "peered with" not in " ".join(found["vpc/vpc2"]["label"])
+    lines = diagram.summary(peered())
+    assert [line for line in lines if "peered with" in line] == [
+        "vpc1  VNI 100  10.1.0.0/16  divider h3  peered with red (peering vpc1-red)",
+        "red  VNI 300  10.2.0.0/16  divider h2  peered with vpc1 (peering vpc1-red)"]
