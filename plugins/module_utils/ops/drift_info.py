@@ -38,7 +38,7 @@ __metaclass__ = type
 
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args, map_state, runner, stage, transit
 from ansible_collections.mizar.transit.plugins.module_utils.ops import endpoint, tenant_state
-from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError, require_rendering
 
 # Checked by ensure(), where a missing library is drift, not a failure.
 NEEDS = ()
@@ -67,11 +67,7 @@ class Spec:
     headers = None
 
     def __init__(self, rendered, manifest=None):
-        missing = [k for k in ("interface", "transit", "local_endpoints", "maps", "functions", "vnis")
-                   if k not in (rendered or {})]
-        if missing:
-            raise DriftError("rendered: %s is not a host's rendering (mizar.transit.render): it lacks %s" % (
-                (rendered or {}).get("host") or "the value", ", ".join(missing)))
+        require_rendering(rendered, ("interface", "transit", "local_endpoints", "maps", "functions", "vnis"), DriftError)
         self.rendered = rendered
         self.manifest = manifest
         self.host = rendered.get("host") or "this host"

@@ -603,7 +603,8 @@ def _facts(spec, after, hidden):
             "mac": inner["mac"] if inner else (host or {}).get("mac")}
 
 
-def _indent(text):
+def indent(text):
+    """text with each line indented two spaces (a section of a diff)."""
     return "".join("  " + line + "\n" for line in text.splitlines())
 
 
@@ -644,5 +645,5 @@ def ensure(spec, check_mode=False):
                     **dict((k, res[k]) for k in ("iface", "mtu", "ifindex", "netns", "mac")))
     return {"changed": bool(steps), "actions": actions, "endpoints": results,
             "unlisted": [dict((k, u[k]) for k in ("name", "iface", "netns")) for u in before["unlisted"]],
-            "diff": {"before": "".join("endpoint %s:\n%s" % (ep.name, _indent(t)) for ep, t in diff_before),
-                     "after": "".join("endpoint %s:\n%s" % (ep.name, _indent(t)) for ep, t in diff_after)}}
+            "diff": {"before": "".join("endpoint %s:\n%s" % (ep.name, indent(t)) for ep, t in diff_before),
+                     "after": "".join("endpoint %s:\n%s" % (ep.name, indent(t)) for ep, t in diff_after)}}

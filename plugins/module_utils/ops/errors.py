@@ -22,3 +22,13 @@ class BackendError(Exception):
     def __init__(self, msg, details=None):
         super(BackendError, self).__init__(msg)
         self.details = details or {}
+
+
+def require_rendering(rendered, fields, error):
+    """Raise error (a BackendError class) unless rendered, a host's
+    rendering (mizar.transit.render), has every one of fields; the message
+    names the host and the fields it lacks."""
+    missing = [k for k in fields if k not in (rendered or {})]
+    if missing:
+        raise error("rendered: %s is not a host's rendering (mizar.transit.render): it lacks %s" % (
+            (rendered or {}).get("host") or "the value", ", ".join(missing)))

@@ -26,17 +26,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import tables
-from ansible_collections.mizar.transit.plugins.module_utils.ops import args, endpoint, map_state
-from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
+from ansible_collections.mizar.transit.plugins.module_utils.ops import endpoint, map_state
+from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError, require_rendering
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 
 NEEDS = (PYROUTE2, LIBBPF)
-MODULE = args.module_args(dict(
-    rendered=dict(type="dict", required=True),
-    pin_dir=dict(type="path"),
-    scope=dict(type="str", choices=list(tables.SCOPES), default="all"),
-))
+# map_state's arguments: a rendering, where it is pinned, the scope.
+MODULE = map_state.MODULE
 # Where the placeholder indexes of check mode start: above any index a
 # kernel hands out in practice, and never written (check mode writes nothing).
 PLANNED_IFINDEX = 0x7fff0000
@@ -68,10 +64,7 @@ class Spec:
     rendering's) and the scope of this step."""
 
     def __init__(self, rendered, pin_dir=None, scope="all"):
-        missing = [k for k in ("interface", "local_endpoints", "maps") if k not in (rendered or {})]
-        if missing:
-            raise TenantStateError("rendered: %s is not a host's rendering (mizar.transit.render): it lacks %s" % (
-                (rendered or {}).get("host") or "the value", ", ".join(missing)))
+        require_rendering(rendered, ("interface", "local_endpoints", "maps"), TenantStateError)
         self.maps = map_state.Spec(rendered, pin_dir, scope)
         self.host = self.maps.host
         self.pin_dir = self.maps.pin_dir
@@ -110,7 +103,7 @@ def planned_links(spec):
 
 
 def _section(title, text):
-    return "%s:\n%s" % (title, "".join("  %s\n" % line for line in text.splitlines())) if text else ""
+    return "%s:\n%s" % (title, endpoint.indent(text)) if text else ""
 
 
 def ensure(spec, check_mode=False):
