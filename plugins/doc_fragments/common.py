@@ -62,6 +62,31 @@ attributes:
     platforms: posix
 """
 
+    # mizar.transit.common.host: a module that changes the host it runs on
+    # (transit, endpoint, map_state, tenant_state, stage)
+    HOST = r"""
+attributes:
+  check_mode:
+    support: full
+    details: Reads the host and reports what it would change (RV(actions), the diff), changing nothing.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+"""
+
+    # mizar.transit.common.reader: a module that only reads the host (transit_info, drift_info)
+    READER = r"""
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so it runs in check mode as it does otherwise.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
     # mizar.transit.common.stage: a stage slot of the datapath
     STAGE = r"""
 options:

@@ -33,6 +33,7 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common.reader
 options:
   rendered:
     description:
@@ -49,14 +50,6 @@ requirements:
   - pyroute2
   - libbpf (libbpf.so.1)
   - root
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs in check mode as it does otherwise.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 seealso:
   - module: mizar.transit.transit
   - module: mizar.transit.endpoint

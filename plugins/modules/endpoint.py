@@ -45,6 +45,7 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common.host
   - mizar.transit.common
   - mizar.transit.common.mode
 options:
@@ -168,13 +169,6 @@ requirements:
   - pyroute2
   - libbpf (libbpf.so.1)
   - root
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

@@ -54,13 +54,7 @@ requirements:
   - libbpf (libbpf.so.1)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - mizar.transit.common.host
 """
 
 EXAMPLES = r"""

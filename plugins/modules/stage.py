@@ -46,6 +46,7 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common.host
   - mizar.transit.common
   - mizar.transit.common.stage
 options:
@@ -145,13 +146,6 @@ notes:
 requirements:
   - libbpf (libbpf.so.1)
   - root
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""

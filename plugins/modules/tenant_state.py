@@ -64,13 +64,7 @@ requirements:
   - libbpf (libbpf.so.1)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - mizar.transit.common.host
 """
 
 EXAMPLES = r"""
@@ -141,7 +135,7 @@ changes:
       op: add
       entry: "blue/web/web2: vni 100 10.1.1.11 simple on node2 (192.168.50.12) mac 02:1b:..."
 counts:
-  description: How many entries of each map the host holds after the run (or would, in check mode).
+  description: How many entries of each map the host holds after the run (or would, in check mode), as M(mizar.transit.map_state) returns them.
   returned: always
   type: dict
   sample: {endpoints: 5, networks: 0, vpcs: 1, agents: 2, substrate: 3, peers: 0}
@@ -153,7 +147,7 @@ pending:
   type: bool
   sample: false
 writes:
-  description: The number of map slots written.
+  description: The number of map slots written, as M(mizar.transit.map_state) counts them.
   returned: always
   type: int
   sample: 12

@@ -24,6 +24,7 @@ author:
   - Mizar Transit Developers (@mizar-transit)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - mizar.transit.common.reader
   - mizar.transit.common
 notes:
   - A pin directory with no datapath gives RV(loaded=false) and empty lists; that is not an error.
@@ -31,14 +32,6 @@ requirements:
   - pyroute2
   - libbpf (libbpf.so.1)
   - root
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it runs in check mode as it does otherwise.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""
