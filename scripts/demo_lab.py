@@ -95,9 +95,34 @@ def show_checks():
                 shown = got if proto != "icmp" or got == "none" else "pong"
                 cells.append(("%s" if ok else "%s!") % shown)
             print("  %-8s %-10s %-5s %-8s %-8s %s" % (c["from"], c["to"], cells[0], cells[1], cells[2], c["what"]))
+        bad += show_rates()
     finally:
         for ns in servers:
             traffic("stop", ns)
+    return bad
+
+
+def show_rates():
+    """The floods of mizar_lab_rates: what a rate limit lets through, next
+    to an unlimited endpoint. Returns how many were not as expected (the
+    bounds molecule's verify asserts)."""
+    rates = yaml.safe_load(open(CHECKS))["mizar_lab_rates"]
+    bad = 0
+    print("\nRate limits (UDP at a fixed rate; the server answers every datagram it gets)")
+    for r in rates:
+        dummy, out = traffic("flood", r["from"], r["to"], str(r["pps"]), str(r["seconds"]))
+        got = json.loads(out) if out else {"sent": 0, "answered": 0, "seconds": r["seconds"]}
+        if "limit" in r:
+            allowed = r["limit"] * (got["seconds"] + 0.2)
+            ok = 0.75 * allowed <= got["answered"] <= 1.25 * allowed
+            verdict = "limit %d pps: about %d" % (r["limit"], allowed)
+        else:
+            ok = got["answered"] >= 0.95 * got["sent"]
+            verdict = "no limit"
+        bad += not ok
+        print("  %-6s -> %-10s %5d sent, %5d answered in %.1f s (%s)%s  %s"
+              % (r["from"], r["to"], got["sent"], got["answered"], got["seconds"], verdict, "" if ok else " !",
+                 r["what"]))
     return bad
 
 
@@ -126,7 +151,8 @@ def main():
     print(tenant_summary())
     bad = show_checks()
     print("\n%s  (a cell marked ! is not what the lab must do)" % (
-        "ALL PATHS AS EXPECTED: reachability within each VPC, isolation across them, the ACL's drop"
+        "ALL PATHS AS EXPECTED: reachability within each VPC and across the peering, isolation elsewhere, "
+        "the ACL's drop, the rate limit"
         if not bad else "%d PROBE(S) NOT AS EXPECTED" % bad))
     print("Run it again: nothing changes. Remove it all: scripts/demo --destroy")
     return 1 if bad else 0

@@ -5,6 +5,7 @@
     traffic.py stop   NETNS                        # stop them
     traffic.py probe  NETNS DST PROTO [--port P]   # one exchange; prints JSON, exits 0 when answered
     traffic.py stream NETNS DST SECONDS [--port P] # TCP stream of numbered records; prints JSON
+    traffic.py flood  NETNS DST PPS SECONDS [--port P] # UDP at PPS for SECONDS; prints how many were answered
     traffic.py batch  CHECKS [--protos icmp,tcp,udp] # every check (JSON list of {"from": NETNS, "to": DST,
                                                    # ...}) over every protocol, all at once; prints the
                                                    # results, each with its check, as one JSON list
@@ -265,6 +266,47 @@ def stream(args):
     return 0 if result["ok"] else 1
 
 
+def flood(args):
+    """UDP datagrams to the server at dst, paced at pps for seconds; every
+    one the server gets it answers. Prints {sent, answered, seconds} (the
+    seconds the sending took); exits 0 when something was answered."""
+    enter(args.netns)
+    result = {"from": args.netns, "to": args.dst, "pps": args.pps, "sent": 0, "answered": 0}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.connect((args.dst, args.port))
+        s.setblocking(False)
+        total = int(args.pps * args.seconds)
+        t0 = time.monotonic()
+
+        def drain():
+            while True:
+                try:
+                    s.recv(256)
+                except (BlockingIOError, ConnectionRefusedError):
+                    return
+                result["answered"] += 1
+
+        while result["sent"] < total:
+            due = t0 + result["sent"] / args.pps
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            try:
+                s.send(b"flood")
+                result["sent"] += 1
+            except (BlockingIOError, ConnectionRefusedError):
+                pass
+            drain()
+        result["seconds"] = round(time.monotonic() - t0, 3)
+        end = time.monotonic() + 1.0  # the last answers
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            drain()
+    print(json.dumps(result))
+    return 0 if result["answered"] else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -284,11 +326,18 @@ def main():
     p.add_argument("netns")
     p.add_argument("dst")
     p.add_argument("seconds", type=float)
+    p = sub.add_parser("flood")
+    p.add_argument("netns")
+    p.add_argument("dst")
+    p.add_argument("pps", type=float)
+    p.add_argument("seconds", type=float)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p = sub.add_parser("batch")
     p.add_argument("checks", help="JSON list of {from, to}")
     p.add_argument("--protos", default="icmp,tcp,udp")
     args = ap.parse_args()
-    return {"serve": serve, "stop": stop, "probe": probe, "stream": stream, "batch": batch}[args.cmd](args)
+    return {"serve": serve, "stop": stop, "probe": probe, "stream": stream, "flood": flood,
+            "batch": batch}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,14 @@ PATHS = {
     ("blue/db/bluedb1", "blue/web/blue3"): ["mzh3", "mzh2"],
     ("red/apps/red1", "red/apps/red2"): ["mzh1", "mzh3"],
     ("red/apps/red2", "red/apps/red1"): ["mzh3", "mzh1"],
+    ("blue/web/blue1", "green/apps/green1"): ["mzh1", "mzh3", "mzh1", "mzh2", "mzh3"],
+    ("blue/db/bluedb1", "green/apps/green1"): ["mzh3", "mzh2", "mzh3", "mzh1", "mzh2", "mzh3"],
+    ("green/apps/green1", "blue/web/blue1"): ["mzh3", "mzh2", "mzh1", "mzh3", "mzh1"],
+    ("green/apps/green1", "blue/db/bluedb1"): ["mzh3", "mzh2", "mzh1", "mzh3"],
+}
+# docs/lab.md, "The peering": red is peered with nobody
+ISOLATED = {
+    ("red/apps/red1", "10.1.1.10"): ("no_hops", ["mzh1", "mzh3"]),
 }
 
 
@@ -93,13 +101,30 @@ def test_namespace_names_are_unique_in_the_whole_lab(inventory, hostvars):
 
 
 def test_the_acl_drops_one_listed_flow(inventory):
-    (fn,) = inventory["mizar_functions"]
+    fn = inventory["mizar_functions"][0]
     assert (fn["name"], fn["stage"], fn["program"]) == ("acl-blue", "on_xdp_redirect", "acl")
     (rule,) = fn["config"]["rules"]
     assert rule == {"vpc": "blue", "src": "10.0.1.11/32", "dst": "10.0.2.10/32", "protocol": "icmp",
                     "action": "drop"}
     ips = dict((ep["name"], (ep["ip"], ep["host"])) for v, _n, ep in _endpoints(inventory) if v["name"] == "blue")
     assert ips["blue2"][0] == "10.0.1.11" and ips["bluedb1"] == ("10.0.2.10", fn["hosts"][0])
+
+
+def test_red2_is_rate_limited_after_the_acl_in_one_chain(inventory):
+    acl, limit = inventory["mizar_functions"]
+    assert (limit["name"], limit["stage"], limit["program"], limit["hosts"]) == \
+        ("ratelimit-red", acl["stage"], "ratelimit", acl["hosts"])
+    assert limit["config"] == {"limits": [{"vpc": "red", "endpoint": "red2", "pps": 200}]}
+    hosts = dict((ep["name"], ep["host"]) for v, _n, ep in _endpoints(inventory) if v["name"] == "red")
+    assert hosts["red2"] == limit["hosts"][0]
+
+
+def test_blue_and_green_are_peered_apart_from_red(inventory):
+    assert inventory["mizar_vpc_peerings"] == [{"name": "blue-green", "vpcs": ["blue", "green"]}]
+    model = ForwardingModel(render_inventory(inventory, offline=True))
+    for (src, dst), (reason, path) in ISOLATED.items():
+        res = model.send(src, dst)
+        assert (res.delivered_to, res.drop_reason, res.path) == (None, reason, path), (src, dst, res)
 
 
 def test_paths_are_the_documented_ones(inventory):

@@ -155,8 +155,9 @@ def test_site_and_render_playbooks_render_the_example_and_the_lab_alike(tmp_path
     lab = site
     assert sorted(lab) == ["mzh1", "mzh2", "mzh3"]
     assert lab["mzh3"]["transit"]["obj_dir"] == "/var/lib/mizar-mzh3"  # templated per host
-    assert lab["mzh3"]["transit"]["stages"] == [{"stage": "on_xdp_redirect",
-                                                 "object": "/var/lib/mizar-mzh3/functions/acl.bpf.o"}]
+    assert lab["mzh3"]["transit"]["stages"] == [  # acl-blue, then ratelimit-red: one chain
+        {"stage": "on_xdp_redirect", "object": "/var/lib/mizar-mzh3/functions/acl.bpf.o"},
+        {"stage": "on_xdp_redirect", "object": "/var/lib/mizar-mzh3/functions/ratelimit.bpf.o"}]
     assert lab["mzh1"]["transit"]["stages"] == [] and lab["mzh1"]["vnis"] == {}
 
 
