@@ -68,15 +68,19 @@ static __always_inline struct mzr_agent *mzr_agent_find(__u32 ifindex)
 			 e->ifindex == ifindex);
 }
 
-/* May a Geneve packet of vni come from outer source ip? */
-static __always_inline int mzr_source_trusted(__be32 ip, __u32 vni)
+/*
+ * The trusted source entry a Geneve packet of vni from outer source ip
+ * matches, or NULL: vni 0 (a transit host, any VNI) or vni itself (a
+ * tunnel peer, for its VPC only).
+ */
+static __always_inline struct mzr_source *mzr_source_find(__be32 ip, __u32 vni)
 {
 	/* The address is the table's tag: the two tag values are no source
 	 * (an attacker's 255.255.255.255 would match a tombstone). */
 	if (ip == MZR_TAG_DEAD || ip == MZR_TAG_EMPTY)
-		return 0;
+		return NULL;
 	return MZR_PROBE(mzr_sources, MZR_SRC_SLOTS, struct mzr_source, ip, ip, 0,
-			 e->ip == ip && (e->vni == 0 || e->vni == vni)) != NULL;
+			 e->ip == ip && (e->vni == 0 || e->vni == vni));
 }
 
 static __always_inline struct mzr_host *mzr_host_get(__u32 slot)
@@ -84,6 +88,25 @@ static __always_inline struct mzr_host *mzr_host_get(__u32 slot)
 	struct mzr_host *h = bpf_map_lookup_elem(&mzr_substrate, &slot);
 
 	return h && h->ip ? h : NULL;
+}
+
+/*
+ * May the tunnel peer at outer address peer send an inner packet of vni
+ * from inner address src? Only for an endpoint behind that very peer: its
+ * entry, which every bouncer of its network holds, names the peer's
+ * substrate slot as its host. A gateway, a scaled endpoint, an endpoint
+ * hosted here or behind another peer or host, and an address that is no
+ * endpoint (of the VPC or of a peered one) are no such endpoint.
+ */
+static __always_inline int mzr_peer_sender_ok(__u32 vni, __be32 src, __be32 peer)
+{
+	struct mzr_endpoint *ep = mzr_ep_find(vni, src);
+	struct mzr_host *h;
+
+	if (!ep || ep->type != MZR_EP_SIMPLE || ep->ifindex)
+		return 0;
+	h = mzr_host_get(ep->host);
+	return h && h->ip == peer;
 }
 
 /* Network-order mask of a prefix length (1..32). */
