@@ -339,7 +339,8 @@ class _Checker:
         endpoints = dict((v.name, dict((n, ep.ip) for n, ep in self.names_in_vpc.get(id(v), {}).items()
                                        if ep.ip is not None))
                          for v in self.model.vpcs if v.name is not None)
-        context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts, endpoints)
+        context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts, endpoints,
+                                      self._unhosted())
         names = {}
         chains = {}  # (host, stage) -> [function], in order
         objects = {}  # object stem -> (program, path) of the user sources
@@ -367,6 +368,27 @@ class _Checker:
                     fn.config = config
             if fn.stage is not None:
                 _chain_place(fn, hosts, chains, errors)
+
+    def _unhosted(self):
+        """{VPC name: {IP: what it is}}: the addresses of each VPC that are
+        no endpoint on a transit host (ConfigContext.unhosted)."""
+        out = {}
+        for v in self.model.vpcs:
+            if v.name is None:
+                continue
+            what = out.setdefault(v.name, {})
+            for net in v.networks:
+                if net.gateway is not None and net.gateway.ip is not None:
+                    what[net.gateway.ip] = (None, "the gateway of network %s" % net.name)
+            for name, ep in self.names_in_vpc.get(id(v), {}).items():
+                if ep.ip is None:
+                    continue
+                if ep.type == "scaled":
+                    what[ep.ip] = (name, "a scaled endpoint (its backends are delivered to, by their own addresses)")
+                elif ep.peer:
+                    what[ep.ip] = (name, "behind tunnel peer %s (delivered by the peer, not by a transit host)"
+                                   % ep.host)
+        return out
 
     # ------------------------------------------------------------ VPC peerings
 
