@@ -52,6 +52,29 @@ struct mzr_outer {
 	struct mzr_geneve *g;
 };
 
+/*
+ * May the tunnel peer at outer address peer send an inner packet of vni
+ * from inner address src? Only for an endpoint behind that very peer: its
+ * entry, which every bouncer of its network holds, names the peer's
+ * substrate slot as its host. A gateway, a scaled endpoint, an endpoint
+ * hosted here or behind another peer or host, and an address that is no
+ * endpoint (of the VPC or of a peered one) are no such endpoint.
+ *
+ * A subprogram, not inlined: only a peer's packets call it, and inlined its
+ * second probe loop made the transit hosts' paths (bounce, divide) pay for
+ * the registers it takes.
+ */
+static __noinline int mzr_peer_sender_ok(__u32 vni, __be32 src, __be32 peer)
+{
+	struct mzr_endpoint *ep = mzr_ep_find(vni, src);
+	struct mzr_host *h;
+
+	if (!ep || ep->type != MZR_EP_SIMPLE || ep->ifindex)
+		return 0;
+	h = mzr_host_get(ep->host);
+	return h && h->ip == peer;
+}
+
 /* Send the (still encapsulated) packet on to another substrate host, with
  * the VNI of the hop (a peer VPC's when it crosses a peering). */
 static __always_inline int mzr_forward(struct xdp_md *ctx, struct mzr_outer *o,

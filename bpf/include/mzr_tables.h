@@ -90,25 +90,6 @@ static __always_inline struct mzr_host *mzr_host_get(__u32 slot)
 	return h && h->ip ? h : NULL;
 }
 
-/*
- * May the tunnel peer at outer address peer send an inner packet of vni
- * from inner address src? Only for an endpoint behind that very peer: its
- * entry, which every bouncer of its network holds, names the peer's
- * substrate slot as its host. A gateway, a scaled endpoint, an endpoint
- * hosted here or behind another peer or host, and an address that is no
- * endpoint (of the VPC or of a peered one) are no such endpoint.
- */
-static __always_inline int mzr_peer_sender_ok(__u32 vni, __be32 src, __be32 peer)
-{
-	struct mzr_endpoint *ep = mzr_ep_find(vni, src);
-	struct mzr_host *h;
-
-	if (!ep || ep->type != MZR_EP_SIMPLE || ep->ifindex)
-		return 0;
-	h = mzr_host_get(ep->host);
-	return h && h->ip == peer;
-}
-
 /* Network-order mask of a prefix length (1..32). */
 static __always_inline __be32 mzr_prefix_mask(__u8 plen)
 {
