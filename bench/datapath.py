@@ -18,7 +18,8 @@ and the output bytes are checked against the fixture table.
 
 A fixture name "name@world" runs that fixture on another world of the table:
 the divider paths with VPC peer routes present ("b_peered") beside the same
-paths without them, in the same run.
+paths without them, in the same run. A fixture of another world (the tunnel
+peers' of world "tp") runs on its own.
 
 Each figure is the best of --rounds interleaved rounds (the kernel's
 average over --repeat repetitions in each): on a shared virtual machine,
@@ -65,6 +66,10 @@ PATHS = [  # (name in the report, fixture, target: ns above the floor, "+N")
     ("no_net", "divider_no_network", None),          # no_network, no peer routes
     ("no_net_peered", "divider_no_network@b_peered", None),  # no_network after the peer lookup
     ("to_peer", "peer", None),                       # crossing a peering: VNI rewritten
+    # tunnel peers (world tp): a peer's own endpoint, its inner source checked, bounced; and a peer
+    # speaking for another endpoint's address, dropped (tunnel_src)
+    ("tp_bounce", "peer_own_endpoint_bounced", None),
+    ("tp_src", "peer_src_other_endpoint", None),
 ]
 
 

@@ -4,7 +4,9 @@
  *
  *   not Geneve to this host ............ XDP_PASS     (ON_XDP_PASS)
  *   Geneve to us, but malformed, from an
- *   untrusted source, control (O bit),
+ *   untrusted source, from a tunnel peer
+ *   for an address not behind it,
+ *   control (O bit),
  *   with critical options, lying about
  *   its length, gratuitous ARP ......... counted drop (ON_XDP_DROP)
  *   ARP request for a known remote ep .. answer it    (ON_XDP_TX)
@@ -49,6 +51,29 @@ struct mzr_outer {
 	struct udphdr *udp;
 	struct mzr_geneve *g;
 };
+
+/*
+ * May the tunnel peer at outer address peer send an inner packet of vni
+ * from inner address src? Only for an endpoint behind that very peer: its
+ * entry, which every bouncer of its network holds, names the peer's
+ * substrate slot as its host. A gateway, a scaled endpoint, an endpoint
+ * hosted here or behind another peer or host, and an address that is no
+ * endpoint (of the VPC or of a peered one) are no such endpoint.
+ *
+ * A subprogram, not inlined: only a peer's packets call it, and inlined its
+ * second probe loop made the transit hosts' paths (bounce, divide) pay for
+ * the registers it takes.
+ */
+static __noinline int mzr_peer_sender_ok(__u32 vni, __be32 src, __be32 peer)
+{
+	struct mzr_endpoint *ep = mzr_ep_find(vni, src);
+	struct mzr_host *h;
+
+	if (!ep || ep->type != MZR_EP_SIMPLE || ep->ifindex)
+		return 0;
+	h = mzr_host_get(ep->host);
+	return h && h->ip == peer;
+}
 
 /* Send the (still encapsulated) packet on to another substrate host, with
  * the VNI of the hop (a peer VPC's when it crosses a peering). */
@@ -164,11 +189,12 @@ int mzr_transit(struct xdp_md *ctx)
 	struct ethhdr *ieth;
 	struct mzr_arp *arp = NULL;
 	struct mzr_endpoint *ep;
+	struct mzr_source *from;
 	struct mzr_hop hop;
 	__be32 src, dst;
 	__u32 outer_len, vni = 0, frame_len;
 	__u8 ecn = 0;
-	int err;
+	int err, peer;
 
 	/* 1. Anything but Geneve to this host belongs to the host. */
 	o.eth = mzr_parse_eth(&c);
@@ -200,8 +226,11 @@ int mzr_transit(struct xdp_md *ctx)
 		return mzr_drop(ctx, MZR_D_GENEVE_TRUNC, vni);
 	vni = mzr_geneve_vni(g);
 	/* Only known transit hosts and tunnel peers (for their VPC) may send. */
-	if (o.ip->saddr == cfg->ip || !mzr_source_trusted(o.ip->saddr, vni))
+	from = mzr_source_find(o.ip->saddr, vni);
+	if (o.ip->saddr == cfg->ip || !from)
 		return mzr_drop(ctx, MZR_D_UNTRUSTED_SRC, vni);
+	/* A source trusted for one VNI is a tunnel peer: checked below. */
+	peer = from->vni != 0;
 	if (g->ver_optlen >> 6)
 		return mzr_drop(ctx, MZR_D_GENEVE_VERSION, vni);
 	if (g->proto != bpf_htons(MZR_GENEVE_PROTO_ETH))
@@ -216,7 +245,7 @@ int mzr_transit(struct xdp_md *ctx)
 			return mzr_drop(ctx, err == MZR_OPTS_CRITICAL ? MZR_D_GENEVE_CRITICAL :
 					MZR_D_GENEVE_OPTLEN, vni);
 	}
-	outer_len = c.pos - (void *)(long)ctx->data;
+	outer_len = c.pos - (void *)o.eth; /* o.eth is ctx->data: no second 32-bit load of it to spill */
 
 	ieth = mzr_parse_eth(&c);
 	if (!ieth)
@@ -254,6 +283,11 @@ int mzr_transit(struct xdp_md *ctx)
 	} else {
 		return mzr_drop(ctx, MZR_D_INNER_PROTO, vni);
 	}
+	/* A tunnel peer speaks for the endpoints behind it only: not for
+	 * another endpoint of its VPC, nor for a peered VPC's address (whose
+	 * owner would get the replies). Transit hosts are trusted as before. */
+	if (peer && !mzr_peer_sender_ok(vni, src, o.ip->saddr))
+		return mzr_drop(ctx, MZR_D_TUNNEL_SRC, vni);
 
 	ep = mzr_ep_find(vni, dst);
 	if (ep) {

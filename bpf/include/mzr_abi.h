@@ -283,6 +283,7 @@ enum mzr_counter {
 	MZR_D_AGENT_TOO_BIG = 66,  /* agent: larger than the path MTU, and not DF */
 	MZR_D_PEER_SRC = 67,       /* to a peered VPC from a source outside the sending VPC */
 	MZR_D_PEER_ARP = 68,       /* ARP for an address of a peered VPC: ARP never crosses */
+	MZR_D_TUNNEL_SRC = 69,     /* a tunnel peer's inner source is no endpoint behind it */
 	MZR_C_MAX = 96,
 };
 

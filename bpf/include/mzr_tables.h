@@ -68,15 +68,19 @@ static __always_inline struct mzr_agent *mzr_agent_find(__u32 ifindex)
 			 e->ifindex == ifindex);
 }
 
-/* May a Geneve packet of vni come from outer source ip? */
-static __always_inline int mzr_source_trusted(__be32 ip, __u32 vni)
+/*
+ * The trusted source entry a Geneve packet of vni from outer source ip
+ * matches, or NULL: vni 0 (a transit host, any VNI) or vni itself (a
+ * tunnel peer, for its VPC only).
+ */
+static __always_inline struct mzr_source *mzr_source_find(__be32 ip, __u32 vni)
 {
 	/* The address is the table's tag: the two tag values are no source
 	 * (an attacker's 255.255.255.255 would match a tombstone). */
 	if (ip == MZR_TAG_DEAD || ip == MZR_TAG_EMPTY)
-		return 0;
+		return NULL;
 	return MZR_PROBE(mzr_sources, MZR_SRC_SLOTS, struct mzr_source, ip, ip, 0,
-			 e->ip == ip && (e->vni == 0 || e->vni == vni)) != NULL;
+			 e->ip == ip && (e->vni == 0 || e->vni == vni));
 }
 
 static __always_inline struct mzr_host *mzr_host_get(__u32 slot)

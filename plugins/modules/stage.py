@@ -20,11 +20,15 @@ description:
     runs it), and pins each function under O(pin_dir)C(/progs/stage_<stage>) (the first) and
     C(stage_<stage>_<position>) (the others). A packet runs the old chain or the new one, whole.
   - One stage with one function (O(stage) and its other options), or a host's functions in one call
-    (O(functions)). The items of O(functions) that name one stage with state C(present) make its
-    chain, in their order (at most 8, each program once). With O(functions), every stage is read and
-    every item planned before anything is done; an item that cannot be brought to its state fails the
-    task, naming it and the field, and no stage is changed. Then the steps are carried out in the
-    order the items name the stages.
+    (O(functions)). The single form makes its function the stage's whole chain, replacing every
+    function the stage ran before; give O(functions) to keep several. The items of O(functions) that
+    name one stage with state C(present) make its chain, in their order (at most 8, each program
+    once). A program that never lets a packet go on (it does not call C(mzr_stage_next()), so it
+    does not use the stage table C(mzr_stages)) may only be the last of its chain; before another
+    function it is refused, naming both. With O(functions), every stage is read and every item
+    planned before anything is done; an item that cannot be brought to its state fails the task,
+    naming it and the field, and no stage is changed. Then the steps are carried out in the order
+    the items name the stages.
   - With O(exclusive=true), every stage that O(functions) does not claim is emptied as O(state=absent)
     empties one, after the listed ones (RV(cleared)).
   - The object is loaded against the datapath's pinned maps. The maps private to the function (its

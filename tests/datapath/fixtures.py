@@ -364,8 +364,6 @@ SECURITY = [
        from_addr(_in_5_7, ip("b"), mac("h1")), XDP_DROP, None, drop("untrusted_src")),
     fx("untrusted_arp", "an ARP request from a stranger is not answered",
        from_addr(_arp_5_6, *_INTRUDER), XDP_DROP, None, drop("untrusted_src")),
-    fx("peer_trusted", "a tunnel peer sends for its own VPC: delivered",
-       from_addr(_peer_in, *PEER), XDP_REDIRECT, decapped(_peer_in, ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
     fx("peer_other_vni", "a tunnel peer is trusted for its VPC only",
        from_addr(P.inner_ipv4("02:00:00:00:00:78", GW_MAC, "10.0.0.50", "10.0.0.5", ), *PEER, vni=200),
        XDP_DROP, None, drop("untrusted_src")),
@@ -412,6 +410,87 @@ SECURITY = [
     fx("arp_sender_broadcast_ip", "an ARP request from 255.255.255.255 is not answered",
        enc(P.inner_arp_request(ep_mac(100, 5), "255.255.255.255", "10.0.0.6")), XDP_DROP, None,
        drop("arp_sender")),
+]
+
+
+# ------------------------------------------------------------------ what a tunnel peer may send
+# World "tp": b as in world b, with 10.0.0.50 of VPC 100 behind the tunnel
+# peer PEER and 10.0.0.51 behind a second peer PEER2 (both trusted for VNI
+# 100 only). A peer speaks for the endpoints behind it and for nothing
+# else: not another endpoint of its VPC, nor an address of a VPC peered
+# with its own (whose owner would get the replies across the peering).
+
+PEER2 = ("192.168.0.78", "02:00:00:00:00:78")
+WORLD_TP = dict(
+    WORLD_B,
+    endpoints=WORLD_B["endpoints"] + [ep(100, 50, host_ip=PEER[0]), ep(100, 51, host_ip=PEER2[0])],
+    substrate=WORLD_B["substrate"] + [{"ip": PEER[0], "mac": PEER[1]}, {"ip": PEER2[0], "mac": PEER2[1]}],
+    sources=SOURCES + [{"ip": PEER2[0], "vni": 100}])
+WORLDS["tp"] = WORLD_TP
+
+
+def _tp(name, description, packet, verdict, output=None, counters=()):
+    return fx(name, description, packet, verdict, output, counters, world="tp")
+
+
+def _from_peer(src_last, dst, peer=PEER, **kw):
+    """A packet from the tunnel peer peer, inner source 10.0.0.<src_last>."""
+    return from_addr(v4(src_last, dst, **kw), *peer)
+
+
+def _from_peer_arp(sender, target, peer=PEER):
+    return from_addr(P.inner_arp_request(ep_mac(100, 50), sender, target), *peer)
+
+
+def _peer_arp_answered(target_ip, target_mac):
+    """b's answer to PEER's ARP request from 10.0.0.50: back to the peer."""
+    reply = P.inner_arp_reply(target_mac, target_ip, ep_mac(100, 50), "10.0.0.50")
+    return P.outer(mac("b"), PEER[1], ip("b"), PEER[0], P.geneve_header(100) + reply, ttl=64)
+
+
+_red_in = P.inner_ipv4(ep_mac(100, 50), GW_MAC, "10.4.1.5", "10.0.0.7")  # an address of a peered VPC
+
+TUNNEL_SRC = [
+    _tp("peer_trusted", "a tunnel peer sends from the endpoint behind it: delivered",
+        from_addr(_peer_in, *PEER), XDP_REDIRECT, decapped(_peer_in, ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
+    _tp("peer_own_endpoint_bounced", "a tunnel peer sends from its endpoint to a remote one: bounced to its host",
+        _from_peer(50, "10.0.0.5"), XDP_TX,
+        P.with_inner_dst_mac(bounced(_from_peer(50, "10.0.0.5"), "h1"), ep_mac(100, 5)), TX_BOUNCE),
+    _tp("peer_own_endpoint_arp", "a tunnel peer's ARP request from its endpoint: answered, back to the peer",
+        _from_peer_arp("10.0.0.50", "10.0.0.6"), XDP_TX, _peer_arp_answered("10.0.0.6", ep_mac(100, 6)),
+        {"tx": 1, "arp_reply": 1}),
+    _tp("peer_src_other_endpoint", "a tunnel peer speaking for an endpoint of its VPC on a transit host",
+        _from_peer(5, "10.0.0.7"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_src_other_peers_endpoint", "a tunnel peer speaking for an endpoint behind another peer",
+        _from_peer(51, "10.0.0.7"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_src_other_peer_relay", "the same, to a remote endpoint: never relayed under this host's address",
+        _from_peer(51, "10.0.0.5"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_src_peered_vpc", "a tunnel peer speaking for an address of a peered VPC: the endpoint's replies "
+        "would cross the peering to that address's owner", from_addr(_red_in, *PEER), XDP_DROP, None,
+        drop("tunnel_src")),
+    _tp("peer_src_no_endpoint", "a tunnel peer sending from an address of its VPC that no endpoint has",
+        _from_peer(99, "10.0.0.7"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_src_gateway", "a tunnel peer sending from the network's gateway address",
+        _from_peer(1, "10.0.0.7"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_src_scaled", "a tunnel peer sending from a scaled endpoint's address",
+        _from_peer(9, "10.0.0.7"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_src_local", "a tunnel peer sending from the address of an endpoint hosted here",
+        _from_peer(8, "10.0.0.7"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_arp_foreign_sender", "ARP from a tunnel peer naming another endpoint as its sender (a cache "
+        "poisoning of the endpoint it reaches)", _from_peer_arp("10.0.0.5", "10.0.0.7"), XDP_DROP, None,
+        drop("tunnel_src")),
+    _tp("peer_arp_foreign_sender_answered", "the same, for an endpoint the bouncer would answer for",
+        _from_peer_arp("10.0.0.5", "10.0.0.6"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_arp_peered_vpc_sender", "ARP from a tunnel peer with a peered VPC's address as its sender",
+        _from_peer_arp("10.4.1.5", "10.0.0.7"), XDP_DROP, None, drop("tunnel_src")),
+    _tp("peer_arp_probe", "a tunnel peer's RFC 5227 probe is refused as any probe is, for its sender",
+        _from_peer_arp("0.0.0.0", "10.0.0.6"), XDP_DROP, None, drop("arp_sender")),
+    _tp("peer_src_second_peer", "the second peer sends from the endpoint behind it: delivered",
+        _from_peer(51, "10.0.0.7", peer=PEER2), XDP_REDIRECT, decapped(v4(51, "10.0.0.7"), ep_mac(100, 7)),
+        {"redirect": 1, "decap": 1}),
+    _tp("transit_host_any_source", "a transit host is trusted for any inner source, as before (a divider "
+        "relays what crosses a peering)", enc(_red_in), XDP_REDIRECT, decapped(_red_in, ep_mac(100, 7)),
+        {"redirect": 1, "decap": 1}),
 ]
 
 
@@ -862,7 +941,7 @@ PEERING = [
        {"redirect": 1, "agent_encap": 1, "to_peer": 1}, program="agent", ingress=LO),
 ]
 
-ALL = (FORWARDING + ISOLATION + MALFORMED + SECURITY + ECN + HOST_SAFETY + AGENT + AGENT_MTU
+ALL = (FORWARDING + ISOLATION + MALFORMED + SECURITY + TUNNEL_SRC + ECN + HOST_SAFETY + AGENT + AGENT_MTU
        + AGENT_HARDENING + PEERING)
 BY_NAME = dict((f.name, f) for f in ALL)
 assert len(BY_NAME) == len(ALL), "fixture names must be unique"

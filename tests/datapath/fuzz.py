@@ -30,6 +30,7 @@ INV_VNI = "no delivery across VNIs, no VNI change"
 INV_FORWARD = "forwarded frames well-formed (lengths, TTL, checksums, inner frame unchanged)"
 INV_DELIVER = "delivered frame is the inner frame (documented rewrites only)"
 INV_ROUTE = "verdict follows the world's tables"
+INV_PEER = "a tunnel peer speaks only for the endpoints behind it"
 
 
 def a2b(addr):
@@ -59,6 +60,7 @@ Network = collections.namedtuple("Network", "vni net mask bouncers local")
 Expect = collections.namedtuple("Expect", "verdict kind reason data")
 # kind: "pass"            host traffic, or Geneve not for us: bytes unchanged
 #       "malformed"       rules 2-5: must be dropped
+#       "spoofed"         a tunnel peer's inner source is no endpoint behind it: must be dropped
 #       "drop"            well-formed, dropped by routing (TTL, gateway, unknown VNI, ...)
 #       "bypass"          XDP_REDIRECT, the whole packet unchanged
 #       "decap"           XDP_REDIRECT, data = (inner frame as it must come out, inner IPv4 checksum valid in input)
@@ -95,6 +97,15 @@ class World:
 
     def trusted(self, src, vni):
         return src != self.x and ((src, 0) in self.sources or (src, vni) in self.sources)
+
+    def speaks_for(self, src, vni, inner_src):
+        """May trusted source src send vni's inner source inner_src? A
+        transit host (trusted for any VNI) may send any; a tunnel peer
+        (trusted for vni alone) only a simple endpoint's whose host it is."""
+        if (src, 0) in self.sources:
+            return True
+        e = self.endpoints.get((vni, inner_src))
+        return e is not None and e.kind == "simple" and not e.ifindex and e.host == src
 
     def network(self, vni, dst):
         d = int.from_bytes(dst, "big")
@@ -179,13 +190,14 @@ def oracle(w, p):
         itot = _u16(inner, 16)
         if itot < iihl or 14 + itot > len(inner):
             return Expect(XDP_DROP, "malformed", "inner IPv4 total length", None)
-        dst = inner[30:34]
+        src, dst = inner[26:30], inner[30:34]
     elif arp:
         if len(inner) < 42:
             return Expect(XDP_DROP, "malformed", "inner ARP cut", None)
         if inner[14:20] != b"\x00\x01\x08\x00\x06\x04":
             return Expect(XDP_DROP, "malformed", "inner ARP not Ethernet/IPv4", None)
         sha, spa, dst = inner[22:28], inner[28:32], inner[38:42]
+        src = spa
         if spa == dst:
             return Expect(XDP_DROP, "malformed", "gratuitous ARP", None)
         if sha[0] & 1 or sha == b"\0" * 6:
@@ -194,6 +206,8 @@ def oracle(w, p):
             return Expect(XDP_DROP, "malformed", "ARP sender address", None)
     else:
         return Expect(XDP_DROP, "malformed", "inner Ethertype not IPv4 or ARP", None)
+    if not w.speaks_for(p[26:30], vni, src):
+        return Expect(XDP_DROP, "spoofed", "tunnel peer: inner source not behind it", None)
     # 6. routing
     request = arp and _u16(inner, 20) == 1
     e = w.endpoints.get((vni, dst))
@@ -257,9 +271,9 @@ def check(w, p, verdict, out, exp):
         vni_bad = _vni_leak(w, p, verdict, out)
         if vni_bad:
             return INV_VNI, vni_bad
-    if exp.kind == "malformed":
+    if exp.kind in ("malformed", "spoofed"):
         if verdict != XDP_DROP:
-            return INV_MALFORMED, "%s: %s, want XDP_DROP" % (exp.reason, vn)
+            return INV_MALFORMED if exp.kind == "malformed" else INV_PEER, "%s: %s, want XDP_DROP" % (exp.reason, vn)
         return None
     if verdict != exp.verdict:
         return INV_ROUTE, "%s: %s, want %s" % (exp.reason, vn, VERDICT_NAMES[exp.verdict])
@@ -429,6 +443,10 @@ class Generator:
         self.b_mac, self.x = w.mac, w.x
         self.trusted = sorted(set(s for s, v in w.sources if s != w.x))
         self.peers = sorted(set((s, v) for s, v in w.sources if v))
+        self.behind = {}  # (tunnel peer, vni) -> the addresses of the endpoints behind it
+        for (vni, addr), e in sorted(w.endpoints.items()):
+            if e.kind == "simple" and (e.host, vni) in w.sources:
+                self.behind.setdefault((e.host, vni), []).append(addr)
         self.addrs = {}
         for vni in set(list(w.vnis) + [999]):
             a = [k[1] for k in w.endpoints if k[0] == vni]
@@ -455,8 +473,11 @@ class Generator:
             return r.pick(self.addrs.get(vni) or self.addrs[999])
         return r.randbytes(4)
 
-    def _inner(self, r, vni):
+    def _inner(self, r, vni, own=None):
+        """own: the inner source a tunnel peer may use, or None."""
         src, dst = self._addr(r, vni), self._addr(r, vni)
+        if own is not None:
+            src = own
         if r.random() < 0.45 and self.entries.get(vni):
             dst = r.pick(self.entries[vni])
         ent = self.w.endpoints.get((vni, dst))
@@ -532,9 +553,12 @@ class Generator:
         layers; its inner frame and routing may still be anything)."""
         vni = r.pick(self.vni_choices) if r.random() < 0.9 else r.below(1 << 24)
         src = self._source(r, vni)
+        own = None
+        if (src, vni) in self.behind and r.random() < 0.6:  # a peer sending for its own endpoint
+            own = r.pick(self.behind[(src, vni)])
         smac = self.w.hosts.get(src) or self._mac(r)
         flags = 0 if r.random() < 0.9 else r.below(256) & 0x3F
-        gen = geneve(vni, self._options(r), flags=flags) + self._inner(r, vni)
+        gen = geneve(vni, self._options(r), flags=flags) + self._inner(r, vni, own)
         ttl = r.pick((64, 64, 64, 2, 1, 0, 255, r.below(256)))
         tos = r.pick((0, 0, 1, 2, 3, r.below(256)))
         frag = r.pick((0x4000, 0x4000, 0, 0x8000))

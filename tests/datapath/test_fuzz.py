@@ -1,6 +1,7 @@
 """The differential fuzzer (fuzz.py): its oracle against the fixture table,
 its checker against outputs known to be wrong, then 100,000 seeded packets
-through the real transit program on world "b"."""
+through the real transit program on world "b", and more on worlds "h1" and
+"tp" (tunnel peers with endpoints behind them)."""
 import struct
 
 import pytest
@@ -11,16 +12,19 @@ import fuzz
 SEED = 8
 COUNT = 100000
 WORLD_B = fuzz.World(F.WORLD_B)
-TRANSIT_B = [f for f in F.ALL if f.program == "transit" and f.world == "b"]
+ORACLE_WORLDS = {"b": WORLD_B, "tp": fuzz.World(F.WORLD_TP)}
+TRANSIT_B = [f for f in F.ALL if f.program == "transit" and f.world in ORACLE_WORLDS]
 
 
 @pytest.mark.parametrize("f", TRANSIT_B, ids=[f.name for f in TRANSIT_B])
 def test_oracle_agrees_with_fixture(f):
     """The oracle predicts every transit fixture's verdict, and accepts its
     exact output."""
-    exp = fuzz.oracle(WORLD_B, f.packet)
+    w = ORACLE_WORLDS[f.world]
+    exp = fuzz.oracle(w, f.packet)
     assert fuzz.VERDICT_NAMES[exp.verdict] == F.VERDICTS[f.verdict], exp.reason
-    assert fuzz.check(WORLD_B, f.packet, f.verdict, f.output, exp) is None
+    assert fuzz.check(w, f.packet, f.verdict, f.output, exp) is None
+    assert (exp.kind == "spoofed") == (f.counters.get("tunnel_src") == 1), exp.reason
 
 
 def _judge(name, verdict, out):
@@ -71,6 +75,10 @@ def test_checker_rejects_wrong_outputs():
     assert _judge("geneve_version", F.XDP_TX, F.BY_NAME["bouncer"].output) == fuzz.INV_MALFORMED
     assert _judge("untrusted_local", F.XDP_PASS, F.BY_NAME["untrusted_local"].packet) == fuzz.INV_MALFORMED
     assert _judge("ssh", F.XDP_DROP, F.BY_NAME["ssh"].packet) == fuzz.INV_HOST
+    tp = ORACLE_WORLDS["tp"]
+    spoofed = F.BY_NAME["peer_src_other_peer_relay"]  # what b would send if it trusted the peer's word
+    relayed = F.bounced(spoofed.packet, "h1")
+    assert fuzz.check(tp, spoofed.packet, F.XDP_TX, relayed, fuzz.oracle(tp, spoofed.packet))[0] == fuzz.INV_PEER
     assert _judge("ssh", F.XDP_PASS, _edit("ssh", 0, b"\x03")) == fuzz.INV_HOST
 
 
@@ -95,14 +103,28 @@ def test_fuzz_transit(dp):
         assert res.verdicts[verdict] >= 500, dict(res.verdicts)
 
 
-def test_fuzz_transit_endpoint_host(dp):
-    """20,000 packets on world h1 (an endpoint host: local and bypass
-    endpoints, no networks, no VPCs), then world b again for the others."""
+def _fuzz_other_world(dp, world, kinds):
+    """20,000 packets on world, then world b again for the other tests:
+    no invariant broken, and each of kinds predicted at least 100 times."""
     try:
-        res = fuzz.run(dp, F.WORLD_H1, SEED, 20000)
+        res = fuzz.run(dp, world, SEED, 20000)
     finally:
         dp.load_world(F.WORLD_B)
     report = "\n".join(fuzz.describe(v) for v in res.violations)
     assert not res.violations, "%d violation(s):\n%s" % (len(res.violations), report)
-    for kind in ("pass", "malformed", "drop", "bypass", "decap"):
+    for kind in kinds:
         assert res.expected[kind] >= 100, (kind, dict(res.expected))
+
+
+def test_fuzz_transit_endpoint_host(dp):
+    """World h1: an endpoint host (local and bypass endpoints, no networks,
+    no VPCs)."""
+    _fuzz_other_world(dp, F.WORLD_H1, ("pass", "malformed", "drop", "bypass", "decap"))
+
+
+def test_fuzz_transit_tunnel_peers(dp):
+    """World tp, where two tunnel peers have endpoints behind them: what a
+    peer sends for its own endpoint is forwarded, delivered or answered;
+    what it sends for any other address is dropped (tunnel_src)."""
+    _fuzz_other_world(dp, F.WORLD_TP, ("pass", "malformed", "drop", "bypass", "decap", "forward", "arp_reply",
+                                       "spoofed"))

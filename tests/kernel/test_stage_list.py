@@ -167,6 +167,33 @@ def test_a_refused_item_is_named_and_nothing_is_applied(datapath, stage_obj):
     assert slots(datapath.pin_dir) == {} and "mzt_stage_hits" not in maps(datapath.pin_dir)
 
 
+def test_a_function_that_never_goes_on_runs_last_or_not_at_all(datapath, stage_obj):
+    """read() tells from the loaded program whether it calls
+    mzr_stage_next() (it uses the stage table): the shipped functions do,
+    stage_count (returns XDP_DROP) does not. Placed before another function
+    it is refused, in check mode too, and nothing is applied; last, it runs."""
+    rl = os.path.join(BPF_OUT, "functions", "ratelimit.bpf.o")
+    fns = [acl(), dict(name="rl", stage="on_xdp_redirect", object=rl, function="ratelimit", config={"limits": []}),
+           counting(stage_obj, "on_xdp_redirect")]
+    state = stage.read(spec(datapath.pin_dir, fns))
+    assert [i["goes_on"] for i in state["items"]] == [True, True, False]
+
+    starved = [counting(stage_obj, "on_xdp_redirect"), acl()]
+    for check_mode in (True, False):
+        with pytest.raises(stage.StageSlotError) as e:
+            run(datapath.pin_dir, starved, check_mode=check_mode)
+        assert str(e.value) == (
+            "function count (functions[0]): program: stage_count from %s never lets a packet go on (it does not call "
+            "mzr_stage_next(): it does not use the stage table mzr_stages), so function acl-blue (functions[1]) after "
+            "it in the chain of stage on_xdp_redirect would never see a packet; put it last in its stage" % stage_obj)
+    assert slots(datapath.pin_dir) == {} and not set(ACL_MAPS) & set(maps(datapath.pin_dir)), "nothing was applied"
+
+    res = run(datapath.pin_dir, [acl(), counting(stage_obj, "on_xdp_redirect")])
+    assert res["changed"]
+    assert [p["name"] for p in stages.Stages(datapath.pin_dir).list()["on_xdp_redirect"]["chain"]] == [
+        "acl_on_xdp_redi", "stage_count"]
+
+
 def test_without_a_datapath_absent_is_nothing_to_do_and_present_is_refused(pin_dir, stage_obj):
     res = run(pin_dir, [dict(stage="on_xdp_tx", name="gone")], state="absent", exclusive=True)
     assert (res["changed"], res["actions"], res["cleared"]) == (False, [], [])

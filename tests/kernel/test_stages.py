@@ -9,6 +9,8 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, load
 
 from packets import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, plain_udp
 
+from .rebuild import rebuild
+
 HOST_IP = "192.168.77.1"
 
 
@@ -111,7 +113,7 @@ def test_rebuild_never_shows_a_half_updated_table(ld, stage_obj):
         if step in ("loaded", "filled"):
             assert t == old_table
 
-    res = st.rebuild(os.path.join(ld.obj_dir, "transit.bpf.o"), _sources(stage_obj, NEW), on_step=observe)
+    res = rebuild(st, os.path.join(ld.obj_dir, "transit.bpf.o"), _sources(stage_obj, NEW), on_step=observe)
     assert [s for s, dummy in seen] == ["loaded", "filled", "switched", "pinned"]
     assert [n for dummy, n in seen] == [OLD, OLD, NEW, NEW]
     assert res["old_array_id"] == old_array and res["new_array_id"] != old_array
@@ -159,7 +161,7 @@ def test_rebuild_under_traffic(ld, stage_obj):
     try:
         transit = os.path.join(ld.obj_dir, "transit.bpf.o")
         for i in range(12):
-            st.rebuild(transit, _sources(stage_obj, NEW if i % 2 == 0 else OLD))
+            rebuild(st, transit, _sources(stage_obj, NEW if i % 2 == 0 else OLD))
     finally:
         stop.set()
         t.join()

@@ -70,6 +70,7 @@ DROP_REASONS = {
     "untrusted_src": 56, "geneve_critical": 57, "geneve_oam": 58, "outer_len": 59, "outer_ip_opts": 60,
     "arp_sender": 61, "arp_gratuitous": 62, "inner_ecn": 63, "agent_mcast": 64, "agent_arp_bad": 65,
     "agent_too_big": 66, "peer_src": 67, "peer_arp": 68,
+    "tunnel_src": 69,
 }
 COUNTER_SLOTS = 96
 
@@ -450,7 +451,7 @@ class AgentCodec(FlatCodec):
 class SourceCodec(FlatCodec):
     """{ip, vni}: an outer source a Geneve packet may come from; vni 0: any
     VNI (a transit host), else the one VNI of a tunnel peer. Homed by the
-    address alone (mzr_source_trusted() probes one run for all its VNIs);
+    address alone (mzr_source_find() probes one run for all its VNIs);
     the address is the tag."""
 
     pin_name = "mzr_sources"

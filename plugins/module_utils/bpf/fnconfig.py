@@ -7,6 +7,15 @@ Each shipped function with maps has a Configurator here: it reads what the
 function's maps hold, compares it with the config (already checked against
 the function's schema by the validator), and writes the difference so that
 packets see either the old or the new configuration, whole.
+
+The configurations are double-buffered: the set packets do not use is
+written, then the active index flips to it. The set written is the one the
+previous flip retired, and a packet that read the active index before that
+flip may still be reading the retired set through its pointer (a function
+looks the set up once per packet). So before it writes, a change waits until
+every program that was running has finished (_retired_set_free(), an RCU
+grace period): the retired set is then read by no packet, and however soon
+two changes follow each other, no packet ever sees a set half rewritten.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +27,7 @@ import os
 import socket
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf.abi import check_vni, ip_to_u32, slot_hash, u32_to_ip
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Map, possible_cpus
 from ansible_collections.mizar.transit.plugins.module_utils.model.functions import duration_text, parse_bitrate, \
     parse_duration
@@ -118,6 +128,15 @@ def _vni(vni_of, vpc, here):
         raise FunctionConfigError("%s.vpc: %s" % (here, e))
 
 
+def _retired_set_free():
+    """Wait until no packet reads the set the last flip retired: every
+    packet that read the old active index had entered its program before
+    that flip, and the wait returns once every program running now has
+    finished (libbpf.wait_for_programs). Called before the retired set, the
+    one a change fills, is written."""
+    libbpf.wait_for_programs()
+
+
 def _active(sets, active):
     """(slot, bytes) of the set of a double-buffered function packets use now."""
     cur = int.from_bytes(active.lookup(bytes(4)), "little") & 1
@@ -176,6 +195,7 @@ class Acl:
                 return False, before, before
             if not check_mode:
                 nxt = (cur ^ 1).to_bytes(4, "little")
+                _retired_set_free()  # a packet from before the last flip may still read it
                 sets.update(nxt, want)  # the inactive set, whole
                 active.update(bytes(4), nxt)  # one aligned word: the flip
             return True, before, self.decode(want, vpc_of)
@@ -339,7 +359,10 @@ class Ratelimit:
                 return False, before, before
             if not check_mode:
                 new, fresh = rl_build(entries, old, possible_cpus())
-                for i in fresh:  # indexes the set in use does not hold: no packet reads them
+                # a packet from before the last flip may still read the retired
+                # set, and charge the shared clocks of its indexes
+                _retired_set_free()
+                for i in fresh:  # indexes the set in use does not hold: no packet reads them once the wait is over
                     shared.update(i.to_bytes(4, "little"), bytes(RlShared()))
                 nxt = (cur ^ 1).to_bytes(4, "little")
                 sets.update(nxt, bytes(new))  # the inactive set, whole

@@ -10,7 +10,7 @@ the datapath's pins, so it sees the same state as the transit program.
 mzr_stages holds two banks of chains (bpf/include/mzr_stages.h): position
 pos of a stage's chain in bank b is slot abi.stage_slot(b, stage, pos), and
 mzr_stage_bank holds each stage's live bank, read once as a packet enters
-the stage. Two ways to change the table:
+the stage. The table is changed one stage at a time:
 
 * set_chain (install and remove are chains of one and none): one stage's
   chain swapped whole. The new chain goes into the stage's other bank, the
@@ -22,17 +22,10 @@ the stage. Two ways to change the table:
   request for the same chain (same tags, same maps, same order) changes
   nothing.
 
-* rebuild ("move together"): several stages must change at once, and a
-  packet must never meet half of an old table and half of a new one. A
-  referenced table is never edited: a new transit program is loaded with a
-  fresh prog array (the data maps are still reused from their pins), the
-  array is filled, every link running the old program is switched to the
-  new one (bpf_link_update, atomic per interface), and only then is the
-  new array pinned over the old pin (pinned under a temporary name and
-  renamed, which bpffs supports). At every instant the attached program
-  reaches either the whole old table or the whole new one. Functions go on
-  along their chain through the array they were loaded with, so it moves
-  chains of one function only.
+The other way, "move together" (a new prog array and a new transit
+program, switched on every link), is kept in tests/kernel/rebuild.py: it
+cannot move chains of several functions, since functions go on through the
+array they were loaded with (docs/architecture.md, "Stages").
 
 The pin layout is shared with loader.py (see Layout).
 """
@@ -416,138 +409,10 @@ class Stages:
         for pos in range(len(ids), abi.CHAIN_MAX):
             libbpf.unpin(self.layout.stage(stage, pos))
 
-    def rebuild(self, transit_obj, stages, on_step=None):
-        """Move together: make the table exactly `stages` ({stage: Program or
-        (obj_path, prog_name) or None}; stages not named keep their current
-        chain) with a new prog array and a new transit program, switching
-        every link of <pin_dir>/links that runs a program using the old array.
-        Functions reach the rest of their chain through the array they were
-        loaded with, so only chains of one function can move this way
-        (set_chain() swaps a stage's chain of any length on its own).
-
-        on_step(step, info) is called after each step (loaded, filled,
-        switched, pinned), for tests and logs. Returns {changed, old_array_id,
-        new_array_id, old_prog_id, new_prog_id, links, table}."""
-        lay = self.layout
-        # held to the end: the old table stays whole (a prog array is emptied
-        # when its last user reference goes) while packets may still run the
-        # old program
-        old_arr = self._array()
-        old_array_id = old_arr.info["id"]
-        banks = self.banks()
-        want = dict((abi.STAGE_NAMES[n], ids) for n, ids in live_chains(table(old_arr), old_arr.max_entries,
-                                                                        banks).items())
-        opened = [old_arr]
-        try:
-            progs = {}
-            for s, src in (stages or {}).items():
-                s = name_of(s)
-                if src is None:
-                    want[s] = []
-                elif isinstance(src, tuple):
-                    obj, prog = load_stage(self.pin_dir, src[0], src[1])
-                    opened.append(obj)
-                    progs[s] = prog
-                    want[s] = [prog.info()["id"]]
-                else:
-                    progs[s] = src
-                    want[s] = [src.info()["id"]]
-            longer = sorted(s for s, chain in want.items() if len(chain) > 1)
-            if longer:
-                raise StageError("stages %s run chains of several functions, which a rebuild cannot move: "
-                                 "swap them with set_chain" % ", ".join(longer))
-
-            # 1. a new transit program with its own, empty table
-            obj = libbpf.BpfObject(transit_obj, pin_root=lay.maps)
-            opened.append(obj)
-            for m in obj.map_names():
-                if m != abi.STAGES_MAP and not os.path.exists(lay.map(m)):
-                    raise StageError("map %s is not pinned at %s: load the datapath first" % (m, lay.maps))
-            obj.set_pin_path(abi.STAGES_MAP, None)
-            obj.load()
-            new_prog = obj.program(TRANSIT_PROG)
-            new_arr = obj.map(abi.STAGES_MAP)
-            new_array_id = new_arr.info["id"]
-            new_prog_id = new_prog.info()["id"]
-            _step(on_step, "loaded", new_prog_id=new_prog_id, new_array_id=new_array_id)
-
-            # 2. fill it while nothing can reach it
-            held = []
-            try:
-                for s, chain in want.items():
-                    if not chain:
-                        continue
-                    if s in progs:
-                        fd = progs[s].fd
-                    else:
-                        fd = libbpf.prog_fd_by_id(chain[0])
-                        held.append(fd)
-                    number = abi.STAGES[s]
-                    new_arr.update(_key(abi.stage_slot(banks.get(number, 0), number, 0)), struct.pack("<I", fd))
-            finally:
-                for fd in held:
-                    os.close(fd)
-            _step(on_step, "filled", table=table(new_arr))
-
-            # 3. switch every link whose program uses the old table
-            switched = []
-            old_fds = []  # kept for a rollback until the new table is pinned
-            old_prog_id = None
-            try:
-                for path in lay.link_pins():
-                    lfd = libbpf.obj_get(path)
-                    try:
-                        info = libbpf.link_info(lfd)
-                        pid = info["prog_id"]
-                        if not info["ifindex"] or not pid:
-                            continue  # defunct link
-                        pfd = libbpf.prog_fd_by_id(pid)
-                        if old_array_id not in libbpf.prog_map_ids(pfd):
-                            os.close(pfd)
-                            continue
-                        old_fds.append((path, pfd))
-                        libbpf.link_update(lfd, new_prog.fd, old_prog_fd=pfd)
-                    finally:
-                        os.close(lfd)
-                    old_prog_id = pid
-                    switched.append({"link": os.path.basename(path), "link_id": info["id"],
-                                     "old_prog_id": pid, "new_prog_id": new_prog_id})
-                _step(on_step, "switched", links=switched)
-
-                # 4. only now does the pin move: new table and program in place.
-                # Until this pin exists the new table lives on our fd alone, and
-                # the kernel empties a prog array when its last user reference
-                # goes: a failure before this point puts the old program back.
-                pin_replace(new_arr.fd, lay.map(abi.STAGES_MAP))
-            except Exception:
-                for path, pfd in old_fds:
-                    _rollback(path, pfd, new_prog.fd)
-                raise
-            finally:
-                for _path, pfd in old_fds:
-                    os.close(pfd)
-            if not os.path.isdir(lay.progs):
-                os.mkdir(lay.progs)
-            pin_replace(new_prog.fd, lay.prog("transit"))
-            for s, chain in want.items():
-                if s in progs:
-                    pin_replace(progs[s].fd, lay.stage(s))
-                elif not chain:
-                    libbpf.unpin(lay.stage(s))
-            result_table = dict((n, ids[0]) for n, ids in live_chains(table(new_arr), new_arr.max_entries,
-                                                                      banks).items() if ids)
-            _step(on_step, "pinned", table=result_table)
-        finally:
-            for o in opened:
-                o.close()
-        return {"changed": True, "old_array_id": old_array_id, "new_array_id": new_array_id,
-                "old_prog_id": old_prog_id, "new_prog_id": new_prog_id, "links": switched,
-                "table": dict((abi.STAGE_NAMES[k], v) for k, v in result_table.items())}
-
 
 def _rollback(link_path, old_prog_fd, new_prog_fd):
-    """Point a link switched by rebuild() back at its old program, if it
-    still runs the new one."""
+    """Point a link switched to new_prog_fd (loader.py's program swap) back
+    at its old program, if it still runs the new one."""
     try:
         lfd = libbpf.obj_get(link_path)
     except libbpf.BpfError:
@@ -558,11 +423,6 @@ def _rollback(link_path, old_prog_fd, new_prog_fd):
         pass  # not switched yet, or changed by someone else: leave it
     finally:
         os.close(lfd)
-
-
-def _step(on_step, step, **info):
-    if on_step is not None:
-        on_step(step, info)
 
 
 def attached_table(prog_id):

@@ -36,7 +36,9 @@ a number with bit, kbit, mbit, gbit or tbit: "10mbit" gives 10000000) and
 min and max are in the same terms. `endpoint` (an endpoint's name) and
 `endpoint_ip` (an endpoint's address) are endpoints of the VPC named by the
 sibling option `vpc`; `fills: ip` on an endpoint puts its address in the
-sibling option `ip`.
+sibling option `ip`; `hosted: true` wants an endpoint that lives on a
+transit host (a simple endpoint with a `host`), the only kind a transit
+host delivers to: not a scaled endpoint nor one behind a tunnel peer.
 
 A function with a sidecar but no source yet is known (its schema is the
 contract its author implements). A function with a source and no sidecar
@@ -71,7 +73,7 @@ OBJECT_SUBDIR = "functions"
 TYPES = ("str", "int", "bool", "list", "dict", "cidr", "ipv4", "vpc", "host", "bitrate", "duration", "endpoint",
          "endpoint_ip")
 OPTION_KEYS = ("type", "required", "default", "choices", "min", "max", "max_items", "elements", "options",
-               "requires", "description", "fills", "unique", "required_one_of", "mutually_exclusive")
+               "requires", "description", "fills", "hosted", "unique", "required_one_of", "mutually_exclusive")
 ENDPOINT_TYPES = ("endpoint", "endpoint_ip")
 # units of the bitrate type: bits per second (tc's names; "bps" would be
 # bytes per second there, so it is refused rather than guessed)
@@ -283,6 +285,8 @@ def _parse_options(options, where):
             raise SchemaError("%s: an %s needs a sibling option vpc of type vpc" % (here, kind))
         if opt.get("fills") is not None and (kind != "endpoint" or opt["fills"] not in options):
             raise SchemaError("%s: fills is for an endpoint, naming a sibling option" % here)
+        if "hosted" in opt and (kind not in ENDPOINT_TYPES or not isinstance(opt["hosted"], bool)):
+            raise SchemaError("%s: hosted is true or false, for an endpoint or endpoint_ip" % here)
         if kind == "duration":
             for key in ("min", "max", "default"):
                 if key in opt:
@@ -311,15 +315,19 @@ def _parse_groups(opt, here):
 
 
 class ConfigContext:
-    """What config values may refer to: VPC names, transit host names, and
-    the endpoints of each VPC ({VPC name: {endpoint name: IP}})."""
+    """What config values may refer to: VPC names, transit host names, the
+    endpoints of each VPC ({VPC name: {endpoint name: IP}}), and in each VPC
+    the addresses that are no endpoint on a transit host ({VPC name: {IP:
+    (endpoint name or None, what it is instead)}}: scaled endpoints,
+    endpoints behind tunnel peers, gateways), which `hosted` options refuse."""
 
-    __slots__ = ("vpcs", "hosts", "endpoints")
+    __slots__ = ("vpcs", "hosts", "endpoints", "unhosted")
 
-    def __init__(self, vpcs=(), hosts=(), endpoints=None):
+    def __init__(self, vpcs=(), hosts=(), endpoints=None, unhosted=None):
         self.vpcs = frozenset(vpcs)
         self.hosts = frozenset(hosts)
         self.endpoints = dict(endpoints or {})
+        self.unhosted = dict(unhosted or {})
 
 
 _BAD = object()
@@ -380,24 +388,35 @@ def _check_endpoint(value, opt, out, path, errors, ctx):
     address goes to the option its schema fills."""
     vpc = out.get("vpc")
     names = ctx.endpoints.get(vpc, {})
+    unhosted = ctx.unhosted.get(vpc, {})
     if opt["type"] == "endpoint":
         if value not in names:
             others = sorted(v for v, eps in ctx.endpoints.items() if value in eps and v != vpc)
             where = ": it is an endpoint of %s" % ", ".join(others) if others else suggest(value, names)
             errors.add(path, "no endpoint named %r in VPC %s%s" % (value, vpc, where))
             return
+        ip = names[value]
+    else:
+        try:
+            ip = addr.ip_text(addr.parse_ipv4(value))
+        except ValueError as e:
+            errors.add(path, str(e))
+            return
+        if ip not in names.values():
+            what = " (it is %s)" % unhosted[ip][1] if ip in unhosted else ""
+            errors.add(path, "%s is the address of no endpoint of VPC %s%s: name one of its endpoints' addresses"
+                       % (ip, vpc, what))
+            return
+    if opt.get("hosted") and ip in unhosted:
+        name, what = unhosted[ip]
+        shown = value if opt["type"] == "endpoint" else "%s (endpoint %s)" % (ip, name)
+        errors.add(path, "%s is %s, which no transit host delivers to, so this function never sees its packets: "
+                   "name an endpoint that lives on a transit host (one with a host)" % (shown, what))
+        return
+    if opt["type"] == "endpoint":
         out[path.rsplit(".", 1)[1]] = str(value)
         if opt.get("fills"):
-            out[opt["fills"]] = names[value]
-        return
-    try:
-        ip = addr.ip_text(addr.parse_ipv4(value))
-    except ValueError as e:
-        errors.add(path, str(e))
-        return
-    if ip not in names.values():
-        errors.add(path, "%s is the address of no endpoint of VPC %s: name one of its endpoints' addresses"
-                   % (ip, vpc))
+            out[opt["fills"]] = ip
         return
     out[path.rsplit(".", 1)[1]] = ip
 

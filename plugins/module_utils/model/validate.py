@@ -339,9 +339,11 @@ class _Checker:
         endpoints = dict((v.name, dict((n, ep.ip) for n, ep in self.names_in_vpc.get(id(v), {}).items()
                                        if ep.ip is not None))
                          for v in self.model.vpcs if v.name is not None)
-        context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts, endpoints)
+        context = fnreg.ConfigContext([v.name for v in self.model.vpcs if v.name is not None], hosts, endpoints,
+                                      self._unhosted())
         names = {}
         chains = {}  # (host, stage) -> [function], in order
+        rules = {}  # (host, shipped program) -> the first function running it there with a valid config
         objects = {}  # object stem -> (program, path) of the user sources
         for fn in self.model.functions:
             path = fn.path
@@ -361,12 +363,35 @@ class _Checker:
                            % (spec.name, fn.stage, ", ".join(spec.stages)))
             if fn.hosts is not None:
                 _host_list(fn.hosts, hosts, path, "hosts", errors, "function host", max(len(hosts), 1))
+            config = None
             if fn.config is not None:
                 config = fnreg.check_config(fn.config, spec, path + ".config", errors, context)
                 if config is not None:
                     fn.config = config
-            if fn.stage is not None:
-                _chain_place(fn, hosts, chains, errors)
+            placed = fn.stage is not None and _chain_place(fn, hosts, chains, errors)
+            if placed and spec is not None and config is not None:
+                _one_rule_set(fn, hosts, rules, errors)
+
+    def _unhosted(self):
+        """{VPC name: {IP: what it is}}: the addresses of each VPC that are
+        no endpoint on a transit host (ConfigContext.unhosted)."""
+        out = {}
+        for v in self.model.vpcs:
+            if v.name is None:
+                continue
+            what = out.setdefault(v.name, {})
+            for net in v.networks:
+                if net.gateway is not None and net.gateway.ip is not None:
+                    what[net.gateway.ip] = (None, "the gateway of network %s" % net.name)
+            for name, ep in self.names_in_vpc.get(id(v), {}).items():
+                if ep.ip is None:
+                    continue
+                if ep.type == "scaled":
+                    what[ep.ip] = (name, "a scaled endpoint (its backends are delivered to, by their own addresses)")
+                elif ep.peer:
+                    what[ep.ip] = (name, "behind tunnel peer %s (delivered by the peer, not by a transit host)"
+                                   % ep.host)
+        return out
 
     # ------------------------------------------------------------ VPC peerings
 
@@ -509,10 +534,28 @@ def _check_capacity(plans, errors):
                                                             len(plan.hosted), len(plan.bounced), len(plan.divided)))
 
 
+def _one_rule_set(fn, hosts, rules, errors):
+    """A shipped function keeps one set of rules per host, in maps every
+    stage running it there shares: each function running it on a host where
+    another already does must give the same config (normalized), whatever
+    its stage. Reported once, at fn's config, naming the first host."""
+    for hname in (hosts if fn.hosts is None else fn.hosts):
+        if hname not in hosts:
+            continue
+        first = rules.setdefault((hname, fn.program), fn)
+        if first is not fn and first.config != fn.config:
+            errors.add(fn.path + ".config", "differs from the config of %s (%s), which runs %s on host %s too (at %s): "
+                       "%s keeps one set of rules per host, shared by every stage running it there; give both the "
+                       "same config, or run them on different hosts" % (
+                           first.path, first.name, fn.program, hname, first.stage, fn.program))
+            return
+
+
 def _chain_place(fn, hosts, chains, errors):
     """Put fn at the end of the chain of its stage on each of its hosts: the
     functions of one stage on one host run in the order mizar_functions
-    lists them, at most capacity.CHAIN_MAX of them, each program once."""
+    lists them, at most capacity.CHAIN_MAX of them, each program once.
+    False when it does not fit (reported)."""
     for hname in (hosts if fn.hosts is None else fn.hosts):
         if hname not in hosts:
             continue
@@ -522,10 +565,11 @@ def _chain_place(fn, hosts, chains, errors):
             errors.add(fn.path + ".program", "stage %s of host %s already runs %s (%s): a stage's chain runs a "
                        "program once; merge their configs or move one to another stage"
                        % (fn.stage, hname, fn.program, same[0].path))
-            return
+            return False
         chain.append(fn)
         if len(chain) > capacity.CHAIN_MAX:
             errors.add(fn.path + ".stage", "stage %s of host %s would run %d functions (%s): a stage's chain holds "
                        "%d at most; move some to other hosts or stages"
                        % (fn.stage, hname, len(chain), ", ".join(f.path for f in chain), capacity.CHAIN_MAX))
-            return
+            return False
+    return True

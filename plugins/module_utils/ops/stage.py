@@ -298,8 +298,18 @@ def _read_item(spec, st, pinned):
     except libbpf.BpfError as e:
         raise StageSlotError("object: loading %s from %s: %s" % (spec.program, spec.object, e))
     missing = [m for m in c.maps if not os.path.exists(os.path.join(spec.maps_dir, m))] if c else []
-    return {"want": want, "config_missing": missing,
+    return {"want": want, "goes_on": goes_on(want, pinned.get(abi.STAGES_MAP)), "config_missing": missing,
             "config_raw": c.current(spec.maps_dir) if c is not None and not missing else None}
+
+
+def goes_on(summary, stages_map_id):
+    """Whether the program of summary (a dryload summary) can let a packet go
+    on along its chain: mzr_stage_next() tail-calls through the stage table,
+    so a program that calls it uses that map (stages_map_id, the pinned
+    mzr_stages) and one that never does, does not. The kernel lists the maps
+    a program's instructions use, not the ones its object merely declares
+    (every function includes mzr_stages.h), so this holds for any source."""
+    return stages_map_id is not None and stages_map_id in summary["map_ids"]
 
 
 def read(spec):
@@ -311,7 +321,8 @@ def read(spec):
     maps private to the chain's programs), in_use (ids of the maps the other stages' programs use now),
     stage_pin (a program pin of the stage exists). An item's state, for a
     present item: want (the object's program as a load would make it:
-    name, tag, map_ids), config_missing (the function's maps not pinned
+    name, tag, map_ids), goes_on (it can hand a packet to the next function
+    of its chain: goes_on()), config_missing (the function's maps not pinned
     yet) and config_raw (the bytes of its rules in use, None without); for
     an absent item naming a function, its maps join its stage's private."""
     if not os.path.exists(os.path.join(spec.maps_dir, abi.STAGES_MAP)):
@@ -453,7 +464,9 @@ def plan_chain(stage, specs, st, item_states, loads=None, installed=None, labell
     out. loads (a _Load per present spec) and installed (a dict that gets
     set_chain's result) are what the steps share when they are carried
     out. Raises StageSlotError naming the field, and with labelled the
-    item, when the stage cannot be brought to specs."""
+    item, when the stage cannot be brought to specs: among others when a
+    function that never lets a packet go on (goes_on) is not the chain's
+    last, since the functions after it would never run."""
     present = [(s, ist) for s, ist in zip(specs, item_states) if s.state == "present"]
 
     def refuse(spec, e):
@@ -464,6 +477,12 @@ def plan_chain(stage, specs, st, item_states, loads=None, installed=None, labell
             return []  # the teardown removed every stage with the datapath
         raise refuse(present[0][0], StageSlotError(
             "pin_dir: no datapath is loaded at %s (run mizar.transit.transit first)" % present[0][0].pin_dir))
+    for (spec, ist), (after, dummy) in zip(present, present[1:]):
+        if not ist["goes_on"]:
+            raise refuse(spec, StageSlotError(
+                "program: %s from %s never lets a packet go on (it does not call mzr_stage_next(): it does not use "
+                "the stage table %s), so %s after it in the chain of stage %s would never see a packet; put it last "
+                "in its stage" % (spec.program, spec.object, abi.STAGES_MAP, after.label, stage)))
     pin_dir = specs[0].pin_dir
     loads = loads if loads is not None else [_Load(s) for s, dummy in present]
     installed = {} if installed is None else installed

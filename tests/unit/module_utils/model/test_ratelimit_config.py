@@ -97,6 +97,14 @@ CASES = [
     ("ip-not-an-endpoint", [{"vpc": "vpc2", "ip": "10.1.0.6", "pps": 5}], L + ".ip",
      r"10.1.0.6 is the address of no endpoint of VPC vpc2"),
     ("ip-bad", [{"vpc": "vpc1", "ip": "10.1.0", "pps": 5}], L + ".ip", r"is not an IPv4 address"),
+    # endpoints no transit host delivers to, which the function could never limit
+    ("scaled", [{"vpc": "vpc1", "endpoint": "lb", "pps": 5}], L + ".endpoint",
+     r"^lb is a scaled endpoint \(its backends are delivered to, by their own addresses\), which no transit host "
+     r"delivers to, so this function never sees its packets: name an endpoint that lives on a transit host"),
+    ("scaled-ip", [{"vpc": "vpc1", "ip": "10.1.0.7", "pps": 5}], L + ".ip",
+     r"^10\.1\.0\.7 \(endpoint lb\) is a scaled endpoint"),
+    ("gateway-ip", [{"vpc": "vpc1", "ip": "10.1.0.1", "pps": 5}], L + ".ip",
+     r"^10\.1\.0\.1 is the address of no endpoint of VPC vpc1 \(it is the gateway of network net1\)"),
     ("vpc-unknown", [{"vpc": "vpc9", "endpoint": "ep1", "pps": 5}], L + ".vpc", r"no VPC named 'vpc9' in mizar_vpcs"),
     ("unknown-key", [{"vpc": "vpc1", "endpoint": "ep1", "pps": 5, "rate": 5}], L + ".rate",
      r"unknown setting 'rate'"),
@@ -115,6 +123,31 @@ def test_one_defect(limits, path, pattern):
     errors = validate(inventory(*limits))
     assert [e.path for e in errors] == [path], errors.format()
     assert re.search(pattern, errors[0].message), errors[0].message
+
+
+def test_an_endpoint_behind_a_tunnel_peer_is_refused_by_name_and_by_address():
+    """The peer delivers to it, not a transit host: no ratelimit sees its
+    packets. Each limit is refused at its own path, with the peer named."""
+    inv = inventory({"vpc": "vpc1", "endpoint": "ext1", "pps": 5}, {"vpc": "vpc1", "ip": "10.1.0.20", "bps": 800})
+    inv["mizar_tunnel_peers"] = [{"name": "vtep1", "ip": "192.168.50.77", "mac": "02:00:00:00:00:77"}]
+    inv["mizar_vpcs"][0]["networks"][0]["endpoints"].append({"name": "ext1", "ip": "10.1.0.20", "tunnel_peer": "vtep1"})
+    errors = validate(inv)
+    assert [(e.path, e.message.split(", which")[0]) for e in errors] == [
+        ("mizar_functions[1].config.limits[0].endpoint", "ext1 is behind tunnel peer vtep1 (delivered by the peer, "
+         "not by a transit host)"),
+        ("mizar_functions[1].config.limits[1].ip", "10.1.0.20 (endpoint ext1) is behind tunnel peer vtep1 "
+         "(delivered by the peer, not by a transit host)")], errors.format()
+    inv["mizar_functions"][1]["config"]["limits"] = [{"vpc": "vpc1", "endpoint": "ep1", "pps": 5}]
+    assert validate(inv) == [], "an endpoint on a transit host, beside the peer's, is fine"
+
+
+def test_hosted_is_for_endpoints_and_a_bool():
+    opts = {"vpc": {"type": "vpc"}, "port": {"type": "int", "hosted": True}}
+    with pytest.raises(fnreg.SchemaError, match=r"hosted is true or false, for an endpoint or endpoint_ip"):
+        fnreg.parse_schema({"config": {"x": {"type": "dict", "options": opts}}}, "f")
+    opts = {"vpc": {"type": "vpc"}, "ep": {"type": "endpoint", "hosted": "yes"}}
+    with pytest.raises(fnreg.SchemaError, match=r"config\.x\.ep: hosted is true or false"):
+        fnreg.parse_schema({"config": {"x": {"type": "dict", "options": opts}}}, "f")
 
 
 def test_wrong_stage_is_refused_and_a_shared_stage_is_a_chain():

@@ -1,4 +1,5 @@
 """Validation: one defect per inventory, each with its own path and message."""
+import copy
 import re
 
 import pytest
@@ -65,6 +66,12 @@ def _peer(inv, **extra):
 def _second_acl(inv):
     inv["mizar_functions"].append({"name": "acl2", "stage": "on_xdp_redirect", "program": "acl", "hosts": ["h1"],
                                    "config": {"rules": []}})
+
+
+def _second_acl_named_acl1(inv):
+    """A second ACL named acl1 too, at on_xdp_tx of h1, with the first's rules: one defect, its name."""
+    _second_acl(inv)
+    F(inv, 1).update(name="acl1", stage="on_xdp_tx", config=copy.deepcopy(F(inv)["config"]))
 
 
 def _long_chain(inv):
@@ -154,7 +161,7 @@ CASES = [
     ("duplicate-mac-derived", lambda inv: E(inv, k=1).update(mac=addr.derived_mac(100, "10.1.0.5")),
      "mizar_vpcs[0].networks[0].endpoints[1].mac",
      r"MAC 02:[0-9a-f:]+ \(given\) is already used in VPC vpc1 by mizar_vpcs\[0\].networks\[0\].endpoints\[0\]"),
-    ("duplicate-function-name", lambda inv: (_second_acl(inv), F(inv, 1).update(name="acl1", stage="on_xdp_tx")),
+    ("duplicate-function-name", _second_acl_named_acl1,
      "mizar_functions[1].name", r"function name 'acl1' is already used by mizar_functions\[0\]"),
     ("duplicate-underlay-ip", lambda inv: H(inv, "h2").update(mizar_underlay_ip="192.168.50.1"),
      "hostvars[h2].mizar_underlay_ip", r"underlay IP 192.168.50.1 is also h1's"),
@@ -422,6 +429,32 @@ def test_same_cidr_in_two_vpcs_is_fine():
     inv = base()
     V(inv, 1)["networks"][0]["endpoints"][0]["mac"] = addr.derived_mac(100, "10.1.0.5")  # MACs are per VPC
     assert list(validate(inv)) == []
+
+
+def _acl_at_tx(hosts, rules=None):
+    return {"name": "acl-tx", "stage": "on_xdp_tx", "program": "acl", "hosts": hosts,
+            "config": {"rules": rules or [{"vpc": "vpc1", "dst": "10.1.0.0/24", "protocol": "udp", "action": "drop"}]}}
+
+
+def test_one_shipped_function_at_two_stages_of_a_host_needs_one_config():
+    """The ACL at on_xdp_redirect on every host and at on_xdp_tx on h2 with
+    other rules: the acl maps of h2 hold one rule set. Refused at the second
+    function's config, naming the first, the host and its stage; the same
+    rules (normalized: src defaulted) or hosts apart are fine."""
+    inv = base()
+    inv["mizar_functions"].append(_acl_at_tx(["h2", "h3"]))
+    errors = validate(inv)
+    assert [(e.path, e.message) for e in errors] == [(
+        "mizar_functions[1].config", "differs from the config of mizar_functions[0] (acl1), which runs acl on host h2 "
+        "too (at on_xdp_redirect): acl keeps one set of rules per host, shared by every stage running it there; give "
+        "both the same config, or run them on different hosts")], errors.format()
+    same = copy.deepcopy(F(inv)["config"]["rules"])
+    same[0]["src"] = "0.0.0.0/0"  # what the first one's rules normalize to
+    inv["mizar_functions"][1] = _acl_at_tx(["h2", "h3"], same)
+    assert list(validate(inv)) == []
+    F(inv)["hosts"] = ["h1"]
+    inv["mizar_functions"][1] = _acl_at_tx(["h2", "h3"])
+    assert list(validate(inv)) == [], "on different hosts, different rules"
 
 
 def test_user_source_function_config_passes_through():

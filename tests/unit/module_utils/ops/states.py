@@ -60,10 +60,13 @@ def stage_spec(state="present", **kw):
 
 
 def stage_state(name):
-    """A recorded stage state, its rules' bytes back from hex."""
+    """A recorded stage state, its rules' bytes back from hex. The states
+    were recorded before read() said whether the program goes on along its
+    chain: the ACL does (mzr_stage_next), and goes_on says so."""
     st = state(name)
     if st.get("config_raw"):
         st["config_raw"] = bytes.fromhex(st["config_raw"])
+    st.setdefault("goes_on", True)
     return st
 
 

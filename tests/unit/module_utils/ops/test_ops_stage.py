@@ -202,6 +202,34 @@ def test_two_functions_in_one_stage_are_one_chain_swapped_in_one_step():
         "the order is part of the chain"
 
 
+def test_a_function_that_never_goes_on_is_refused_before_another_and_allowed_last():
+    """A program that does not call mzr_stage_next() ends its chain for
+    every packet: the function after it would never run. Refused before
+    any step, naming the item, the program and the function it would
+    starve; the same function last in its stage is fine."""
+    state = _chain_state([], fresh=True)
+    state["items"][0] = dict(state["items"][0], goes_on=False)
+    spec = stage_list_spec([acl_item(name="ends"), acl_item(name="after", program="acl_on_xdp_tx")])
+    with pytest.raises(stage.StageSlotError) as e:
+        stage.plan(spec, state)
+    assert str(e.value) == (
+        "function ends (functions[0]): program: acl_on_xdp_redirect from %s never lets a packet go on (it does not "
+        "call mzr_stage_next(): it does not use the stage table mzr_stages), so function after (functions[1]) after "
+        "it in the chain of stage on_xdp_redirect would never see a packet; put it last in its stage" % ACL)
+    state["items"] = state["items"][::-1]
+    spec = stage_list_spec([acl_item(name="after", program="acl_on_xdp_tx"), acl_item(name="ends")])
+    assert texts(stage.plan(spec, state))[-1].startswith("install the chain acl_on_xdp_tx from %s -> " % ACL)
+    one = _chain_state([], fresh=True)
+    one["items"] = [dict(one["items"][0], goes_on=False)]
+    assert len(stage.plan(stage_list_spec([acl_item(name="ends")]), one)) == 2, "alone in its stage: its rules, itself"
+
+
+def test_goes_on_is_the_use_of_the_stage_table():
+    assert stage.goes_on({"map_ids": [3, 7, 9]}, 7)
+    assert not stage.goes_on({"map_ids": [3, 9]}, 7)
+    assert not stage.goes_on({"map_ids": [3, 9]}, None), "no stage table pinned: nothing goes on"
+
+
 def test_a_chain_is_emptied_in_one_step_and_a_lost_pin_repinned():
     state = _chain_state(["acl_on_xdp_redi", "acl_on_xdp_tx"])
     plans = stage.slot_plans(stage_list_spec([], exclusive=True), state)
