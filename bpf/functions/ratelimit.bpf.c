@@ -141,30 +141,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_rl_local SEC(".maps");
 
-/* The function's own counters, per CPU (declared in ratelimit.yml for
- * transit_info): packets of a limited VPC or endpoint that passed, and that
- * were dropped. The VNIs without limits are not counted. */
+/* The function's own counters (ratelimit.yml declares them): packets of a
+ * limited VPC or endpoint that passed, and that were dropped. The VNIs
+ * without limits are not counted. */
 enum mzr_rl_stat {
 	RL_PASSED = 0,
 	RL_DROPPED = 1,
 	RL_STAT_MAX = 2,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RL_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} mzr_rl_stats SEC(".maps");
-
-static __always_inline void rl_stat(__u32 idx)
-{
-	__u64 *c = bpf_map_lookup_elem(&mzr_rl_stats, &idx);
-
-	if (c)
-		*c += 1;
-}
+MZR_FN_COUNTERS_MAP(mzr_rl_stats, RL_STAT_MAX);
 
 /* The set's entry of (vni, ip), or NULL. */
 static __always_inline struct mzr_rl_slot *rl_find(struct mzr_rl_set *set, __u32 vni, __be32 ip)
@@ -310,12 +296,12 @@ int ratelimit_on_xdp_redirect(struct xdp_md *ctx)
 	}
 	len = ctx->data_end - ctx->data;
 	if ((ep && !rl_check(set, ep->id, len, &now, &ep_hold)) || !rl_check(set, vpc->id, len, &now, &vpc_hold)) {
-		rl_stat(RL_DROPPED);
+		mzr_fn_count(&mzr_rl_stats, RL_DROPPED);
 		return XDP_DROP;
 	}
 	rl_pay(&ep_hold, len);
 	rl_pay(&vpc_hold, len);
-	rl_stat(RL_PASSED);
+	mzr_fn_count(&mzr_rl_stats, RL_PASSED);
 	return mzr_stage_next(ctx); /* the next function, or the pipeline's verdict: its target is set */
 }
 

@@ -258,9 +258,7 @@ def parse_schema(doc, name, where="<schema>"):
     """A sidecar document -> FunctionSpec; SchemaError names what is wrong."""
     if not isinstance(doc, Mapping):
         raise SchemaError("%s: a function schema is a mapping" % where)
-    for key in doc:
-        if key not in SCHEMA_KEYS:
-            raise SchemaError("%s: unknown key %r%s" % (where, key, suggest(key, SCHEMA_KEYS)))
+    _known_keys(doc, SCHEMA_KEYS, where)
     if doc.get("name", name) != name:
         raise SchemaError("%s: name %r does not match the file name %r" % (where, doc.get("name"), name))
     stages = doc.get("stages", list(STAGES))
@@ -280,15 +278,25 @@ def is_counter_name(text):
     return all(ch.isdigit() or ch == "_" or "a" <= ch <= "z" for ch in text)
 
 
+def _known_keys(doc, keys, where):
+    """SchemaError for the first key of doc (a mapping) that is not one of keys."""
+    for key in doc:
+        if key not in keys:
+            raise SchemaError("%s: unknown key %r%s" % (where, key, suggest(key, keys)))
+
+
+def _schema_mapping(doc, keys, what, where):
+    """SchemaError unless doc is a mapping of some of keys."""
+    if not isinstance(doc, Mapping):
+        raise SchemaError("%s: %s is a mapping with the keys %s" % (where, what, ", ".join(keys)))
+    _known_keys(doc, keys, where)
+
+
 def _parse_counters(doc, where):
     """The `counters` of a schema: {map: the name the function pins a
     per-CPU array of __u64 under, slots: [{name, description}], slot i
     counting what slots[i] names}."""
-    if not isinstance(doc, Mapping):
-        raise SchemaError("%s: counters is a mapping with the keys %s" % (where, ", ".join(COUNTERS_KEYS)))
-    for key in doc:
-        if key not in COUNTERS_KEYS:
-            raise SchemaError("%s: unknown key %r%s" % (where, key, suggest(key, COUNTERS_KEYS)))
+    _schema_mapping(doc, COUNTERS_KEYS, "counters", where)
     if not is_counter_name(doc.get("map")):
         raise SchemaError("%s.map: the name of the map the function pins, such as mzr_acl_stats" % where)
     slots = doc.get("slots")
@@ -297,11 +305,7 @@ def _parse_counters(doc, where):
     seen = set()
     for i, slot in enumerate(slots):
         here = "%s.slots[%d]" % (where, i)
-        if not isinstance(slot, Mapping):
-            raise SchemaError("%s: a counter is a mapping with the keys %s" % (here, ", ".join(COUNTER_KEYS)))
-        for key in slot:
-            if key not in COUNTER_KEYS:
-                raise SchemaError("%s: unknown key %r%s" % (here, key, suggest(key, COUNTER_KEYS)))
+        _schema_mapping(slot, COUNTER_KEYS, "a counter", here)
         if not is_counter_name(slot.get("name")):
             raise SchemaError("%s.name: lower-case letters, digits and underscores, starting with a letter" % here)
         if slot["name"] in seen:
@@ -317,9 +321,7 @@ def _parse_options(options, where):
         here = "%s.%s" % (where, oname)
         if not isinstance(opt, Mapping):
             raise SchemaError("%s: an option is a mapping" % here)
-        for key in opt:
-            if key not in OPTION_KEYS:
-                raise SchemaError("%s: unknown key %r%s" % (here, key, suggest(key, OPTION_KEYS)))
+        _known_keys(opt, OPTION_KEYS, here)
         if opt.get("type") not in TYPES:
             raise SchemaError("%s: type must be one of %s" % (here, ", ".join(TYPES)))
         if opt.get("type") == "list" and (opt.get("elements", "str") not in TYPES or opt.get("elements") == "list"):

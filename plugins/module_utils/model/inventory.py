@@ -463,13 +463,7 @@ def _host(name, hvars, errors):
         else:
             host.xdp_mode = str(mode)
 
-    pin_dir = hvars.get("mizar_bpf_pin_dir")
-    if pin_dir is not None:
-        problem = pin_dir_problem(pin_dir)
-        if problem:
-            errors.add(path + ".mizar_bpf_pin_dir", problem)
-        else:
-            host.pin_dir = str(pin_dir)
+    host.pin_dir = _setting(hvars, "mizar_bpf_pin_dir", pin_dir_problem, path, errors) or host.pin_dir
 
     bpf_dir = hvars.get("mizar_bpf_dir")
     if bpf_dir is not None:
@@ -488,14 +482,21 @@ def _host(name, hvars, errors):
         else:
             host.switch_mode = flag
 
-    textfile = hvars.get("mizar_prometheus_textfile")
-    if textfile is not None:
-        problem = textfile_problem(textfile)
-        if problem:
-            errors.add(path + ".mizar_prometheus_textfile", problem)
-        else:
-            host.prometheus_textfile = str(textfile)
+    host.prometheus_textfile = _setting(hvars, "mizar_prometheus_textfile", textfile_problem, path, errors)
     return host
+
+
+def _setting(hvars, key, problem_of, path, errors):
+    """hvars[key] as a string, or None when it is absent or wrong
+    (problem_of(value): why it is wrong, or None; added to errors)."""
+    value = hvars.get(key)
+    if value is None:
+        return None
+    problem = problem_of(value)
+    if problem:
+        errors.add("%s.%s" % (path, key), problem)
+        return None
+    return str(value)
 
 
 def textfile_problem(value):

@@ -266,12 +266,6 @@ CASES = [
     ("textfile-relative", lambda inv: H(inv, "h2").update(mizar_prometheus_textfile="mizar.prom"),
      "hostvars[h2].mizar_prometheus_textfile", r"must be an absolute path of a file named \*\.prom .*, not a string "
      r"\('mizar.prom'\)"),
-    ("textfile-not-prom", lambda inv: H(inv, "h2").update(mizar_prometheus_textfile="/var/lib/node/mizar.txt"),
-     "hostvars[h2].mizar_prometheus_textfile", r"a file named \*\.prom \(the collector reads no other\)"),
-    ("textfile-dotdot", lambda inv: H(inv, "h2").update(mizar_prometheus_textfile="/var/lib/../mizar.prom"),
-     "hostvars[h2].mizar_prometheus_textfile", r"absolute path of a file named"),
-    ("textfile-no-name", lambda inv: H(inv, "h2").update(mizar_prometheus_textfile="/var/lib/.prom"),
-     "hostvars[h2].mizar_prometheus_textfile", r"absolute path of a file named"),
     ("textfile-typo", lambda inv: H(inv, "h1").update(mizar_prometheus_textfle="/x.prom"),
      "hostvars[h1].mizar_prometheus_textfle", r"did you mean \"mizar_prometheus_textfile\""),
     # function objects (functions/<stem>.bpf.o, one per stem)
@@ -457,6 +451,15 @@ def test_switch_mode_as_ansible_reads_it(value, flag):
     model, _plans = check(inv)
     assert model.hosts["h2"].switch_mode is flag and model.hosts["h1"].switch_mode is False
     assert (model.hosts["h2"].bpf_dir, model.hosts["h1"].bpf_dir) == ("/srv/mizar/objects", "/var/lib/mizar/bpf")
+
+
+@pytest.mark.parametrize("value", ["/var/lib/node/mizar.txt", "/var/lib/../mizar.prom", "/var/lib/.prom", 7])
+def test_a_textfile_that_is_no_prom_file_is_refused(value):
+    inv = base()
+    H(inv, "h2").update(mizar_prometheus_textfile=value)
+    errors = validate(inv)
+    assert [e.path for e in errors] == ["hostvars[h2].mizar_prometheus_textfile"]
+    assert "an absolute path of a file named *.prom (the collector reads no other)" in errors[0].message
 
 
 def test_prometheus_textfile_is_off_unless_set():
