@@ -63,21 +63,8 @@ struct {
 
 MZR_FN_ACTIVE_MAP(mzr_acl_active);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ACL_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} mzr_acl_stats SEC(".maps");
-
-static __always_inline void acl_stat(__u32 idx)
-{
-	__u64 *c = bpf_map_lookup_elem(&mzr_acl_stats, &idx);
-
-	if (c)
-		*c += 1;
-}
+/* the counters acl.yml declares */
+MZR_FN_COUNTERS_MAP(mzr_acl_stats, ACL_STAT_MAX);
 
 /* 1 when the inner frame at the cursor matches a drop rule of vni. */
 static __always_inline int acl_match(struct mzr_cursor *c, __u32 vni)
@@ -139,9 +126,9 @@ int acl_on_xdp_redirect(struct xdp_md *ctx)
 	vni = sc->vni;
 	if (sc->flags & MZR_SC_F_TUNNEL && mzr_fn_skip_tunnel(&c) != vni)
 		return mzr_stage_next(ctx);
-	acl_stat(ACL_SEEN);
+	mzr_fn_count(&mzr_acl_stats, ACL_SEEN);
 	if (acl_match(&c, vni)) {
-		acl_stat(ACL_DROPPED);
+		mzr_fn_count(&mzr_acl_stats, ACL_DROPPED);
 		return XDP_DROP;
 	}
 	return mzr_stage_next(ctx); /* the pipeline has already set the target */
@@ -158,9 +145,9 @@ int acl_on_xdp_tx(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	if (!vni)
 		return mzr_stage_next(ctx);
-	acl_stat(ACL_SEEN);
+	mzr_fn_count(&mzr_acl_stats, ACL_SEEN);
 	if (acl_match(&c, vni)) {
-		acl_stat(ACL_DROPPED);
+		mzr_fn_count(&mzr_acl_stats, ACL_DROPPED);
 		return XDP_DROP;
 	}
 	return mzr_stage_next(ctx); /* XDP_TX on the transit program, XDP_REDIRECT on the agent */

@@ -9,11 +9,12 @@
  *                                 packet for a bypass endpoint)
  *
  * A packet within its limits goes on (mzr_stage_next(): to the next function
- * of the chain, or with the verdict so far); one over
- * a limit is dropped and counted on that limit. A packet of an endpoint
- * with a limit in a VPC with a limit must pass both, and takes from both
- * only when it passes both. A VNI without limits costs one probe of the
- * set's table, before the packet is even parsed.
+ * of the chain, or with the verdict so far); one over a limit is dropped and
+ * counted on that limit. Both are counted in mzr_rl_stats (passed, dropped),
+ * which transit_info reports by name. A packet of an endpoint with a limit
+ * in a VPC with a limit must pass both, and takes from both only when it
+ * passes both. A VNI without limits costs one probe of the set's table,
+ * before the packet is even parsed, and is not counted.
  *
  * The token bucket, across CPUs. Each limit has one shared clock per
  * resource (packets, bytes) in mzr_rl_shared: its theoretical arrival
@@ -139,6 +140,17 @@ struct {
 	__type(value, struct mzr_rl_local);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mzr_rl_local SEC(".maps");
+
+/* The function's own counters (ratelimit.yml declares them): packets of a
+ * limited VPC or endpoint that passed, and that were dropped. The VNIs
+ * without limits are not counted. */
+enum mzr_rl_stat {
+	RL_PASSED = 0,
+	RL_DROPPED = 1,
+	RL_STAT_MAX = 2,
+};
+
+MZR_FN_COUNTERS_MAP(mzr_rl_stats, RL_STAT_MAX);
 
 /* The set's entry of (vni, ip), or NULL. */
 static __always_inline struct mzr_rl_slot *rl_find(struct mzr_rl_set *set, __u32 vni, __be32 ip)
@@ -283,12 +295,13 @@ int ratelimit_on_xdp_redirect(struct xdp_md *ctx)
 			ep = rl_find(set, vni, dst);
 	}
 	len = ctx->data_end - ctx->data;
-	if (ep && !rl_check(set, ep->id, len, &now, &ep_hold))
+	if ((ep && !rl_check(set, ep->id, len, &now, &ep_hold)) || !rl_check(set, vpc->id, len, &now, &vpc_hold)) {
+		mzr_fn_count(&mzr_rl_stats, RL_DROPPED);
 		return XDP_DROP;
-	if (!rl_check(set, vpc->id, len, &now, &vpc_hold))
-		return XDP_DROP;
+	}
 	rl_pay(&ep_hold, len);
 	rl_pay(&vpc_hold, len);
+	mzr_fn_count(&mzr_rl_stats, RL_PASSED);
 	return mzr_stage_next(ctx); /* the next function, or the pipeline's verdict: its target is set */
 }
 

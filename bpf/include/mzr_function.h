@@ -27,6 +27,29 @@
 		__uint(pinning, LIBBPF_PIN_BY_NAME);     \
 	} name SEC(".maps")
 
+/*
+ * A function's own counters: a per-CPU array of __u64, slot i counting what
+ * the `counters` of its schema (bpf/functions/<name>.yml) name in place i.
+ * transit_info reports them by those names, summed over the CPUs.
+ */
+#define MZR_FN_COUNTERS_MAP(name, slots)                  \
+	struct {                                         \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); \
+		__uint(max_entries, slots);              \
+		__type(key, __u32);                      \
+		__type(value, __u64);                    \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);     \
+	} name SEC(".maps")
+
+/* One more packet in slot idx of a counters map (MZR_FN_COUNTERS_MAP). */
+static __always_inline void mzr_fn_count(void *counters, __u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(counters, &idx);
+
+	if (c)
+		*c += 1;
+}
+
 /* A cursor at the start of the packet. */
 static __always_inline struct mzr_cursor mzr_fn_cursor(struct xdp_md *ctx)
 {

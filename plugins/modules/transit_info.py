@@ -15,8 +15,11 @@ version_added: 0.1.0
 description:
   - Reads the datapath pinned under O(pin_dir) and reports its programs, every XDP attachment
     (the transit program, the agents of the endpoints and the pass programs of their namespaces,
-    with interfaces and modes), the entry count of every map, the packet counters per verdict and
-    per drop reason (summed over CPUs), and the stage slots.
+    with interfaces and modes), the entry count of every map, the packet counters per verdict, per
+    path and per drop reason (summed over CPUs), the counters of every installed function that
+    declares some, and the stage slots.
+  - docs/monitoring.md says what each counter means and which to alert on; the transit role's
+    C(metrics) tasks (playbooks C(site) and C(metrics)) export them for Prometheus.
   - RV(endpoints) lists the interfaces the agent program serves, with the namespace of a made
     endpoint. Playbooks use it to find endpoints that have left the inventory.
   - Changes nothing.
@@ -26,6 +29,16 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - mizar.transit.common.reader
   - mizar.transit.common
+options:
+  function_counters:
+    description:
+      - The counters maps of functions, by function name, each with C(map) (the name the function pins a per-CPU
+        array of 64-bit counters under) and C(counters) (the names of its slots, in order).
+      - The module's action fills in the shipped functions' own, from the C(counters) of their schemas
+        (C(bpf/functions/*.yml)); give this only for functions of your own. A function given here replaces the
+        shipped one of the same name.
+    type: dict
+    default: {}
 notes:
   - A pin directory with no datapath gives RV(loaded=false) and empty lists; that is not an error.
 requirements:
@@ -42,6 +55,16 @@ EXAMPLES = r"""
 - name: Show the drops
   ansible.builtin.debug:
     var: dp.drops
+
+- name: Read the datapath, with the counters of a function of one's own (program fn/shaper.c)
+  mizar.transit.transit_info:
+    function_counters:
+      shaper: {map: shaper_stats, counters: [seen, delayed, dropped]}
+  register: dp
+
+- name: Show what the ACL dropped
+  ansible.builtin.debug:
+    msg: "{{ dp.functions.acl.counters.dropped | default(0) }}"
 
 - name: The agents' interfaces
   ansible.builtin.debug:
@@ -107,6 +130,33 @@ drops:
   returned: always
   type: dict
   sample: {agent_spoof: 2}
+verdicts:
+  description: Packets per XDP verdict the pipeline decided (before any stage function ran), summed over CPUs.
+  returned: always
+  type: dict
+  sample: {aborted: 0, drop: 2, pass: 10, tx: 42, redirect: 40}
+paths:
+  description:
+    - Packets per path, summed over CPUs, by program; C(transit) for the transit program on the substrate
+      NIC, C(agent) for the agent program on the endpoints' interfaces.
+  returned: always
+  type: dict
+  sample: {transit: {bounce: 21, divide: 0, to_divider: 0, arp_reply: 3, decap: 40, bypass: 0, scaled: 0, to_peer: 0},
+           agent: {agent_encap: 42, agent_local: 4, agent_pmtu: 0}}
+drop_reasons:
+  description: Packets dropped per reason, summed over CPUs, every reason (0 included).
+  returned: always
+  type: dict
+  sample: {geneve_trunc: 1, ttl: 0, untrusted_src: 3, no_network: 0}
+functions:
+  description:
+    - The installed functions that declare counters (O(function_counters)), each with C(counters) (by name,
+      summed over CPUs) and C(stages) (the stages whose chain runs it). A function whose counters map is not
+      pinned on the host is not installed there and is left out.
+  returned: always
+  type: dict
+  sample: {acl: {counters: {seen: 120, dropped: 4}, stages: [on_xdp_redirect, on_xdp_tx]},
+           ratelimit: {counters: {passed: 900, dropped: 37}, stages: [on_xdp_redirect]}}
 actions:
   description: What was done; always empty, the module only reads.
   returned: always

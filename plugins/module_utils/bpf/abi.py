@@ -73,6 +73,13 @@ DROP_REASONS = {
     "tunnel_src": 69,
 }
 COUNTER_SLOTS = 96
+# COUNTERS by what they count: the XDP verdicts the pipeline decided, and the
+# paths a packet took through the transit program and through the agent
+VERDICTS = ("aborted", "drop", "pass", "tx", "redirect")
+PATHS = {
+    "transit": ("bounce", "divide", "to_divider", "arp_reply", "decap", "bypass", "scaled", "to_peer"),
+    "agent": ("agent_encap", "agent_local", "agent_pmtu"),
+}
 
 
 TAG_EMPTY = 0
@@ -540,11 +547,14 @@ DATA_MAPS = tuple(c.pin_name for c in TABLES.values()) + (
     IF_CFG_MAP, SUBSTRATE_MAP, BACKENDS_MAP, COUNTERS_MAP)
 
 
+def sum_slots(values_per_key, names):
+    """{slot: [per-cpu 8-byte values]} -> {name: total} for names ({name: slot})."""
+    return dict((name, sum(int.from_bytes(b, "little") for b in values_per_key.get(slot) or []))
+                for name, slot in names.items())
+
+
 def sum_counters(values_per_key):
     """{slot: [per-cpu 8-byte values]} -> {name: total} for verdicts and drop reasons."""
-    totals = {}
-    for names in (COUNTERS, DROP_REASONS):
-        for name, slot in names.items():
-            per_cpu = values_per_key.get(slot) or []
-            totals[name] = sum(int.from_bytes(b, "little") for b in per_cpu)
+    totals = sum_slots(values_per_key, COUNTERS)
+    totals.update(sum_slots(values_per_key, DROP_REASONS))
     return totals

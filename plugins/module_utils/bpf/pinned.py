@@ -130,18 +130,58 @@ def map_counts(layout):
     return out
 
 
+def _per_slot(m):
+    """{slot: [per-CPU values]} of a per-CPU array (a libbpf.Map)."""
+    return dict((struct.unpack("<I", k)[0], v) for k, v in m.items())
+
+
 def counters(layout):
     """{counter or drop reason: total over CPUs}."""
     with libbpf.Map.from_pin(layout.map(abi.COUNTERS_MAP)) as m:
-        per_slot = dict((struct.unpack("<I", k)[0], v) for k, v in m.items())
-    return abi.sum_counters(per_slot)
+        return abi.sum_counters(_per_slot(m))
+
+
+class CountersError(Exception):
+    """A function's declared counters do not fit the map pinned under its name."""
+
+
+def function_counters(layout, declared, stage_list):
+    """{function: {counters: {name: total over CPUs}, stages: [stage]}} of
+    every function of declared ({function: {map, counters: [slot names]}},
+    what its schema declares) whose counters map is pinned, with the stages
+    whose chain runs a program on that map (stage_list: Stages.list()). A
+    map of another shape than a per-CPU array of __u64 with a slot per name
+    raises CountersError, naming the function."""
+    on_map = {}  # map id -> stages running a program that uses it
+    for stage, entry in sorted((stage_list or {}).items()):
+        for fn in (entry or {}).get("chain") or []:
+            summary = stages._prog_summary(fn["prog_id"]) if fn.get("prog_id") else None
+            for map_id in (summary or {}).get("map_ids") or ():
+                if stage not in on_map.setdefault(map_id, []):
+                    on_map[map_id].append(stage)
+    out = {}
+    for name, decl in sorted(declared.items()):
+        path = layout.map(decl["map"])
+        if not os.path.exists(path):
+            continue  # not installed on this host
+        with libbpf.Map.from_pin(path) as m:
+            names = decl["counters"]
+            if m.type != libbpf.BPF_MAP_TYPE_PERCPU_ARRAY or m.value_size != 8 or m.max_entries < len(names):
+                raise CountersError("function %s: its counters map %s is not a per-CPU array of %d __u64 slots or "
+                                    "more (type %d, value size %d, %d slots)" % (name, decl["map"], len(names), m.type,
+                                                                                 m.value_size, m.max_entries))
+            out[name] = {"counters": abi.sum_slots(_per_slot(m), dict((c, i) for i, c in enumerate(names))),
+                         "stages": on_map.get(m.info["id"], [])}
+    return out
 
 
 def status(layout, netns=None):
     """What is loaded and attached, entry counts, counters and stages:
     {pin_dir, loaded} and, when loaded, programs ({role: {prog_id, tag,
     name} or None}), attachments, maps, counters (verdicts and paths),
-    drops (reasons with drops) and stages."""
+    drops (reasons with drops), the same counters by kind: verdicts,
+    paths ({transit: {path: n}, agent: {path: n}}) and drop_reasons (every
+    reason, 0 included), and stages."""
     if not os.path.isdir(layout.maps):
         return {"pin_dir": layout.root, "loaded": False}
     progs = dict((role, dict((k, s[k]) for k in ("prog_id", "tag", "name")) if s else None)
@@ -152,4 +192,7 @@ def status(layout, netns=None):
     drops = dict((k, v) for k, v in totals.items() if k in abi.DROP_REASONS and v)
     return {"pin_dir": layout.root, "loaded": True, "programs": progs, "attachments": attachments(layout, netns),
             "maps": maps, "counters": verdicts, "drops": drops,
+            "verdicts": dict((k, verdicts[k]) for k in abi.VERDICTS),
+            "paths": dict((prog, dict((k, verdicts[k]) for k in names)) for prog, names in abi.PATHS.items()),
+            "drop_reasons": dict((k, totals.get(k, 0)) for k in abi.DROP_REASONS),
             "stages": stages.Stages(layout.root).list() if abi.STAGES_MAP in maps else {}}

@@ -80,7 +80,9 @@ ENDPOINT_TYPES = ("endpoint", "endpoint_ip")
 BIT_UNITS = {"bit": 1, "kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9, "tbit": 10 ** 12}
 # units of the duration type, in nanoseconds, largest first
 TIME_UNITS = (("s", 10 ** 9), ("ms", 10 ** 6), ("us", 10 ** 3), ("ns", 1))
-SCHEMA_KEYS = ("name", "description", "stages", "config")
+SCHEMA_KEYS = ("name", "description", "stages", "config", "counters")
+COUNTERS_KEYS = ("map", "slots")
+COUNTER_KEYS = ("name", "description")
 
 
 class SchemaError(ValueError):
@@ -146,15 +148,18 @@ def duration_text(ns):
 class FunctionSpec:
     """One shipped function: its stages and config options (None: unchecked)."""
 
-    __slots__ = ("name", "description", "stages", "options", "source", "schema")
+    __slots__ = ("name", "description", "stages", "options", "source", "schema", "counters")
 
-    def __init__(self, name, stages=STAGES, options=None, description="", source=None, schema=None):
+    def __init__(self, name, stages=STAGES, options=None, description="", source=None, schema=None, counters=None):
         self.name = name
         self.description = description
         self.stages = tuple(stages)
         self.options = options
         self.source = source
         self.schema = schema
+        # {map, slots: [{name, description}]}: the per-CPU __u64 array the
+        # function counts in, slot i named slots[i]; None: it declares none
+        self.counters = counters
 
 
 def is_user_source(program):
@@ -219,6 +224,13 @@ class Registry:
     def names(self):
         return sorted(self.specs)
 
+    def counter_maps(self):
+        """{function: {map, counters: [slot names]}} of every function that
+        declares counters: what mizar.transit.transit_info reads on a host
+        (its function_counters)."""
+        return dict((name, {"map": spec.counters["map"], "counters": [c["name"] for c in spec.counters["slots"]]})
+                    for name, spec in sorted(self.specs.items()) if spec.counters)
+
 
 _DEFAULT = {}
 
@@ -248,16 +260,60 @@ def parse_schema(doc, name, where="<schema>"):
     """A sidecar document -> FunctionSpec; SchemaError names what is wrong."""
     if not isinstance(doc, Mapping):
         raise SchemaError("%s: a function schema is a mapping" % where)
-    for key in doc:
-        if key not in SCHEMA_KEYS:
-            raise SchemaError("%s: unknown key %r%s" % (where, key, suggest(key, SCHEMA_KEYS)))
+    _known_keys(doc, SCHEMA_KEYS, where)
     if doc.get("name", name) != name:
         raise SchemaError("%s: name %r does not match the file name %r" % (where, doc.get("name"), name))
     stages = doc.get("stages", list(STAGES))
     if not isinstance(stages, list) or not stages or any(s not in STAGES for s in stages):
         raise SchemaError("%s: stages must be a non-empty list of %s" % (where, ", ".join(STAGES)))
     options = _parse_options(doc.get("config") or {}, where + ": config")
-    return FunctionSpec(name, stages, options, doc.get("description", ""), schema=where)
+    counters = _parse_counters(doc["counters"], where + ": counters") if doc.get("counters") is not None else None
+    return FunctionSpec(name, stages, options, doc.get("description", ""), schema=where, counters=counters)
+
+
+def is_counter_name(text):
+    """A counter's or a counters map's name: lower-case letters, digits and
+    underscores, starting with a letter (a Prometheus label value and a
+    bpffs pin name alike)."""
+    if not isinstance(text, str) or not "a" <= text[:1] <= "z":
+        return False
+    return all(ch.isdigit() or ch == "_" or "a" <= ch <= "z" for ch in text)
+
+
+def _known_keys(doc, keys, where):
+    """SchemaError for the first key of doc (a mapping) that is not one of keys."""
+    for key in doc:
+        if key not in keys:
+            raise SchemaError("%s: unknown key %r%s" % (where, key, suggest(key, keys)))
+
+
+def _schema_mapping(doc, keys, what, where):
+    """SchemaError unless doc is a mapping of some of keys."""
+    if not isinstance(doc, Mapping):
+        raise SchemaError("%s: %s is a mapping with the keys %s" % (where, what, ", ".join(keys)))
+    _known_keys(doc, keys, where)
+
+
+def _parse_counters(doc, where):
+    """The `counters` of a schema: {map: the name the function pins a
+    per-CPU array of __u64 under, slots: [{name, description}], slot i
+    counting what slots[i] names}."""
+    _schema_mapping(doc, COUNTERS_KEYS, "counters", where)
+    if not is_counter_name(doc.get("map")):
+        raise SchemaError("%s.map: the name of the map the function pins, such as mzr_acl_stats" % where)
+    slots = doc.get("slots")
+    if not isinstance(slots, list) or not slots:
+        raise SchemaError("%s.slots: a non-empty list of counters, {name, description}, in slot order" % where)
+    seen = set()
+    for i, slot in enumerate(slots):
+        here = "%s.slots[%d]" % (where, i)
+        _schema_mapping(slot, COUNTER_KEYS, "a counter", here)
+        if not is_counter_name(slot.get("name")):
+            raise SchemaError("%s.name: lower-case letters, digits and underscores, starting with a letter" % here)
+        if slot["name"] in seen:
+            raise SchemaError("%s.name: %r names an earlier slot too" % (here, slot["name"]))
+        seen.add(slot["name"])
+    return {"map": doc["map"], "slots": [dict(slot) for slot in slots]}
 
 
 def _parse_options(options, where):
@@ -267,9 +323,7 @@ def _parse_options(options, where):
         here = "%s.%s" % (where, oname)
         if not isinstance(opt, Mapping):
             raise SchemaError("%s: an option is a mapping" % here)
-        for key in opt:
-            if key not in OPTION_KEYS:
-                raise SchemaError("%s: unknown key %r%s" % (here, key, suggest(key, OPTION_KEYS)))
+        _known_keys(opt, OPTION_KEYS, here)
         if opt.get("type") not in TYPES:
             raise SchemaError("%s: type must be one of %s" % (here, ", ".join(TYPES)))
         if opt.get("type") == "list" and (opt.get("elements", "str") not in TYPES or opt.get("elements") == "list"):

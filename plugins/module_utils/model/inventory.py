@@ -42,7 +42,7 @@ MODEL_VERSION = 1
 INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "mizar_tunnel_peers", "mizar_vpc_peerings",
                   "hosts")
 HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir",
-             "mizar_bpf_dir", "mizar_xdp_switch_mode")
+             "mizar_bpf_dir", "mizar_xdp_switch_mode", "mizar_prometheus_textfile")
 # mizar_* variables that live in hostvars too but are not per-host settings
 # (mizar_errors and mizar_rendered are the playbooks' own facts, mizar_render_dir
 # and mizar_diagram_* their settings, often given with -e)
@@ -66,7 +66,8 @@ MIN_PREFIXLEN = 30  # a network needs a network, a gateway and a broadcast addre
 
 
 class Host:
-    __slots__ = ("name", "path", "interface", "ip", "mac", "xdp_mode", "pin_dir", "bpf_dir", "switch_mode")
+    __slots__ = ("name", "path", "interface", "ip", "mac", "xdp_mode", "pin_dir", "bpf_dir", "switch_mode",
+                 "prometheus_textfile")
 
     def __init__(self, name):
         self.name = name
@@ -78,6 +79,7 @@ class Host:
         self.pin_dir = DEFAULT_PIN_DIR
         self.bpf_dir = DEFAULT_BPF_DIR
         self.switch_mode = DEFAULT_SWITCH_MODE
+        self.prometheus_textfile = None  # the counters are exported only where it is set
 
 
 class TunnelPeer:
@@ -461,13 +463,7 @@ def _host(name, hvars, errors):
         else:
             host.xdp_mode = str(mode)
 
-    pin_dir = hvars.get("mizar_bpf_pin_dir")
-    if pin_dir is not None:
-        problem = pin_dir_problem(pin_dir)
-        if problem:
-            errors.add(path + ".mizar_bpf_pin_dir", problem)
-        else:
-            host.pin_dir = str(pin_dir)
+    host.pin_dir = _setting(hvars, "mizar_bpf_pin_dir", pin_dir_problem, path, errors) or host.pin_dir
 
     bpf_dir = hvars.get("mizar_bpf_dir")
     if bpf_dir is not None:
@@ -485,7 +481,33 @@ def _host(name, hvars, errors):
                        % _kind(switch))
         else:
             host.switch_mode = flag
+
+    host.prometheus_textfile = _setting(hvars, "mizar_prometheus_textfile", textfile_problem, path, errors)
     return host
+
+
+def _setting(hvars, key, problem_of, path, errors):
+    """hvars[key] as a string, or None when it is absent or wrong
+    (problem_of(value): why it is wrong, or None; added to errors)."""
+    value = hvars.get(key)
+    if value is None:
+        return None
+    problem = problem_of(value)
+    if problem:
+        errors.add("%s.%s" % (path, key), problem)
+        return None
+    return str(value)
+
+
+def textfile_problem(value):
+    """Why value cannot be mizar_prometheus_textfile, or None: the file node_exporter's textfile
+    collector reads, an absolute path of a file named *.prom."""
+    if not isinstance(value, str) or not value.startswith("/") or "/../" in value + "/" or \
+            not value.endswith(".prom") or value.rsplit("/", 1)[1] == ".prom":
+        return ("the file for node_exporter's textfile collector must be an absolute path of a file named *.prom "
+                "(the collector reads no other), such as /var/lib/prometheus/node-exporter/mizar.prom, not %s"
+                % _kind(value))
+    return None
 
 
 def _boolean(value):

@@ -16,12 +16,13 @@ __metaclass__ = type
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, pinned, stages, tables
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
+from ansible_collections.mizar.transit.plugins.module_utils.model.functions import is_counter_name
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args
 from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 
 NEEDS = (PYROUTE2, LIBBPF)
-MODULE = args.module_args(dict(pin_dir=args.pin_dir()))
+MODULE = args.module_args(dict(pin_dir=args.pin_dir(), function_counters=dict(type="dict", default={})))
 
 
 class InfoError(BackendError):
@@ -31,18 +32,41 @@ class InfoError(BackendError):
 ERRORS = (InfoError,)
 
 
+def check_function_counters(declared):
+    """declared ({function: {map, counters: [names]}}, the module's
+    function_counters) checked; InfoError names the function and field."""
+    out = {}
+    for name, decl in sorted((declared or {}).items()):
+        here = "function_counters.%s" % name
+        if not isinstance(decl, dict) or set(decl) != {"map", "counters"}:
+            raise InfoError("%s: give map (the counters map's pin name) and counters (the names of its slots), "
+                            "not %r" % (here, decl))
+        if not is_counter_name(decl["map"]):
+            raise InfoError("%s.map: %r is not a map's pin name (lower-case letters, digits and _)" % (here, decl["map"]))
+        names = decl["counters"]
+        if not isinstance(names, list) or not names or not all(is_counter_name(c) for c in names) or \
+                len(set(names)) != len(names):
+            raise InfoError("%s.counters: a list of distinct names (lower-case letters, digits and _), one per slot, "
+                            "not %r" % (here, names))
+        out[name] = {"map": decl["map"], "counters": list(names)}
+    return out
+
+
 class Spec:
-    """Which datapath to read."""
+    """Which datapath to read, and the counters maps functions declare
+    ({function: {map, counters}}: the action plugin gives the shipped
+    functions' from their schemas)."""
 
     headers = None
 
-    def __init__(self, pin_dir):
+    def __init__(self, pin_dir, function_counters=None):
         self.pin_dir = pin_dir
         self.layout = stages.Layout(pin_dir)
+        self.function_counters = check_function_counters(function_counters)
 
     @classmethod
     def from_params(cls, params):
-        return cls(params["pin_dir"])
+        return cls(params["pin_dir"], params.get("function_counters"))
 
 
 def context(params):
@@ -101,12 +125,15 @@ def agents_by_ifindex(layout):
 
 def read(spec):
     """pinned.status() of the pin directory, plus `transit` (the transit
-    program's attachment) and `endpoints` (served_endpoints())."""
+    program's attachment), `endpoints` (served_endpoints()) and `functions`
+    (the counters of the installed functions that declare some:
+    pinned.function_counters())."""
     st = pinned.status(spec.layout)
     if not st.get("loaded"):
-        st.update(programs={}, attachments=[], maps={}, counters={}, drops={}, stages={}, transit=None,
-                  endpoints=[])
+        st.update(programs={}, attachments=[], maps={}, counters={}, drops={}, verdicts={}, paths={},
+                  drop_reasons={}, functions={}, stages={}, transit=None, endpoints=[])
         return st
+    st["functions"] = pinned.function_counters(spec.layout, spec.function_counters, st["stages"])
     atts = st["attachments"]
     transit = [a for a in atts if a["role"] == "transit" and a["ifindex"]]
     st["transit"] = dict((k, transit[0][k]) for k in ("iface", "ifindex", "prog_id", "tag", "mode", "link_id")) \
@@ -124,7 +151,7 @@ def ensure(spec, check_mode=False):
     """The module's result: read(), unchanged."""
     try:
         state = read(spec)
-    except (libbpf.BpfError, netlink.NetlinkError, stages.StageError, OSError) as e:
+    except (libbpf.BpfError, netlink.NetlinkError, stages.StageError, pinned.CountersError, OSError) as e:
         raise InfoError("reading the datapath at %s: %s" % (spec.pin_dir, e))
     steps = plan(spec, state)
     text = "datapath at %s: %s\n" % (spec.pin_dir, "loaded" if state["loaded"] else "not loaded")

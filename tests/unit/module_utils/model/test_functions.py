@@ -40,6 +40,23 @@ def test_registry_reads_sources_and_sidecars(tmp_path):
     assert [e.path for e in errors] == ["c.to"]
 
 
+def test_shipped_functions_declare_their_counters():
+    """What transit_info is given: each function's per-CPU counters map and
+    the names of its slots, in slot order (enum mzr_acl_stat, mzr_rl_stat)."""
+    declared = fnreg.default_registry().counter_maps()
+    assert declared["acl"] == {"map": "mzr_acl_stats", "counters": ["seen", "dropped"]}
+    assert declared["ratelimit"] == {"map": "mzr_rl_stats", "counters": ["passed", "dropped"]}
+
+
+def test_a_function_without_counters_declares_none(tmp_path):
+    (tmp_path / "nat.yml").write_text("stages: [on_xdp_tx]\n")
+    (tmp_path / "cnt.yml").write_text("counters:\n  map: cnt_stats\n  slots:\n    - {name: a, description: A}\n"
+                                      "    - {name: b}\n")
+    reg = fnreg.Registry.load(str(tmp_path))
+    assert reg.get("nat").counters is None
+    assert reg.counter_maps() == {"cnt": {"map": "cnt_stats", "counters": ["a", "b"]}}
+
+
 def test_empty_or_missing_directory(tmp_path):
     assert fnreg.Registry.load(str(tmp_path / "none")).names() == []
 
@@ -51,6 +68,13 @@ def test_empty_or_missing_directory(tmp_path):
     ("config:\n  x: {type: int, requires: {y: [1]}}\n", "requires names 'y'"),
     ("name: other\n", "does not match the file name"),
     ("config:\n  x: {type: list, elements: list}\n", "lists do not nest"),
+    ("counters: [seen]\n", "counters is a mapping"),
+    ("counters: {map: Stats, slots: [{name: seen}]}\n", "counters.map: the name of the map"),
+    ("counters: {map: f_stats, slots: []}\n", "counters.slots: a non-empty list"),
+    ("counters: {map: f_stats, slot: [{name: seen}]}\n", "unknown key 'slot'"),
+    ("counters: {map: f_stats, slots: [{name: seen}, {name: seen}]}\n", "slots[1].name: 'seen' names an earlier"),
+    ("counters: {map: f_stats, slots: [{name: 1seen}]}\n", "slots[0].name: lower-case letters"),
+    ("counters: {map: f_stats, slots: [{name: seen, help: x}]}\n", "slots[0]: unknown key 'help'"),
 ])
 def test_broken_schemas_are_refused(tmp_path, text, message):
     (tmp_path / "f.yml").write_text(text)

@@ -270,6 +270,11 @@ CASES = [
      "hostvars[h3].mizar_xdp_switch_mode", r"must be true or false, not a string \('maybe'\)"),
     ("host-var-typo-bpf-dir", lambda inv: H(inv, "h1").update(mizar_bpf_dri="/x"), "hostvars[h1].mizar_bpf_dri",
      r"did you mean \"mizar_bpf_dir\""),
+    ("textfile-relative", lambda inv: H(inv, "h2").update(mizar_prometheus_textfile="mizar.prom"),
+     "hostvars[h2].mizar_prometheus_textfile", r"must be an absolute path of a file named \*\.prom .*, not a string "
+     r"\('mizar.prom'\)"),
+    ("textfile-typo", lambda inv: H(inv, "h1").update(mizar_prometheus_textfle="/x.prom"),
+     "hostvars[h1].mizar_prometheus_textfle", r"did you mean \"mizar_prometheus_textfile\""),
     # function objects (functions/<stem>.bpf.o, one per stem)
     ("user-source-shipped-stem", lambda inv: inv["mizar_functions"].append(
         {"name": "mine", "stage": "on_xdp_pass", "program": "fn/acl.c"}), "mizar_functions[1].program",
@@ -479,6 +484,23 @@ def test_switch_mode_as_ansible_reads_it(value, flag):
     model, _plans = check(inv)
     assert model.hosts["h2"].switch_mode is flag and model.hosts["h1"].switch_mode is False
     assert (model.hosts["h2"].bpf_dir, model.hosts["h1"].bpf_dir) == ("/srv/mizar/objects", "/var/lib/mizar/bpf")
+
+
+@pytest.mark.parametrize("value", ["/var/lib/node/mizar.txt", "/var/lib/../mizar.prom", "/var/lib/.prom", 7])
+def test_a_textfile_that_is_no_prom_file_is_refused(value):
+    inv = base()
+    H(inv, "h2").update(mizar_prometheus_textfile=value)
+    errors = validate(inv)
+    assert [e.path for e in errors] == ["hostvars[h2].mizar_prometheus_textfile"]
+    assert "an absolute path of a file named *.prom (the collector reads no other)" in errors[0].message
+
+
+def test_prometheus_textfile_is_off_unless_set():
+    inv = base()
+    H(inv, "h2").update(mizar_prometheus_textfile="/var/lib/prometheus/node-exporter/mizar.prom")
+    model, _plans = check(inv)
+    assert model.hosts["h2"].prometheus_textfile == "/var/lib/prometheus/node-exporter/mizar.prom"
+    assert model.hosts["h1"].prometheus_textfile is None
 
 
 def test_pin_dir_on_other_bpffs_mount():
