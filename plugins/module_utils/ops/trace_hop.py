@@ -201,7 +201,10 @@ def read(spec):
         target = cfg["ifindex"]  # a plain encapsulation, out of the NIC
     link = netlink.link(target) if target else None
     reasons = [k for k in counted if k in abi.DROP_REASONS]
+    noisy = sum(counted.get(v, 0) for v in VERDICTS) != 1
     return {
+        "warnings": ["other packets were counted on CPU %d during each of %d runs: counted, the path and the drop "
+                     "reason may include theirs" % (cpu, runs)] if noisy else [],
         "program": spec.program, "iface": att["iface"], "ifindex": att["ifindex"], "prog_id": att["prog_id"],
         "retval": res.retval,
         "verdict": VERDICTS[res.retval] if res.retval < len(VERDICTS) else str(res.retval),
