@@ -103,8 +103,10 @@ def udp_arrives(src_ns, dst_ns, dst_ip, port):
         client.close()
 
 
-@pytest.mark.parametrize("src,dst", sorted(PATHS), ids=["%s-%s" % (s.split("/")[-1], d.split("/")[-1])
-                                                         for s, d in sorted(PATHS)])
+PATH_IDS = ["%s-%s" % (s.split("/")[-1], d.split("/")[-1]) for s, d in sorted(PATHS)]
+
+
+@pytest.mark.parametrize("src,dst", sorted(PATHS), ids=PATH_IDS)
 def test_every_path_of_the_lab_is_traced_as_real_traffic_goes(ansible, inventory, deployed, tmp_path, src, dst):
     res, t = trace(ansible, inventory, tmp_path, src.split("/")[-1], IPS[dst], "proto=udp", "dport=7000")
     assert t is not None, res
