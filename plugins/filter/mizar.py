@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: mizar.transit contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters mizar.transit.validate, mizar.transit.render and
-mizar.transit.diagram: the inventory model of module_utils, for playbooks.
-Their documentation is in validate.yml, render.yml and diagram.yml next to
-this file (ansible-doc -t filter mizar.transit.render).
+"""Filters mizar.transit.validate, mizar.transit.render,
+mizar.transit.diagram, mizar.transit.trace_start and
+mizar.transit.trace_step: the inventory model of module_utils, for
+playbooks. Their documentation is in the .yml file of each next to this
+file (ansible-doc -t filter mizar.transit.render).
 
 All read the transit hosts' settings from hostvars:
 
@@ -24,6 +25,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.mizar.transit.plugins.module_utils.model import diagram as mz_diagram
 from ansible_collections.mizar.transit.plugins.module_utils.model import inventory as mdl
 from ansible_collections.mizar.transit.plugins.module_utils.model import render as mz_render
+from ansible_collections.mizar.transit.plugins.module_utils.model import trace as mz_trace
 from ansible_collections.mizar.transit.plugins.module_utils.model import validate as mz_validate
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import InvalidInventory
 
@@ -137,6 +139,33 @@ def diagram(hostvars, hosts, vpcs=None, functions=None, model_version=None):
         raise AnsibleFilterError(str(e))
 
 
+def trace_start(hostvars, hosts, rendered, src=None, dst=None, proto="icmp", sport=None, dport=None, mode="live",
+                max_hops=mz_trace.MAX_HOPS):
+    """The first state of a trace (model/trace.py, start()) over the
+    renderings of the valid inventory; a request the inventory refutes
+    fails with the field named, before any host is touched."""
+    inventory = inventory_from_hostvars(hostvars, hosts)
+    try:
+        model = mz_validate.check(inventory)[0]
+        state = mz_trace.start(model, rendered, src, dst, proto or "icmp", sport, dport, mode or "live", max_hops)
+    except InvalidInventory as e:
+        raise AnsibleFilterError(str(e))
+    except mz_trace.TraceError as e:
+        raise AnsibleFilterError("mizar.transit.trace: %s; no host was touched" % e)
+    state["lines"] = mz_trace.lines(state)
+    return state
+
+
+def trace_step(state, result, rendered):
+    """The state of a trace after one hop (model/trace.py, step()): result
+    is what mizar.transit.trace_hop returned for state's next hop."""
+    if not isinstance(state, Mapping) or not state.get("next"):
+        raise AnsibleFilterError("mizar.transit.trace_step: the input must be a trace with a next hop")
+    state = mz_trace.step(state, result, rendered)
+    state["lines"] = mz_trace.lines(state)
+    return state
+
+
 class FilterModule(object):
     """mizar.transit inventory filters."""
 
@@ -145,4 +174,6 @@ class FilterModule(object):
             "validate": validate,
             "render": render,
             "diagram": diagram,
+            "trace_start": trace_start,
+            "trace_step": trace_step,
         }

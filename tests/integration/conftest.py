@@ -6,6 +6,7 @@ the collection tree; without them every test fails (never skips). Every name
 a test creates carries RUN, so runs never touch each other's (or a person's)
 lab, and every fixture cleans up in its finalizer, also after a failure.
 """
+import contextlib
 import os
 import re
 import subprocess
@@ -167,6 +168,22 @@ class LabHosts:
     def playbook(self, ansible, inventory, state="present", *extra):
         """ansible-playbook mizar.transit.lab with mizar_lab_state=state."""
         return ansible.playbook(inventory, LAB, "-e", "mizar_lab_state=%s" % state, *(self.vars + list(extra)))
+
+    @contextlib.contextmanager
+    def deployed(self, ansible, inventory):
+        """The lab hosts made and the inventory deployed by
+        mizar.transit.site (whose run it gives); after, whatever happened,
+        torn down and the lab removed."""
+        res = self.playbook(ansible, inventory)
+        try:
+            assert res.ok(), res
+            site = ansible.playbook(inventory, "mizar.transit.site")
+            assert site.ok(), site
+            yield site
+        finally:
+            ansible.playbook(inventory, "mizar.transit.teardown")
+            errors = self.remove(ansible, inventory)
+            assert not errors, errors
 
     def remove(self, ansible, inventory):
         """Remove the lab whatever happened (finalizers): the playbook first,

@@ -45,17 +45,9 @@ def inventory(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def deployed(ansible, inventory):
-    res = LAB_HOSTS.playbook(ansible, inventory)
-    try:
-        assert res.ok(), res
-        first = ansible.playbook(inventory, "mizar.transit.site")
-        assert first.ok(), first
+    with LAB_HOSTS.deployed(ansible, inventory) as first:
         assert first.changed(H1) and first.changed(H2), first.recap
         yield
-    finally:
-        ansible.playbook(inventory, "mizar.transit.teardown")
-        errors = LAB_HOSTS.remove(ansible, inventory)
-        assert not errors, errors
 
 
 def site(ansible, inventory, tmp_path, *extra):

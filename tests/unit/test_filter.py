@@ -1,4 +1,5 @@
-"""The filter plugin mizar.transit.validate / render / diagram, called as Jinja would."""
+"""The filter plugin mizar.transit.validate / render / diagram / trace_start /
+trace_step, called as Jinja would."""
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -23,7 +24,31 @@ def _hostvars(inv, shared=True):
 
 
 def test_filters_are_registered():
-    assert sorted(FILTERS) == ["diagram", "render", "validate"]
+    assert sorted(FILTERS) == ["diagram", "render", "trace_start", "trace_step", "validate"]
+
+
+def test_trace_start_builds_the_first_hop_from_hostvars():
+    inv = base()
+    hv = _hostvars(inv)
+    rendered = render_inventory(inv)
+    host, ep = next((h, e) for h, r in sorted(rendered.items()) for e in r["local_endpoints"])
+    state = FILTERS["trace_start"](hv, list(inv["hosts"]), rendered, src=ep["name"], dst=ep["gateway"])
+    assert state["next"]["host"] == host and state["next"]["program"] == "agent"
+    assert state["next"]["iface"] == ep["iface"] and not state["done"]
+    assert state["lines"][-1] == "(not finished)"
+
+
+def test_trace_start_refuses_a_bad_request_before_any_host():
+    inv = base()
+    with pytest.raises(AnsibleFilterError) as e:
+        FILTERS["trace_start"](_hostvars(inv), list(inv["hosts"]), render_inventory(inv), src="nosuch", dst="10.1.0.5")
+    assert str(e.value).startswith("mizar.transit.trace: src: 'nosuch' is no endpoint")
+    assert str(e.value).endswith("; no host was touched")
+
+
+def test_trace_step_needs_a_trace_with_a_next_hop():
+    with pytest.raises(AnsibleFilterError, match="must be a trace with a next hop"):
+        FILTERS["trace_step"]({"done": True, "next": None}, {}, {})
 
 
 def test_diagram_is_the_models_graph_of_hostvars():

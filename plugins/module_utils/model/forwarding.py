@@ -12,6 +12,11 @@ render.py produces, so it is the reference for what the maps mean:
     result.delivered_to   # endpoint name, or None
     result.path           # hosts the packet visited, the source's host first
     result.drop_reason    # None, or the datapath's reason (abi.DROP_REASONS)
+    result.steps          # per host visited: {host, path}, path the datapath's
+                          # counter of what the host did (agent_local,
+                          # agent_encap, bounce, divide, to_divider, to_peer,
+                          # decap) or "drop" (playbooks/trace.yml compares
+                          # them with the live walk)
 
 Agent (the source endpoint's host): a destination hosted here (simple,
 with an interface) is delivered. Otherwise the packet is encapsulated to
@@ -72,20 +77,21 @@ def pick(h, n):
     return (h * n) >> 32
 
 
-def _one_of(hops, h, vni):
-    """The hop the flow hash picks (mzr_hop_slot): (ip, None, vni), or no_hops."""
+def _one_of(hops, h, vni, how):
+    """The hop the flow hash picks (mzr_hop_slot): (ip, None, vni, how), or no_hops."""
     if not hops:
-        return None, "no_hops", vni
-    return hops[pick(h, len(hops))], None, vni
+        return None, "no_hops", vni, how
+    return hops[pick(h, len(hops))], None, vni, how
 
 
 class Result:
-    __slots__ = ("delivered_to", "path", "drop_reason")
+    __slots__ = ("delivered_to", "path", "drop_reason", "steps")
 
-    def __init__(self, delivered_to=None, path=None, drop_reason=None):
+    def __init__(self, delivered_to=None, path=None, drop_reason=None, steps=None):
         self.delivered_to = delivered_to
         self.path = list(path or [])
         self.drop_reason = drop_reason
+        self.steps = list(steps or [])
 
     def __eq__(self, other):
         return isinstance(other, Result) and (self.delivered_to, self.path, self.drop_reason) == \
@@ -161,44 +167,53 @@ class ForwardingModel:
         host, agent = self.sources[src_endpoint_name]
         vni, src = agent["vni"], agent["ip"]
         path = [host.name]
+        steps = []
         h = flow_hash(src, dst_ip)
+
+        def drop(reason):
+            steps.append({"host": host.name, "path": "drop", "drop_reason": reason})
+            return Result(None, path, reason, steps)
 
         ep = host.endpoints.get((vni, dst_ip))
         if ep is not None and ep["iface"] and ep["type"] == "simple":
-            return Result(ep["name"], path)
+            steps.append({"host": host.name, "path": "agent_local", "drop_reason": None})
+            return Result(ep["name"], path, steps=steps)
         n = len(agent["bouncers"])
         if n == 0:
-            return Result(None, path, "no_hops")
+            return drop("no_hops")
         hop = agent["bouncers"][pick(h, n)]
         if hop != host.ip and hop not in host.substrate:
-            return Result(None, path, "no_substrate")
+            return drop("no_substrate")
+        how = "agent_encap"
         if hop == host.ip:
             # this host is the bouncer: the agent does the bouncer's work
             if ep is not None and ep["type"] == "gateway":
-                return Result(None, path, "to_gateway")
+                return drop("to_gateway")
             if ep is not None and ep["type"] == "scaled":
-                return Result(None, path, "scaled_no_fn")
-            hop, err, vni = self._next_hop(host, vni, h, src, dst_ip, ep)
+                return drop("scaled_no_fn")
+            hop, err, vni, how = self._next_hop(host, vni, h, src, dst_ip, ep)
             if err:
-                return Result(None, path, err)
+                return drop(err)
             if hop == host.ip:
-                return Result(None, path, "loop")
-        peer = self._to_peer(host, hop, ep, path)
+                return drop("loop")
+        peer = self._to_peer(host, hop, ep, path, steps, how)
         if peer is not None:
             return peer
         err = self._check_link(host, hop, vni)
         if err:
-            return Result(None, path, err)
-        return self._transit(self.by_ip[hop], vni, h, src, dst_ip, OUTER_TTL, path)
+            return drop(err)
+        steps.append({"host": host.name, "path": how, "drop_reason": None})
+        return self._transit(self.by_ip[hop], vni, h, src, dst_ip, OUTER_TTL, path, steps)
 
-    def _to_peer(self, host, hop, ep, path):
+    def _to_peer(self, host, hop, ep, path, steps, how):
         """Delivered to a tunnel peer: hop is no transit host but a substrate
         entry of this one, where the endpoint ep lives (the peer terminates
         the tunnel). None otherwise."""
         sub = host.substrate.get(hop)
         if ep is None or hop in self.by_ip or sub is None or ep["host_ip"] != hop:
             return None
-        return Result(ep["name"], path + [sub["name"]])
+        steps.append({"host": host.name, "path": how, "drop_reason": None})
+        return Result(ep["name"], path + [sub["name"]], steps=steps)
 
     def _check_link(self, host, hop, vni):
         sub = host.substrate.get(hop)
@@ -214,58 +229,66 @@ class ForwardingModel:
         return None
 
     def _next_hop(self, host, vni, h, src_ip, dst_ip, ep):
-        """mzr_next_hop: (next hop IP, None, the VNI it leaves with) or
-        (None, drop reason, vni)."""
-        hop, err, out_vni = self._pick_hop(host, vni, h, src_ip, dst_ip, ep)
+        """mzr_next_hop: (next hop IP, None, the VNI it leaves with, the
+        path's counter) or (None, drop reason, vni, the path's counter)."""
+        hop, err, out_vni, how = self._pick_hop(host, vni, h, src_ip, dst_ip, ep)
         if err is None and hop != host.ip and hop not in host.substrate:
-            return None, "no_substrate", vni
-        return hop, err, out_vni
+            return None, "no_substrate", vni, how
+        return hop, err, out_vni, how
 
     def _pick_hop(self, host, vni, h, src_ip, dst_ip, ep):
         if ep is not None:
-            return ep["host_ip"], None, vni
+            return ep["host_ip"], None, vni, "bounce"
         vpc = host.vpcs.get(vni)
         if vpc is None:
-            return None, "unknown_vni", vni
+            return None, "unknown_vni", vni, "drop"
         net = host.lpm(vni, dst_ip)
         if net is not None:
             if net.get("local_bouncer"):
-                return None, "no_endpoint", vni
-            return _one_of(net["bouncers"], h, vni)
+                return None, "no_endpoint", vni, "drop"
+            return _one_of(net["bouncers"], h, vni, "divide")
         if vpc["local_divider"]:
             peer = host.lpm(vni, dst_ip, host.peers)
             if peer is None:
-                return None, "no_network", vni
+                return None, "no_network", vni, "drop"
             src, src_plen = peer["src_cidr"].split("/")
             if not _in(_u32(src_ip), _u32(src), int(src_plen)):
-                return None, "peer_src", vni
-            return _one_of(peer["dividers"], h, peer["peer_vni"])
-        return _one_of(vpc["dividers"], h, vni)
+                return None, "peer_src", vni, "drop"
+            return _one_of(peer["dividers"], h, peer["peer_vni"], "to_peer")
+        return _one_of(vpc["dividers"], h, vni, "to_divider")
 
-    def _transit(self, host, vni, h, src_ip, dst_ip, ttl, path):
+    def _transit(self, host, vni, h, src_ip, dst_ip, ttl, path, steps):
         while True:
             path.append(host.name)
+
+            def drop(reason, name=host.name):
+                steps.append({"host": name, "path": "drop", "drop_reason": reason})
+                return Result(None, path, reason, steps)
+
             ep = host.endpoints.get((vni, dst_ip))
             if ep is not None:
                 if ep["type"] == "gateway":
-                    return Result(None, path, "to_gateway")
+                    return drop("to_gateway")
                 if ep["type"] == "scaled":
-                    return Result(None, path, "scaled_no_fn")
+                    return drop("scaled_no_fn")
                 if ep["iface"]:
-                    return Result(ep["name"], path)
+                    steps.append({"host": host.name, "path": "bypass" if ep.get("bypass_decap") else "decap",
+                                  "drop_reason": None})
+                    return Result(ep["name"], path, steps=steps)
             if ttl <= 1:
-                return Result(None, path, "ttl")
-            hop, err, out_vni = self._next_hop(host, vni, h, src_ip, dst_ip, ep)
+                return drop("ttl")
+            hop, err, out_vni, how = self._next_hop(host, vni, h, src_ip, dst_ip, ep)
             if err:
-                return Result(None, path, err)
+                return drop(err)
             if hop == host.ip:
-                return Result(None, path, "loop")
-            peer = self._to_peer(host, hop, ep, path)
+                return drop("loop")
+            peer = self._to_peer(host, hop, ep, path, steps, how)
             if peer is not None:
                 return peer
             vni = out_vni
             err = self._check_link(host, hop, vni)
             if err:
-                return Result(None, path, err)
+                return drop(err)
+            steps.append({"host": host.name, "path": how, "drop_reason": None})
             ttl -= 1
             host = self.by_ip[hop]

@@ -40,3 +40,9 @@ def ensure(backend, params, check_mode=False, diff=False):
             changes = dict(changes, before_header=spec.headers[0], after_header=spec.headers[1])
         result["diff"] = changes
     return result
+
+
+def unchanged(state, text):
+    """The result of a backend that only reads: its state, nothing changed,
+    no actions, and a diff whose two sides are the same text."""
+    return dict(state, changed=False, actions=[], diff={"before": text, "after": text})

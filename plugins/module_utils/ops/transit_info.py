@@ -17,7 +17,7 @@ __metaclass__ = type
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf, pinned, stages, tables
 from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.model.functions import is_counter_name
-from ansible_collections.mizar.transit.plugins.module_utils.ops import args
+from ansible_collections.mizar.transit.plugins.module_utils.ops import args, outcome
 from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError
 from ansible_collections.mizar.transit.plugins.module_utils.ops.runner import LIBBPF, PYROUTE2
 
@@ -153,6 +153,4 @@ def ensure(spec, check_mode=False):
         state = read(spec)
     except (libbpf.BpfError, netlink.NetlinkError, stages.StageError, pinned.CountersError, OSError) as e:
         raise InfoError("reading the datapath at %s: %s" % (spec.pin_dir, e))
-    steps = plan(spec, state)
-    text = "datapath at %s: %s\n" % (spec.pin_dir, "loaded" if state["loaded"] else "not loaded")
-    return dict(state, changed=bool(steps), actions=[s.text for s in steps], diff={"before": text, "after": text})
+    return outcome.unchanged(state, "datapath at %s: %s\n" % (spec.pin_dir, "loaded" if state["loaded"] else "not loaded"))
