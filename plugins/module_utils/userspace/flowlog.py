@@ -24,21 +24,25 @@ endpoint (the whole Geneve packet, on the endpoint's eth0):
   IPv4 packets, first and last seen. Every `flush` seconds the flows seen
   since the last flush go to the log as JSON lines ({"type": "flow"}, with
   their running totals), then one {"type": "counters"} line;
-- delivers the inner frame to the endpoint's own stack through a TAP
-  device (`tap`, with eth0's MAC and eth0's MTU less the 50 bytes of
-  encapsulation), so the endpoint's services answer as usual: their
-  replies leave through eth0, where the agent encapsulates them. An ARP
-  reply the stack sends on the TAP (to an inner ARP request) goes out of
-  eth0 the same way; nothing else the TAP emits leaves it.
+- delivers the inner frame to the endpoint's own stack on eth0, as the
+  transit program would have for an endpoint without bypass_decap: it
+  sends it into the host's end of the endpoint's veth (`host_iface`, a
+  socket opened in the host's namespace before the program enters the
+  endpoint's), so it arrives on eth0. The endpoint's services answer as
+  usual, and their replies leave through eth0, where the agent
+  encapsulates them. Delivering on eth0 rather than on a TAP matters for
+  ARP: the answers to the endpoint's own ARP requests come back as tunnel
+  packets too, and only on eth0 do they complete its neighbour entries.
 
 Frames on eth0 that are no tunnel packet (addressed to the endpoint's own
-MAC or to everyone: the agent's ARP answers, same-host traffic) are the
-stack's and left to it (counted as `stack`). The socket reads up to 64 KiB
-a frame, so a tunnel frame of any NIC MTU passes.
+MAC or to everyone: the agent's ARP answers, the frames delivered here)
+are the stack's and not looked at. The socket reads up to 128 KiB a
+frame, so a tunnel frame of any NIC MTU passes, and the endpoint's eth0
+has the NIC's MTU (bypass_decap), above any inner frame.
 
 The config (JSON): name, netns (entered at start; null: stay), iface
-(eth0), tap, vni, ip, mac, log, flush (seconds), ready (a file written
-with the process id once the TAP is up).
+(eth0), host_iface, vni, ip, mac, log, flush (seconds), ready (a file
+written with the process id once the sockets are open).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -47,7 +51,6 @@ __metaclass__ = type
 
 import array
 import ctypes
-import fcntl
 import json
 import os
 import select
@@ -67,8 +70,7 @@ IPV4_HLEN = 20
 UDP_HLEN = 8
 GENEVE_HLEN = 8
 ARP_LEN = 28
-TUNNEL_OVERHEAD = 50  # outer IPv4, UDP, Geneve, and the inner Ethernet header
-PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING = 0, 1, 2, 3, 4
+PACKET_HOST, PACKET_OTHERHOST, PACKET_OUTGOING = 0, 3, 4
 READ_SIZE = 1 << 17  # above the largest IPv4 packet and its Ethernet header
 BROADCAST = b"\xff" * 6
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp"}
@@ -101,7 +103,7 @@ DROP_REASONS = (
     "inner_l4",           # a TCP, UDP or ICMP header cut short
     "arp_malformed",
     "arp_target",         # ARP for another address
-    "tap_write",          # the TAP refused the frame
+    "deliver",            # the veth refused the frame
 )
 
 
@@ -303,16 +305,6 @@ def parse_tunnel(frame, vni, ip, mac):
     return Tunnel(vni, outer_src, outer_dst, options, plain, "ipv4", flow, length)
 
 
-def arp_reply_of(frame, ip, mac):
-    """True when frame (read from the TAP) is an ARP reply from the endpoint
-    (sender ip and mac): the one thing the TAP's frames may send out."""
-    if len(frame) < ETH_HLEN + ARP_LEN or frame[12:14] != b"\x08\x06" or frame[6:12] != mac:
-        return False
-    htype, ptype, hln, pln, op = struct.unpack_from("!HHBBH", frame, ETH_HLEN)
-    return ((htype, ptype, hln, pln, op) == (1, ETH_P_IP, 6, 4, 2) and frame[ETH_HLEN + 8:ETH_HLEN + 14] == mac
-            and frame[ETH_HLEN + 14:ETH_HLEN + 18] == ip)
-
-
 # ---------------------------------------------------------------- building frames (tests, benchmarks)
 
 def ethernet(dst, src, ethertype, payload):
@@ -394,11 +386,11 @@ class FlowTable:
 
 
 class Counters:
-    """What happened to the frames read: delivered, left to the stack,
+    """What happened to the tunnel frames read: delivered (IPv4 and ARP),
     dropped by reason."""
 
     def __init__(self):
-        self.values = dict(frames=0, delivered=0, arp=0, stack=0, tap_frames=0, arp_replies=0, log_errors=0)
+        self.values = dict(frames=0, delivered=0, arp=0, log_errors=0)
         self.drops = dict((r, 0) for r in DROP_REASONS)
 
     def record(self, name, now):
@@ -414,13 +406,6 @@ def log_lines(flows, counters, name, now):
 # ---------------------------------------------------------------- the host side
 
 CLONE_NEWNET = 0x40000000
-TUNSETIFF = 0x400454ca
-IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
-IFF_UP = 0x1
-SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
-SIOCGIFMTU, SIOCSIFMTU = 0x8921, 0x8922
-SIOCGIFHWADDR, SIOCSIFHWADDR = 0x8927, 0x8924
-ARPHRD_ETHER = 1
 
 
 def enter_netns(netns):
@@ -434,42 +419,15 @@ def enter_netns(netns):
         os.close(fd)
 
 
-def _ifreq(name, fmt="", *values):
-    return struct.pack("16s" + fmt, name.encode(), *values).ljust(40, b"\0")
-
-
-def link_settings(sock, name):
-    """(MAC bytes, MTU) of interface name."""
-    hw = fcntl.ioctl(sock, SIOCGIFHWADDR, _ifreq(name))
-    mtu = fcntl.ioctl(sock, SIOCGIFMTU, _ifreq(name))
-    return hw[18:24], struct.unpack_from("i", mtu, 16)[0]
-
-
-def set_link(sock, name, mac, mtu):
-    """Give interface name a MAC and MTU, and bring it up."""
-    fcntl.ioctl(sock, SIOCSIFHWADDR, _ifreq(name, "H6s", ARPHRD_ETHER, mac))
-    fcntl.ioctl(sock, SIOCSIFMTU, _ifreq(name, "i", mtu))
-    flags = struct.unpack_from("H", fcntl.ioctl(sock, SIOCGIFFLAGS, _ifreq(name)), 16)[0]
-    fcntl.ioctl(sock, SIOCSIFFLAGS, _ifreq(name, "H", flags | IFF_UP))
-
-
-def write_sysctl(path, value):
-    """Write a sysctl under /proc/sys/net; False when it does not exist."""
-    try:
-        with open("/proc/sys/net/" + path, "w") as f:
-            f.write(str(value))
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def read_sysctl(path):
-    with open("/proc/sys/net/" + path) as f:
-        return f.read().strip()
+def packet_socket(iface, protocol):
+    """A raw packet socket on iface, receiving protocol (0: none, send only)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
+    sock.bind((iface, protocol))
+    return sock
 
 
 class Flowlog:
-    """The running function: its sockets, TAP, flows and counters."""
+    """The running function: its sockets, flows and counters."""
 
     def __init__(self, config):
         self.config = config
@@ -478,39 +436,21 @@ class Flowlog:
         self.ip = socket.inet_aton(config["ip"])
         self.mac = mac_bytes(config["mac"])
         self.iface = config.get("iface") or "eth0"
-        self.tap_name = config.get("tap") or "mzfl0"
         self.log = config["log"]
         self.interval = float(config.get("flush") or 1.0)
         self.flows = FlowTable(self.name)
         self.counters = Counters()
         self.stop = False
-        self.tap = self.sock = None
+        self.sock = self.out = None
 
     def setup(self):
+        # the host's end of the veth, opened where it lives: the socket
+        # keeps that namespace when the process moves to the endpoint's
+        self.out = packet_socket(self.config["host_iface"], 0)
         if self.config.get("netns"):
             enter_netns(self.config["netns"])
-        ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            mac, mtu = link_settings(ctl, self.iface)
-            if mac != self.mac:
-                raise RuntimeError("%s has MAC %s, not the endpoint's %s" % (self.iface, mac_text(mac),
-                                                                             mac_text(self.mac)))
-            self.tap = os.open("/dev/net/tun", os.O_RDWR)
-            fcntl.ioctl(self.tap, TUNSETIFF, _ifreq(self.tap_name, "H", IFF_TAP | IFF_NO_PI))
-            # the stack takes the inner packets as its own, and answers
-            # through eth0 (where its route and address are): no IPv6 on the
-            # TAP, and no strict reverse-path check refusing a source routed
-            # through eth0
-            write_sysctl("ipv6/conf/%s/disable_ipv6" % self.tap_name, 1)
-            write_sysctl("ipv4/conf/%s/rp_filter" % self.tap_name, 0)
-            if read_sysctl("ipv4/conf/all/rp_filter") == "1":
-                write_sysctl("ipv4/conf/all/rp_filter", 2)
-            set_link(ctl, self.tap_name, self.mac, mtu - TUNNEL_OVERHEAD)
-        finally:
-            ctl.close()
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.sock = packet_socket(self.iface, ETH_P_ALL)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.sock.bind((self.iface, ETH_P_ALL))
         directory = os.path.dirname(self.log)
         if directory and not os.path.isdir(directory):
             os.makedirs(directory, 0o755)
@@ -519,36 +459,27 @@ class Flowlog:
                 f.write("%d\n" % os.getpid())
 
     def handle(self, frame, pkttype, now):
-        """One frame read from eth0."""
-        c = self.counters
-        if pkttype == PACKET_OUTGOING:
-            return
-        c.values["frames"] += 1
+        """One frame read from eth0: a tunnel packet (to another MAC than
+        the endpoint's) is checked, counted, logged and delivered."""
         if pkttype != PACKET_OTHERHOST:
-            c.values["stack"] += 1  # addressed to the endpoint itself: the stack has it
-            return
+            return  # the stack's own, or what the endpoint sends
+        c = self.counters
+        c.values["frames"] += 1
         try:
             tun = parse_tunnel(frame, self.vni, self.ip, self.mac)
         except Drop as d:
             c.drops[d.reason] += 1
             return
         try:
-            os.write(self.tap, tun.inner)
+            self.out.send(tun.inner)
         except OSError:
-            c.drops["tap_write"] += 1
+            c.drops["deliver"] += 1
             return
         if tun.kind == "arp":
             c.values["arp"] += 1
         else:
             c.values["delivered"] += 1
             self.flows.add(tun, now)
-
-    def from_tap(self, frame):
-        """One frame the stack sent on the TAP: an ARP reply goes out."""
-        self.counters.values["tap_frames"] += 1
-        if arp_reply_of(frame, self.ip, self.mac):
-            self.sock.send(frame)
-            self.counters.values["arp_replies"] += 1
 
     def flush(self, now):
         text = log_lines(self.flows.take(), self.counters, self.name, now)
@@ -566,19 +497,17 @@ class Flowlog:
         due = time.time() + self.interval
         while not self.stop:
             try:
-                ready = select.select([self.sock, self.tap], [], [], max(0.0, due - time.time()))[0]
+                ready = select.select([self.sock], [], [], max(0.0, due - time.time()))[0]
             except InterruptedError:
                 continue
             now = time.time()
-            if self.sock in ready:
-                for dummy in range(64):  # a batch, then look at the TAP and the clock again
+            if ready:
+                for dummy in range(64):  # a batch, then look at the clock again
                     try:
                         frame, where = self.sock.recvfrom(READ_SIZE, socket.MSG_DONTWAIT)
                     except BlockingIOError:
                         break
                     self.handle(frame, where[2], now)
-            if self.tap in ready:
-                self.from_tap(os.read(self.tap, READ_SIZE))
             if now >= due:
                 self.flush(now)
                 due = now + self.interval
