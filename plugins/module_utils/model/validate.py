@@ -541,7 +541,7 @@ def _check_object(fn, registry, objects, errors):
     stem = fnreg.stem(fn.program)
     program = posixpath.normpath(fn.program)
     shipped = registry.get(stem)
-    if shipped is not None and shipped.source is not None:
+    if shipped is not None and shipped.kind == "xdp" and shipped.source is not None:
         errors.add(fn.path + ".program", "%s would build %s%s, the object of the shipped function %s: rename "
                    "your source" % (fn.program, fnreg.object_name(fn.program), fnreg.OBJECT_SUFFIX, stem))
     elif stem in objects and objects[stem][0] != program:

@@ -122,3 +122,10 @@ def test_the_diagram_ties_it_to_its_endpoint():
     lines = diagram.summary(inv)
     assert "function flows: flowlog in user space on endpoint logger (vpc1)" in lines
     assert "  flush: 500ms" in lines and "  log: /var/log/flows/logger.jsonl" in lines
+
+
+def test_a_users_bpf_source_may_share_the_name_of_a_userspace_program():
+    # no object of flowlog is shipped: fns/flowlog.c builds functions/flowlog.bpf.o unchallenged
+    inv = base()
+    inv["mizar_functions"].append({"name": "mine", "stage": "on_xdp_redirect", "program": "fns/flowlog.c"})
+    assert validate(inv) == []
