@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULES = ["bpf_build", "diagram", "transit", "endpoint", "stage", "transit_info", "map_state", "tenant_state", "drift_info", "lab_host", "trace_hop"]
+MODULES = ["bpf_build", "diagram", "transit", "endpoint", "stage", "transit_info", "map_state", "tenant_state", "drift_info", "lab_host",
+           "trace_hop", "userspace_function"]
 
 
 class _Captured(Exception):

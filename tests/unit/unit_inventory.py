@@ -115,17 +115,20 @@ def local_ep(name, vni, ip, prefixlen, gateway, iface, netns=None, mac=None, byp
 
 
 def rendering(host, endpoints=(), networks=(), vpcs=(), substrate=(), agents=(), local=(), functions=(), sources=(),
-              vnis=None, obj_dir="/var/lib/mizar/bpf", switch_mode=False, peers=(), **iface):
+              vnis=None, obj_dir="/var/lib/mizar/bpf", switch_mode=False, peers=(), userspace=(),
+              supervisor="systemd", function_dir="/var/lib/mizar/functions", **iface):
     """A host's expected rendering (without its trusted sources, see
     without_sources): functions are rendered entries (with object and
     shipped), sources the user sources of the whole inventory, vnis the
-    VPCs' VNIs (rendered only where functions run)."""
+    VPCs' VNIs (rendered only where functions run), userspace the rendered
+    user-space functions of its endpoints."""
     return {"host": host, "interface": iface_cfg(host, **iface),
             "transit": {"obj_dir": obj_dir, "switch_mode": switch_mode, "sources": list(sources),
                         "stages": [{"stage": f["stage"], "object": f["object"]} for f in functions]},
             "maps": {"endpoints": list(endpoints), "networks": list(networks), "vpcs": list(vpcs),
                      "substrate": list(substrate), "agents": list(agents), "peers": list(peers)},
-            "local_endpoints": list(local), "functions": list(functions), "vnis": dict(vnis or {})}
+            "local_endpoints": list(local), "functions": list(functions), "vnis": dict(vnis or {}),
+            "userspace": {"supervisor": supervisor, "dir": function_dir, "functions": list(userspace)}}
 
 
 def without_sources(renderings, host_names, peers=()):

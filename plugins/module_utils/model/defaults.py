@@ -25,3 +25,13 @@ DEFAULT_BPF_DIR = "/var/lib/mizar/bpf"
 
 # mizar_xdp_switch_mode: whether the transit program may be detached to change its XDP mode
 DEFAULT_SWITCH_MODE = False
+
+# mizar_function_supervisor: what keeps a host's user-space functions running
+# (docs/inventory.md, "User-space functions"): systemd units, or processes
+# the module starts and restarts itself (hosts without systemd: the lab)
+SUPERVISORS = ("systemd", "process")
+DEFAULT_SUPERVISOR = "systemd"
+
+# mizar_function_dir: where a host keeps its user-space functions' programs,
+# configs and process ids
+DEFAULT_FUNCTION_DIR = "/var/lib/mizar/functions"

@@ -157,6 +157,12 @@ def topology(model, plans):
         cluster = {"id": "functions", "label": ["functions"], "clusters": [], "nodes": [],
                    "attrs": {"style": "rounded,filled", "fillcolor": "#fffbeb", "color": "#b45309"}}
         for fn in model.functions:
+            if fn.kind == "userspace":  # on its endpoint: a dotted line to the endpoint
+                label = [fn.name, "%s in user space" % fn.program]
+                cluster["nodes"].append({"id": function_id(fn), "label": label, "attrs": {"shape": "component"}})
+                graph["edges"].append({"tail": function_id(fn), "head": endpoint_id(fn.endpoint),
+                                       "attrs": {"style": "dotted", "color": "#b45309", "dir": "none"}})
+                continue
             label = [fn.name, "%s at %s" % (fn.program, fn.stage)]
             if fn.hosts is None:
                 label.append("on every transit host")
@@ -220,8 +226,12 @@ def tenant_lines(model):
                     where = "on %s" % ep.host
                 lines.append("    %-*s  %-15s %s" % (width, ep.name, ep.ip, where))
     for fn in model.functions:
-        where = "every host" if fn.hosts is None else ", ".join(fn.hosts)
-        lines.append("function %s: %s at %s on %s" % (fn.name, fn.program, fn.stage, where))
+        if fn.kind == "userspace":
+            lines.append("function %s: %s in user space on endpoint %s (%s)" % (fn.name, fn.program, fn.endpoint_name,
+                                                                              fn.vpc))
+        else:
+            where = "every host" if fn.hosts is None else ", ".join(fn.hosts)
+            lines.append("function %s: %s at %s on %s" % (fn.name, fn.program, fn.stage, where))
         lines += ["  " + line for line in config_lines(model, fn.config)]
     return lines
 

@@ -40,6 +40,12 @@ sibling option `ip`; `hosted: true` wants an endpoint that lives on a
 transit host (a simple endpoint with a `host`), the only kind a transit
 host delivers to: not a scaled endpoint nor one behind a tunnel peer.
 
+A user-space function (`kind: userspace` in mizar_functions) is a program
+of plugins/module_utils/userspace/, <name>.py, with a sidecar <name>.yml
+that says `kind: userspace` and has no stages: it runs on a bypass_decap
+endpoint, not in a stage. Its config takes the same option types, and
+`path` (an absolute file name).
+
 A function with a sidecar but no source yet is known (its schema is the
 contract its author implements). A function with a source and no sidecar
 may run at any stage and takes its config as given, as do the user's own
@@ -62,6 +68,8 @@ from ansible_collections.mizar.transit.plugins.module_utils.model.pyyaml import 
 # plugins/module_utils/model/ -> the collection's root
 _COLLECTION = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
 FUNCTIONS_DIR = os.path.join(_COLLECTION, "bpf", "functions")
+USERSPACE_DIR = os.path.join(_COLLECTION, "plugins", "module_utils", "userspace")
+USERSPACE_SUFFIX = ".py"
 SOURCE_SUFFIX = ".bpf.c"
 SCHEMA_SUFFIX = ".yml"
 USER_SOURCE_SUFFIX = ".c"
@@ -71,7 +79,7 @@ OBJECT_SUFFIX = ".bpf.o"
 OBJECT_SUBDIR = "functions"
 
 TYPES = ("str", "int", "bool", "list", "dict", "cidr", "ipv4", "vpc", "host", "bitrate", "duration", "endpoint",
-         "endpoint_ip")
+         "endpoint_ip", "path")
 OPTION_KEYS = ("type", "required", "default", "choices", "min", "max", "max_items", "elements", "options",
                "requires", "description", "fills", "hosted", "unique", "required_one_of", "mutually_exclusive")
 ENDPOINT_TYPES = ("endpoint", "endpoint_ip")
@@ -80,7 +88,8 @@ ENDPOINT_TYPES = ("endpoint", "endpoint_ip")
 BIT_UNITS = {"bit": 1, "kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9, "tbit": 10 ** 12}
 # units of the duration type, in nanoseconds, largest first
 TIME_UNITS = (("s", 10 ** 9), ("ms", 10 ** 6), ("us", 10 ** 3), ("ns", 1))
-SCHEMA_KEYS = ("name", "description", "stages", "config", "counters")
+SCHEMA_KEYS = ("name", "kind", "description", "stages", "config", "counters")
+KINDS = ("xdp", "userspace")
 COUNTERS_KEYS = ("map", "slots")
 COUNTER_KEYS = ("name", "description")
 
@@ -146,12 +155,15 @@ def duration_text(ns):
 
 
 class FunctionSpec:
-    """One shipped function: its stages and config options (None: unchecked)."""
+    """One shipped function: its kind, stages and config options (None:
+    unchecked)."""
 
-    __slots__ = ("name", "description", "stages", "options", "source", "schema", "counters")
+    __slots__ = ("name", "kind", "description", "stages", "options", "source", "schema", "counters")
 
-    def __init__(self, name, stages=STAGES, options=None, description="", source=None, schema=None, counters=None):
+    def __init__(self, name, stages=STAGES, options=None, description="", source=None, schema=None, counters=None,
+                 kind="xdp"):
         self.name = name
+        self.kind = kind
         self.description = description
         self.stages = tuple(stages)
         self.options = options
@@ -197,13 +209,22 @@ class Registry:
         self.specs = dict(specs or {})
 
     @classmethod
-    def load(cls, directory=FUNCTIONS_DIR):
-        """Read directory: every <name>.bpf.c and every <name>.yml sidecar."""
+    def load(cls, directory=FUNCTIONS_DIR, userspace_dir=None):
+        """Read directory: every <name>.bpf.c and every <name>.yml sidecar;
+        and userspace_dir, when given: every <name>.yml of kind userspace
+        beside its <name>.py."""
         specs = {}
-        try:
-            files = sorted(os.listdir(directory))
-        except OSError:
-            files = []
+        if userspace_dir is not None:
+            for fname in _listdir(userspace_dir):
+                if fname.endswith(SCHEMA_SUFFIX):
+                    name = fname[:-len(SCHEMA_SUFFIX)]
+                    spec = load_schema(os.path.join(userspace_dir, fname), name)
+                    if spec.kind != "userspace":
+                        raise SchemaError("%s: a program of %s is of kind userspace" % (fname, userspace_dir))
+                    program = os.path.join(userspace_dir, name + USERSPACE_SUFFIX)
+                    spec.source = program if os.path.exists(program) else None
+                    specs[name] = spec
+        files = _listdir(directory)
         for fname in files:
             full = os.path.join(directory, fname)
             if fname.endswith(SOURCE_SUFFIX):
@@ -221,8 +242,8 @@ class Registry:
     def get(self, name):
         return self.specs.get(name)
 
-    def names(self):
-        return sorted(self.specs)
+    def names(self, kind="xdp"):
+        return sorted(n for n, spec in self.specs.items() if spec.kind == kind)
 
     def counter_maps(self):
         """{function: {map, counters: [slot names]}} of every function that
@@ -232,13 +253,21 @@ class Registry:
                     for name, spec in sorted(self.specs.items()) if spec.counters)
 
 
+def _listdir(directory):
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return []
+
+
 _DEFAULT = {}
 
 
 def default_registry():
-    """The registry of this collection's bpf/functions, read once."""
+    """The registry of this collection's bpf/functions and user-space
+    functions, read once."""
     if "registry" not in _DEFAULT:
-        _DEFAULT["registry"] = Registry.load(FUNCTIONS_DIR)
+        _DEFAULT["registry"] = Registry.load(FUNCTIONS_DIR, USERSPACE_DIR)
     return _DEFAULT["registry"]
 
 
@@ -263,12 +292,21 @@ def parse_schema(doc, name, where="<schema>"):
     _known_keys(doc, SCHEMA_KEYS, where)
     if doc.get("name", name) != name:
         raise SchemaError("%s: name %r does not match the file name %r" % (where, doc.get("name"), name))
-    stages = doc.get("stages", list(STAGES))
-    if not isinstance(stages, list) or not stages or any(s not in STAGES for s in stages):
-        raise SchemaError("%s: stages must be a non-empty list of %s" % (where, ", ".join(STAGES)))
+    kind = doc.get("kind", "xdp")
+    if kind not in KINDS:
+        raise SchemaError("%s: kind must be one of %s" % (where, ", ".join(KINDS)))
+    if kind == "userspace":
+        if "stages" in doc:
+            raise SchemaError("%s: a userspace function runs on an endpoint and has no stages" % where)
+        stages = []
+    else:
+        stages = doc.get("stages", list(STAGES))
+        if not isinstance(stages, list) or not stages or any(s not in STAGES for s in stages):
+            raise SchemaError("%s: stages must be a non-empty list of %s" % (where, ", ".join(STAGES)))
     options = _parse_options(doc.get("config") or {}, where + ": config")
     counters = _parse_counters(doc["counters"], where + ": counters") if doc.get("counters") is not None else None
-    return FunctionSpec(name, stages, options, doc.get("description", ""), schema=where, counters=counters)
+    return FunctionSpec(name, stages, options, doc.get("description", ""), schema=where, counters=counters,
+                        kind=kind)
 
 
 def is_counter_name(text):
@@ -528,6 +566,11 @@ def _check_value(value, kind, opt, path, errors, ctx):
         except ValueError as e:
             errors.add(path, str(e))
             return _BAD
+    elif kind == "path":
+        if not isinstance(value, str) or not value.startswith("/") or value.endswith("/") or "\0" in value:
+            errors.add(path, "must be the absolute path of a file, not %r" % (value,))
+            return _BAD
+        value = os.path.normpath(value)
     elif kind == "ipv4":
         try:
             addr.parse_ipv4(value)

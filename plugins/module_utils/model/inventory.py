@@ -34,7 +34,8 @@ from collections.abc import Mapping
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.model.defaults import (
-    BPFFS_ROOT, DEFAULT_BPF_DIR, DEFAULT_PIN_DIR, DEFAULT_SWITCH_MODE, DEFAULT_XDP_MODE, XDP_MODES)
+    BPFFS_ROOT, DEFAULT_BPF_DIR, DEFAULT_FUNCTION_DIR, DEFAULT_PIN_DIR, DEFAULT_SUPERVISOR, DEFAULT_SWITCH_MODE,
+    DEFAULT_XDP_MODE, SUPERVISORS, XDP_MODES)
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, close_match, suggest
 
 MODEL_VERSION = 1
@@ -42,7 +43,8 @@ MODEL_VERSION = 1
 INVENTORY_KEYS = ("mizar_model_version", "mizar_vpcs", "mizar_functions", "mizar_tunnel_peers", "mizar_vpc_peerings",
                   "hosts")
 HOST_KEYS = ("mizar_interface", "mizar_underlay_ip", "mizar_underlay_mac", "mizar_xdp_mode", "mizar_bpf_pin_dir",
-             "mizar_bpf_dir", "mizar_xdp_switch_mode", "mizar_prometheus_textfile")
+             "mizar_bpf_dir", "mizar_xdp_switch_mode", "mizar_prometheus_textfile", "mizar_function_supervisor",
+             "mizar_function_dir")
 # mizar_* variables that live in hostvars too but are not per-host settings
 # (mizar_errors and mizar_rendered are the playbooks' own facts, mizar_render_dir
 # and mizar_diagram_* their settings, often given with -e)
@@ -59,7 +61,10 @@ ENDPOINT_KEYS = ("name", "ip", "host", "mac", "type", "backends", "bypass_decap"
                  "mtu")
 PEER_KEYS = ("name", "ip", "mac")
 PEERING_KEYS = ("name", "vpcs")
-FUNCTION_KEYS = ("name", "stage", "program", "hosts", "config")
+FUNCTION_KEYS = ("name", "kind", "stage", "program", "hosts", "vpc", "endpoint", "config")
+# a function's kind: a BPF program in a stage of the transit hosts, or a
+# program in user space on a bypass_decap endpoint
+FUNCTION_KINDS = ("xdp", "userspace")
 ENDPOINT_TYPES = ("simple", "scaled")
 GATEWAY = "gateway"
 MIN_PREFIXLEN = 30  # a network needs a network, a gateway and a broadcast address, and room for one endpoint
@@ -67,7 +72,7 @@ MIN_PREFIXLEN = 30  # a network needs a network, a gateway and a broadcast addre
 
 class Host:
     __slots__ = ("name", "path", "interface", "ip", "mac", "xdp_mode", "pin_dir", "bpf_dir", "switch_mode",
-                 "prometheus_textfile")
+                 "prometheus_textfile", "supervisor", "function_dir")
 
     def __init__(self, name):
         self.name = name
@@ -80,6 +85,8 @@ class Host:
         self.bpf_dir = DEFAULT_BPF_DIR
         self.switch_mode = DEFAULT_SWITCH_MODE
         self.prometheus_textfile = None  # the counters are exported only where it is set
+        self.supervisor = DEFAULT_SUPERVISOR
+        self.function_dir = DEFAULT_FUNCTION_DIR
 
 
 class TunnelPeer:
@@ -144,13 +151,19 @@ class Endpoint:
 
 
 class Function:
-    __slots__ = ("path", "name", "stage", "program", "hosts", "config")
+    """A function of mizar_functions. kind xdp: a program in a stage of
+    hosts; kind userspace: a program run on the endpoint named by vpc and
+    endpoint_name, whose Endpoint validate.py sets."""
+
+    __slots__ = ("path", "name", "kind", "stage", "program", "hosts", "config", "vpc", "endpoint_name", "endpoint")
 
     def __init__(self, path):
         self.path = path
         self.name = self.stage = self.program = None
+        self.kind = "xdp"
         self.hosts = None  # None: every transit host
         self.config = {}
+        self.vpc = self.endpoint_name = self.endpoint = None
 
 
 class VpcPeering:
@@ -483,6 +496,23 @@ def _host(name, hvars, errors):
             host.switch_mode = flag
 
     host.prometheus_textfile = _setting(hvars, "mizar_prometheus_textfile", textfile_problem, path, errors)
+
+    supervisor = hvars.get("mizar_function_supervisor")
+    if supervisor is not None:
+        if supervisor not in SUPERVISORS:
+            errors.add(path + ".mizar_function_supervisor", "%r is not one of %s%s: what keeps the host's user-space "
+                       "functions running (systemd is the default; process where PID 1 is not systemd)"
+                       % (supervisor, ", ".join(SUPERVISORS), suggest(supervisor, SUPERVISORS)))
+        else:
+            host.supervisor = str(supervisor)
+
+    fn_dir = hvars.get("mizar_function_dir")
+    if fn_dir is not None:
+        if not isinstance(fn_dir, str) or not fn_dir.startswith("/") or fn_dir.rstrip("/") == "":
+            errors.add(path + ".mizar_function_dir", "the directory for the user-space functions must be an absolute "
+                       "path other than /, not %s (default %s)" % (_kind(fn_dir), DEFAULT_FUNCTION_DIR))
+        else:
+            host.function_dir = str(fn_dir).rstrip("/")
     return host
 
 
@@ -771,6 +801,19 @@ def _function(raw, path, errors):
     _check_keys(raw, FUNCTION_KEYS, path, errors, "a function")
     fn = Function(path)
     fn.name = _name(raw, path, errors)
+    kind = raw.get("kind", "xdp")
+    if kind not in FUNCTION_KINDS:
+        errors.add(path + ".kind", "unknown kind %r%s: a function is one of %s (xdp, the default: a BPF program in a "
+                   "stage; userspace: a program on a bypass_decap endpoint)" % (kind, suggest(kind, FUNCTION_KINDS),
+                                                                               ", ".join(FUNCTION_KINDS)))
+        return None  # what else it lacks depends on its kind
+    fn.kind = str(kind)
+    if fn.kind == "userspace":
+        return _userspace_function(fn, raw, path, errors)
+    for key in ("vpc", "endpoint"):
+        if raw.get(key) is not None:
+            errors.add("%s.%s" % (path, key), "%s is for a function of kind userspace, which runs on an endpoint; a "
+                       "stage function runs on hosts (hosts)" % key)
     stage = raw.get("stage")
     if stage is None:
         errors.add(path + ".stage", "stage is required: one of %s" % ", ".join(STAGES))
@@ -782,6 +825,11 @@ def _function(raw, path, errors):
     fn.program = _string(raw, "program", path, errors)
     if raw.get("hosts") is not None:
         fn.hosts = _host_names(raw, "hosts", path, errors)
+    _function_config(fn, raw, path, errors)
+    return fn
+
+
+def _function_config(fn, raw, path, errors):
     config = raw.get("config")
     if config is None:
         fn.config = {}
@@ -790,4 +838,17 @@ def _function(raw, path, errors):
         fn.config = None
     else:
         fn.config = config
+
+
+def _userspace_function(fn, raw, path, errors):
+    """A user-space function: a program, the endpoint it runs on (vpc and
+    endpoint), its config; no stage and no hosts (its endpoint's host)."""
+    for key, why in (("stage", "it runs in its endpoint's namespace, not in a stage"),
+                     ("hosts", "it runs on the host of its endpoint")):
+        if raw.get(key) is not None:
+            errors.add("%s.%s" % (path, key), "a userspace function has no %s: %s; remove %s" % (key, why, key))
+    fn.program = _string(raw, "program", path, errors)
+    fn.vpc = _string(raw, "vpc", path, errors)
+    fn.endpoint_name = _string(raw, "endpoint", path, errors)
+    _function_config(fn, raw, path, errors)
     return fn

@@ -18,7 +18,8 @@ The Mizar roles decide it:
                            VPC peered with it, a peer route (the peer's CIDR,
                            VNI and dividers) and substrate entries for the
                            peer's dividers
-    any host ............. the functions declared for it
+    any host ............. the functions declared for it; the user-space
+                           functions of the endpoints it hosts
 
 So every host IP in any entry of a host has a substrate entry there,
 except the host's own (the datapath codec refers to hosts by substrate
@@ -39,7 +40,7 @@ __metaclass__ = type
 class HostPlan:
     """The items one host holds, as model objects (render.py shapes them)."""
 
-    __slots__ = ("name", "hosted", "remote", "networks", "vpcs", "substrate", "functions",
+    __slots__ = ("name", "hosted", "remote", "networks", "vpcs", "substrate", "functions", "userspace",
                  "bounced", "divided", "sources", "peer_routes")
 
     def __init__(self, name):
@@ -50,6 +51,7 @@ class HostPlan:
         self.vpcs = {}          # Vpc -> local_divider
         self.substrate = set()  # names of the hosts this one sends to
         self.functions = []
+        self.userspace = []     # user-space functions on endpoints hosted here
         self.bounced = []       # networks this host bounces
         self.divided = []       # VPCs this host divides
         self.sources = 0        # trusted tunnel sources (the same on every host)
@@ -117,6 +119,10 @@ def place(model):
                     plan.substrate.update(peer.dividers)
 
     for fn in model.functions:
+        if fn.kind == "userspace":  # on its endpoint's host
+            if fn.endpoint is not None and fn.endpoint.host in plans:
+                plans[fn.endpoint.host].userspace.append(fn)
+            continue
         for name in (model.hosts if fn.hosts is None else fn.hosts):
             if name in plans:
                 plans[name].functions.append(fn)

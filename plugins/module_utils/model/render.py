@@ -6,7 +6,7 @@
     renderings = render_inventory(inventory, facts=None, offline=False)
     # {host: {"host", "interface", "transit", "maps": {endpoints, networks,
     #          vpcs, substrate, agents, sources, peers}, "local_endpoints",
-    #          "functions", "vnis"}}
+    #          "functions", "vnis", "userspace"}}
 
 The shape (field names, ordering) is the contract with the datapath codecs
 (abi.py), the apply modules and the roles, which take every value they
@@ -39,6 +39,9 @@ from ansible_collections.mizar.transit.plugins.module_utils.model.errors import 
 from ansible_collections.mizar.transit.plugins.module_utils.model.gcpause import gc_paused
 from ansible_collections.mizar.transit.plugins.module_utils.model.pyyaml import HAS_YAML, yaml
 from ansible_collections.mizar.transit.plugins.module_utils.model.validate import check
+
+# where a user-space function logs when its config names no log
+USERSPACE_LOG_DIR = "/var/log/mizar"
 
 MAP_NAMES = ("endpoints", "networks", "vpcs", "substrate", "agents", "sources", "peers")
 _NO_IP = 1 << 32  # sorts unresolved (offline) substrate entries last
@@ -282,6 +285,10 @@ class _Renderer:
             "functions": fns,
             # the VNI of every VPC by name, for function configs that name VPCs
             "vnis": dict(self.vnis) if fns else {},
+            # user-space functions on this host's endpoints, and how the
+            # host keeps them running (mizar.transit.userspace_function)
+            "userspace": {"supervisor": host.supervisor, "dir": host.function_dir,
+                          "functions": sorted((self.userspace(fn) for fn in plan.userspace), key=_by_name)},
         }
 
     def program(self, program):
@@ -291,10 +298,24 @@ class _Renderer:
             return os.path.abspath(os.path.join(self.base_dir or os.getcwd(), program))
         return program
 
+    def userspace(self, fn):
+        ep = fn.endpoint
+        return {"name": fn.name, "program": fn.program, "endpoint": ep.fullname, "netns": ep.netns,
+                "iface": ep.host_iface, "vni": ep.vni, "ip": ep.ip, "mac": ep.mac, "config": _userspace_config(fn)}
+
     def function(self, fn, obj_dir):
         program = self.program(fn.program)
         return {"name": fn.name, "stage": fn.stage, "program": program, "config": _plain(fn.config),
                 "object": fnreg.object_path(obj_dir, program), "shipped": not fnreg.is_user_source(program)}
+
+
+def _userspace_config(fn):
+    """A user-space function's config as rendered, its log named when the
+    inventory leaves it out."""
+    config = _plain(fn.config)
+    if config.get("log") is None:
+        config["log"] = "%s/%s.jsonl" % (USERSPACE_LOG_DIR, fn.name)
+    return config
 
 
 def _fn_key(fn):

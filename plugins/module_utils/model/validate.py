@@ -345,9 +345,13 @@ class _Checker:
         chains = {}  # (host, stage) -> [function], in order
         rules = {}  # (host, shipped program) -> the first function running it there with a valid config
         objects = {}  # object stem -> (program, path) of the user sources
+        served = {}  # id(endpoint) -> the path of the user-space function on it
         for fn in self.model.functions:
             path = fn.path
             _unique_name(fn, names, errors, "function")
+            if fn.kind == "userspace":
+                self.check_userspace(fn, served, context)
+                continue
             if fn.program is not None and fnreg.is_user_source(fn.program):
                 _check_object(fn, registry, objects, errors)
             spec = None
@@ -358,6 +362,10 @@ class _Checker:
                     errors.add(path + ".program", "unknown program %r%s: name a function shipped in bpf/functions "
                                "(%s) or give the path of your own C source (*.c)"
                                % (fn.program, suggest(fn.program, registry.names()), available))
+                elif spec.kind == "userspace":
+                    errors.add(path + ".program", "%s is a user-space function: it runs on a bypass_decap endpoint, "
+                               "not in a stage; declare it with kind: userspace, vpc and endpoint" % fn.program)
+                    spec = None
             if spec is not None and fn.stage is not None and fn.stage not in spec.stages:
                 errors.add(path + ".stage", "function %s cannot run at %s: it runs at %s"
                            % (spec.name, fn.stage, ", ".join(spec.stages)))
@@ -392,6 +400,67 @@ class _Checker:
                     what[ep.ip] = (name, "behind tunnel peer %s (delivered by the peer, not by a transit host)"
                                    % ep.host)
         return out
+
+    def check_userspace(self, fn, served, context):
+        """A user-space function: a shipped program of its kind, on a
+        bypass_decap endpoint with a namespace on a transit host, one
+        function per endpoint; its config checked by the program's schema."""
+        errors, path = self.errors, fn.path
+        spec = None
+        if fn.program is not None:
+            spec = self.registry.get(fn.program)
+            programs = self.registry.names("userspace")
+            if spec is None or spec.kind != "userspace":
+                errors.add(path + ".program", "unknown user-space program %r%s: name one of %s" % (
+                    fn.program, suggest(fn.program, programs), ", ".join(programs) or "none yet"))
+                spec = None
+        ep = self._userspace_endpoint(fn)
+        if ep is not None:
+            if id(ep) in served:
+                errors.add(path + ".endpoint", "endpoint %s of VPC %s already runs the user-space function of %s: an "
+                           "endpoint runs one" % (fn.endpoint_name, fn.vpc, served[id(ep)]))
+            else:
+                served[id(ep)] = path
+                fn.endpoint = ep
+        if fn.config is not None and spec is not None:
+            config = fnreg.check_config(fn.config, spec, path + ".config", self.errors, context)
+            if config is not None:
+                fn.config = config
+
+    def _userspace_endpoint(self, fn):
+        """The Endpoint fn names, when it can run a user-space function."""
+        errors, path = self.errors, fn.path
+        if fn.vpc is None or fn.endpoint_name is None:
+            return None
+        vpc = next((v for v in self.model.vpcs if v.name == fn.vpc), None)
+        if vpc is None:
+            errors.add(path + ".vpc", "no VPC named %r in mizar_vpcs%s" % (
+                fn.vpc, suggest(fn.vpc, [v.name for v in self.model.vpcs if v.name is not None])))
+            return None
+        names = self.names_in_vpc.get(id(vpc), {})
+        ep = names.get(fn.endpoint_name)
+        where = path + ".endpoint"
+        if ep is None:
+            errors.add(where, "no endpoint named %r in VPC %s%s" % (fn.endpoint_name, vpc.name,
+                                                                   suggest(fn.endpoint_name, names)))
+            return None
+        problem = None
+        if ep.type != "simple" or ep.peer:
+            problem = "it is %s, not an endpoint on a transit host" % (
+                "behind tunnel peer %s" % ep.host if ep.peer else "a %s endpoint" % ep.type)
+        elif not ep.bypass_decap:
+            problem = ("it does not have bypass_decap: true, so it would get the inner frames, not the tunnel "
+                       "packets the function reads; set bypass_decap: true on it")
+        elif ep.netns is None:
+            problem = "it adopts the interface %s; the function runs in an endpoint's own namespace (netns)" % ep.iface
+        elif ep.host not in self.hosts:
+            problem = "its host %s is not in group mizar_hosts" % ep.host
+        if problem:
+            errors.add(where, "endpoint %s of VPC %s cannot run %s: %s" % (fn.endpoint_name, vpc.name,
+                                                                          fn.program or "a user-space function",
+                                                                          problem))
+            return None
+        return ep
 
     # ------------------------------------------------------------ VPC peerings
 
@@ -497,7 +566,7 @@ def _check_object(fn, registry, objects, errors):
     stem = fnreg.stem(fn.program)
     program = posixpath.normpath(fn.program)
     shipped = registry.get(stem)
-    if shipped is not None and shipped.source is not None:
+    if shipped is not None and shipped.kind == "xdp" and shipped.source is not None:
         errors.add(fn.path + ".program", "%s would build %s%s, the object of the shipped function %s: rename "
                    "your source" % (fn.program, fnreg.object_name(fn.program), fnreg.OBJECT_SUFFIX, stem))
     elif stem in objects and objects[stem][0] != program:

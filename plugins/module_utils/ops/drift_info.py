@@ -22,6 +22,9 @@ a change. The parts, in the order the roles take them:
     stages      ops/stage, the rendering's functions with exclusive: every
                 function in its stage, and no program in a stage that no
                 function claims
+    userspace   ops/userspace_function, the rendering's user-space functions
+                with exclusive: each running in its endpoint's namespace
+                with its program and config, and no other
 
 The first part that would change something ends the reading: what follows
 depends on it (no maps to compare before the datapath is loaded), and one
@@ -37,7 +40,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.mizar.transit.plugins.module_utils.ops import args, map_state, runner, stage, transit
-from ansible_collections.mizar.transit.plugins.module_utils.ops import endpoint, tenant_state
+from ansible_collections.mizar.transit.plugins.module_utils.ops import endpoint, tenant_state, userspace_function
 from ansible_collections.mizar.transit.plugins.module_utils.ops.errors import BackendError, require_rendering
 
 # Checked by ensure(), where a missing library is drift, not a failure.
@@ -108,7 +111,14 @@ def _stages(spec, facts):
         rendered=spec.rendered, pin_dir=spec.pin_dir, exclusive=True, state="present")), check_mode=True)["actions"]
 
 
-READERS = (("transit", _transit), ("endpoints", _endpoints), ("maps", _maps), ("stages", _stages))
+def _userspace(spec, facts):
+    if "userspace" not in spec.rendered:  # a rendering from before user-space functions
+        return []
+    return userspace_function.ensure(userspace_function.spec_of(spec.rendered), check_mode=True)["actions"]
+
+
+READERS = (("transit", _transit), ("endpoints", _endpoints), ("maps", _maps), ("stages", _stages),
+           ("userspace", _userspace))
 PARTS = tuple(part for part, dummy in READERS)
 
 

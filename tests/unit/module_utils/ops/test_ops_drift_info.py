@@ -38,7 +38,14 @@ def test_in_sync_when_no_part_would_change_anything(parts):
     res = ensure()
     assert res["in_sync"] and res["drift"] == {} and not res["changed"] and res["actions"] == []
     assert res["objects_differ"] is False
-    assert asked == res["checked"] == ["transit", "endpoints", "maps", "stages"]
+    assert asked == res["checked"] == ["transit", "endpoints", "maps", "stages", "userspace"]
+
+
+def test_a_user_space_function_not_running_is_drift(parts):
+    found, asked = parts
+    found["userspace"] = ["start flows: flowlog in namespace logger"]
+    res = ensure()
+    assert not res["in_sync"] and res["drift"] == {"userspace": ["start flows: flowlog in namespace logger"]}
 
 
 def test_the_first_part_with_drift_ends_the_comparison(parts):
