@@ -79,8 +79,8 @@ def ring(backends, size=None):
     backend must have a weight above 0. Raises MaglevError otherwise."""
     keys = [k for k, dummy in backends]
     if len(set(keys)) != len(keys):
-        raise MaglevError("a backend key is listed twice: %s" % ", ".join(sorted(k for k in set(keys)
-                                                                           if keys.count(k) > 1)))
+        twice = sorted(k for k in set(keys) if keys.count(k) > 1)
+        raise MaglevError("a backend key is listed twice: %s" % ", ".join(twice))
     for key, weight in backends:
         if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= MAX_WEIGHT:
             raise MaglevError("backend %s: weight %r is not an integer 0..%d" % (key, weight, MAX_WEIGHT))
