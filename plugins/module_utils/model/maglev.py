@@ -43,6 +43,16 @@ MIN_SLOTS_PER_BACKEND = 1000
 MAX_WEIGHT = 65535
 
 
+# The shipped function that serves scaled endpoints, and its stage
+SCALED_PROGRAM = "scaled"
+SCALED_STAGE = "on_xdp_scaled_ep"
+# Where a host keeps its rings (bpf/functions/scaled.bpf.c): a pool of
+# chunks of CHUNK_SLOTS slots, each ring in consecutive chunks. 16384
+# chunks of 256 four-byte slots: 16 MiB, 4 million slots.
+CHUNK_SLOTS = 256
+POOL_CHUNKS = 16384
+
+
 class MaglevError(ValueError):
     """The backends given cannot make a ring (said in the message)."""
 
@@ -55,6 +65,21 @@ def ring_size(n_backends):
         if size >= want:
             return size
     return RING_SIZES[-1]
+
+
+def endpoint_ring_size(weights):
+    """The ring size of a scaled endpoint whose backends have these weights:
+    ring_size() of all of them, drained ones included, so that draining
+    (weight 0) keeps the ring's size and with it every other backend's
+    slots; 0 when every backend is drained (no ring: no new flow)."""
+    if not any(weights):
+        return 0
+    return ring_size(len(weights))
+
+
+def ring_chunks(weights):
+    """The pool chunks the ring of a scaled endpoint with these weights takes."""
+    return -(-endpoint_ring_size(weights) // CHUNK_SLOTS)
 
 
 def _hash(key, salt):

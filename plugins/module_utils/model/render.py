@@ -33,6 +33,7 @@ from collections.abc import Mapping
 
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model import functions as fnreg
+from ansible_collections.mizar.transit.plugins.module_utils.model import maglev
 from ansible_collections.mizar.transit.plugins.module_utils.model import placement
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, InvalidInventory
@@ -180,6 +181,7 @@ class _Renderer:
         self.sub_key = dict((h, (_ip_key(ip), h)) for h, ip in ips.items())
         self.base_dir = base_dir
         self.remote = {}    # Endpoint -> remote entry template
+        self.scaled = {}    # scaled Endpoint -> its entry in the scaled function's config
         self.bouncers = {}  # Network -> [bouncer IPs]
         self.dividers = {}  # Vpc -> [divider IPs]
         # trusted tunnel sources, the same on every host: transit hosts for
@@ -264,7 +266,7 @@ class _Renderer:
                   "peer_vni": peer.vni, "dividers": list(self.divider_ips(peer)), "src_cidr": mine.cidr}
                  for peering, mine, peer in sorted(plan.peer_routes, key=_peer_route_key)]
 
-        fns = [self.function(fn, host.bpf_dir) for fn in sorted(plan.functions, key=_fn_key)]
+        fns = [self.function(fn, host.bpf_dir, plan) for fn in sorted(plan.functions, key=_fn_key)]
         return {
             "host": name,
             "interface": {"name": host.interface, "ip": my_ip, "mac": macs[name], "xdp_mode": host.xdp_mode,
@@ -291,10 +293,29 @@ class _Renderer:
             return os.path.abspath(os.path.join(self.base_dir or os.getcwd(), program))
         return program
 
-    def function(self, fn, obj_dir):
+    def function(self, fn, obj_dir, plan):
         program = self.program(fn.program)
-        return {"name": fn.name, "stage": fn.stage, "program": program, "config": _plain(fn.config),
+        config = _plain(fn.config)
+        if program == maglev.SCALED_PROGRAM:
+            config = dict(config or {}, endpoints=self.scaled_endpoints(plan))
+        return {"name": fn.name, "stage": fn.stage, "program": program, "config": config,
                 "object": fnreg.object_path(obj_dir, program), "shipped": not fnreg.is_user_source(program)}
+
+    def scaled_endpoints(self, plan):
+        """The config the scaled function gets on a host: every scaled
+        endpoint the host holds, with its ring's size and its backends'
+        addresses and weights (the ring itself follows from them:
+        model/maglev.py, where the function's maps are written)."""
+        out = []
+        for ep in sorted((ep for ep in plan.remote if ep.type == "scaled"), key=_EP_KEY):
+            tpl = self.scaled.get(ep)
+            if tpl is None:
+                tpl = self.scaled[ep] = {
+                    "vpc": ep.network.vpc.name, "ip": ep.ip, "name": ep.fullname,
+                    "ring_size": maglev.endpoint_ring_size(ep.weights),
+                    "backends": [{"name": b.name, "ip": b.ip, "weight": w} for b, w in zip(ep.backend_eps, ep.weights)]}
+            out.append(dict(tpl, backends=[dict(b) for b in tpl["backends"]]))
+        return out
 
 
 def _fn_key(fn):
