@@ -49,11 +49,6 @@ static __always_inline int mzr_mac_eq(const __u8 *p, const __u8 *mac)
 	       p[4] == mac[4] && p[5] == mac[5];
 }
 
-static __always_inline __u16 mzr_sport(__u32 h)
-{
-	return 0xc000 | (h >> 18); /* the ephemeral range (RFC 8926 section 3.3) */
-}
-
 /*
  * The inner 5-tuple's hash gives the outer source port: distinct flows
  * between the same two endpoints spread over substrate RSS queues and ECMP

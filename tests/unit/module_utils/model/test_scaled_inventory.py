@@ -27,6 +27,7 @@ def scaled_config(r, host):
 def test_schema_ships():
     spec = fnreg.default_registry().get("scaled")
     assert spec.stages == ("on_xdp_scaled_ep",)
+    assert spec.source.endswith("bpf/functions/scaled.bpf.c")
     assert spec.options == {}
 
 
