@@ -423,9 +423,8 @@ def lb_ring(backends, size):
     slot's backend as a u32 of its address, from [(ip, weight)]."""
     if not size:
         return []
-    keys = [(ip, weight) for ip, weight in backends]
     ips = [ip_to_u32(ip) for ip, dummy in backends]
-    return [ips[i] for i in maglev.ring(keys, size)]
+    return [ips[i] for i in maglev.ring(list(backends), size)]
 
 
 class Scaled:
@@ -456,8 +455,8 @@ class Scaled:
                 for b in ep.get("backends") or []:
                     weight = b.get("weight", 1)
                     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= maglev.MAX_WEIGHT:
-                        raise ValueError("backend %s: weight %r is not an integer 0..%d" % (b.get("ip"), weight,
-                                                                                          maglev.MAX_WEIGHT))
+                        raise ValueError("backend %s: weight %r is not an integer 0..%d"
+                                         % (b.get("ip"), weight, maglev.MAX_WEIGHT))
                     backends[ip_to_u32(b.get("ip"))] = weight
             except (ValueError, OSError, TypeError, AttributeError) as e:
                 raise FunctionConfigError("%s: %s" % (here, e))
