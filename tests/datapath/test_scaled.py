@@ -72,8 +72,8 @@ def flows(dp):
         return dict(conns.items())
 
 
-def setup(dp, cfg, world=F.WORLD_B):
-    dp.load_world(world)
+def setup(dp, cfg, world=None):
+    dp.load_world(world or F.WORLD_B)
     LB.converge(dp.pin_dir, cfg, VNIS)
     forget_flows(dp)
 
@@ -214,6 +214,32 @@ def test_other_options_before_ours_are_walked(dp, lb):
     opts = P.geneve_option(0x0102, 0x05, b"\1\2\3\4\5\6\7\x08") + option("10.0.0.5")
     pkt = P.outer(F.mac("b"), F.mac("h1"), F.ip("b"), F.ip("h1"), P.geneve_header(100, opts) + frame)
     assert run(dp, "transit", pkt)[:2] == (REDIRECT, frame)
+
+
+# ------------------------------------------------------------------ replies: direct server return
+
+
+def _reply(src, dst="10.0.0.6"):
+    """A backend's reply, from 10.0.0.5's veth (the agent on lo at h1)."""
+    return bytes(Ether(src=F.ep_mac(100, 5), dst=F.GW_MAC) / IP(src=src, dst=dst) / UDP(sport=80, dport=31000)
+                 / Raw(b"reply"))
+
+
+@pytest.mark.parametrize("backends,src,allowed", [
+    (["10.0.0.5", "10.0.0.6"], VIP, True),      # a backend of the VIP, from the VIP
+    (["10.0.0.6", "10.0.0.7"], VIP, False),     # the VIP of a scaled endpoint it does not serve
+    (["10.0.0.5", "10.0.0.6"], "10.0.0.4", False),  # another endpoint's address
+    (["10.0.0.5", "10.0.0.6"], "10.0.0.77", False),  # nobody's
+])
+def test_only_a_backend_of_the_vip_may_send_from_it(dp, lb, backends, src, allowed):
+    world = dict(F.WORLD_H1, endpoints=F.WORLD_H1["endpoints"] + [F.ep(100, 9, type="scaled", backends=backends)])
+    dp.load_world(world)
+    frame = _reply(src)
+    got = run(dp, "agent", frame, F.LO)
+    if allowed:  # on to the client's bouncer, as any packet of the endpoint
+        assert got[:3] == (REDIRECT, F.agent_encap(frame), {"redirect": 1, "agent_encap": 1})
+    else:
+        assert got[:3] == (DROP, frame, {"drop": 1, "agent_spoof": 1})
 
 
 # ------------------------------------------------------------------ malformed and refused

@@ -182,6 +182,10 @@ class _Renderer:
         self.base_dir = base_dir
         self.remote = {}    # Endpoint -> remote entry template
         self.scaled = {}    # scaled Endpoint -> its entry in the scaled function's config
+        self.vips_of = {}   # backend Endpoint -> the addresses of the scaled endpoints it serves
+        for ep in sorted((e for e in model.endpoints() if e.type == "scaled"), key=_EP_KEY):
+            for backend in ep.backend_eps:
+                self.vips_of.setdefault(backend, []).append(ep.ip)
         self.bouncers = {}  # Network -> [bouncer IPs]
         self.dividers = {}  # Vpc -> [divider IPs]
         # trusted tunnel sources, the same on every host: transit hosts for
@@ -243,6 +247,8 @@ class _Renderer:
                    "bypass_decap": ep.bypass_decap}
             if ep.mtu is not None:  # otherwise derived on the host from its substrate NIC
                 lep["mtu"] = ep.mtu
+            if ep in self.vips_of:  # a backend: the VIPs it replies from (direct server return)
+                lep["vips"] = list(self.vips_of[ep])
             local.append(lep)
         agents.sort(key=_by_iface)
         local.sort(key=_by_name)

@@ -242,7 +242,7 @@ def test_multi_network_vpc_two_dividers():
         vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], True)],
         substrate=[sub_entry("h2"), sub_entry("h3"), sub_entry("h4")],
         agents=[_agent("e1", "10.0.1.10", ["h1"], n1)],
-        local=[_local("e1", "10.0.1.10", "10.0.1.1", n1)],
+        local=[dict(_local("e1", "10.0.1.10", "10.0.1.1", n1), vips=["10.0.2.100"])],  # s1's backend
         functions=[acl, lb], **built)
     assert plain["h2"] == rendering(  # hosts e2 (adopted interface) and e3 (bypass)
         "h2",
@@ -262,7 +262,7 @@ def test_multi_network_vpc_two_dividers():
         vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], False)],
         substrate=[sub_entry("h1"), sub_entry("h2"), sub_entry("h4")],
         agents=[_agent("e4", "10.0.2.11", ["h3"], n2)],
-        local=[_local("e4", "10.0.2.11", "10.0.2.1", n2)],
+        local=[dict(_local("e4", "10.0.2.11", "10.0.2.1", n2), vips=["10.0.2.100"])],
         functions=[acl, lb], **built)
     assert plain["h4"] == rendering(  # divider only
         "h4",

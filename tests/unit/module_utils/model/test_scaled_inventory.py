@@ -119,3 +119,16 @@ def test_the_ring_pool_must_hold_a_hosts_rings(monkeypatch):
     assert [e.path for e in errors] == ["hostvars[h1]", "hostvars[h2]", "hostvars[h3]"]
     assert ("host h3 would hold the Maglev rings of 1 scaled endpoints, 16 chunks of 256 slots with the room to "
             "replace the largest, more than the 15 of the scaled function's ring pool") in errors[2].message
+
+
+def test_backends_get_the_vips_they_serve_on_their_lo():
+    """Direct server return: each backend's local endpoint lists the VIPs it
+    replies from; an endpoint that backs nothing has no vips."""
+    inv = base()
+    inv["mizar_vpcs"][0]["networks"][0]["endpoints"].append(
+        {"name": "lb2", "ip": "10.1.0.8", "type": "scaled", "backends": ["ep1"]})
+    r = render_inventory(inv)
+    local = dict((e["name"], e) for h in r for e in r[h]["local_endpoints"])
+    assert local["vpc1/net1/ep1"]["vips"] == ["10.1.0.7", "10.1.0.8"]
+    assert local["vpc1/net1/ep2"]["vips"] == ["10.1.0.7"]
+    assert "vips" not in local["vpc1/net2/ep3"]
