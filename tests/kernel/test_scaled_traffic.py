@@ -146,13 +146,14 @@ def who_serves(lab, client, n):
 
 @pytest.fixture(scope="module")
 def lab():
-    prefix = "%s-lbt" % RUN
-    lab = Lab(prefix, BPF_OUT)
+    lab = Lab("%s-lbt" % RUN, BPF_OUT)
+    prefix = lab.prefix
     lab.destroy()
     lab.vpc(A, "10.0.0.0/24", bouncers=["h3"])
-    for name, ip, host in (("c1", "10.0.0.2", "h1"), ("c2", "10.0.0.3", "h2"), ("b1", BACKENDS["b1"], "h1"),
-                           ("b2", BACKENDS["b2"], "h2"), ("b3", BACKENDS["b3"], "h3")):
-        lab.endpoint(name, A, ip, host)
+    addresses = dict(BACKENDS, c1="10.0.0.2", c2="10.0.0.3")
+    hosts = {"c1": "h1", "c2": "h2", "b1": "h1", "b2": "h2", "b3": "h3"}
+    for name in sorted(hosts):
+        lab.endpoint(name, A, addresses[name], hosts[name])
     lab.scaled("vip", A, VIP, [("b1", 1), ("b2", 1), ("b3", 1)])  # every backend's MTU leaves room for the option
     servers = []
     try:
