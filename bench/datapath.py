@@ -97,18 +97,30 @@ class Restorer:
         self.prog = self.obj.program("bench_restore")
         self.packet = self.obj.map("bench_packet")
         self.target = self.obj.map("bench_target")
+        self.vary = self.obj.map("bench_vary")
         self.h = h
 
     def close(self):
         self.obj.close()
 
-    def run(self, program, f, repeat):
-        """Time program on f's packet, restored before every repetition."""
+    def run(self, program, f, repeat, vary=0):
+        """Time program on f's packet, restored before every repetition (and,
+        with vary, a counter written at that offset: a new flow each time)."""
+        self.vary.update(bytes(4), vary.to_bytes(4, "little") + bytes(4))
         data = f.packet
         self.packet.update(bytes(4), len(data).to_bytes(4, "little") + data + bytes(256 - len(data)))
         self.target.update(bytes(4), self.h.programs[program].fd.to_bytes(4, "little"))
         r = self.prog.test_run(data, repeat=repeat, ingress_ifindex=f.ingress)
         return r
+
+
+def function_harness(stem, prog_name):
+    """A Harness, its Restorer, and the shipped function stem's object loaded
+    beside them (its maps pinned with the harness's): (h, w, obj, prog)."""
+    h = Harness()
+    w = Restorer(h)
+    obj = libbpf.BpfObject(os.path.join(machine.BPF_OUT, "functions", stem + ".bpf.o"), pin_root=h.pin_dir).load()
+    return h, w, obj, obj.program(prog_name)
 
 
 def measure(rounds, repeat):

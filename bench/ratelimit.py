@@ -34,8 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import datapath  # noqa: E402  (bench/datapath.py: paths, the harness, the restore wrapper)
-from datapath import F, Harness, Restorer  # noqa: E402
-from ansible_collections.mizar.transit.plugins.module_utils.bpf import fnconfig, libbpf  # noqa: E402
+from datapath import F  # noqa: E402
+from ansible_collections.mizar.transit.plugins.module_utils.bpf import fnconfig  # noqa: E402
 
 STAGE = "on_xdp_redirect"
 VNIS = {"blue": 100, "red": 200}
@@ -58,11 +58,7 @@ def variants(ip, neighbour):
 
 
 def measure(rounds, repeat):
-    h = Harness()
-    w = Restorer(h)
-    obj = libbpf.BpfObject(os.path.join(datapath.machine.BPF_OUT, "functions", "ratelimit.bpf.o"),
-                           pin_root=h.pin_dir).load()
-    prog = obj.program("ratelimit_on_xdp_redirect")
+    h, w, obj, prog = datapath.function_harness("ratelimit", "ratelimit_on_xdp_redirect")
     rl = fnconfig.configurator("ratelimit")
     try:
         floor_fx = F.BY_NAME["bouncer"]._replace(name="floor", verdict=F.XDP_PASS, program="pass")

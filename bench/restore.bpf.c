@@ -5,6 +5,11 @@
  * repetition then runs the program on the original packet, hot, as a NIC
  * driver's poll loop would. The wrapper's own cost is measured by pointing
  * it at the trivial XDP_PASS program and subtracted.
+ *
+ * bench_vary, when its offset is set, then writes a counter (4 bytes, one
+ * more each repetition) at that offset of the packet: each repetition is
+ * then another flow (the ports of an inner UDP header, say), for paths whose
+ * cost is a flow's first packet.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -23,6 +28,18 @@ struct {
 	__type(value, struct bench_packet);
 } bench_packet SEC(".maps");
 
+struct bench_vary {
+	__u32 offset; /* 0: nothing varies */
+	__u32 next;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_vary);
+} bench_vary SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);
@@ -35,6 +52,7 @@ int bench_restore(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
 	struct bench_packet *p = bpf_map_lookup_elem(&bench_packet, &zero);
+	struct bench_vary *v = bpf_map_lookup_elem(&bench_vary, &zero);
 	__u32 len;
 	int delta;
 
@@ -54,6 +72,12 @@ int bench_restore(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	if (bpf_xdp_store_bytes(ctx, 0, p->data, len))
 		return XDP_ABORTED;
+	if (v && v->offset) {
+		__u32 n = v->next++;
+
+		if (bpf_xdp_store_bytes(ctx, v->offset, &n, sizeof(n)))
+			return XDP_ABORTED;
+	}
 	bpf_tail_call(ctx, &bench_target, 0);
 	return XDP_ABORTED;
 }

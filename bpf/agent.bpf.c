@@ -3,7 +3,8 @@
  * The agent program, attached to the host-side end of an endpoint's veth: it
  * sees every frame the endpoint sends.
  *
- *   not unicast IPv4 or valid ARP from the endpoint ... dropped
+ *   not unicast IPv4 or valid ARP from the endpoint ... dropped (a backend of
+ *                                        a scaled endpoint may send from its VIP)
  *   destination hosted on this host .... straight to its interface (ON_XDP_REDIRECT)
  *   anything else ...................... Geneve (the VPC's VNI) to one of the
  *                                        network's bouncers, out of the NIC
@@ -47,11 +48,6 @@ static __always_inline int mzr_mac_eq(const __u8 *p, const __u8 *mac)
 {
 	return p[0] == mac[0] && p[1] == mac[1] && p[2] == mac[2] && p[3] == mac[3] &&
 	       p[4] == mac[4] && p[5] == mac[5];
-}
-
-static __always_inline __u16 mzr_sport(__u32 h)
-{
-	return 0xc000 | (h >> 18); /* the ephemeral range (RFC 8926 section 3.3) */
 }
 
 /*
@@ -103,6 +99,35 @@ static __always_inline __u32 mzr_agent_arp_check(const struct mzr_arp *arp, cons
 		return MZR_D_AGENT_SPOOF;
 	if (arp->tpa == a->ip || arp->tpa == arp->spa)
 		return MZR_D_ARP_GRATUITOUS;
+	return 0;
+}
+
+/*
+ * Direct server return: a backend of a scaled endpoint replies from the
+ * scaled endpoint's address, its VIP (on the backend's lo). A source other
+ * than the endpoint's own is allowed only when it is the VIP of a scaled
+ * endpoint of the VPC whose backend set holds this endpoint; anything else
+ * stays a spoof. Only packets the agent would otherwise drop pay for it.
+ */
+static __always_inline int mzr_agent_dsr(const struct mzr_agent *a, __be32 src)
+{
+	struct mzr_endpoint *vip = mzr_ep_find(a->vni, src);
+	struct mzr_backend_set *set;
+	__u32 slot, n;
+
+	if (!vip || vip->type != MZR_EP_SCALED)
+		return 0;
+	slot = vip->backends;
+	set = bpf_map_lookup_elem(&mzr_backends, &slot);
+	if (!set || set->vni != a->vni || set->ip != src)
+		return 0;
+	n = set->n;
+	for (int i = 0; i < MZR_MAX_BACKENDS; i++) {
+		if (i >= n)
+			break;
+		if (set->backend_ip[i] == a->ip)
+			return 1;
+	}
 	return 0;
 }
 
@@ -203,7 +228,7 @@ int mzr_agent(struct xdp_md *ctx)
 		 * bouncer and a divider to be dropped there. */
 		if ((eth->h_dest[0] & 1) || mzr_ipv4_group(dst))
 			return mzr_agent_drop(ctx, MZR_D_AGENT_MCAST, vni);
-		if (src != a->ip)
+		if (src != a->ip && !mzr_agent_dsr(a, src))
 			return mzr_agent_drop(ctx, MZR_D_AGENT_SPOOF, vni);
 	} else if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
 		arp = mzr_parse_arp(&c);

@@ -30,6 +30,7 @@
 #include "mzr_maps.h"
 #include "mzr_parse.h"
 #include "mzr_encap.h"
+#include "mzr_deliver.h"
 #include "mzr_tables.h"
 #include "mzr_route.h"
 #include "mzr_stages.h"
@@ -104,22 +105,6 @@ static __always_inline int mzr_arp_reply(struct xdp_md *ctx, struct mzr_outer *o
 	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, vni, 0, MZR_SC_F_TUNNEL);
 }
 
-/*
- * The inner ECN field after decapsulation (RFC 6040, section 4.2), from
- * the outer and inner ones; MZR_ECN_DROP: congestion marked on a packet
- * whose sender cannot be told.
- */
-#define MZR_ECN_DROP 0xff
-
-static __always_inline __u8 mzr_ecn_decap(__u8 outer, __u8 inner)
-{
-	if (outer == MZR_ECN_CE)
-		return inner == MZR_ECN_NOT_ECT ? MZR_ECN_DROP : MZR_ECN_CE;
-	if (outer == MZR_ECN_ECT1 && inner == MZR_ECN_ECT0)
-		return MZR_ECN_ECT1;
-	return inner;
-}
-
 /* Hand the packet to an endpoint hosted on this host. outer_ecn and
  * inner_ecn: the ECN fields of an inner IPv4 packet (0 for ARP). */
 static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endpoint *ep,
@@ -128,29 +113,10 @@ static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endp
 	if (ep->flags & MZR_EP_F_BYPASS_DECAP) {
 		mzr_count(MZR_C_BYPASS);
 	} else {
-		__u8 ecn = mzr_ecn_decap(outer_ecn, inner_ecn);
-		struct ethhdr *eth;
-		void *end;
+		__u32 why = mzr_decap(ctx, outer_len, outer_ecn, inner_ecn, ep->mac); /* mzr_deliver.h */
 
-		if (ecn == MZR_ECN_DROP)
-			return mzr_drop(ctx, MZR_D_INNER_ECN, vni);
-		if (bpf_xdp_adjust_head(ctx, (int)outer_len))
-			return mzr_drop(ctx, MZR_D_ADJUST, vni);
-		eth = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		if (mzr_no_room(eth, end))
-			return mzr_drop(ctx, MZR_D_ADJUST, vni);
-		mzr_mac_copy(eth->h_dest, ep->mac);
-		if (ecn != inner_ecn) { /* only an IPv4 packet has a non-zero ECN */
-			struct iphdr *ip = (void *)(eth + 1);
-			__u16 old;
-
-			if (mzr_no_room(ip, end))
-				return mzr_drop(ctx, MZR_D_ADJUST, vni);
-			old = *(__u16 *)ip;
-			ip->tos = (ip->tos & ~MZR_ECN_MASK) | ecn;
-			ip->check = mzr_csum_replace16(ip->check, old, *(__u16 *)ip);
-		}
+		if (why)
+			return mzr_drop(ctx, why, vni);
 		mzr_count(MZR_C_DECAP);
 	}
 	return mzr_stage(ctx, bpf_redirect(ep->ifindex, 0), MZR_STAGE_ON_XDP_REDIRECT, vni, ep->ifindex,

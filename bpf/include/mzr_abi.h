@@ -21,6 +21,11 @@
 
 #define MZR_GENEVE_PORT 6081
 #define MZR_GENEVE_PROTO_ETH 0x6558 /* Transparent Ethernet Bridging */
+/* The Geneve option class of mizar.transit's own options, from the range
+ * the IANA registry keeps for experimental use (0xfff0-0xffff). Every
+ * option of this class is non-critical (the type's high bit clear). */
+#define MZR_GENEVE_CLASS 0xfff3
+#define MZR_OPT_LB_BACKEND 0x01 /* the scaled function's chosen backend: its IPv4 address */
 
 /*
  * Lookups on the forwarding paths must be cheap: a BPF hash map lookup

@@ -40,6 +40,12 @@ static __always_inline __u32 mzr_tuple_hash(__be32 src, __be32 dst, __u32 proto,
 	return mzr_mix32((src ^ ports) + 0x9e3779b9U * (dst ^ proto));
 }
 
+/* An outer UDP source port of a tuple hash, in the ephemeral range (RFC 8926 section 3.3). */
+static __always_inline __u16 mzr_sport(__u32 h)
+{
+	return 0xc000 | (h >> 18);
+}
+
 /* Index in [0, n) with no division: the high half of h * n. */
 static __always_inline __u32 mzr_pick(__u32 h, __u32 n)
 {

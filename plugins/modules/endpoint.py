@@ -98,6 +98,15 @@ options:
         sized for them.
     type: bool
     default: false
+  vips:
+    description:
+      - Addresses of the scaled endpoints this endpoint is a backend of (the rendering's C(vips)). Each is put
+        on C(lo) in O(netns) as a /32, so the endpoint accepts their packets and replies from them (direct
+        server return); C(eth0) gets C(arp_ignore) 1 and C(arp_announce) 2, so it never answers ARP for them
+        nor sends ARP from them. Addresses on C(lo) other than 127.0.0.0/8 that are not listed are removed.
+      - Only for an endpoint with a O(netns).
+    type: list
+    elements: str
   state:
     description:
       - Whether the endpoint should exist. With O(endpoints), the state of the items that give none.
@@ -144,6 +153,10 @@ options:
         description: The endpoint receives whole tunnel frames.
         type: bool
         default: false
+      vips:
+        description: Addresses of the scaled endpoints it backs, on its C(lo) (see O(vips)).
+        type: list
+        elements: str
       vni:
         description: The VNI of the endpoint's VPC, as the rendering gives it. Not used here (the datapath's
           entries carry it, see M(mizar.transit.map_state)); accepted so that rendered items pass as they are.

@@ -83,3 +83,13 @@ class Harness:
         after = self.counters()
         deltas = dict((k, after[k] - before[k]) for k in after if after[k] != before[k])
         return r.retval, r.data, deltas
+
+
+def assert_codec_matches_btf(obj_path, c_name, codec):
+    """A function's ctypes codec has the size and field offsets of its C struct
+    c_name in the BTF of the object obj_path."""
+    import ctypes
+    with libbpf.Btf.from_elf(obj_path) as btf:
+        desc = btf.describe(btf.find_struct(c_name))
+    assert desc[2] == ctypes.sizeof(codec)
+    assert [(m, off) for m, off, dummy in desc[3]] == [(n, getattr(codec, n).offset) for n, dummy in codec._fields_]

@@ -9,13 +9,12 @@ that the outcome does not depend on how long the test takes: a limit of one
 packet (or one frame's bits) per second with a burst of 1 ms passes the
 first packet and drops the rest; a limit of a million per second with a
 burst of 10 ms passes every one of a few dozen."""
-import ctypes
 import os
 
 import pytest
 
 import fixtures as F
-from harness import BPF_OUT
+from harness import BPF_OUT, assert_codec_matches_btf
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import fnconfig, libbpf
 
 VNIS = {"blue": 100, "red": 200}
@@ -172,7 +171,4 @@ def test_unknown_vpc_is_an_error(dp, rl):
 
 @pytest.mark.parametrize("codec", sorted(fnconfig.RL_C_NAMES, key=fnconfig.RL_C_NAMES.get), ids=fnconfig.RL_C_NAMES.get)
 def test_codec_matches_btf(codec):
-    with libbpf.Btf.from_elf(OBJ) as btf:
-        desc = btf.describe(btf.find_struct(fnconfig.RL_C_NAMES[codec]))
-    assert desc[2] == ctypes.sizeof(codec)
-    assert [(m, off) for m, off, dummy in desc[3]] == [(n, getattr(codec, n).offset) for n, dummy in codec._fields_]
+    assert_codec_matches_btf(OBJ, fnconfig.RL_C_NAMES[codec], codec)

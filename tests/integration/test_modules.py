@@ -162,7 +162,8 @@ def test_bpf_build_compiles_once_then_nothing(ansible, tmp_path):
     play = ansible.play([task("bpf_build", args, name="first"), task("bpf_build", args, name="second")])
     first, second = play["first"], play["second"]
     assert first["status"] == "changed", play
-    assert sorted(first["built"]) == ["agent", "functions/acl", "functions/myfn", "functions/ratelimit", "pass", "transit"]
+    assert sorted(first["built"]) == ["agent", "functions/acl", "functions/myfn", "functions/ratelimit",
+                                      "functions/scaled", "pass", "transit"]
     assert first["objects"]["functions/myfn"] == os.path.join(dest, "functions", "myfn.bpf.o")
     assert os.path.isfile(first["objects"]["functions/myfn"]) and os.path.isfile(first["stamp"])
     assert second["status"] == "ok" and second["built"] == [], play
@@ -175,7 +176,7 @@ def test_bpf_build_compiles_once_then_nothing(ansible, tmp_path):
         f.write("/* touched by test_modules */\n")
     play = ansible.play([task("bpf_build", args, name="check", check_mode=True, diff=True)])
     check = play["check"]
-    assert check["status"] == "changed" and len(check["built"]) == 6, play
+    assert check["status"] == "changed" and len(check["built"]) == 7, play
     assert dict((n, os.stat(p).st_mtime_ns) for n, p in first["objects"].items()) == mtimes
     assert "transit.bpf.o: inputs" in check["diff"]["after"] and "transit.bpf.o: inputs" in play.stdout
 
@@ -232,7 +233,8 @@ def test_bpf_build_returns_the_archives_manifest_and_never_one_it_would_replace(
                          task("bpf_build", args, name="current", check_mode=True)])
     build, again, current = play["build"], play["again"], play["current"]
     assert build["status"] == "changed" and again["status"] == "ok" and again["actions"] == [], play
-    assert sorted(build["manifest"]) == ["agent.bpf.o", "functions/acl.bpf.o", "functions/ratelimit.bpf.o", "pass.bpf.o", "transit.bpf.o"]
+    assert sorted(build["manifest"]) == ["agent.bpf.o", "functions/acl.bpf.o", "functions/ratelimit.bpf.o",
+                                         "functions/scaled.bpf.o", "pass.bpf.o", "transit.bpf.o"]
     assert build["manifest"] == again["manifest"] == current["manifest"] == objects.manifest(archive)
     assert current["status"] == "ok", play
     assert "invocation" not in build, "a module ran: its result carries its invocation, the action's does not"
@@ -371,7 +373,8 @@ def test_transit_carries_the_objects_archive_to_the_host(ansible, host, objs, up
                          _transit(obj_dir, name="second", archive=archive)], hosts=H0, inventory=host)
     first, second = play["first"], play["second"]
     assert first["status"] == "changed", play
-    assert first["objects"]["added"] == ["agent.bpf.o", "functions/acl.bpf.o", "functions/ratelimit.bpf.o", "pass.bpf.o", "transit.bpf.o"]
+    assert first["objects"]["added"] == ["agent.bpf.o", "functions/acl.bpf.o", "functions/ratelimit.bpf.o",
+                                         "functions/scaled.bpf.o", "pass.bpf.o", "transit.bpf.o"]
     assert second["status"] == "ok" and second["objects"] == {"added": [], "updated": [], "removed": []}, play
     assert (first["archive_transferred"], second["archive_transferred"]) == (True, False), play
     for name in first["objects"]["added"]:
@@ -437,7 +440,8 @@ def test_transit_with_transfer_always_carries_the_archive_without_asking(ansible
                          _transit(obj_dir, name="asked", archive=archive)], hosts=H0, inventory=host)
     first, again, asked = play["first"], play["again"], play["asked"]
     assert first["status"] == "changed" and first["archive_transferred"], play
-    assert first["objects"]["added"] == ["agent.bpf.o", "functions/acl.bpf.o", "functions/ratelimit.bpf.o", "pass.bpf.o", "transit.bpf.o"]
+    assert first["objects"]["added"] == ["agent.bpf.o", "functions/acl.bpf.o", "functions/ratelimit.bpf.o",
+                                         "functions/scaled.bpf.o", "pass.bpf.o", "transit.bpf.o"]
     assert again["status"] == "ok" and again["archive_transferred"] and again["actions"] == [], play
     assert again["objects"] == {"added": [], "updated": [], "removed": []}, play
     assert asked["status"] == "ok" and asked["archive_transferred"] is False, play

@@ -31,7 +31,12 @@ here too) and the endpoint hosts' substrate entries.
 A peering (Lab.peering) gives each divider of either VPC a peer route to
 the other VPC's CIDR and dividers, as the renderer does.
 
-Used by tests/kernel/test_forwarding.py, test_mtu.py, test_stage_placements.py and test_peering.py.
+A scaled endpoint (Lab.scaled) is held by its network's bouncers and its
+backends' hosts, as the renderer places it; its backends get the MTU that
+leaves room for the scaled function's option.
+
+Used by tests/kernel/test_forwarding.py, test_mtu.py, test_stage_placements.py, test_peering.py and
+test_scaled_traffic.py.
 """
 import ipaddress
 import os
@@ -95,6 +100,18 @@ class Endpoint:
         self.host_ifindex = None
 
 
+class Scaled:
+    """A scaled endpoint: a VIP of a VPC served by backends [(endpoint name, weight)]."""
+
+    def __init__(self, name, vpc, ip, backends):
+        self.name = name
+        self.vpc = vpc
+        self.net = vpc.network_of(ip)
+        self.ip = ip
+        self.backends = list(backends)
+        self.mac = addr.derived_mac(vpc.vni, ip)
+
+
 class Lab:
     def __init__(self, prefix, obj_dir, hosts=("h1", "h2", "h3"), subnet="192.168.150", mode="native",
                  nic_mtu=NIC_MTU):
@@ -106,6 +123,7 @@ class Lab:
                           for i, h in enumerate(hosts))
         self.vpcs = {}
         self.endpoints = {}
+        self.scaled_eps = {}
         self.peerings = []  # (vni, vni)
         self.pin_root = os.path.join(BPFFS, prefix)
         self.loaders = {}
@@ -134,6 +152,24 @@ class Lab:
         self.endpoints[name] = Endpoint(name, self.vpcs[vni], ip, host, bypass_decap)
         return self.endpoints[name]
 
+    def scaled(self, name, vni, ip, backends):
+        """A scaled endpoint of VPC vni: backends [(endpoint name, weight)].
+        Its bouncers and its backends' hosts hold it (Lab.converge() after a
+        change); serve() puts its VIP on a backend."""
+        self.scaled_eps[name] = Scaled(name, self.vpcs[vni], ip, backends)
+        return self.scaled_eps[name]
+
+    def backend_of(self, ep):
+        return any(ep.name == b for s in self.scaled_eps.values() for b, dummy in s.backends)
+
+    def serve(self, ep_name, vip):
+        """Direct server return on a backend, as mizar.transit.endpoint does it:
+        the VIP on its lo, and ARP on eth0 only for its own address."""
+        ns = self.ns(ep_name)
+        netlink.sysctl("net/ipv4/conf/eth0/arp_ignore", 1, netns=ns)
+        netlink.sysctl("net/ipv4/conf/eth0/arp_announce", 2, netns=ns)
+        netlink.addr_add("lo", "%s/32" % vip, netns=ns)
+
     def loader(self, host):
         return loader.Loader(os.path.join(self.pin_root, host), self.obj_dir, netns=self.ns(host))
 
@@ -151,7 +187,8 @@ class Lab:
             net = ipaddress.ip_network(ep.net.cidr)
             res = netlink.endpoint_veth(self.ns(ep.name), ep.host_ifname, "%s/%d" % (ep.ip, net.prefixlen),
                                         ep.mac, host_netns=self.ns(ep.host),
-                                        mtu=max_mtu(self.nic_mtu, ep.bypass_decap), gateway=ep.net.gateway)
+                                        mtu=max_mtu(self.nic_mtu, ep.bypass_decap, self.backend_of(ep)),
+                                        gateway=ep.net.gateway)
             ep.host_ifindex = res["host_ifindex"]
         for h in self.hosts:
             ld = self.loader(h)
@@ -207,6 +244,11 @@ class Lab:
                 vpcs.append({"vni": vpc.vni, "dividers": [self.hosts[d]["ip"] for d in vpc.dividers],
                              "local_divider": divides})
                 subs.update(d for d in vpc.dividers if d != host)
+        for sc in self.scaled_eps.values():
+            names = [b for b, dummy in sc.backends]
+            if host in sc.net.bouncers or host in [self.endpoints[b].host for b in names]:
+                eps[(sc.vpc.vni, sc.ip)] = {"vni": sc.vpc.vni, "ip": sc.ip, "type": "scaled", "mac": sc.mac,
+                                            "backends": [self.endpoints[b].ip for b in names]}
         peers = []
         for a, b in self.peerings:
             for mine, other in ((self.vpcs[a], self.vpcs[b]), (self.vpcs[b], self.vpcs[a])):

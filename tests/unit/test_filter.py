@@ -180,7 +180,7 @@ def test_relative_sources_are_rooted_in_the_first_hosts_inventory_directory(tmp_
     monkeypatch.chdir(tmp_path)
     hosts = list(inv["hosts"])
     out = FILTERS["render"](hv, hosts, limit=["h3"])
-    assert [f["program"] for f in out["h3"]["functions"]] == ["/srv/inventory/fn/mine.c", "acl"]
+    assert [f["program"] for f in out["h3"]["functions"]] == ["/srv/inventory/fn/mine.c", "acl", "scaled"]
     assert out["h3"]["transit"]["sources"] == ["/srv/inventory/fn/mine.c"]
     assert out == render_inventory(inv, hosts=["h3"], base_dir="/srv/inventory")
     assert FILTERS["render"](hv, hosts, offline=True) == render_inventory(inv, base_dir="/srv/inventory")

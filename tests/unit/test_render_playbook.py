@@ -80,7 +80,7 @@ def test_renders_the_example_inventory(tmp_path):
     node4 = files["node4"]
     assert node4["interface"] == {"name": "ens4", "ip": "192.168.50.14", "mac": "02:00:c0:a8:32:0e",
                                   "xdp_mode": "generic", "pin_dir": "/sys/fs/bpf/mizar"}
-    assert [f["name"] for f in node4["functions"]] == ["db-no-ssh"]
+    assert [f["name"] for f in node4["functions"]] == ["db-no-ssh", "web-lb"]
     assert node4["local_endpoints"][0]["iface"] == "tap-db1"
     node3 = files["node3"]
     assert node3["maps"]["vpcs"] == [{"vni": 100, "name": "blue", "dividers": ["192.168.50.13", "192.168.50.14"],

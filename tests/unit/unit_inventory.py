@@ -51,12 +51,14 @@ BASE = {
         {"name": "acl1", "stage": "on_xdp_redirect", "program": "acl", "config": {"rules": [
             {"vpc": "vpc1", "dst": "10.1.1.0/24", "protocol": "tcp", "port": 22, "action": "drop"},
         ]}},
+        # lb's balancer (h3, net1's bouncer) and its backends' hosts (h1, h2)
+        {"name": "lb1", "stage": "on_xdp_scaled_ep", "program": "scaled"},
     ],
 }
 
 
 def base():
-    """A valid inventory with two VPCs (same CIDR), a scaled endpoint and an ACL."""
+    """A valid inventory with two VPCs (same CIDR), a scaled endpoint with its function, and an ACL."""
     return copy.deepcopy(BASE)
 
 

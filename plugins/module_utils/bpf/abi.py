@@ -182,6 +182,11 @@ def _put_mac(field, mac):
     ctypes.memmove(field, mac_to_bytes(mac), 6)
 
 
+def mix32(h):
+    """mzr_mix32() of bpf/include/mzr_hash.h."""
+    return _mix32(h)
+
+
 def _mix32(h):
     h ^= h >> 16
     h = (h * 0x7FEB352D) & 0xFFFFFFFF

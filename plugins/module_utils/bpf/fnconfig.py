@@ -25,10 +25,13 @@ __metaclass__ = type
 import ctypes
 import os
 import socket
+import struct
 
-from ansible_collections.mizar.transit.plugins.module_utils.bpf.abi import check_vni, ip_to_u32, slot_hash, u32_to_ip
+from ansible_collections.mizar.transit.plugins.module_utils.bpf.abi import check_vni, ip_to_u32, mix32, slot_hash, \
+    tuple_hash, u32_to_ip
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Map, possible_cpus
+from ansible_collections.mizar.transit.plugins.module_utils.model import maglev
 from ansible_collections.mizar.transit.plugins.module_utils.model.functions import duration_text, parse_bitrate, \
     parse_duration
 
@@ -392,7 +395,240 @@ class Ratelimit:
             return out
 
 
-CONFIGURATORS = {"acl": Acl(), "ratelimit": Ratelimit()}
+# bpf/functions/scaled.bpf.c
+LB_MAX_VIPS = 4096
+LB_COUNTERS = (("new", 0), ("established", 1), ("moved", 2), ("local", 3), ("remote", 4), ("at_backend", 5),
+               ("no_vip", 8), ("no_backend", 9), ("forged", 10), ("not_here", 11), ("malformed", 12),
+               ("too_big", 13), ("adjust", 14), ("no_route", 15))
+
+
+class LbVipKey(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ip", u32)]
+
+
+class LbVip(ctypes.Structure):
+    _fields_ = [("ring", u32), ("size", u32), ("nbackends", u32), ("_pad", u32)]
+
+
+class LbMemberKey(ctypes.Structure):
+    _fields_ = [("vni", u32), ("vip", u32), ("ip", u32)]
+
+
+class LbMember(ctypes.Structure):
+    _fields_ = [("weight", u32)]
+
+
+class LbChunk(ctypes.Structure):
+    _fields_ = [("ip", u32 * maglev.CHUNK_SLOTS)]
+
+
+class LbFlow(ctypes.Structure):
+    _fields_ = [("vni", u32), ("src", u32), ("dst", u32), ("sport", u16), ("dport", u16), ("proto", u8),
+                ("_pad", u8 * 3)]
+
+
+class LbConn(ctypes.Structure):
+    _fields_ = [("backend", u32)]
+
+
+LB_C_NAMES = {LbVipKey: "mzr_lb_vip_key", LbVip: "mzr_lb_vip", LbMemberKey: "mzr_lb_member_key",
+              LbMember: "mzr_lb_member", LbChunk: "mzr_lb_chunk", LbFlow: "mzr_lb_flow", LbConn: "mzr_lb_conn"}
+
+
+def lb_slot(size, vni, src, dst, proto=0, ports=b""):
+    """The ring slot of a flow (scaled.bpf.c: lb_backend), on dotted addresses
+    and the transport header's first four bytes as on the wire (b"": none)."""
+    return mix32(tuple_hash(src, dst, proto, ports) ^ vni) % size
+
+
+def lb_ring(backends, size):
+    """The ring of a scaled endpoint as the function's maps hold it: each
+    slot's backend as a u32 of its address, from [(ip, weight)]."""
+    if not size:
+        return []
+    ips = [ip_to_u32(ip) for ip, dummy in backends]
+    return [ips[i] for i in maglev.ring(list(backends), size)]
+
+
+class Scaled:
+    """Scaled endpoints of bpf/functions/scaled.bpf.c: each VIP's entry in
+    mzr_lb_vips, its backends in mzr_lb_members, its Maglev ring in
+    consecutive chunks of mzr_lb_ring; the flows in mzr_lb_conns are the
+    datapath's own.
+
+    The bytes compared (encode(), current()) are the configuration alone:
+    per VIP, sorted by key, its ring size and its backends with their
+    weights, sorted by address. The ring follows from them (maglev.ring(),
+    the same on every host); where it lies in the pool does not count."""
+
+    maps = ("mzr_lb_vips", "mzr_lb_members", "mzr_lb_ring", "mzr_lb_conns", "mzr_lb_counters")
+
+    def entries(self, config, vni_of):
+        """{(vni, ip): (ring size, [(backend ip, weight)], sorted)} of config."""
+        eps = config.get("endpoints") or []
+        if len(eps) > LB_MAX_VIPS:
+            raise FunctionConfigError("scaled: %d scaled endpoints, at most %d" % (len(eps), LB_MAX_VIPS))
+        out = {}
+        for i, ep in enumerate(eps):
+            here = "scaled: endpoints[%d]" % i
+            vni = _vni(vni_of, ep.get("vpc"), here)
+            backends = {}
+            try:
+                vip = ip_to_u32(ep.get("ip"))
+                for b in ep.get("backends") or []:
+                    weight = b.get("weight", 1)
+                    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= maglev.MAX_WEIGHT:
+                        raise ValueError("backend %s: weight %r is not an integer 0..%d"
+                                         % (b.get("ip"), weight, maglev.MAX_WEIGHT))
+                    backends[ip_to_u32(b.get("ip"))] = weight
+            except (ValueError, OSError, TypeError, AttributeError) as e:
+                raise FunctionConfigError("%s: %s" % (here, e))
+            size = ep.get("ring_size")
+            want = maglev.endpoint_ring_size(list(backends.values()))
+            if size != want:
+                raise FunctionConfigError("%s.ring_size: %r, where %d backends (%s drained) make %d"
+                                          % (here, size, len(backends), "all" if not want else "some or none", want))
+            if (vni, vip) in out:
+                raise FunctionConfigError("%s: VPC %s, %s is listed twice" % (here, ep.get("vpc"), ep.get("ip")))
+            out[(vni, vip)] = (size, sorted(backends.items()))
+        return out
+
+    @staticmethod
+    def _bytes(entries):
+        out = []
+        for (vni, vip) in sorted(entries):
+            size, backends = entries[(vni, vip)]
+            out.append(struct.pack("<IIII", vni, vip, size, len(backends)))
+            out.extend(struct.pack("<II", ip, weight) for ip, weight in backends)
+        return b"".join(out)
+
+    def encode(self, config, vni_of):
+        return self._bytes(self.entries(config, vni_of))
+
+    def decode(self, raw, vpc_of):
+        out, off = [], 0
+        while off + 16 <= len(raw):
+            vni, vip, size, n = struct.unpack_from("<IIII", raw, off)
+            off += 16
+            backends = []
+            for dummy in range(n):
+                ip, weight = struct.unpack_from("<II", raw, off)
+                off += 8
+                backends.append({"ip": u32_to_ip(ip), "weight": weight})
+            out.append({"vpc": vpc_of.get(vni, vni), "ip": u32_to_ip(vip), "ring_size": size, "backends": backends})
+        return {"endpoints": out}
+
+    @staticmethod
+    def _read(vips, members):
+        """({(vni, vip): LbVip}, {(vni, vip): {ip: weight}}) as the maps hold them."""
+        have = {}
+        for k, v in vips.items():
+            key = LbVipKey.from_buffer_copy(k)
+            have[(key.vni, key.ip)] = LbVip.from_buffer_copy(v)
+        sets = {}
+        for k, v in members.items():
+            key = LbMemberKey.from_buffer_copy(k)
+            sets.setdefault((key.vni, key.vip), {})[key.ip] = LbMember.from_buffer_copy(v).weight
+        return have, sets
+
+    @staticmethod
+    def _canonical(have, sets):
+        return Scaled._bytes(dict((k, (v.size, sorted(sets.get(k, {}).items()))) for k, v in have.items()))
+
+    def _open(self, pin_dir, names):
+        return [Map.from_pin(os.path.join(pin_dir, n)) for n in names]
+
+    def current(self, pin_dir):
+        """The configuration in use, as encode() gives it."""
+        vips, members = self._open(pin_dir, ("mzr_lb_vips", "mzr_lb_members"))
+        with vips, members:
+            return self._canonical(*self._read(vips, members))
+
+    def converge(self, pin_dir, config, vni_of, check_mode=False):
+        """Returns (changed, before, after) with configs in inventory terms.
+
+        Per VIP whose backends or weights change: its new ring goes into
+        free chunks of the pool, its new backends into mzr_lb_members, then
+        its entry in mzr_lb_vips is replaced (packets switch rings at once),
+        then the backends that left are removed. A VIP that goes is removed
+        entry first, backends after."""
+        vpc_of = dict((v, k) for k, v in vni_of.items())
+        want = self.entries(config, vni_of)
+        vips, members, ring = self._open(pin_dir, ("mzr_lb_vips", "mzr_lb_members", "mzr_lb_ring"))
+        with vips, members, ring:
+            have, sets = self._read(vips, members)
+            before = self._canonical(have, sets)
+            after = self._bytes(want)
+            if before == after:
+                d = self.decode(before, vpc_of)
+                return False, d, d
+            if not check_mode:
+                self._apply(want, have, sets, vips, members, ring)
+            return True, self.decode(before, vpc_of), self.decode(after, vpc_of)
+
+    @staticmethod
+    def _apply(want, have, sets, vips, members, ring):
+        used = dict((k, (v.ring, -(-v.size // maglev.CHUNK_SLOTS))) for k, v in have.items() if v.size)
+        for key in sorted(want):
+            size, backends = want[key]
+            old = have.get(key)
+            if old is not None and old.size == size and sorted(sets.get(key, {}).items()) == backends:
+                continue
+            start = 0
+            if size:
+                chunks = -(-size // maglev.CHUNK_SLOTS)
+                start = _lb_free(used, chunks)
+                slots = lb_ring([(u32_to_ip(ip), w) for ip, w in backends], size)
+                slots += [0] * (chunks * maglev.CHUNK_SLOTS - size)
+                ring.update_batch(((start + c).to_bytes(4, "little"),
+                                   bytes(LbChunk((u32 * maglev.CHUNK_SLOTS)(
+                                       *slots[c * maglev.CHUNK_SLOTS:(c + 1) * maglev.CHUNK_SLOTS]))))
+                                  for c in range(chunks))
+                used[("new",) + key] = (start, chunks)
+            vni, vip = key
+            keep = dict(backends)
+            for ip, weight in backends:
+                members.update(bytes(LbMemberKey(vni, vip, ip)), bytes(LbMember(weight)))
+            vips.update(bytes(LbVipKey(vni, vip)), bytes(LbVip(start, size, len(backends))))  # the switch
+            for ip in sets.get(key, {}):
+                if ip not in keep:
+                    members.delete(bytes(LbMemberKey(vni, vip, ip)))
+            used.pop(key, None)
+            if size:
+                used[key] = used.pop(("new",) + key)
+        for key in sorted(set(have) - set(want)):
+            vni, vip = key
+            vips.delete(bytes(LbVipKey(vni, vip)))
+            for ip in sets.get(key, {}):
+                members.delete(bytes(LbMemberKey(vni, vip, ip)))
+        for key in sorted(set(sets) - set(have) - set(want)):  # backends an interrupted run left
+            for ip in sets[key]:
+                members.delete(bytes(LbMemberKey(key[0], key[1], ip)))
+
+    def stats(self, pin_dir):
+        """The function's counters summed over CPUs: {name: count}."""
+        with Map.from_pin(os.path.join(pin_dir, "mzr_lb_counters")) as counters:
+            out = {}
+            for name, idx in LB_COUNTERS:
+                out[name] = sum(int.from_bytes(v, "little") for v in counters.lookup(idx.to_bytes(4, "little")))
+            return out
+
+
+def _lb_free(used, chunks):
+    """The first chunk of a free run of chunks in the pool, given the runs
+    used ({key: (start, length)})."""
+    start = 0
+    for s, n in sorted(used.values()):
+        if s - start >= chunks:
+            break
+        start = max(start, s + n)
+    if start + chunks > maglev.POOL_CHUNKS:
+        raise FunctionConfigError("scaled: no run of %d free chunks in the ring pool of %d: the rings of this "
+                                  "host's scaled endpoints do not fit it" % (chunks, maglev.POOL_CHUNKS))
+    return start
+
+
+CONFIGURATORS = {"acl": Acl(), "ratelimit": Ratelimit(), "scaled": Scaled()}
 
 
 def configurator(program):

@@ -24,8 +24,11 @@ bouncer agent.bouncers[pick(hash(src, dst), n)]; if that bouncer is this
 host, it does the bouncer's work itself.
 
 Transit (a host receiving (vni, src, dst)): an endpoint entry of type
-gateway drops (to_gateway), scaled drops (scaled_no_fn: no stage function
-is modelled), with an interface delivers. Then, in the datapath's order:
+gateway drops (to_gateway); scaled is delivered to the scaled endpoint
+itself (delivered_to is its name: the host's scaled function balances it
+over its backends, which the model does not pick) when the host runs the
+scaled function, and drops (scaled_no_fn) when it does not; with an
+interface delivers. Then, in the datapath's order:
 an outer TTL <= 1 drops (ttl; the agent sends with 64); an endpoint entry
 sends to its host_ip; else the VPC must be known (unknown_vni), the
 longest network prefix of (vni, dst) picks a bouncer, else on a divider of
@@ -47,6 +50,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import socket
+
+from ansible_collections.mizar.transit.plugins.module_utils.model.maglev import SCALED_PROGRAM
 
 OUTER_TTL = 64
 _M32 = 0xFFFFFFFF
@@ -104,6 +109,16 @@ class Result:
         return "Result(delivered_to=%r, path=%r, drop_reason=%r)" % (self.delivered_to, self.path, self.drop_reason)
 
 
+def _scaled(host, ep, path, steps):
+    """A packet to scaled endpoint ep entering its stage on host: handed to
+    the scaled function, or dropped where no host runs it."""
+    if host.balances:
+        steps.append({"host": host.name, "path": "scaled", "drop_reason": None})
+        return Result(ep["name"], path, steps=steps)
+    steps.append({"host": host.name, "path": "drop", "drop_reason": "scaled_no_fn"})
+    return Result(None, path, "scaled_no_fn", steps)
+
+
 class _Host:
     """The tables of one host, indexed for lookups."""
 
@@ -119,6 +134,7 @@ class _Host:
         self.substrate = dict((e["ip"], e) for e in maps["substrate"])
         self.agents = dict((e["name"], e) for e in maps["agents"])
         self.sources = set((e["ip"], e["vni"]) for e in maps.get("sources") or [])
+        self.balances = any(f.get("program") == SCALED_PROGRAM for f in rendering.get("functions") or [])
 
     def lpm(self, vni, ip, table=None):
         """The entry of the longest prefix of vni holding ip in the
@@ -190,7 +206,7 @@ class ForwardingModel:
             if ep is not None and ep["type"] == "gateway":
                 return drop("to_gateway")
             if ep is not None and ep["type"] == "scaled":
-                return drop("scaled_no_fn")
+                return _scaled(host, ep, path, steps)
             hop, err, vni, how = self._next_hop(host, vni, h, src, dst_ip, ep)
             if err:
                 return drop(err)
@@ -270,7 +286,7 @@ class ForwardingModel:
                 if ep["type"] == "gateway":
                     return drop("to_gateway")
                 if ep["type"] == "scaled":
-                    return drop("scaled_no_fn")
+                    return _scaled(host, ep, path, steps)
                 if ep["iface"]:
                     steps.append({"host": host.name, "path": "bypass" if ep.get("bypass_decap") else "decap",
                                   "drop_reason": None})

@@ -37,6 +37,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.model.defaults impor
     BPFFS_ROOT, DEFAULT_BPF_DIR, DEFAULT_FUNCTION_DIR, DEFAULT_PIN_DIR, DEFAULT_SUPERVISOR, DEFAULT_SWITCH_MODE,
     DEFAULT_XDP_MODE, SUPERVISORS, XDP_MODES)
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, close_match, suggest
+from ansible_collections.mizar.transit.plugins.module_utils.model.maglev import MAX_WEIGHT
 
 MODEL_VERSION = 1
 
@@ -131,7 +132,7 @@ class Endpoint:
     """A simple or scaled endpoint, or a network's gateway (type 'gateway')."""
 
     __slots__ = ("path", "network", "name", "fullname", "ip", "ip_int", "host", "mac", "type", "backends",
-                 "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given", "key", "peer",
+                 "weights", "backend_eps", "bypass_decap", "netns", "iface", "host_iface", "vni", "mac_given", "key", "peer",
                  "mtu")
 
     def __init__(self, path, network):
@@ -140,6 +141,7 @@ class Endpoint:
         self.name = self.fullname = self.ip = self.ip_int = self.host = self.mac = None
         self.type = "simple"
         self.backends = []
+        self.weights = []  # a scaled endpoint's: each backend's weight, in the order of backends
         self.backend_eps = []  # resolved by validate.py
         self.bypass_decap = False
         self.netns = self.iface = self.host_iface = None
@@ -729,16 +731,14 @@ def _endpoint(raw, path, net, errors):
             errors.add(path + ".backends", "a scaled endpoint needs backends: list the names of endpoints of "
                        "the same VPC that serve it")
         elif not _is_list(backends):
-            errors.add(path + ".backends", "backends must be a list of endpoint names, not %s" % _kind(backends))
+            errors.add(path + ".backends", "backends must be a list of endpoint names or {name, weight}, not %s"
+                       % _kind(backends))
         else:
-            names = []
             for i, b in enumerate(backends):
-                if not isinstance(b, str) or not b:
-                    errors.add("%s.backends[%d]" % (path, i), "a backend is the name of an endpoint of the same VPC, "
-                               "not %s" % _kind(b))
-                else:
-                    names.append(str(b))
-            ep.backends = names
+                name, weight = _backend(b, "%s.backends[%d]" % (path, i), errors)
+                if name is not None:
+                    ep.backends.append(name)
+                    ep.weights.append(weight)
     elif kind == "simple" and raw.get("tunnel_peer") is not None:
         _peer_endpoint(raw, path, ep, errors)
     elif kind == "simple":
@@ -774,6 +774,38 @@ def _endpoint(raw, path, net, errors):
             else:
                 ep.iface = ep.host_iface = str(iface)
     return ep
+
+
+BACKEND_KEYS = ("name", "weight")
+DEFAULT_WEIGHT = 1
+
+
+def _backend(raw, path, errors):
+    """(name, weight) of a scaled endpoint's backends entry: an endpoint's
+    name, or {name, weight}; (None, None) after an error."""
+    if isinstance(raw, str) and raw:
+        return str(raw), DEFAULT_WEIGHT
+    if not isinstance(raw, Mapping):
+        errors.add(path, "a backend is the name of an endpoint of the same VPC, or {name, weight}, not %s"
+                   % _kind(raw))
+        return None, None
+    for key in raw:
+        if key not in BACKEND_KEYS:
+            errors.add("%s.%s" % (path, key), "unknown key %r of a backend%s: a backend has %s"
+                       % (key, suggest(str(key), BACKEND_KEYS), " and ".join(BACKEND_KEYS)))
+    name, weight = raw.get("name"), raw.get("weight", DEFAULT_WEIGHT)
+    ok = True
+    if not isinstance(name, str) or not name:
+        errors.add(path + ".name", "name is required: the name of an endpoint of the same VPC, not %s" % _kind(name))
+        ok = False
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        errors.add(path + ".weight", "weight must be an integer 0..%d (0 drains the backend), not %s"
+                   % (MAX_WEIGHT, _kind(weight)))
+        ok = False
+    elif not 0 <= weight <= MAX_WEIGHT:
+        errors.add(path + ".weight", "weight %d is out of range: 0..%d (0 drains the backend)" % (weight, MAX_WEIGHT))
+        ok = False
+    return (str(name), weight) if ok else (None, None)
 
 
 def _peer_endpoint(raw, path, ep, errors):

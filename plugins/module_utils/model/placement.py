@@ -7,7 +7,8 @@ The Mizar roles decide it:
 
     every host ........... its interface config
     host of an endpoint .. the endpoint as hosted, its agent config (VNI,
-                           network's bouncers), substrate entries for those bouncers
+                           network's bouncers), substrate entries for those bouncers;
+                           for a backend, the scaled endpoints it serves
     bouncer of a network . every endpoint of the network (and the backends of its
                            scaled endpoints), the network's gateway, the VPC with its
                            dividers, substrate entries for every host it forwards to
@@ -84,6 +85,12 @@ def place(model):
                     plan = plans[ep.host]
                     plan.hosted.append(ep)
                     plan.substrate.update(net.bouncers)
+                elif ep.type == "scaled":
+                    # a backend's host delivers what the balancing host sent
+                    # it for the scaled endpoint: it holds the endpoint too
+                    for backend in ep.backend_eps:
+                        if backend.host in plans:
+                            plans[backend.host].remote.add(ep)
             bounced = None
             for b in net.bouncers:
                 plan = plans.get(b)

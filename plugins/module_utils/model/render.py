@@ -33,6 +33,7 @@ from collections.abc import Mapping
 
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model import functions as fnreg
+from ansible_collections.mizar.transit.plugins.module_utils.model import maglev
 from ansible_collections.mizar.transit.plugins.module_utils.model import placement
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, InvalidInventory
@@ -183,6 +184,11 @@ class _Renderer:
         self.sub_key = dict((h, (_ip_key(ip), h)) for h, ip in ips.items())
         self.base_dir = base_dir
         self.remote = {}    # Endpoint -> remote entry template
+        self.scaled = {}    # scaled Endpoint -> its entry in the scaled function's config
+        self.vips_of = {}   # backend Endpoint -> the addresses of the scaled endpoints it serves
+        for ep in sorted((e for e in model.endpoints() if e.type == "scaled"), key=_EP_KEY):
+            for backend in ep.backend_eps:
+                self.vips_of.setdefault(backend, []).append(ep.ip)
         self.bouncers = {}  # Network -> [bouncer IPs]
         self.dividers = {}  # Vpc -> [divider IPs]
         # trusted tunnel sources, the same on every host: transit hosts for
@@ -244,6 +250,8 @@ class _Renderer:
                    "bypass_decap": ep.bypass_decap}
             if ep.mtu is not None:  # otherwise derived on the host from its substrate NIC
                 lep["mtu"] = ep.mtu
+            if ep in self.vips_of:  # a backend: the VIPs it replies from (direct server return)
+                lep["vips"] = list(self.vips_of[ep])
             local.append(lep)
         agents.sort(key=_by_iface)
         local.sort(key=_by_name)
@@ -267,7 +275,7 @@ class _Renderer:
                   "peer_vni": peer.vni, "dividers": list(self.divider_ips(peer)), "src_cidr": mine.cidr}
                  for peering, mine, peer in sorted(plan.peer_routes, key=_peer_route_key)]
 
-        fns = [self.function(fn, host.bpf_dir) for fn in sorted(plan.functions, key=_fn_key)]
+        fns = [self.function(fn, host.bpf_dir, plan) for fn in sorted(plan.functions, key=_fn_key)]
         return {
             "host": name,
             "interface": {"name": host.interface, "ip": my_ip, "mac": macs[name], "xdp_mode": host.xdp_mode,
@@ -303,10 +311,29 @@ class _Renderer:
         return {"name": fn.name, "program": fn.program, "endpoint": ep.fullname, "netns": ep.netns,
                 "iface": ep.host_iface, "vni": ep.vni, "ip": ep.ip, "mac": ep.mac, "config": _userspace_config(fn)}
 
-    def function(self, fn, obj_dir):
+    def function(self, fn, obj_dir, plan):
         program = self.program(fn.program)
-        return {"name": fn.name, "stage": fn.stage, "program": program, "config": _plain(fn.config),
+        config = _plain(fn.config)
+        if program == maglev.SCALED_PROGRAM:
+            config = dict(config or {}, endpoints=self.scaled_endpoints(plan))
+        return {"name": fn.name, "stage": fn.stage, "program": program, "config": config,
                 "object": fnreg.object_path(obj_dir, program), "shipped": not fnreg.is_user_source(program)}
+
+    def scaled_endpoints(self, plan):
+        """The config the scaled function gets on a host: every scaled
+        endpoint the host holds, with its ring's size and its backends'
+        addresses and weights (the ring itself follows from them:
+        model/maglev.py, where the function's maps are written)."""
+        out = []
+        for ep in sorted((ep for ep in plan.remote if ep.type == "scaled"), key=_EP_KEY):
+            tpl = self.scaled.get(ep)
+            if tpl is None:
+                tpl = self.scaled[ep] = {
+                    "vpc": ep.network.vpc.name, "ip": ep.ip, "name": ep.fullname,
+                    "ring_size": maglev.endpoint_ring_size(ep.weights),
+                    "backends": [{"name": b.name, "ip": b.ip, "weight": w} for b, w in zip(ep.backend_eps, ep.weights)]}
+            out.append(dict(tpl, backends=[dict(b) for b in tpl["backends"]]))
+        return out
 
 
 def _userspace_config(fn):

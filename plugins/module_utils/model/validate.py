@@ -25,8 +25,10 @@ from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
 from ansible_collections.mizar.transit.plugins.module_utils.model import functions as fnreg
 from ansible_collections.mizar.transit.plugins.module_utils.model import inventory as mdl
+from ansible_collections.mizar.transit.plugins.module_utils.model import maglev
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import ErrorList, InvalidInventory, suggest
 from ansible_collections.mizar.transit.plugins.module_utils.model.gcpause import gc_paused
+from ansible_collections.mizar.transit.plugins.module_utils.model.maglev import SCALED_PROGRAM, SCALED_STAGE
 from ansible_collections.mizar.transit.plugins.module_utils.model.placement import place
 
 
@@ -61,6 +63,7 @@ def _run_checks(inventory, registry):
     _Checker(model, errors, registry).run()
     plans = place(model)
     _check_capacity(plans, errors)
+    _check_scaled_functions(model, plans, errors)
     return errors.sorted(), model, plans
 
 
@@ -277,11 +280,12 @@ class _Checker:
                 for ep in net.endpoints:
                     if ep.type != "scaled" or not ep.backends:
                         continue
-                    resolved, seen = [], set()
+                    resolved, weights, seen = [], [], set()
                     for i, bname in enumerate(ep.backends):
                         here = "%s.backends[%d]" % (ep.path, i)
                         if bname in seen:
-                            errors.add(here, "backend %r is listed twice: list each backend once" % bname)
+                            errors.add(here, "backend %r is listed twice: list each backend once (give it one "
+                                       "weight)" % bname)
                             continue
                         seen.add(bname)
                         backend = names.get(bname)
@@ -300,12 +304,18 @@ class _Checker:
                         elif backend.peer:
                             errors.add(here, "backend %r is behind tunnel peer %s: backends must live on transit "
                                        "hosts, where the scaled endpoint's function runs" % (bname, backend.host))
+                        elif backend.bypass_decap:
+                            errors.add(here, "backend %r is a bypass_decap endpoint: a backend takes the scaled "
+                                       "endpoint's packets decapsulated and replies from its address; list "
+                                       "endpoints without bypass_decap" % bname)
                         elif backend.type == "simple":
                             resolved.append(backend)
+                            weights.append(ep.weights[i])
                     if len(ep.backends) > capacity.MAX_BACKENDS:
                         errors.add(ep.path + ".backends", "%d backends, more than the %d a scaled endpoint holds: "
                                    "list at most %d" % (len(ep.backends), capacity.MAX_BACKENDS, capacity.MAX_BACKENDS))
                     ep.backend_eps = resolved
+                    ep.weights = weights
 
     def check_host_interfaces(self, by_host):
         """Namespaces and host-side interfaces of one host must not clash."""
@@ -618,6 +628,37 @@ def _one_rule_set(fn, hosts, rules, errors):
                        "same config, or run them on different hosts" % (
                            first.path, first.name, fn.program, hname, first.stage, fn.program))
             return
+
+
+def _check_scaled_functions(model, plans, errors):
+    """A packet to a scaled endpoint enters stage on_xdp_scaled_ep on every
+    host that holds the endpoint (its network's bouncers, where it is
+    balanced, and its backends' hosts, where it is delivered): each of them
+    needs the shipped function scaled there, or the packet is dropped
+    (scaled_no_fn). And the rings those hosts hold must fit the function's
+    ring pool."""
+    missing = {}  # scaled Endpoint -> [host names]
+    for name in sorted(plans):
+        plan = plans[name]
+        scaled = [ep for ep in plan.remote if ep.type == "scaled"]
+        if not scaled:
+            continue
+        if not any(fn.program == SCALED_PROGRAM and fn.stage == SCALED_STAGE for fn in plan.functions):
+            for ep in scaled:
+                missing.setdefault(ep, []).append(name)
+        chunks = [maglev.ring_chunks(ep.weights) for ep in scaled]
+        need = sum(chunks) + max(chunks)  # a ring being replaced is written next to the one in use
+        if need > maglev.POOL_CHUNKS:
+            errors.add("hostvars[%s]" % name, "host %s would hold the Maglev rings of %d scaled endpoints, %d chunks "
+                       "of %d slots with the room to replace the largest, more than the %d of the scaled function's "
+                       "ring pool: give the bouncer roles of their networks to more hosts"
+                       % (name, len(scaled), need, maglev.CHUNK_SLOTS, maglev.POOL_CHUNKS))
+    for ep in sorted(missing, key=lambda e: e.path):
+        hosts = missing[ep]
+        errors.add(ep.path, "packets to scaled endpoint %s enter stage %s on %s, which %s no function %r there: "
+                   "declare one in mizar_functions (program: %s, stage: %s) on %s, or on every host (no hosts)"
+                   % (ep.fullname, SCALED_STAGE, ", ".join(hosts), "runs" if len(hosts) == 1 else "run",
+                      SCALED_PROGRAM, SCALED_PROGRAM, SCALED_STAGE, ", ".join(hosts)))
 
 
 def _chain_place(fn, hosts, chains, errors):

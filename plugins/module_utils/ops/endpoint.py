@@ -48,20 +48,29 @@ from ansible_collections.mizar.transit.plugins.module_utils.ops.steps import Ste
 from ansible_collections.mizar.transit.plugins.module_utils.ops.transit_info import served_endpoints
 
 INNER = "eth0"
+# eth0's ARP settings for a backend of scaled endpoints (direct server return)
+ARP_SYSCTLS = ("arp_ignore", "arp_announce")
+ARP_WANTED = ("1", "2")
 # What Geneve encapsulation adds to an endpoint's IPv4 packet: outer IPv4 20,
 # UDP 8, Geneve 8, and the endpoint's own Ethernet header 14, which now rides
 # inside (bpf/include/mzr_icmp.h checks the same sum).
 TUNNEL_OVERHEAD = 50
 NIC_MTU_UNKNOWN = 1500  # what the datapath assumes when it does not know the NIC's MTU
 DEFAULT_MTU = NIC_MTU_UNKNOWN - TUNNEL_OVERHEAD  # with no substrate interface to derive it from
+LB_OPTION = 8  # the scaled function's Geneve option, on the packets to a backend (bpf/functions/scaled.bpf.c)
 
 
-def max_mtu(nic_mtu, bypass_decap=False):
+def max_mtu(nic_mtu, bypass_decap=False, backend=False):
     """The largest MTU an endpoint may have over a substrate NIC of nic_mtu:
     the NIC's MTU less the tunnel overhead, so that every packet it sends
     fits once encapsulated; a bypass-decap endpoint receives the whole
-    tunnel frame, so its interface takes what the NIC takes."""
-    return nic_mtu if bypass_decap else nic_mtu - TUNNEL_OVERHEAD
+    tunnel frame, so its interface takes what the NIC takes. A backend of a
+    scaled endpoint gets its packets with the scaled function's Geneve
+    option besides: its MTU, and so the TCP MSS it offers its clients,
+    leaves room for it."""
+    if bypass_decap:
+        return nic_mtu
+    return nic_mtu - TUNNEL_OVERHEAD - (LB_OPTION if backend else 0)
 
 
 # One endpoint's options: the module's own in the single form, and each
@@ -76,6 +85,7 @@ ENDPOINT_OPTIONS = dict(
     gateway=dict(type="str"),
     mtu=dict(type="int"),
     bypass_decap=dict(type="bool", default=False),
+    vips=dict(type="list", elements="str"),
 )
 NEEDS = (PYROUTE2, LIBBPF)
 MODULE = args.module_args(
@@ -113,7 +123,8 @@ class EndpointSpec:
     names the endpoint and the field."""
 
     def __init__(self, name, iface, pin_dir, state="present", netns=None, ip=None, prefixlen=None, mac=None,
-                 gateway=None, mtu=None, mode="native", substrate_interface=None, bypass_decap=False, label=None):
+                 gateway=None, mtu=None, mode="native", substrate_interface=None, bypass_decap=False, label=None,
+                 vips=None):
         self.name = name
         self.label = label or "endpoint %s" % name
         self.state = state
@@ -125,6 +136,7 @@ class EndpointSpec:
         self.substrate_interface = substrate_interface or None
         self.bypass_decap = bool(bypass_decap)
         self.nic_mtu = None
+        self.vips = []  # "a.b.c.d/32" on lo: the scaled endpoints it backs (direct server return)
         problem = addr.ifname_problem(iface)
         if problem:
             self.fail("iface", problem)
@@ -169,6 +181,17 @@ class EndpointSpec:
                 self.fail("substrate_interface", problem)
         self.ip = ip
         self.cidr = "%s/%d" % (ip, prefixlen)
+        for i, vip in enumerate(vips or []):
+            try:
+                v = addr.ip_text(addr.parse_ipv4(vip))
+            except ValueError as e:
+                self.fail("vips[%d]" % i, str(e))
+            if v == ip:
+                self.fail("vips[%d]" % i, "%s is the endpoint's own address, not a scaled endpoint's" % v)
+            if "%s/32" % v in self.vips:
+                self.fail("vips[%d]" % i, "%s is listed twice" % v)
+            self.vips.append("%s/32" % v)
+        self.vips.sort(key=lambda c: addr.parse_ipv4(c[:-3]))
 
     def fail(self, field, problem):
         raise EndpointError("%s: %s: %s" % (self.label, field, problem))
@@ -180,9 +203,9 @@ class EndpointSpec:
         self.nic_mtu = nic_mtu
         if nic_mtu is None:
             if self.mtu is None:
-                self.mtu = DEFAULT_MTU
+                self.mtu = max_mtu(NIC_MTU_UNKNOWN, self.bypass_decap, bool(self.vips))
             return self.mtu
-        limit = max_mtu(nic_mtu, self.bypass_decap)
+        limit = max_mtu(nic_mtu, self.bypass_decap, bool(self.vips))
         if self.mtu is None:
             if limit < 68:
                 self.fail("substrate_interface", "%s has MTU %d: too small to carry Geneve (an endpoint needs "
@@ -194,7 +217,9 @@ class EndpointSpec:
                       "leave mtu out to derive it" % (
                           self.mtu, limit, self.substrate_interface, nic_mtu,
                           ": a bypass_decap endpoint receives whole tunnel frames" if self.bypass_decap else
-                          " after %d bytes of Geneve encapsulation" % TUNNEL_OVERHEAD))
+                          " after %d bytes of Geneve encapsulation%s" % (
+                              TUNNEL_OVERHEAD, " and %d of the scaled function's option (a backend)" % LB_OPTION
+                              if self.vips else "")))
         return self.mtu
 
 
@@ -206,7 +231,7 @@ def _endpoint_spec(item, state, label, common):
                         ip=item.get("ip"), prefixlen=item.get("prefixlen"), mac=item.get("mac"),
                         gateway=item.get("gateway"), mtu=item.get("mtu"), mode=common["mode"],
                         substrate_interface=common["substrate_interface"],
-                        bypass_decap=item.get("bypass_decap") or False, label=label)
+                        bypass_decap=item.get("bypass_decap") or False, label=label, vips=item.get("vips"))
 
 
 class Spec:
@@ -328,6 +353,8 @@ def read_endpoint(ep, programs, ours):
     st["others"] = sorted(lk["ifname"] for lk in links if lk["ifname"] not in ("lo", INNER))
     lo = [lk for lk in links if lk["ifname"] == "lo"]
     st["lo_up"] = bool(lo and lo[0]["up"])
+    st["lo_vips"] = sorted((a for a in netlink.addrs("lo", ep.netns) if not a.startswith("127.")),
+                           key=lambda c: addr.parse_ipv4(c.split("/")[0])) if lo else []
     inner = netlink.link(INNER, ep.netns)
     if inner is not None:
         st["inner"] = {"index": inner["index"], "kind": inner["kind"], "mtu": inner["mtu"], "up": inner["up"],
@@ -335,7 +362,9 @@ def read_endpoint(ep, programs, ours):
                        "addrs": sorted(netlink.addrs(INNER, ep.netns)),
                        "ipv6_off": netlink.ipv6_disabled(INNER, ep.netns),
                        "tx_csum": netlink.tx_checksum_enabled(INNER, ep.netns),
-                       "route": netlink.default_route(ep.netns)}
+                       "route": netlink.default_route(ep.netns),
+                       "arp": tuple(netlink.sysctl("net/ipv4/conf/%s/%s" % (INNER, k), netns=ep.netns)
+                                    for k in ARP_SYSCTLS)}
         st["pass"] = _xdp(INNER, ep.netns, lay, ours)
     h, i = st["host"], st["inner"]
     st["paired"] = bool(h and i and h["kind"] == "veth" and i["kind"] == "veth" and
@@ -483,6 +512,7 @@ def _plan_netns(spec, st):
         steps.append(Step("set %s up" % where_inner, netlink.link_set, INNER, netns=ns, up=True))
     if not st.get("lo_up"):
         steps.append(Step("set lo in %s up" % ns, netlink.link_set, "lo", netns=ns, up=True))
+    steps += _plan_vips(spec, st, i)
     have = i["addrs"] if i else []
     if spec.cidr not in have:
         steps.append(Step("add address %s to %s" % (spec.cidr, where_inner), netlink.addr_add, INNER, spec.cidr,
@@ -504,6 +534,27 @@ def _plan_netns(spec, st):
         steps.append(Step("set %s up" % iface, netlink.link_set, iface, up=True))
     steps += _xdp_plan(spec, st, "pass", INNER, ns, None if fresh else st["pass"], where_inner)
     steps += _xdp_plan(spec, st, "agent", iface, None, None if fresh else st["agent"], iface)
+    return steps
+
+
+def _plan_vips(spec, st, inner):
+    """Direct server return: the VIPs of the scaled endpoints this one backs
+    on its lo, so it accepts packets to them and replies from them; and eth0
+    never answering ARP for an address it does not hold itself (arp_ignore 1)
+    nor sending ARP from a VIP (arp_announce 2: the agent drops ARP from
+    any address but the endpoint's)."""
+    ns, steps = spec.netns, []
+    if spec.vips and (inner is None or inner.get("arp") != ARP_WANTED):
+        for key, value in zip(ARP_SYSCTLS, ARP_WANTED):
+            steps.append(Step("set %s of %s in %s to %s" % (key, INNER, ns, value), netlink.sysctl,
+                              "net/ipv4/conf/%s/%s" % (INNER, key), value, netns=ns))
+    have = st.get("lo_vips") or []
+    for cidr in spec.vips:
+        if cidr not in have:
+            steps.append(Step("add VIP %s to lo in %s" % (cidr, ns), netlink.addr_add, "lo", cidr, netns=ns))
+    for cidr in have:
+        if cidr not in spec.vips:
+            steps.append(Step("remove VIP %s from lo in %s" % (cidr, ns), netlink.addr_del, "lo", cidr, netns=ns))
     return steps
 
 
@@ -557,6 +608,10 @@ def summary(spec, st):
             lines.append("default route in %s: %s" % (spec.netns, "via %s" % r["gateway"] if r and r["gateway"]
                                                       else "none"))
             lines.append("lo in %s: %s" % (spec.netns, "up" if st.get("lo_up") else "down"))
+            if spec.vips or st.get("lo_vips"):
+                arp = tuple(i.get("arp") or ("?", "?"))
+                lines.append("VIPs on lo in %s: %s; ARP on %s: arp_ignore %s, arp_announce %s" % (
+                    (spec.netns, ", ".join(st.get("lo_vips") or []) or "none", INNER) + arp))
             lines.append("XDP on %s in %s: %s" % (INNER, spec.netns, prog(st["pass"])))
         if h is not None:
             lines.append("%s: %s, mtu %d, %s%s" % (
@@ -589,7 +644,9 @@ def desired(spec, st):
     want.update(netns=True, paired=True, **{"pass": {"name": pinned.ROLES["pass"][1], "mode": spec.mode}})
     want["host"]["kind"] = "veth"
     want["inner"] = {"mac": spec.mac, "mtu": spec.mtu, "up": True, "addrs": [spec.cidr], "tx_csum": False,
-                     "ipv6_off": True, "route": {"gateway": spec.gateway} if spec.gateway else None}
+                     "ipv6_off": True, "route": {"gateway": spec.gateway} if spec.gateway else None,
+                     "arp": ARP_WANTED if spec.vips else (st["inner"] or {}).get("arp")}
+    want["lo_vips"] = list(spec.vips)
     return summary(spec, want)
 
 

@@ -106,6 +106,7 @@ def test_functions_link_to_their_hosts_or_say_every_host():
 def test_no_functions_no_functions_cluster():
     inv = base()
     inv["mizar_functions"] = []
+    inv["mizar_vpcs"][0]["networks"][0]["endpoints"].pop(2)  # lb, which needs its function
     assert "functions" not in clusters(diagram.diagram(inv))
 
 
@@ -156,6 +157,7 @@ def test_summary_names_every_vpc_network_endpoint_and_function():
         "    other  10.1.0.5        on h2",
         "function acl1: acl at on_xdp_redirect on every host",
         "  rules: action drop, dst 10.1.1.0/24, port 22, protocol tcp, src 0.0.0.0/0, vpc vpc1",
+        "function lb1: scaled at on_xdp_scaled_ep on every host",
     ]
 
 
@@ -165,8 +167,8 @@ def test_summary_names_the_endpoint_of_an_address_in_a_config():
     inv["mizar_functions"][0]["config"]["rules"].append(
         {"vpc": "vpc1", "src": "10.1.0.6/32", "dst": "10.1.1.5/32", "protocol": "icmp", "action": "drop"})
     lines = diagram.summary(inv)
-    assert lines[-3] == "function acl1: acl at on_xdp_redirect on h3"
-    assert lines[-1] == "  rules: action drop, dst 10.1.1.5/32 (ep3), protocol icmp, src 10.1.0.6/32 (ep2), vpc vpc1"
+    assert lines[-4] == "function acl1: acl at on_xdp_redirect on h3"
+    assert lines[-2] == "  rules: action drop, dst 10.1.1.5/32 (ep3), protocol icmp, src 10.1.0.6/32 (ep2), vpc vpc1"
 
 
 def test_peered_vpcs_name_each_other_in_the_picture_and_the_summary():

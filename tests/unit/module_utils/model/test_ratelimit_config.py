@@ -16,8 +16,8 @@ def inventory(*limits):
     """The base inventory, its ACL on h1 only and a ratelimit on h2."""
     inv = base()
     inv["mizar_functions"][0]["hosts"] = ["h1"]
-    inv["mizar_functions"].append({"name": "rl", "stage": "on_xdp_redirect", "program": "ratelimit", "hosts": ["h2"],
-                                   "config": {"limits": list(limits)}})
+    inv["mizar_functions"].insert(1, {"name": "rl", "stage": "on_xdp_redirect", "program": "ratelimit", "hosts": ["h2"],
+                                      "config": {"limits": list(limits)}})
     return inv
 
 
@@ -47,7 +47,7 @@ def test_config_normalized():
 def test_rendered_per_host_with_addresses():
     r = render_inventory(inventory({"vpc": "vpc1", "endpoint": "ep2", "bps": "10mbit"}), offline=True)
     fns = dict((h, [f["name"] for f in r[h]["functions"]]) for h in r)
-    assert fns == {"h1": ["acl1"], "h2": ["rl"], "h3": []}
+    assert fns == {"h1": ["acl1", "lb1"], "h2": ["rl", "lb1"], "h3": ["lb1"]}
     rl = r["h2"]["functions"][0]
     assert (rl["program"], rl["shipped"]) == ("ratelimit", True)
     assert rl["object"] == "/var/lib/mizar/bpf/functions/ratelimit.bpf.o"

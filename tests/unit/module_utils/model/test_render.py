@@ -190,6 +190,7 @@ def test_two_vpcs_same_cidr_on_shared_hosts():
 
 ACL = {"name": "acl-all", "stage": "on_xdp_tx", "program": "acl", "config": {"rules": [
     {"vpc": "vpc1", "dst": "10.0.2.0/24", "protocol": "tcp", "port": 22, "action": "drop"}]}}
+LB = {"name": "lb", "stage": "on_xdp_scaled_ep", "program": "scaled", "hosts": ["h1", "h3"]}
 COUNT = {"name": "count", "stage": "on_xdp_pass", "program": "/opt/fn/count.c", "hosts": ["h4"],
          "config": {"every": 10}}
 
@@ -205,10 +206,10 @@ def _multi_network_inventory():
             {"name": "net2", "cidr": "10.0.2.0/24", "bouncers": ["h3"], "endpoints": [
                 {"name": "e3", "ip": "10.0.2.10", "host": "h2", "netns": "e3", "bypass_decap": True},
                 {"name": "e4", "ip": "10.0.2.11", "host": "h3", "netns": "e4"},
-                {"name": "s1", "ip": "10.0.2.100", "type": "scaled", "backends": ["e1", "e3"]},
+                {"name": "s1", "ip": "10.0.2.100", "type": "scaled", "backends": ["e1", {"name": "e4", "weight": 3}]},
             ]},
         ]}],
-        "mizar_functions": [COUNT, ACL],
+        "mizar_functions": [COUNT, ACL, LB],
     }
 
 
@@ -222,6 +223,12 @@ def test_multi_network_vpc_two_dividers():
         "object": "/var/lib/mizar/bpf/functions/acl.bpf.o", "shipped": True}
     count = {"name": "count", "stage": "on_xdp_pass", "program": "/opt/fn/count.c", "config": {"every": 10},
              "object": "/var/lib/mizar/bpf/functions/count.bpf.o", "shipped": False}
+    # the scaled function's config on h1 and h3: s1 with its ring size and weighted backends
+    lb = {"name": "lb", "stage": "on_xdp_scaled_ep", "program": "scaled", "config": {"endpoints": [
+        {"vpc": "vpc1", "ip": "10.0.2.100", "name": n2 + "/s1", "ring_size": 2039, "backends": [
+            {"name": "e1", "ip": "10.0.1.10", "weight": 1}, {"name": "e4", "ip": "10.0.2.11", "weight": 3}]}]},
+        "object": "/var/lib/mizar/bpf/functions/scaled.bpf.o", "shipped": True}
+    s1 = ep_entry(100, "10.0.2.100", n2 + "/s1", type="scaled", backends=["10.0.1.10", "10.0.2.11"])
     built = {"sources": ["/opt/fn/count.c"], "vnis": {"vpc1": 100}}  # every host gets every object
     networks = [net_entry(100, "10.0.1.0/24", n1, ["h1"]), net_entry(100, "10.0.2.0/24", n2, ["h3"])]
     e2_mac = "02:00:0a:00:01:0b"
@@ -230,13 +237,13 @@ def test_multi_network_vpc_two_dividers():
     assert plain["h1"] == rendering(  # bouncer of net1, divider, endpoint host
         "h1",
         endpoints=[gw_entry(100, "10.0.1.1", n1 + "/gateway"), _hosted("e1", "10.0.1.10", "h1", n1),
-                   ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", mac=e2_mac)],
+                   ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", mac=e2_mac), s1],  # s1: e1's host delivers
         networks=[bounced_entry(100, "10.0.1.0/24", n1), networks[1]],
         vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], True)],
         substrate=[sub_entry("h2"), sub_entry("h3"), sub_entry("h4")],
         agents=[_agent("e1", "10.0.1.10", ["h1"], n1)],
-        local=[_local("e1", "10.0.1.10", "10.0.1.1", n1)],
-        functions=[acl], **built)
+        local=[dict(_local("e1", "10.0.1.10", "10.0.1.1", n1), vips=["10.0.2.100"])],  # s1's backend
+        functions=[acl, lb], **built)
     assert plain["h2"] == rendering(  # hosts e2 (adopted interface) and e3 (bypass)
         "h2",
         endpoints=[ep_entry(100, "10.0.1.11", n1 + "/e2", host="h2", iface="veth-e2", mac=e2_mac), e3_hosted],
@@ -250,14 +257,13 @@ def test_multi_network_vpc_two_dividers():
     assert plain["h3"] == rendering(  # bouncer of net2 (with a scaled endpoint), endpoint host
         "h3",
         endpoints=[_remote("e1", "10.0.1.10", "h1", n1), gw_entry(100, "10.0.2.1", n2 + "/gateway"), e3_remote,
-                   _hosted("e4", "10.0.2.11", "h3", n2),
-                   ep_entry(100, "10.0.2.100", n2 + "/s1", type="scaled", backends=["10.0.1.10", "10.0.2.10"])],
+                   _hosted("e4", "10.0.2.11", "h3", n2), s1],
         networks=[bounced_entry(100, "10.0.2.0/24", n2)],
         vpcs=[vpc_entry(100, "vpc1", ["h1", "h4"], False)],
         substrate=[sub_entry("h1"), sub_entry("h2"), sub_entry("h4")],
         agents=[_agent("e4", "10.0.2.11", ["h3"], n2)],
-        local=[_local("e4", "10.0.2.11", "10.0.2.1", n2)],
-        functions=[acl], **built)
+        local=[dict(_local("e4", "10.0.2.11", "10.0.2.1", n2), vips=["10.0.2.100"])],
+        functions=[acl, lb], **built)
     assert plain["h4"] == rendering(  # divider only
         "h4",
         networks=networks,
@@ -265,11 +271,11 @@ def test_multi_network_vpc_two_dividers():
         substrate=[sub_entry("h1"), sub_entry("h3")],
         functions=[acl, count], **built)
     assert sorted(r) == ["h1", "h2", "h3", "h4"]
-    assert count_entries(r) == 48  # 10 + 6 + 11 + 5, and 4 trusted sources on each host
+    assert count_entries(r) == 49  # 11 + 6 + 11 + 5, and 4 trusted sources on each host
     eps = {n1 + "/e1": "10.0.1.10", n1 + "/e2": "10.0.1.11", n2 + "/e3": "10.0.2.10", n2 + "/e4": "10.0.2.11"}
     _all_pairs_delivered(r, eps)
     fwd = ForwardingModel(r)
-    assert fwd.send(n1 + "/e2", "10.0.2.100").drop_reason == "scaled_no_fn"
+    assert fwd.send(n1 + "/e2", "10.0.2.100").delivered_to == n2 + "/s1"  # h3 balances it
     assert fwd.send(n1 + "/e2", "10.0.3.7").drop_reason == "no_network"
 
 
@@ -277,7 +283,7 @@ def test_hosted_entry_wins_over_remote():
     r = render_inventory(_multi_network_inventory())
     h1 = dict(((e["vni"], e["ip"]), e) for e in r["h1"]["maps"]["endpoints"])
     assert h1[(100, "10.0.1.10")]["iface"] == veth(100, "10.0.1.10")
-    assert len(r["h1"]["maps"]["endpoints"]) == 3
+    assert len(r["h1"]["maps"]["endpoints"]) == 4  # and s1, whose backend e1 is here
 
 
 def test_never_a_substrate_entry_for_itself():
@@ -300,10 +306,12 @@ def test_function_hosts_null_runs_on_every_host():
     inv["mizar_functions"][0] = dict(COUNT, hosts=None)
     r = render_inventory(inv)
     for host in ("h1", "h2", "h3", "h4"):
-        assert [f["name"] for f in r[host]["functions"]] == ["acl-all", "count"], host
+        lb = [{"stage": "on_xdp_scaled_ep", "object": "/var/lib/mizar/bpf/functions/scaled.bpf.o"}] \
+            if host in LB["hosts"] else []
+        assert [f["name"] for f in r[host]["functions"]] == ["acl-all", "count"] + (["lb"] if lb else []), host
         assert r[host]["transit"]["stages"] == [
             {"stage": "on_xdp_tx", "object": "/var/lib/mizar/bpf/functions/acl.bpf.o"},
-            {"stage": "on_xdp_pass", "object": "/var/lib/mizar/bpf/functions/count.bpf.o"}], host
+            {"stage": "on_xdp_pass", "object": "/var/lib/mizar/bpf/functions/count.bpf.o"}] + lb, host
 
 
 def test_host_settings_and_objects():
@@ -327,9 +335,10 @@ def test_host_settings_and_objects():
     h3 = r["h3"]
     assert h3["transit"]["obj_dir"] == "/var/lib/mizar/bpf" and h3["transit"]["switch_mode"] is False
     assert h3["transit"]["sources"] == h4["transit"]["sources"]
-    assert h3["functions"][-1]["object"] == "/var/lib/mizar/bpf/functions/late.bpf.o"
+    assert h3["functions"][-2]["object"] == "/var/lib/mizar/bpf/functions/late.bpf.o"  # then on_xdp_scaled_ep
     assert h3["vnis"] == h4["vnis"] == {"vpc1": 100}
     inv["mizar_functions"] = []
+    inv["mizar_vpcs"][0]["networks"][1]["endpoints"].pop()  # s1, which needs its function
     assert all(x["vnis"] == {} and x["transit"]["stages"] == [] for x in render_inventory(inv).values())
 
 
@@ -404,7 +413,7 @@ def test_base_inventory_entries():
     assert [n["name"] for n in r["h3"]["maps"]["networks"]] == ["vpc1/net1", "vpc1/net2"]
     lb = [e for e in r["h3"]["maps"]["endpoints"] if e["name"] == "vpc1/net1/lb"][0]
     assert lb["backends"] == ["10.1.0.5", "10.1.0.6"] and lb["type"] == "scaled" and lb["host_ip"] is None
-    assert [f["name"] for f in r["h2"]["functions"]] == ["acl1"]
+    assert [f["name"] for f in r["h2"]["functions"]] == ["acl1", "lb1"]
 
 
 # ------------------------------------------------------------------ determinism

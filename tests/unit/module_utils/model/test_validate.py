@@ -64,8 +64,8 @@ def _peer(inv, **extra):
 
 
 def _second_acl(inv):
-    inv["mizar_functions"].append({"name": "acl2", "stage": "on_xdp_redirect", "program": "acl", "hosts": ["h1"],
-                                   "config": {"rules": []}})
+    inv["mizar_functions"].insert(1, {"name": "acl2", "stage": "on_xdp_redirect", "program": "acl", "hosts": ["h1"],
+                                      "config": {"rules": []}})
 
 
 def _second_acl_named_acl1(inv):
@@ -75,8 +75,8 @@ def _second_acl_named_acl1(inv):
 
 
 def _long_chain(inv):
-    inv["mizar_functions"] += [{"name": "f%d" % i, "stage": "on_xdp_redirect", "program": "fns/f%d.c" % i}
-                               for i in range(1, 9)]
+    inv["mizar_functions"][1:1] = [{"name": "f%d" % i, "stage": "on_xdp_redirect", "program": "fns/f%d.c" % i}
+                                   for i in range(1, 9)]
 
 
 # (id, mutation, path, message pattern)
@@ -276,10 +276,10 @@ CASES = [
     ("textfile-typo", lambda inv: H(inv, "h1").update(mizar_prometheus_textfle="/x.prom"),
      "hostvars[h1].mizar_prometheus_textfle", r"did you mean \"mizar_prometheus_textfile\""),
     # function objects (functions/<stem>.bpf.o, one per stem)
-    ("user-source-shipped-stem", lambda inv: inv["mizar_functions"].append(
-        {"name": "mine", "stage": "on_xdp_pass", "program": "fn/acl.c"}), "mizar_functions[1].program",
+    ("user-source-shipped-stem", lambda inv: inv["mizar_functions"].insert(
+        1, {"name": "mine", "stage": "on_xdp_pass", "program": "fn/acl.c"}), "mizar_functions[1].program",
      r"fn/acl.c would build functions/acl.bpf.o, the object of the shipped function acl: rename your source"),
-    ("user-sources-same-stem", lambda inv: inv["mizar_functions"].extend([
+    ("user-sources-same-stem", lambda inv: inv["mizar_functions"].__setitem__(slice(1, 1), [
         {"name": "a", "stage": "on_xdp_pass", "program": "a/fn.c", "hosts": ["h1"]},
         {"name": "b", "stage": "on_xdp_pass", "program": "/b/fn.bpf.c", "hosts": ["h2"]}]),
      "mizar_functions[2].program", r"/b/fn.bpf.c would build functions/fn.bpf.o, which "
@@ -344,8 +344,9 @@ def test_too_many_trusted_sources(monkeypatch):
 def test_too_many_scaled_endpoints_on_a_host(monkeypatch):
     monkeypatch.setattr(capacity, "MAX_SCALED", 0, raising=False)
     errors = validate(base())
-    assert [e.path for e in errors] == ["hostvars[h3]"]
-    assert "host h3 would hold 1 scaled endpoints, more than the 0 the datapath holds per host" in errors[0].message
+    # h3 balances lb; h1 and h2 host its backends, and deliver to them
+    assert [e.path for e in errors] == ["hostvars[h1]", "hostvars[h2]", "hostvars[h3]"]
+    assert "host h3 would hold 1 scaled endpoints, more than the 0 the datapath holds per host" in errors[2].message
 
 
 def test_too_many_bouncers(monkeypatch):

@@ -32,7 +32,7 @@ def endpoint_spec(items=None, exclusive=False, **kw):
     interface named."""
     params = dict(endpoint_item(**kw), endpoints=items, exclusive=exclusive, state=kw.get("state", "present"),
                   substrate_interface=None, mode="native", pin_dir=PIN_DIR, mtu=kw.get("mtu"),
-                  bypass_decap=kw.get("bypass_decap", False))
+                  bypass_decap=kw.get("bypass_decap", False), vips=kw.get("vips"))
     spec = endpoint.Spec.from_params(params)
     endpoint.resolve_mtus(spec)
     return spec

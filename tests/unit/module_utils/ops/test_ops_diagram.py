@@ -14,7 +14,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def base():
-    """Three hosts, two VPCs on the same addresses, a scaled endpoint, an ACL on every host."""
+    """Three hosts, two VPCs on the same addresses, a scaled endpoint with its function, an ACL on every host."""
     hosts = dict(("h%d" % n, {"mizar_interface": "eth0", "mizar_underlay_ip": "192.168.50.%d" % n,
                               "mizar_underlay_mac": "02:00:00:00:00:%02x" % n}) for n in (1, 2, 3))
     return {"hosts": hosts, "mizar_vpcs": [
@@ -28,7 +28,8 @@ def base():
             {"name": "net1", "cidr": "10.1.0.0/24", "bouncers": ["h1"], "endpoints": [
                 {"name": "other", "ip": "10.1.0.5", "host": "h2", "netns": "vpc2-other"}]}]}],
         "mizar_functions": [{"name": "acl1", "stage": "on_xdp_redirect", "program": "acl", "config": {"rules": [
-            {"vpc": "vpc1", "dst": "10.1.1.0/24", "protocol": "tcp", "port": 22, "action": "drop"}]}}]}
+            {"vpc": "vpc1", "dst": "10.1.1.0/24", "protocol": "tcp", "port": 22, "action": "drop"}]}},
+            {"name": "lb1", "stage": "on_xdp_scaled_ep", "program": "scaled"}]}
 
 
 def params(tmp_path, graph=None, png=False):

@@ -144,3 +144,45 @@ def test_the_list_absent_and_exclusive_removes_the_listed_and_every_other_served
         ["blue/web/ep1: " + s % a for s, a in zip(removal, (NS, IF, (IF, NS), NS))]
         + ["mzrecv1: " + s % a for s, a in zip(removal, ("mzrece1", "mzrecv1", ("mzrecv1", "mzrece1"), "mzrece1"))])
     assert endpoint.plan(spec, state("endpoint_fresh")) == []
+
+
+# ---------------------------------------------------------------- a backend of scaled endpoints (direct server return)
+
+
+def test_a_backend_gets_its_vips_on_lo_and_arp_kept_to_eth0():
+    spec = endpoint_spec(vips=["10.0.1.100", "10.0.1.99"])
+    assert [ep.vips for ep in spec.endpoints] == [["10.0.1.99/32", "10.0.1.100/32"]]
+    assert texts(endpoint.plan(spec, state("endpoint_converged"))) == [
+        "set the MTU of %s to 1442" % INNER,  # room for the option: 1500 - 50 - 8
+        "set arp_ignore of eth0 in %s to 1" % NS, "set arp_announce of eth0 in %s to 2" % NS,
+        "add VIP 10.0.1.99/32 to lo in %s" % NS, "add VIP 10.0.1.100/32 to lo in %s" % NS,
+        "set the MTU of %s to 1442" % IF]
+    st = state("endpoint_converged")
+    st["endpoints"][0].update(lo_vips=["10.0.1.99/32", "10.0.1.100/32"])
+    st["endpoints"][0]["inner"].update(arp=("1", "2"), mtu=1442)
+    st["endpoints"][0]["host"].update(mtu=1442)
+    assert endpoint.plan(spec, st) == []
+    # a VIP it no longer backs leaves lo; the ARP settings stay
+    assert texts(endpoint.plan(endpoint_spec(vips=["10.0.1.100"]), st)) == ["remove VIP 10.0.1.99/32 from lo in %s" % NS]
+    assert texts(endpoint.plan(endpoint_spec(), st)) == [
+        "set the MTU of %s to 1450" % INNER, "remove VIP 10.0.1.99/32 from lo in %s" % NS,
+        "remove VIP 10.0.1.100/32 from lo in %s" % NS, "set the MTU of %s to 1450" % IF]
+
+
+@pytest.mark.parametrize("vips, problem", [
+    (["10.0.1.300"], r"vips\[0\]: "),
+    (["10.0.1.10"], r"vips\[0\]: 10.0.1.10 is the endpoint's own address"),
+    (["10.0.1.99", "10.0.1.99"], r"vips\[1\]: 10.0.1.99 is listed twice"),
+])
+def test_bad_vips_are_refused_naming_the_item(vips, problem):
+    with pytest.raises(endpoint.EndpointError, match=r"^endpoint blue/web/ep1: " + problem):
+        endpoint_spec(vips=vips)
+
+
+def test_a_backend_leaves_room_for_the_scaled_functions_option():
+    assert endpoint.max_mtu(1500) == 1450 and endpoint.max_mtu(1500, backend=True) == 1442
+    assert endpoint.max_mtu(9000, bypass_decap=True, backend=True) == 9000
+    assert [ep.mtu for ep in endpoint_spec(vips=["10.0.1.100"]).endpoints] == [1442]
+    with pytest.raises(endpoint.EndpointError, match=r"mtu: 1450 is above 1442, .* and 8 of the scaled function's option"):
+        ep = endpoint_spec(vips=["10.0.1.100"], mtu=1450).endpoints[0]
+        ep.resolve_mtu(1500)
