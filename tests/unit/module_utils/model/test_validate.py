@@ -448,7 +448,7 @@ def test_one_shipped_function_at_two_stages_of_a_host_needs_one_config():
     function's config, naming the first, the host and its stage; the same
     rules (normalized: src defaulted) or hosts apart are fine."""
     inv = base()
-    inv["mizar_functions"].append(_acl_at_tx(["h2", "h3"]))
+    inv["mizar_functions"].insert(1, _acl_at_tx(["h2", "h3"]))  # before base()'s lb1
     errors = validate(inv)
     assert [(e.path, e.message) for e in errors] == [(
         "mizar_functions[1].config", "differs from the config of mizar_functions[0] (acl1), which runs acl on host h2 "
