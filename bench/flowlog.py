@@ -74,7 +74,7 @@ def measure(frames, n):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--frames", type=int, default=200000)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

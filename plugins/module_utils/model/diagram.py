@@ -227,8 +227,8 @@ def tenant_lines(model):
                 lines.append("    %-*s  %-15s %s" % (width, ep.name, ep.ip, where))
     for fn in model.functions:
         if fn.kind == "userspace":
-            lines.append("function %s: %s in user space on endpoint %s (%s)" % (fn.name, fn.program, fn.endpoint_name,
-                                                                              fn.vpc))
+            where = "endpoint %s (%s)" % (fn.endpoint_name, fn.vpc)
+            lines.append("function %s: %s in user space on %s" % (fn.name, fn.program, where))
         else:
             where = "every host" if fn.hosts is None else ", ".join(fn.hosts)
             lines.append("function %s: %s at %s on %s" % (fn.name, fn.program, fn.stage, where))

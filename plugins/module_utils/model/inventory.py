@@ -835,9 +835,9 @@ def _function(raw, path, errors):
     fn.name = _name(raw, path, errors)
     kind = raw.get("kind", "xdp")
     if kind not in FUNCTION_KINDS:
+        kinds = ", ".join(FUNCTION_KINDS)
         errors.add(path + ".kind", "unknown kind %r%s: a function is one of %s (xdp, the default: a BPF program in a "
-                   "stage; userspace: a program on a bypass_decap endpoint)" % (kind, suggest(kind, FUNCTION_KINDS),
-                                                                               ", ".join(FUNCTION_KINDS)))
+                   "stage; userspace: a program on a bypass_decap endpoint)" % (kind, suggest(kind, FUNCTION_KINDS), kinds))
         return None  # what else it lacks depends on its kind
     fn.kind = str(kind)
     if fn.kind == "userspace":

@@ -451,8 +451,8 @@ class _Checker:
         ep = names.get(fn.endpoint_name)
         where = path + ".endpoint"
         if ep is None:
-            errors.add(where, "no endpoint named %r in VPC %s%s" % (fn.endpoint_name, vpc.name,
-                                                                   suggest(fn.endpoint_name, names)))
+            near = suggest(fn.endpoint_name, names)
+            errors.add(where, "no endpoint named %r in VPC %s%s" % (fn.endpoint_name, vpc.name, near))
             return None
         problem = None
         if ep.type != "simple" or ep.peer:
@@ -466,9 +466,8 @@ class _Checker:
         elif ep.host not in self.hosts:
             problem = "its host %s is not in group mizar_hosts" % ep.host
         if problem:
-            errors.add(where, "endpoint %s of VPC %s cannot run %s: %s" % (fn.endpoint_name, vpc.name,
-                                                                          fn.program or "a user-space function",
-                                                                          problem))
+            program = fn.program or "a user-space function"
+            errors.add(where, "endpoint %s of VPC %s cannot run %s: %s" % (fn.endpoint_name, vpc.name, program, problem))
             return None
         return ep
 

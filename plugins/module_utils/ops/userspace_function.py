@@ -355,8 +355,8 @@ def _wait_ready(fn, running_pid):
         if (_read(fn.paths["ready"]) or "").strip() == str(pid):
             return
         time.sleep(0.05)
-    raise UserspaceError("%s: %s did not come up within %ds: %s" % (fn.label, fn.program, READY_TIMEOUT,
-                                                                     _tail(fn.paths["err"])))
+    stderr = _tail(fn.paths["err"])
+    raise UserspaceError("%s: %s did not come up within %ds: %s" % (fn.label, fn.program, READY_TIMEOUT, stderr))
 
 
 def start_process(spec, fn):
