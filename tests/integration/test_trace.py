@@ -125,7 +125,9 @@ def test_the_acl_drop_is_named_at_the_host_whose_stage_drops(ansible, inventory,
     last = t["hops"][-1]
     assert (last["host"], last["verdict"], last["stage"], last["dropped_by"]) == \
         (HOSTS["mzh3"], "drop", "on_xdp_redirect", "acl-blue")
-    assert [(f["function"], f["decision"]) for f in last["functions"]] == [("acl-blue", "returned drop")]
+    # ratelimit-red follows acl-blue in mzh3's chain: a packet the ACL drops never reaches it
+    assert [(f["function"], f["decision"]) for f in last["functions"]] == [("acl-blue", "returned drop"),
+                                                                           ("ratelimit-red", "not run")]
     assert t["verdict"] == "blue/web/blue2 -> 10.0.2.10: dropped at %s (hop 3) by function acl-blue " \
         "(on_xdp_redirect)" % HOSTS["mzh3"]
     # blue2's agent sent it to web's bouncer, which sent it to blue's divider
@@ -134,7 +136,8 @@ def test_the_acl_drop_is_named_at_the_host_whose_stage_drops(ansible, inventory,
     # the rule is ICMP only: UDP goes through, and the ACL said so
     res, t = trace(ansible, inventory, tmp_path, "blue2", "10.0.2.10", "proto=udp", "dport=53")
     assert t["outcome"] == "delivered", t["lines"]
-    assert [(f["function"], f["decision"]) for f in t["hops"][-1]["functions"]] == [("acl-blue", "passed")]
+    assert [(f["function"], f["decision"]) for f in t["hops"][-1]["functions"]] == [("acl-blue", "passed"),
+                                                                                   ("ratelimit-red", "passed")]
 
 
 def test_tenants_are_isolated_and_the_drop_is_at_the_right_hop(ansible, inventory, deployed, tmp_path):
