@@ -37,11 +37,11 @@ options:
     description:
       - The network namespace of the lab host, a name under C(/run/netns) or an absolute path
         to a namespace file.
-      - Defaults to the inventory hostname.
+      - Defaults to the host's address (C(ansible_host), which is its inventory name unless set).
+        With C(delegate_to), both are the delegated host's, so a task delegated to another lab
+        host runs in that host's namespace.
     type: str
-    default: inventory_hostname
     vars:
-      - name: inventory_hostname
       - name: ansible_mizar_netns
   bpffs_root:
     description:
@@ -191,7 +191,7 @@ class Connection(LocalConnection):
         self._bpf_dir = None
 
     def _netns(self):
-        name = self.get_option("netns")
+        name = self.get_option("netns") or self._play_context.remote_addr
         if not name or (not os.path.isabs(name) and "/" in name) or name in (".", ".."):
             raise AnsibleConnectionFailure("mizar.transit.netns: bad network namespace name %r" % (name,))
         return name if os.path.isabs(name) else os.path.join(NETNS_RUN_DIR, name)

@@ -102,6 +102,30 @@ def test_a_task_sees_only_its_namespace(ansible, hosts, tmp_path):
     assert sorted(e for e in os.listdir(VIEWS) if e.startswith(RUN)) == sorted([C1, C2])
 
 
+
+def test_a_delegated_task_runs_in_the_delegated_hosts_namespace(ansible, hosts):
+    """delegate_to enters the namespace of the host it names (its own, or the
+    one its ansible_mizar_netns names), not the delegating host's."""
+    res = _run(ansible, hosts, "delegate.yml", """\
+        - name: From the first lab host
+          hosts: %s
+          gather_facts: false
+          tasks:
+            - name: Read the addresses of the host delegated to
+              ansible.builtin.command: hostname --all-ip-addresses
+              delegate_to: "{{ item }}"
+              loop: [%s, %s, %s]
+              register: seen
+              changed_when: false
+            - name: Each saw its own namespace's address only (the alias, its namespace's)
+              ansible.builtin.assert:
+                that:
+                  - seen.results | map(attribute='stdout') | map('trim') | list == [
+                      hostvars['%s'].underlay, hostvars['%s'].underlay, hostvars['%s'].underlay]
+        """ % (C1, C2, C1, ALIAS, C2, C1, C1))
+    assert res.ok(), res
+
+
 PIN_MAP = r"""
 import ctypes, os
 lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
