@@ -149,7 +149,7 @@ static __always_inline int mzr_agent_arp_answer(struct xdp_md *ctx, struct ethhd
 static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_if_cfg *cfg,
 					   const struct mzr_agent *a, const struct iphdr *ip,
 					   const struct mzr_arp *arp, __be32 hop_ip, const __u8 *hop_mac,
-					   __u32 out_ifindex, __u32 stage, __u32 vni)
+					   __u32 out_ifindex, __u32 stage, __u32 vni, __u64 inner_dst)
 {
 	struct mzr_agent_flow fl;
 	__u32 inner_len;
@@ -170,6 +170,16 @@ static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_
 		return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, a->vni, 0, 0);
 	}
 
+	/* A bypass endpoint on this host gets the frame addressed to it, as
+	 * decapsulation would have: a routed one carries its gateway's MAC.
+	 * inner_dst: its MAC as a scalar (0: leave the frame as it is), which
+	 * the compiler cannot turn into a pointer the verifier refuses. */
+	if (inner_dst) {
+		eth = (void *)(long)ctx->data;
+		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+			return mzr_agent_drop(ctx, MZR_D_ADJUST, a->vni);
+		__builtin_memcpy(eth->h_dest, &inner_dst, 6);
+	}
 	if (bpf_xdp_adjust_head(ctx, -(int)MZR_OUTER_LEN))
 		return mzr_agent_drop(ctx, MZR_D_ADJUST, a->vni);
 	eth = (void *)(long)ctx->data;
@@ -253,7 +263,7 @@ int mzr_agent(struct xdp_md *ctx)
 			return mzr_agent_arp_answer(ctx, eth, arp, ep->mac, vni);
 		if (ep->flags & MZR_EP_F_BYPASS_DECAP)
 			return mzr_agent_encap(ctx, cfg, a, ip, arp, cfg->ip, cfg->mac, ep->ifindex,
-					       MZR_STAGE_ON_XDP_REDIRECT, vni);
+					       MZR_STAGE_ON_XDP_REDIRECT, vni, arp ? 0 : mzr_mac_load(ep->mac));
 		if (!arp)
 			mzr_mac_copy(eth->h_dest, ep->mac);
 		mzr_count(MZR_C_AGENT_LOCAL);
@@ -270,7 +280,7 @@ int mzr_agent(struct xdp_md *ctx)
 		return mzr_agent_drop(ctx, MZR_D_NO_SUBSTRATE, vni);
 	if (bouncer->ip != cfg->ip)
 		return mzr_agent_encap(ctx, cfg, a, ip, arp, bouncer->ip, bouncer->mac, cfg->ifindex,
-				       MZR_NO_STAGE, vni);
+				       MZR_NO_STAGE, vni, 0);
 
 	/* 4. This host is the bouncer: its work, and its stages. */
 	if (ep && arp && arp->op == bpf_htons(MZR_ARP_REQUEST))
@@ -293,7 +303,7 @@ int mzr_agent(struct xdp_md *ctx)
 		mzr_mac_copy(eth->h_dest, ep->mac);
 	mzr_count(hop.path);
 	return mzr_agent_encap(ctx, cfg, a, ip, arp, hop.host->ip, hop.host->mac, cfg->ifindex,
-			       MZR_STAGE_ON_XDP_TX, hop.vni);
+			       MZR_STAGE_ON_XDP_TX, hop.vni, 0);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -106,11 +106,17 @@ static __always_inline int mzr_arp_reply(struct xdp_md *ctx, struct mzr_outer *o
 }
 
 /* Hand the packet to an endpoint hosted on this host. outer_ecn and
- * inner_ecn: the ECN fields of an inner IPv4 packet (0 for ARP). */
-static __always_inline int mzr_deliver(struct xdp_md *ctx, const struct mzr_endpoint *ep,
-				       __u32 vni, __u32 outer_len, __u8 outer_ecn, __u8 inner_ecn)
+ * inner_ecn: the ECN fields of an inner IPv4 packet (0 for ARP); ieth: the
+ * inner frame, at outer_len. */
+static __always_inline int mzr_deliver(struct xdp_md *ctx, struct mzr_outer *o, struct ethhdr *ieth,
+				       const struct mzr_endpoint *ep, __u32 vni, __u32 outer_len,
+				       __u8 inner_ecn, int arp)
 {
+	__u8 outer_ecn = o->ip->tos & MZR_ECN_MASK;
+
 	if (ep->flags & MZR_EP_F_BYPASS_DECAP) {
+		if (!arp) /* mzr_deliver.h */
+			mzr_bypass_address(o->udp, ieth, ep->mac);
 		mzr_count(MZR_C_BYPASS);
 	} else {
 		__u32 why = mzr_decap(ctx, outer_len, outer_ecn, inner_ecn, ep->mac); /* mzr_deliver.h */
@@ -269,7 +275,7 @@ int mzr_transit(struct xdp_md *ctx)
 		}
 		/* 3. Hosted here. */
 		if (ep->ifindex)
-			return mzr_deliver(ctx, ep, vni, outer_len, o.ip->tos & MZR_ECN_MASK, ecn);
+			return mzr_deliver(ctx, &o, ieth, ep, vni, outer_len, ecn, arp != NULL);
 	}
 	/* 4. Bouncer, Divider, Peer, VPC fallback. The TTL check comes first: it is free. */
 	if (o.ip->ttl <= 1)

@@ -8,6 +8,7 @@
 #define MZR_DELIVER_H
 
 #include <linux/bpf.h>
+#include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include "mzr_abi.h"
 #include "mzr_bounds.h"
@@ -64,6 +65,31 @@ static __always_inline __u32 mzr_decap(struct xdp_md *ctx, __u32 outer_len, __u8
 		ip->check = mzr_csum_replace16(ip->check, old, *(__u16 *)ip);
 	}
 	return 0;
+}
+
+/*
+ * A bypass_decap endpoint gets the whole tunnel packet, its inner frame
+ * addressed as decapsulation would have: to the endpoint's MAC. A routed
+ * frame still carries its gateway's MAC when the host it was sent to
+ * hosts the endpoint (no bouncer rewrote it), and the endpoint's own stack
+ * would drop it. The outer UDP checksum, when the sender set one, covers
+ * the inner frame: it is updated word by word (RFC 1624), and a result of
+ * zero goes out as 0xffff (RFC 768).
+ */
+static __always_inline void mzr_bypass_address(struct udphdr *udp, struct ethhdr *ieth, const __u8 *mac)
+{
+	__u16 *w = (__u16 *)ieth->h_dest;
+	const __u16 *m = (const __u16 *)mac;
+	__u16 check = udp->check;
+
+#pragma unroll
+	for (int i = 0; i < 3; i++) {
+		if (check)
+			check = mzr_csum_replace16(check, w[i], m[i]);
+		w[i] = m[i];
+	}
+	if (udp->check)
+		udp->check = check ? check : 0xffff;
 }
 
 #endif /* MZR_DELIVER_H */

@@ -11,6 +11,16 @@ static __always_inline void mzr_mac_copy(__u8 *dst, const __u8 *src)
 	__builtin_memcpy(dst, src, 6);
 }
 
+/* A MAC as a scalar (in its low 6 bytes, in memory order), to carry it
+ * where a pointer would not do. */
+static __always_inline __u64 mzr_mac_load(const __u8 *mac)
+{
+	__u64 v = 0;
+
+	__builtin_memcpy(&v, mac, 6);
+	return v;
+}
+
 /*
  * Point an existing outer header at a new substrate hop: MACs, source and
  * destination IP, TTL, header checksum. The UDP checksum is zeroed, which

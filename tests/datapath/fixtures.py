@@ -169,6 +169,13 @@ PASS = {"pass": 1}
 # ------------------------------------------------------------------ the table
 
 
+def _with_udp_checksum(pkt):
+    """pkt with its outer UDP checksum computed, as a sender that sets one does."""
+    o = Ether(pkt)
+    del o[UDP].chksum
+    return bytes(o)
+
+
 def _frag(**kw):  # a 10.0.0.5 -> 10.0.0.6 packet, already addressed to 10.0.0.6
     return v4(5, "10.0.0.6", dst_mac=ep_mac(100, 6), **kw)
 
@@ -212,8 +219,17 @@ FORWARDING = [
        {"redirect": 1, "decap": 1}),
     fx("local_ttl1", "outer TTL does not matter to local delivery",
        enc(_in_5_7, ttl=1), XDP_REDIRECT, decapped(_in_5_7, ep_mac(100, 7)), {"redirect": 1, "decap": 1}),
-    fx("bypass", "bypass-decap endpoint: the whole tunnel packet, unchanged",
-       enc(v4(5, "10.0.0.8")), XDP_REDIRECT, None, {"redirect": 1, "bypass": 1}),
+    fx("bypass", "bypass-decap endpoint: the whole tunnel packet, its inner frame addressed to the endpoint",
+       enc(v4(5, "10.0.0.8")), XDP_REDIRECT, enc(v4(5, "10.0.0.8", dst_mac=ep_mac(100, 8))),
+       {"redirect": 1, "bypass": 1}),
+    fx("bypass_addressed", "bypass-decap endpoint, inner frame already addressed to it: unchanged",
+       enc(v4(5, "10.0.0.8", dst_mac=ep_mac(100, 8))), XDP_REDIRECT, None, {"redirect": 1, "bypass": 1}),
+    fx("bypass_udp_checksum", "bypass-decap endpoint: a sender's outer UDP checksum is updated with the inner MAC",
+       _with_udp_checksum(enc(v4(5, "10.0.0.8"))), XDP_REDIRECT,
+       _with_udp_checksum(enc(v4(5, "10.0.0.8", dst_mac=ep_mac(100, 8)))), {"redirect": 1, "bypass": 1}),
+    fx("bypass_arp", "bypass-decap endpoint: an ARP request is the tunnel packet as it came",
+       enc(P.inner_arp_request(ep_mac(100, 5), "10.0.0.5", "10.0.0.8")), XDP_REDIRECT, None,
+       {"redirect": 1, "bypass": 1}),
     fx("arp_remote", "ARP for a remote endpoint: answered by the bouncer, sent back to the asker's host",
        enc(_arp_5_6), XDP_TX, _arp_answered(_arp_5_6, "10.0.0.6", ep_mac(100, 6)), {"tx": 1, "arp_reply": 1}),
     fx("arp_gateway", "ARP for the network's gateway: answered with the gateway MAC",
@@ -522,8 +538,9 @@ ECN = [
        enc(_ecn_in(CE), tos=NOT_ECT), XDP_REDIRECT, _ecn_out(CE), DECAP),
     fx("ecn_bounce", "a bounce carries the outer ECN and DSCP unchanged",
        enc(_in_5_6, tos=0xa3), XDP_TX, bounced(enc(_in_5_6, tos=0xa3), "h2"), TX_BOUNCE),
-    fx("ecn_bypass", "a bypass endpoint gets the tunnel packet as it came",
-       enc(v4(5, "10.0.0.8", tos=ECT0), tos=CE), XDP_REDIRECT, None, {"redirect": 1, "bypass": 1}),
+    fx("ecn_bypass", "a bypass endpoint gets the tunnel packet with its ECN fields as they came",
+       enc(v4(5, "10.0.0.8", tos=ECT0), tos=CE), XDP_REDIRECT,
+       enc(v4(5, "10.0.0.8", tos=ECT0, dst_mac=ep_mac(100, 8)), tos=CE), {"redirect": 1, "bypass": 1}),
 ]
 
 _host_mac, _peer = "02:00:00:00:00:77", "192.168.0.77"
@@ -595,8 +612,10 @@ AGENT = [
     fx("agent_local", "destination on the same host: straight to it, never leaving the host",
        _a_5_4, XDP_REDIRECT, P.with_dst_mac(_a_5_4, ep_mac(100, 4)), {"redirect": 1, "agent_local": 1},
        world="h1", program="agent", ingress=LO),
-    fx("agent_local_bypass", "same-host bypass endpoint: gets the tunnel packet, addressed to this host",
-       _a_5_10, XDP_REDIRECT, agent_encap(_a_5_10, "10.0.0.5", "10.0.0.10", dst_host="h1"),
+    fx("agent_local_bypass", "same-host bypass endpoint: gets the tunnel packet, addressed to this host, its "
+       "inner frame to the endpoint",
+       _a_5_10, XDP_REDIRECT, agent_encap(P.with_dst_mac(_a_5_10, ep_mac(100, 10)), "10.0.0.5", "10.0.0.10",
+                                          dst_host="h1"),
        {"redirect": 1, "agent_encap": 1}, world="h1", program="agent", ingress=LO),
     fx("agent_local_ip_options", "same host, IPv4 options: delivered like any packet",
        _a_5_4_opts, XDP_REDIRECT, P.with_dst_mac(_a_5_4_opts, ep_mac(100, 4)), {"redirect": 1, "agent_local": 1},
