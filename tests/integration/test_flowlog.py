@@ -168,6 +168,15 @@ def test_the_function_runs_in_the_endpoints_namespace(deployed):
                                               os.path.join(FN_DIR, "flows.json").encode()]
 
 
+def test_a_converged_lab_is_a_no_op_that_check_mode_predicts(deployed, ansible, inventory):
+    check = ansible.playbook(inventory, "mizar.transit.site", "--check", "--diff")
+    assert check.ok(), check
+    assert (check.changed(H1), check.changed(H2)) == (0, 0), check
+    again = ansible.playbook(inventory, "mizar.transit.site")
+    assert again.ok(), again
+    assert (again.changed(H1), again.changed(H2)) == (0, 0), again.recap
+
+
 def test_ping_across_hosts_is_answered_full_size_too(deployed):
     res = in_src("ping", "-c", "5", "-i", "0.2", "-W", "2", LOG_IP)
     assert res.returncode == 0 and " 5 received" in res.stdout, res.stdout + res.stderr
