@@ -59,6 +59,7 @@ __metaclass__ = type
 
 import array
 import ctypes
+import itertools
 import os
 import struct
 
@@ -128,17 +129,25 @@ def _tags(blob, size):
     return [int.from_bytes(blob[i:i + 4], "little") for i in range(0, len(blob), size)]
 
 
-def _nonzero(tags, block=4096):
-    """Indexes of the nonzero items of tags (an array or list of ints), in
-    order. Tables are mostly empty: whole blocks of zeros are skipped by one
-    comparison each."""
-    zero = type(tags)("I", bytes(4 * block)) if isinstance(tags, array.array) else [0] * block
-    out = []
-    for base in range(0, len(tags), block):
-        chunk = tags[base:base + block]
-        if chunk != zero[:len(chunk)]:
-            out += [i for i, tag in enumerate(chunk, base) if tag]
-    return out
+def _scan(blob, size, block=4096):
+    """(used, dead): the slots of an image whose tag is not 0, and those of
+    them with the tombstone tag, in order. Tables are mostly empty: a block
+    of slots whose bytes are all 0 is skipped by one comparison, and the
+    tags of the others are picked out without a Python loop."""
+    used, dead = [], []
+    step = block * size
+    zero = bytes(step)
+    for off in range(0, len(blob) - len(blob) % size, step):
+        chunk = blob[off:off + step]
+        if chunk == zero[:len(chunk)]:
+            continue
+        tags = _tags(chunk[:len(chunk) - len(chunk) % size], size)
+        base = off // size
+        found = list(itertools.compress(range(base, base + len(tags)), tags))
+        used += found
+        if abi.TAG_DEAD in tags:
+            dead += [slot for slot in found if tags[slot - base] == abi.TAG_DEAD]
+    return used, dead
 
 
 # ---------------------------------------------------------------- snapshot
@@ -181,10 +190,9 @@ class Snapshot:
         hosts = images[abi.SUBSTRATE_MAP]
         hsize = ctypes.sizeof(abi.Host)
         self.hosts = {}  # slot -> {ip, mac}
-        for slot in range(1, len(hosts) // hsize):
-            h = abi.decode_host(hosts[slot * hsize:(slot + 1) * hsize])
-            if h:
-                self.hosts[slot] = h
+        for slot in _scan(hosts, hsize)[0]:  # a slot whose address (its first u32) is 0 is free
+            if slot:
+                self.hosts[slot] = abi.decode_host(hosts[slot * hsize:(slot + 1) * hsize])
         self.host_slots = {}  # ip -> [slots], lowest first
         for slot in sorted(self.hosts):
             self.host_slots.setdefault(self.hosts[slot]["ip"], []).append(slot)
@@ -192,10 +200,9 @@ class Snapshot:
         backends = images[abi.BACKENDS_MAP]
         bsize = ctypes.sizeof(abi.BackendSet)
         self.backends = {}  # slot -> (owner key, [ips])
-        for slot in range(1, len(backends) // bsize):
-            b = abi.decode_backends(backends[slot * bsize:(slot + 1) * bsize])
-            if b:
-                self.backends[slot] = b
+        for slot in _scan(backends, bsize)[0]:  # so is one whose VNI is 0
+            if slot:
+                self.backends[slot] = abi.decode_backends(backends[slot * bsize:(slot + 1) * bsize])
         self.tables = {}
         for name, codec in abi.TABLES.items():
             self.tables[name] = _TableSnapshot(codec, images[codec.pin_name])
@@ -224,31 +231,76 @@ def _no_host(slot):
 
 
 class _TableSnapshot:
+    """One table's image: the slots in use and the tombstones at once; the
+    tags of every slot and the live versions by key (live, extra) when
+    first asked for. A run that changes nothing never builds them (see
+    holds())."""
+
     def __init__(self, codec, blob):
         self.codec = codec
         self.size = ctypes.sizeof(codec.ctype)
         self.blob = blob
-        self.tags = _tags(blob, self.size)
-        self.live = {}  # binary key (codec.bin_key) -> (slot, raw): the version a lookup finds first
-        self.extra = {}  # binary key -> [(slot, raw)]: further live versions, in probe order
-        self.dead = []  # tombstone slots
-        size, key_len, live, tags, dead = self.size, codec.key_len, self.live, self.tags, abi.TAG_DEAD
-        for slot in _nonzero(tags):
-            if tags[slot] == dead:
-                self.dead.append(slot)
+        self.used, self.dead = _scan(blob, self.size)  # slots with a tag; of them, the tombstones
+        self._tags = self._raws = self._live = self._extra = None
+
+    @property
+    def tags(self):
+        """The first u32 of every slot."""
+        if self._tags is None:
+            self._tags = _tags(self.blob, self.size)
+        return self._tags
+
+    @property
+    def live(self):
+        """{binary key (codec.bin_key): (slot, raw)}: the version a lookup
+        finds first."""
+        if self._live is None:
+            self._index()
+        return self._live
+
+    @property
+    def extra(self):
+        """{binary key: [(slot, raw)]}: further live versions, in probe order."""
+        if self._extra is None:
+            self._index()
+        return self._extra
+
+    def raws(self):
+        """The bytes of every slot in use (tombstones included), in slot order."""
+        if self._raws is None:
+            blob, size = self.blob, self.size
+            self._raws = [blob[slot * size:(slot + 1) * size] for slot in self.used]
+        return self._raws
+
+    def holds(self, raws):
+        """Whether the table holds exactly the entries raws (encoded), each
+        in one live version, and no tombstone: then a plan has nothing to
+        write. Whole entries are compared as bytes, none is decoded."""
+        have = self.raws()
+        if self.dead or len(have) != len(raws):
+            return False
+        key_len = self.codec.key_len
+        return len(set(raw[:key_len] for raw in have)) == len(have) and set(have) == set(raws)
+
+    def _index(self):
+        live, extra, key_len = {}, {}, self.codec.key_len
+        dead_slots = set(self.dead)
+        for slot, raw in zip(self.used, self.raws()):
+            if slot in dead_slots:
                 continue
-            raw = blob[slot * size:(slot + 1) * size]
             key = raw[:key_len]
             if key in live:
-                self.extra.setdefault(key, []).append((slot, raw))
+                extra.setdefault(key, []).append((slot, raw))
             else:
                 live[key] = (slot, raw)
+        codec = self.codec
         mask = codec.slots - 1
-        for key, more in self.extra.items():
+        for key, more in extra.items():
             versions = [live[key]] + more
             home = codec.home(codec.decode(versions[0][1], _no_host))
             versions.sort(key=lambda v: (v[0] - home) & mask)
-            live[key], self.extra[key] = versions[0], versions[1:]
+            live[key], extra[key] = versions[0], versions[1:]
+        self._live, self._extra = live, extra
 
     def raw(self, slot):
         return self.blob[slot * self.size:(slot + 1) * self.size]
@@ -425,9 +477,8 @@ def plan(snap, desired):
     taken = set(snap.backends)
     backend_of, backend_writes, backend_frees = {}, [], []
     ep_codec, ep_table = abi.TABLES["endpoints"], snap.tables["endpoints"]
-    for e in _norm_entries(desired, "endpoints"):
-        if e.get("type") != "scaled":
-            continue
+    scaled = [e for e in _norm_entries(desired, "endpoints") if e.get("type") == "scaled"]
+    for e in scaled:
         key = (e["vni"], e["ip"])
         ips = list(e.get("backends") or [])
         same = [slot for slot, have in owned.get(key, ()) if have == ips]
@@ -488,7 +539,7 @@ def plan(snap, desired):
     new_host_ip = dict((s, ip) for ip, s in slot_of.items()).get
     new_backend_ips = dict((s, ips) for s, ips in
                            [(backend_of[k], list(e.get("backends") or [])) for k, e in
-                            [((e["vni"], e["ip"]), e) for e in want["endpoints"] if e.get("type") == "scaled"]]).get
+                            [((e["vni"], e["ip"]), e) for e in scaled]]).get
     for name in ORDER:
         codec = abi.TABLES[name]
         t = snap.tables[name]
@@ -544,6 +595,12 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
     slot afterwards (restage, republish): the entry is missing for a moment,
     never half-written. Of several live versions of a key (an interrupted
     run's), the desired one is kept and the others retired."""
+    try:  # all at once; an entry that does not encode is named by the loop below, in its turn
+        raws = codec.encode_all(entries, host_slot, backend_slot)
+    except Exception:
+        raws = None
+    if raws is not None and t.holds(raws):
+        return [], [], [], [], [], []
     mask = codec.slots - 1
     tags = array.array("I", t.tags)
     size = t.size
@@ -560,9 +617,9 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
             diff.repaired.append(("stale second version", slot, raw, None))
             retire.append((slot, TAG_DEAD + raw[4:]))
 
-    for e in entries:
+    for i, e in enumerate(entries):
         try:
-            raw = codec.encode(e, host_slot, backend_slot)
+            raw = raws[i] if raws is not None else codec.encode(e, host_slot, backend_slot)
         except (KeyError, ValueError) as err:
             raise ValueError("entry %r: %s" % (_key_of(codec, e), err))
         tag = raw[:4]

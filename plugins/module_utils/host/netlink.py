@@ -60,12 +60,15 @@ try:
     from pyroute2 import netns as _pr_netns
     from pyroute2.netlink.exceptions import NetlinkError as _PrNetlinkError
 
-    try:
-        # the distribution's metadata: Debian's build leaves __version__ "unknown"
-        from importlib.metadata import version as _dist_version
-        PYROUTE2_VERSION = _dist_version("pyroute2")
-    except Exception:  # no metadata (a copied tree): what the package says, if anything
-        PYROUTE2_VERSION = getattr(_pyroute2, "__version__", "unknown")
+    PYROUTE2_VERSION = getattr(_pyroute2, "__version__", "unknown")
+    if not PYROUTE2_VERSION[:1].isdigit():
+        try:
+            # the distribution's metadata: Debian's build leaves __version__ "unknown" (read only then:
+            # importing importlib.metadata and searching the path costs every module call)
+            from importlib.metadata import version as _dist_version
+            PYROUTE2_VERSION = _dist_version("pyroute2")
+        except Exception:  # no metadata (a copied tree): what the package says
+            pass
     if PYROUTE2_VERSION[:1].isdigit() and version_tuple(PYROUTE2_VERSION) < PYROUTE2_MIN:
         HAS_PYROUTE2 = False
         PYROUTE2_IMPORT_ERROR = ImportError("pyroute2 %s is installed; mizar.transit needs %s"

@@ -63,7 +63,6 @@ from collections.abc import Mapping
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr
 from ansible_collections.mizar.transit.plugins.module_utils.model.capacity import STAGES
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import suggest
-from ansible_collections.mizar.transit.plugins.module_utils.model.pyyaml import HAS_YAML, yaml
 
 # plugins/module_utils/model/ -> the collection's root
 _COLLECTION = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
@@ -275,6 +274,9 @@ def default_registry():
 
 
 def load_schema(path, name):
+    # PyYAML is imported where a schema is read, on the controller: the modules, which import this file
+    # for the functions' parameters, never read one
+    from ansible_collections.mizar.transit.plugins.module_utils.model.pyyaml import HAS_YAML, yaml
     if not HAS_YAML:
         raise SchemaError("PyYAML is required to read the function schema %s" % path)
     try:

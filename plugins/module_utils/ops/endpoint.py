@@ -290,10 +290,32 @@ def _pinned_id(layout, role):
     return prog["prog_id"] if prog else None
 
 
-def _xdp(iface, netns, layout, ours):
-    """The XDP program on iface: None, or {prog_id, name, mode, ours}."""
+def _read_inside(ep, lay, ours, st):
+    """read_endpoint()'s readings inside the endpoint's namespace, run in
+    it (netns=None: the calling thread's, which has entered it)."""
+    links = netlink.links()
+    st["others"] = sorted(lk["ifname"] for lk in links if lk["ifname"] not in ("lo", INNER))
+    lo = [lk for lk in links if lk["ifname"] == "lo"]
+    st["lo_up"] = bool(lo and lo[0]["up"])
+    st["lo_vips"] = sorted((a for a in netlink.addrs("lo") if not a.startswith("127.")),
+                           key=lambda c: addr.parse_ipv4(c.split("/")[0])) if lo else []
+    inner = next((lk for lk in links if lk["ifname"] == INNER), None)
+    if inner is not None:
+        st["inner"] = {"index": inner["index"], "kind": inner["kind"], "mtu": inner["mtu"], "up": inner["up"],
+                       "mac": inner["mac"], "peer_index": inner["peer_index"],
+                       "addrs": sorted(netlink.addrs(INNER)),
+                       "ipv6_off": netlink.ipv6_disabled(INNER),
+                       "tx_csum": netlink.tx_checksum_enabled(INNER),
+                       "route": netlink.default_route(),
+                       "arp": tuple(netlink.sysctl("net/ipv4/conf/%s/%s" % (INNER, k)) for k in ARP_SYSCTLS)}
+        st["pass"] = _xdp(INNER, ep.netns, lay, ours, inside=True)
+
+
+def _xdp(iface, netns, layout, ours, inside=False):
+    """The XDP program on iface: None, or {prog_id, name, mode, ours}.
+    inside: the calling thread is in netns already."""
     pin = layout.link(pinned.link_name(iface, netns))
-    q = xdp.query(iface, netns=netns, link_pin=pin)
+    q = xdp.query(iface, netns=None if inside else netns, link_pin=pin)
     if not q["attached"]:
         return None
     mine = q["prog_id"] in ours or (q["via"] == "link" and os.path.exists(pin) and _pin_runs(pin, q))
@@ -349,23 +371,8 @@ def read_endpoint(ep, programs, ours):
     st["netns"] = nsenter.netns_exists(ep.netns)
     if not st["netns"]:
         return st
-    links = netlink.links(ep.netns)
-    st["others"] = sorted(lk["ifname"] for lk in links if lk["ifname"] not in ("lo", INNER))
-    lo = [lk for lk in links if lk["ifname"] == "lo"]
-    st["lo_up"] = bool(lo and lo[0]["up"])
-    st["lo_vips"] = sorted((a for a in netlink.addrs("lo", ep.netns) if not a.startswith("127.")),
-                           key=lambda c: addr.parse_ipv4(c.split("/")[0])) if lo else []
-    inner = netlink.link(INNER, ep.netns)
-    if inner is not None:
-        st["inner"] = {"index": inner["index"], "kind": inner["kind"], "mtu": inner["mtu"], "up": inner["up"],
-                       "mac": inner["mac"], "peer_index": inner["peer_index"],
-                       "addrs": sorted(netlink.addrs(INNER, ep.netns)),
-                       "ipv6_off": netlink.ipv6_disabled(INNER, ep.netns),
-                       "tx_csum": netlink.tx_checksum_enabled(INNER, ep.netns),
-                       "route": netlink.default_route(ep.netns),
-                       "arp": tuple(netlink.sysctl("net/ipv4/conf/%s/%s" % (INNER, k), netns=ep.netns)
-                                    for k in ARP_SYSCTLS)}
-        st["pass"] = _xdp(INNER, ep.netns, lay, ours)
+    # every reading inside the namespace on one thread that enters it once
+    nsenter.run_in_netns(ep.netns, _read_inside, ep, lay, ours, st)
     h, i = st["host"], st["inner"]
     st["paired"] = bool(h and i and h["kind"] == "veth" and i["kind"] == "veth" and
                         h["peer_index"] == i["index"] and i["peer_index"] == h["index"])

@@ -73,15 +73,19 @@ def context(params):
     return "reading the datapath at %s" % params["pin_dir"]
 
 
-def _endpoint_netns(iface_index, host_peer, pass_atts):
+def _endpoint_netns(iface_index, host_peer, pass_atts, inner_links):
     """The namespace whose eth0 is the veth peer of the host interface of
     index iface_index (whose own peer index is host_peer), among the
-    namespaces where this datapath attached the pass program."""
-    for a in pass_atts:
-        try:
-            inner = netlink.link(a["iface"], a["netns"])
-        except netlink.NetlinkError:
-            continue  # namespace gone
+    namespaces where this datapath attached the pass program. inner_links:
+    {position in pass_atts: its interface, None when gone}, filled as they
+    are read, so that each is read once for all the host's endpoints."""
+    for i, a in enumerate(pass_atts):
+        if i not in inner_links:
+            try:
+                inner_links[i] = netlink.link(a["iface"], a["netns"])
+            except netlink.NetlinkError:
+                inner_links[i] = None  # namespace gone
+        inner = inner_links[i]
         if inner is not None and inner["peer_index"] == iface_index and inner["index"] == host_peer:
             return a["netns"]
     return None
@@ -97,6 +101,7 @@ def served_endpoints(layout, atts, agents=None):
     if agents is None:
         agents = agents_by_ifindex(layout)
     pass_atts = [a for a in atts if a["role"] == "pass" and a["netns"] is not None and a["ifindex"]]
+    inner_links = {}
     out = []
     for a in atts:
         if a["role"] != "agent" or a["netns"] is not None:
@@ -106,7 +111,7 @@ def served_endpoints(layout, atts, agents=None):
         if a["ifindex"]:
             host = netlink.link(a["ifindex"])
             if host is not None and host["kind"] == "veth":
-                ep["netns"] = _endpoint_netns(host["index"], host["peer_index"], pass_atts)
+                ep["netns"] = _endpoint_netns(host["index"], host["peer_index"], pass_atts, inner_links)
             entry = agents.get(a["ifindex"])
             if entry:
                 ep.update(vni=entry.get("vni"), ip=entry.get("ip"), mac=entry.get("mac"))
