@@ -295,23 +295,12 @@ static __always_inline int lb_member(__u32 vni, __be32 vip, __be32 ip)
 	return bpf_map_lookup_elem(&mzr_lb_members, &k) != NULL;
 }
 
-/* The flow's backend: remembered, or from the ring (and remembered); 0: none. */
-static __always_inline __be32 lb_backend(const struct mzr_lb_vip *vip, struct mzr_lb_flow *fl)
+/* The backend the VIP's ring gives the flow; 0: none (every backend drained). */
+static __always_inline __be32 lb_ring_pick(const struct mzr_lb_vip *vip, const struct mzr_lb_flow *fl)
 {
-	struct mzr_lb_conn *conn = bpf_map_lookup_elem(&mzr_lb_conns, fl);
-	struct mzr_lb_conn fresh;
+	__u32 size = vip->size, slot, idx;
 	struct mzr_lb_chunk *chunk;
-	__u32 moved = 0, slot, size = vip->size, idx;
 
-	if (conn) {
-		__be32 backend = conn->backend;
-
-		if (lb_member(fl->vni, fl->dst, backend)) {
-			lb_count(LB_C_ESTABLISHED);
-			return backend;
-		}
-		moved = 1;
-	}
 	if (!size)
 		return 0;
 	slot = (mzr_mix32(lb_hash(fl) ^ fl->vni)) % size;
@@ -319,7 +308,32 @@ static __always_inline __be32 lb_backend(const struct mzr_lb_vip *vip, struct mz
 	chunk = bpf_map_lookup_elem(&mzr_lb_ring, &idx);
 	if (!chunk)
 		return 0;
-	fresh.backend = chunk->ip[slot & (LB_CHUNK_SLOTS - 1)];
+	return chunk->ip[slot & (LB_CHUNK_SLOTS - 1)];
+}
+
+/*
+ * The flow's backend: remembered, or from the ring (and remembered); 0: none.
+ * A remembered backend is still in the set when the ring gives the flow that
+ * same backend (the ring the VIP's entry names holds members only: the
+ * control plane adds a ring's backends before it points the VIP at it and
+ * removes the ones that left after), which is so for all but the flows a
+ * change moved: only those pay the lookup in mzr_lb_members.
+ */
+static __always_inline __be32 lb_backend(const struct mzr_lb_vip *vip, struct mzr_lb_flow *fl)
+{
+	struct mzr_lb_conn *conn = bpf_map_lookup_elem(&mzr_lb_conns, fl);
+	struct mzr_lb_conn fresh = {.backend = lb_ring_pick(vip, fl)};
+	__u32 moved = 0;
+
+	if (conn) {
+		__be32 backend = conn->backend;
+
+		if ((fresh.backend && backend == fresh.backend) || lb_member(fl->vni, fl->dst, backend)) {
+			lb_count(LB_C_ESTABLISHED);
+			return backend;
+		}
+		moved = 1;
+	}
 	if (!fresh.backend)
 		return 0;
 	bpf_map_update_elem(&mzr_lb_conns, fl, &fresh, BPF_ANY);
