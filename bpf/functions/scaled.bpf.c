@@ -213,8 +213,11 @@ static __always_inline int lb_go(struct xdp_md *ctx, struct mzr_stage_ctx *sc, i
 }
 
 /* The outer headers of a tunnel packet the transit program accepted, and
- * our option among its first LB_MAX_OPTS. Returns 0, or -1 when cut short. */
-static __always_inline int lb_outer(struct mzr_cursor *c, struct lb_pkt *p, void *data)
+ * our option among its first LB_MAX_OPTS. Returns 0, or -1 when cut short.
+ * The outer length is taken from the parsed Ethernet header, not from a
+ * second load of ctx->data, which the compiler may keep as a 32-bit value and
+ * spill with a 4-byte store the verifier refuses. */
+static __always_inline int lb_outer(struct mzr_cursor *c, struct lb_pkt *p)
 {
 	struct ethhdr *eth = mzr_parse_eth(c);
 	struct iphdr *ip;
@@ -256,7 +259,7 @@ static __always_inline int lb_outer(struct mzr_cursor *c, struct lb_pkt *p, void
 		off += 4 + ((__u32)(o[3] & 0x1f) << 2);
 	}
 	c->pos = opts + optlen;
-	p->outer_len = c->pos - data;
+	p->outer_len = c->pos - (void *)eth;
 	return 0;
 }
 
@@ -427,7 +430,7 @@ int scaled_on_xdp_scaled_ep(struct xdp_md *ctx)
 	if (!sc)
 		return XDP_ABORTED;
 	tunnel = sc->flags & MZR_SC_F_TUNNEL;
-	if (tunnel && lb_outer(&c, &p, (void *)(long)ctx->data))
+	if (tunnel && lb_outer(&c, &p))
 		return lb_drop(LB_D_MALFORMED);
 	p.ieth = mzr_parse_eth(&c);
 	if (!p.ieth || p.ieth->h_proto != bpf_htons(ETH_P_IP))
