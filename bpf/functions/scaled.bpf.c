@@ -11,7 +11,8 @@
  * A packet to a VIP, without our option:
  *   1. its flow (VNI, source, VIP, ports, protocol) in the connection
  *      table, naming a backend still in the VIP's set ... that backend, and
- *      no map is written (an established flow);
+ *      no map is written (an established flow); still in the set: the
+ *      flow's slot in the VIP's ring names it, or else mzr_lb_members does;
  *   2. otherwise the VIP's Maglev ring: the flow's hash picks a slot, the
  *      slot names the backend, and the flow is written to the connection
  *      table (a new flow, or one whose backend left the set);
@@ -26,7 +27,8 @@
  *                                    Geneve option of class MZR_GENEVE_CLASS.
  * A packet with the option (at the backend's host, whose transit program
  * found the VIP and entered the stage again): the option's backend must be
- * in the VIP's set and hosted here, and the packet is delivered to it, never
+ * in the VIP's set (the flow's slot in this host's ring names it, or else
+ * mzr_lb_members does) and hosted here, and the packet is delivered to it, never
  * balanced or sent on a second time. A forged option can therefore only
  * pick one of the VIP's own backends on the host it was sent to.
  *
@@ -445,7 +447,8 @@ int scaled_on_xdp_scaled_ep(struct xdp_md *ctx)
 	if (!vip)
 		return lb_drop(LB_D_NO_VIP);
 	if (p.opt_backend) { /* at the backend's host: deliver, never balance again */
-		if (!lb_member(fl.vni, fl.dst, p.opt_backend))
+		/* a member: the ring gives the flow that backend here too, or mzr_lb_members has it */
+		if (p.opt_backend != lb_ring_pick(vip, &fl) && !lb_member(fl.vni, fl.dst, p.opt_backend))
 			return lb_drop(LB_D_FORGED);
 		ep = mzr_ep_find(fl.vni, p.opt_backend);
 		if (!ep || ep->type != MZR_EP_SIMPLE || !ep->ifindex)
