@@ -100,8 +100,8 @@ def measure(rounds, repeat):
     try:
         sides["before"] = datapath.function_harness(
             "scaled", PROG, machine.build_at(BEFORE, tempfile.mkdtemp(prefix="mzr-bench-before-")))
-        for h, dummy, dummy2, prog in sides.values():
-            h.set_stage(STAGE, prog)
+        for side in sides:
+            sides[side][0].set_stage(STAGE, sides[side][3])
         h, w = sides["after"][:2]
         floor_fx = F.BY_NAME["bouncer"]._replace(name="floor", verdict=F.XDP_PASS, program="pass")
         floor_fx = floor_fx._replace(output=floor_fx.packet)
@@ -135,7 +135,8 @@ def measure(rounds, repeat):
                 "rows": _rows_of(times["after"], table, floor_ns, subtract),
                 "before": {"commit": BEFORE, "rows": _rows_of(times["before"], table, floor_ns, subtract)}}
     finally:
-        for h, w, obj, dummy in sides.values():
+        for side in sides:
+            h, w, obj = sides[side][:3]
             h.set_stage(STAGE, None)
             lb.converge(h.pin_dir, {"endpoints": []}, VNIS)
             for opened in (obj, w, h):
