@@ -114,12 +114,13 @@ class Restorer:
         return r
 
 
-def function_harness(stem, prog_name):
+def function_harness(stem, prog_name, obj_dir=machine.BPF_OUT):
     """A Harness, its Restorer, and the shipped function stem's object loaded
-    beside them (its maps pinned with the harness's): (h, w, obj, prog)."""
-    h = Harness()
+    beside them (its maps pinned with the harness's): (h, w, obj, prog). The
+    objects are the build's, or those of obj_dir (machine.build_at's)."""
+    h = Harness(obj_dir)
     w = Restorer(h)
-    obj = libbpf.BpfObject(os.path.join(machine.BPF_OUT, "functions", stem + ".bpf.o"), pin_root=h.pin_dir).load()
+    obj = libbpf.BpfObject(os.path.join(obj_dir, "functions", stem + ".bpf.o"), pin_root=h.pin_dir).load()
     return h, w, obj, obj.program(prog_name)
 
 

@@ -11,7 +11,8 @@
  * A packet to a VIP, without our option:
  *   1. its flow (VNI, source, VIP, ports, protocol) in the connection
  *      table, naming a backend still in the VIP's set ... that backend, and
- *      no map is written (an established flow);
+ *      no map is written (an established flow); still in the set: the
+ *      flow's slot in the VIP's ring names it, or else mzr_lb_members does;
  *   2. otherwise the VIP's Maglev ring: the flow's hash picks a slot, the
  *      slot names the backend, and the flow is written to the connection
  *      table (a new flow, or one whose backend left the set);
@@ -26,7 +27,8 @@
  *                                    Geneve option of class MZR_GENEVE_CLASS.
  * A packet with the option (at the backend's host, whose transit program
  * found the VIP and entered the stage again): the option's backend must be
- * in the VIP's set and hosted here, and the packet is delivered to it, never
+ * in the VIP's set (the flow's slot in this host's ring names it, or else
+ * mzr_lb_members does) and hosted here, and the packet is delivered to it, never
  * balanced or sent on a second time. A forged option can therefore only
  * pick one of the VIP's own backends on the host it was sent to.
  *
@@ -213,8 +215,11 @@ static __always_inline int lb_go(struct xdp_md *ctx, struct mzr_stage_ctx *sc, i
 }
 
 /* The outer headers of a tunnel packet the transit program accepted, and
- * our option among its first LB_MAX_OPTS. Returns 0, or -1 when cut short. */
-static __always_inline int lb_outer(struct mzr_cursor *c, struct lb_pkt *p, void *data)
+ * our option among its first LB_MAX_OPTS. Returns 0, or -1 when cut short.
+ * The outer length is taken from the parsed Ethernet header, not from a
+ * second load of ctx->data, which the compiler may keep as a 32-bit value and
+ * spill with a 4-byte store the verifier refuses. */
+static __always_inline int lb_outer(struct mzr_cursor *c, struct lb_pkt *p)
 {
 	struct ethhdr *eth = mzr_parse_eth(c);
 	struct iphdr *ip;
@@ -256,7 +261,7 @@ static __always_inline int lb_outer(struct mzr_cursor *c, struct lb_pkt *p, void
 		off += 4 + ((__u32)(o[3] & 0x1f) << 2);
 	}
 	c->pos = opts + optlen;
-	p->outer_len = c->pos - data;
+	p->outer_len = c->pos - (void *)eth;
 	return 0;
 }
 
@@ -295,23 +300,12 @@ static __always_inline int lb_member(__u32 vni, __be32 vip, __be32 ip)
 	return bpf_map_lookup_elem(&mzr_lb_members, &k) != NULL;
 }
 
-/* The flow's backend: remembered, or from the ring (and remembered); 0: none. */
-static __always_inline __be32 lb_backend(const struct mzr_lb_vip *vip, struct mzr_lb_flow *fl)
+/* The backend the VIP's ring gives the flow; 0: none (every backend drained). */
+static __always_inline __be32 lb_ring_pick(const struct mzr_lb_vip *vip, const struct mzr_lb_flow *fl)
 {
-	struct mzr_lb_conn *conn = bpf_map_lookup_elem(&mzr_lb_conns, fl);
-	struct mzr_lb_conn fresh;
+	__u32 size = vip->size, slot, idx;
 	struct mzr_lb_chunk *chunk;
-	__u32 moved = 0, slot, size = vip->size, idx;
 
-	if (conn) {
-		__be32 backend = conn->backend;
-
-		if (lb_member(fl->vni, fl->dst, backend)) {
-			lb_count(LB_C_ESTABLISHED);
-			return backend;
-		}
-		moved = 1;
-	}
 	if (!size)
 		return 0;
 	slot = (mzr_mix32(lb_hash(fl) ^ fl->vni)) % size;
@@ -319,7 +313,32 @@ static __always_inline __be32 lb_backend(const struct mzr_lb_vip *vip, struct mz
 	chunk = bpf_map_lookup_elem(&mzr_lb_ring, &idx);
 	if (!chunk)
 		return 0;
-	fresh.backend = chunk->ip[slot & (LB_CHUNK_SLOTS - 1)];
+	return chunk->ip[slot & (LB_CHUNK_SLOTS - 1)];
+}
+
+/*
+ * The flow's backend: remembered, or from the ring (and remembered); 0: none.
+ * A remembered backend is still in the set when the ring gives the flow that
+ * same backend (the ring the VIP's entry names holds members only: the
+ * control plane adds a ring's backends before it points the VIP at it and
+ * removes the ones that left after), which is so for all but the flows a
+ * change moved: only those pay the lookup in mzr_lb_members.
+ */
+static __always_inline __be32 lb_backend(const struct mzr_lb_vip *vip, struct mzr_lb_flow *fl)
+{
+	struct mzr_lb_conn *conn = bpf_map_lookup_elem(&mzr_lb_conns, fl);
+	struct mzr_lb_conn fresh = {.backend = lb_ring_pick(vip, fl)};
+	__u32 moved = 0;
+
+	if (conn) {
+		__be32 backend = conn->backend;
+
+		if ((fresh.backend && backend == fresh.backend) || lb_member(fl->vni, fl->dst, backend)) {
+			lb_count(LB_C_ESTABLISHED);
+			return backend;
+		}
+		moved = 1;
+	}
 	if (!fresh.backend)
 		return 0;
 	bpf_map_update_elem(&mzr_lb_conns, fl, &fresh, BPF_ANY);
@@ -413,7 +432,7 @@ int scaled_on_xdp_scaled_ep(struct xdp_md *ctx)
 	if (!sc)
 		return XDP_ABORTED;
 	tunnel = sc->flags & MZR_SC_F_TUNNEL;
-	if (tunnel && lb_outer(&c, &p, (void *)(long)ctx->data))
+	if (tunnel && lb_outer(&c, &p))
 		return lb_drop(LB_D_MALFORMED);
 	p.ieth = mzr_parse_eth(&c);
 	if (!p.ieth || p.ieth->h_proto != bpf_htons(ETH_P_IP))
@@ -428,7 +447,8 @@ int scaled_on_xdp_scaled_ep(struct xdp_md *ctx)
 	if (!vip)
 		return lb_drop(LB_D_NO_VIP);
 	if (p.opt_backend) { /* at the backend's host: deliver, never balance again */
-		if (!lb_member(fl.vni, fl.dst, p.opt_backend))
+		/* a member: the ring gives the flow that backend here too, or mzr_lb_members has it */
+		if (p.opt_backend != lb_ring_pick(vip, &fl) && !lb_member(fl.vni, fl.dst, p.opt_backend))
 			return lb_drop(LB_D_FORGED);
 		ep = mzr_ep_find(fl.vni, p.opt_backend);
 		if (!ep || ep->type != MZR_EP_SIMPLE || !ep->ifindex)
