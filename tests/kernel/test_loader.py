@@ -322,7 +322,7 @@ def test_an_upgrade_from_one_program_per_stage_migrates_to_chains(ld, tmp_path, 
     old_objs = build_at(PRE_CHAINS, str(tmp_path), progs=["stage_verdicts.bpf.c"])
     old = loader.Loader(ld.pin_dir, old_objs, netns=ld.netns)
     old.load()
-    old.converge(desired(2))
+    converge_at(PRE_CHAINS, str(tmp_path), ld.maps_dir, desired(2))  # that commit's maps, by its control plane
     old.attach("transit", "a0")
     old.attach("agent", "a1")
     # what the stage module of that layout did: the program in the stage's one slot, pinned
