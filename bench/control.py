@@ -16,6 +16,9 @@ and for the table engine:
 
     apply_100k_s      tables.converge() of 100,000 endpoints into empty maps
     noop_diff_100k_s  the same desired state again, in check mode (a no-op diff)
+    apply_scaled_4096_s      one scaled endpoint of 4,096 backends (its members)
+                             added to maps holding the 100,000 endpoints
+    noop_diff_scaled_4096_s  that state again, in check mode
 
 Labs are created before and removed after (not timed). Every figure is the
 median of --rounds (tables) or --lab-rounds (labs) runs; the 100k state is
@@ -49,7 +52,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf import tables  #
 INVENTORY = os.path.join(ROOT, "inventories", "lab")
 # Targets on the 2-core development machine (issue 9).
 TARGETS = {("shipped", "converge_s"): 12.0, ("shipped", "noop_s"): 5.0, ("30", "noop_s"): 30.0,
-           "apply_100k_s": 1.0, "noop_diff_100k_s": 0.5}
+           "apply_100k_s": 1.0, "noop_diff_100k_s": 0.5, "apply_scaled_4096_s": 1.0, "noop_diff_scaled_4096_s": 0.5}
 
 
 def playbook(inventory, name, *extra, **kw):
@@ -113,9 +116,18 @@ def state_100k():
             "endpoints": eps, "networks": [], "vpcs": [], "agents": []}
 
 
+def with_scaled(state):
+    """state and a scaled endpoint of 4,096 backends (its members: 4,096 entries)."""
+    vip = {"vni": 100, "ip": "10.250.0.1", "type": "scaled", "mac": "02:ef:00:00:00:01", "bypass_decap": False,
+           "backends": ["10.%d.%d.%d" % (i // 65536, (i // 256) % 256, i % 256) for i in range(0, 4096 * 500, 500)]}
+    return dict(state, endpoints=state["endpoints"] + [vip])
+
+
 def table_rounds(rounds):
+    """Medians of (apply_100k_s, noop_diff_100k_s, apply_scaled_4096_s, noop_diff_scaled_4096_s)."""
     state = state_100k()
-    apply_s, noop_s = [], []
+    scaled = with_scaled(state)
+    apply_s, noop_s, sc_apply_s, sc_noop_s = [], [], [], []
     for dummy in range(rounds):
         h = Harness()
         try:
@@ -131,9 +143,19 @@ def table_rounds(rounds):
                 raise SystemExit("the second diff was not a no-op")
             if len(tables.read_state(h.pin_dir)["endpoints"]) != 100000:
                 raise SystemExit("the maps do not hold the 100,000 endpoints")
+            t0 = time.monotonic()
+            p = tables.converge(h.pin_dir, scaled)
+            sc_apply_s.append(time.monotonic() - t0)
+            if len(p.diff["members"]["added"]) != 4096:
+                raise SystemExit("apply did not add 4,096 members")
+            t0 = time.monotonic()
+            p = tables.converge(h.pin_dir, scaled, check_mode=True)
+            sc_noop_s.append(time.monotonic() - t0)
+            if p.changed or p.writes():
+                raise SystemExit("the scaled endpoint's second diff was not a no-op")
         finally:
             h.close()
-    return statistics.median(apply_s), statistics.median(noop_s)
+    return tuple(statistics.median(x) for x in (apply_s, noop_s, sc_apply_s, sc_noop_s))
 
 
 def main():
@@ -145,7 +167,8 @@ def main():
     args = ap.parse_args()
     sizes = [int(x) for x in args.hosts.split(",") if x.strip()]
     res = {"labs": {}}
-    res["apply_100k_s"], res["noop_diff_100k_s"] = (round(x, 3) for x in table_rounds(args.rounds))
+    (res["apply_100k_s"], res["noop_diff_100k_s"], res["apply_scaled_4096_s"],
+     res["noop_diff_scaled_4096_s"]) = (round(x, 3) for x in table_rounds(args.rounds))
     if args.lab_rounds < 1:
         sizes = []
     else:

@@ -105,30 +105,15 @@ static __always_inline __u32 mzr_agent_arp_check(const struct mzr_arp *arp, cons
 /*
  * Direct server return: a backend of a scaled endpoint replies from the
  * scaled endpoint's address, its VIP (on the backend's lo). A source other
- * than the endpoint's own is allowed only when it is the VIP of a scaled
- * endpoint of the VPC whose backend set holds this endpoint; anything else
- * stays a spoof. Only packets the agent would otherwise drop pay for it.
+ * than the endpoint's own is allowed only when mzr_members holds (VPC, that
+ * address, this endpoint): it is the VIP of a scaled endpoint of the VPC
+ * and this endpoint one of its backends. One lookup, whatever the number of
+ * backends; anything else stays a spoof. Only packets the agent would
+ * otherwise drop pay for it.
  */
 static __always_inline int mzr_agent_dsr(const struct mzr_agent *a, __be32 src)
 {
-	struct mzr_endpoint *vip = mzr_ep_find(a->vni, src);
-	struct mzr_backend_set *set;
-	__u32 slot, n;
-
-	if (!vip || vip->type != MZR_EP_SCALED)
-		return 0;
-	slot = vip->backends;
-	set = bpf_map_lookup_elem(&mzr_backends, &slot);
-	if (!set || set->vni != a->vni || set->ip != src)
-		return 0;
-	n = set->n;
-	for (int i = 0; i < MZR_MAX_BACKENDS; i++) {
-		if (i >= n)
-			break;
-		if (set->backend_ip[i] == a->ip)
-			return 1;
-	}
-	return 0;
+	return mzr_member_find(a->vni, src, a->ip) != NULL;
 }
 
 /* Answer an ARP request (or probe) as the owner of its target would. */
@@ -141,15 +126,38 @@ static __always_inline int mzr_agent_arp_answer(struct xdp_md *ctx, struct ethhd
 }
 
 /*
+ * The frame does not fit the tunnel with reserve bytes of options: answer
+ * ICMP "fragmentation needed" (bpf/include/mzr_icmp.h), or drop it.
+ */
+static __always_inline int mzr_agent_too_big(struct xdp_md *ctx, const struct mzr_if_cfg *cfg,
+					     const struct mzr_agent *a, __u32 reserve)
+{
+	__u32 why = mzr_icmp_frag_needed(ctx, cfg, reserve);
+
+	if (why)
+		return mzr_agent_drop(ctx, why, a->vni);
+	mzr_count(MZR_C_AGENT_PMTU); /* an answer to the endpoint, as an ARP reply is */
+	return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, a->vni, 0, 0);
+}
+
+/* The bytes of options a frame to ep may get on its way: a scaled
+ * endpoint's balancer may add its backend option. */
+static __always_inline __u32 mzr_agent_reserve(const struct mzr_endpoint *ep)
+{
+	return ep && ep->type == MZR_EP_SCALED ? MZR_OPT_LB_BACKEND_LEN : 0;
+}
+
+/*
  * Encapsulate with vni (the endpoint's VPC's, or a peer VPC's when this host
  * divides and the packet crosses a peering) towards the substrate host
  * (hop_ip, hop_mac) and redirect to out_ifindex: the NIC, or a local bypass
  * endpoint. stage is the stage that sees the tunnel packet, or MZR_NO_STAGE.
+ * reserve: bytes of options the packet may get further on (path MTU).
  */
 static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_if_cfg *cfg,
 					   const struct mzr_agent *a, const struct iphdr *ip,
 					   const struct mzr_arp *arp, __be32 hop_ip, const __u8 *hop_mac,
-					   __u32 out_ifindex, __u32 stage, __u32 vni, __u64 inner_dst)
+					   __u32 out_ifindex, __u32 stage, __u32 vni, __u32 reserve, __u64 inner_dst)
 {
 	struct mzr_agent_flow fl;
 	__u32 inner_len;
@@ -161,14 +169,8 @@ static __always_inline int mzr_agent_encap(struct xdp_md *ctx, const struct mzr_
 	/* Compute it here, as a scalar: left for later, the compiler would
 	 * spill the packet pointer in 32 bits, which the verifier refuses. */
 	asm volatile("" : "+r"(inner_len));
-	if (mzr_too_big(cfg, inner_len)) { /* path MTU: bpf/include/mzr_icmp.h */
-		__u32 why = mzr_icmp_frag_needed(ctx, cfg);
-
-		if (why)
-			return mzr_agent_drop(ctx, why, a->vni);
-		mzr_count(MZR_C_AGENT_PMTU); /* an answer to the endpoint, as an ARP reply is */
-		return mzr_stage(ctx, XDP_TX, MZR_STAGE_ON_XDP_TX, a->vni, 0, 0);
-	}
+	if (mzr_too_big(cfg, inner_len, reserve)) /* path MTU: bpf/include/mzr_icmp.h */
+		return mzr_agent_too_big(ctx, cfg, a, reserve);
 
 	/* A bypass endpoint on this host gets the frame addressed to it, as
 	 * decapsulation would have: a routed one carries its gateway's MAC.
@@ -263,7 +265,7 @@ int mzr_agent(struct xdp_md *ctx)
 			return mzr_agent_arp_answer(ctx, eth, arp, ep->mac, vni);
 		if (ep->flags & MZR_EP_F_BYPASS_DECAP)
 			return mzr_agent_encap(ctx, cfg, a, ip, arp, cfg->ip, cfg->mac, ep->ifindex,
-					       MZR_STAGE_ON_XDP_REDIRECT, vni, arp ? 0 : mzr_mac_load(ep->mac));
+					       MZR_STAGE_ON_XDP_REDIRECT, vni, 0, arp ? 0 : mzr_mac_load(ep->mac));
 		if (!arp)
 			mzr_mac_copy(eth->h_dest, ep->mac);
 		mzr_count(MZR_C_AGENT_LOCAL);
@@ -280,7 +282,7 @@ int mzr_agent(struct xdp_md *ctx)
 		return mzr_agent_drop(ctx, MZR_D_NO_SUBSTRATE, vni);
 	if (bouncer->ip != cfg->ip)
 		return mzr_agent_encap(ctx, cfg, a, ip, arp, bouncer->ip, bouncer->mac, cfg->ifindex,
-				       MZR_NO_STAGE, vni, 0);
+				       MZR_NO_STAGE, vni, mzr_agent_reserve(ep), 0);
 
 	/* 4. This host is the bouncer: its work, and its stages. */
 	if (ep && arp && arp->op == bpf_htons(MZR_ARP_REQUEST))
@@ -288,6 +290,13 @@ int mzr_agent(struct xdp_md *ctx)
 	if (ep && ep->type == MZR_EP_GATEWAY)
 		return mzr_agent_drop(ctx, MZR_D_TO_GATEWAY, vni);
 	if (ep && ep->type == MZR_EP_SCALED) {
+		__u32 len = ctx->data_end - ctx->data;
+
+		/* The function may send it to a backend elsewhere with its
+		 * option: the same path MTU as through a remote bouncer. */
+		asm volatile("" : "+r"(len)); /* a scalar, as in mzr_agent_encap */
+		if (mzr_too_big(cfg, len, MZR_OPT_LB_BACKEND_LEN))
+			return mzr_agent_too_big(ctx, cfg, a, MZR_OPT_LB_BACKEND_LEN);
 		/* Offered as the transit program offers it, but as the plain
 		 * frame (flags 0): nothing has encapsulated it yet. */
 		mzr_count(MZR_C_SCALED);
@@ -303,7 +312,7 @@ int mzr_agent(struct xdp_md *ctx)
 		mzr_mac_copy(eth->h_dest, ep->mac);
 	mzr_count(hop.path);
 	return mzr_agent_encap(ctx, cfg, a, ip, arp, hop.host->ip, hop.host->mac, cfg->ifindex,
-			       MZR_STAGE_ON_XDP_TX, hop.vni, 0);
+			       MZR_STAGE_ON_XDP_TX, hop.vni, 0, 0);
 }
 
 char _license[] SEC("license") = "GPL";

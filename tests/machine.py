@@ -3,6 +3,7 @@ bpffs, the system libbpf, pyroute2, the BPF objects. Tests that need them
 fail loudly when they are missing; they never skip. Also: building the
 test-only BPF programs (tests/progs) exactly as the collection builds its own."""
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -87,6 +88,29 @@ def compile_bpf(src, out_dir, tree=BPF_SRC):
     if res.returncode:
         pytest.fail("compiling %s failed:\n%s\ncommand: %s" % (src, res.stdout, " ".join(cmd)), pytrace=False)
     return out
+
+
+def converge_at(commit, out_dir, maps_dir, desired):
+    """tables.converge(maps_dir, desired) as the control plane of an earlier
+    commit does it: its plugins, from git, in a child Python (what an
+    upgraded host's maps hold, written by the code that wrote them)."""
+    res = subprocess.run(["git", "-C", ROOT, "archive", commit, "plugins"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, check=False)
+    if res.returncode:
+        pytest.fail("the plugins of commit %s are not in this checkout's git history: %s"
+                    % (commit, res.stderr.decode(errors="replace").strip()), pytrace=False)
+    top = os.path.join(out_dir, "collections")
+    coll = os.path.join(top, "ansible_collections", "mizar", "transit")
+    with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tar:
+        tar.extractall(coll)
+    code = ("import json, sys\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "from ansible_collections.mizar.transit.plugins.module_utils.bpf import tables\n"
+            "tables.converge(sys.argv[2], json.loads(sys.stdin.read()))\n")
+    res = subprocess.run([sys.executable, "-c", code, top, maps_dir], input=json.dumps(desired),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    if res.returncode:
+        pytest.fail("converging with the control plane of %s failed:\n%s" % (commit, res.stdout), pytrace=False)
 
 
 def build_at(commit, out_dir, progs=()):

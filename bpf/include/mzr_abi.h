@@ -17,7 +17,7 @@
 
 #include <linux/types.h>
 
-#define MZR_ABI_VERSION 3
+#define MZR_ABI_VERSION 4
 
 #define MZR_GENEVE_PORT 6081
 #define MZR_GENEVE_PROTO_ETH 0x6558 /* Transparent Ethernet Bridging */
@@ -26,6 +26,9 @@
  * option of this class is non-critical (the type's high bit clear). */
 #define MZR_GENEVE_CLASS 0xfff3
 #define MZR_OPT_LB_BACKEND 0x01 /* the scaled function's chosen backend: its IPv4 address */
+/* What that option adds to a tunnel packet: 4 bytes of option header and the
+ * address. The agent keeps them free in a scaled endpoint's path MTU. */
+#define MZR_OPT_LB_BACKEND_LEN 8
 
 /*
  * Lookups on the forwarding paths must be cheap: a BPF hash map lookup
@@ -44,9 +47,8 @@
  * a whole table as one block of memory, not slot by slot, and their
  * entries are multiples of 8 bytes so that block has no holes.
  *
- * Substrate hosts and scaled endpoints' backend lists are plain arrays
- * indexed by a slot number the control plane allocates (0 = none); the
- * tables refer to hosts by that slot.
+ * Substrate hosts are a plain array indexed by a slot number the control
+ * plane allocates (0 = none); the tables refer to hosts by that slot.
  */
 #define MZR_PROBES 16
 #define MZR_TAG_EMPTY 0
@@ -57,9 +59,9 @@
 #define MZR_VPC_SLOTS (1 << 15)    /* >= 4 x 8,192 VPCs */
 #define MZR_AGENT_SLOTS (1 << 15)  /* >= 4 x 8,192 local endpoints */
 #define MZR_HOST_SLOTS 16384       /* substrate hosts, slot 0 unused */
-#define MZR_BACKEND_SLOTS 4096     /* scaled endpoints, slot 0 unused */
 #define MZR_SRC_SLOTS (1 << 16)    /* >= 4 x 16,384 trusted tunnel sources */
 #define MZR_PEER_SLOTS (1 << 14)   /* 4 x 4,096 peer routes */
+#define MZR_MEMBER_SLOTS (1 << 19) /* 4 x 131,072 backend memberships */
 
 /* Capacities (at least Mizar's). */
 #define MZR_MAX_ENDPOINTS 131072
@@ -67,11 +69,11 @@
 #define MZR_MAX_VPCS 8192
 #define MZR_MAX_SUBSTRATE (MZR_HOST_SLOTS - 1)
 #define MZR_MAX_AGENTS 8192
-#define MZR_MAX_SCALED (MZR_BACKEND_SLOTS - 1)
 #define MZR_MAX_SOURCES 16384
 #define MZR_MAX_PEERS 4096  /* peer routes one divider holds (one per peering of its VPCs) */
 #define MZR_MAX_HOPS 128    /* bouncers per network, dividers per VPC */
-#define MZR_MAX_BACKENDS 32 /* backends of one scaled endpoint */
+#define MZR_MAX_BACKENDS 4096 /* backends of one scaled endpoint */
+#define MZR_MAX_MEMBERS 131072 /* backends of all the scaled endpoints one host knows */
 #define MZR_MAX_PLENS 8     /* distinct network prefix lengths in one VPC */
 
 /* Tail-call stages: each stage's number, its first slot in the mzr_stages prog array. */
@@ -140,15 +142,21 @@ struct mzr_endpoint {
 	__u16 host;    /* simple, remote: substrate slot of its host */
 	__u32 ifindex; /* non-zero: hosted here, deliver to this interface */
 	__u8 mac[6];
-	__u16 backends; /* scaled: mzr_backends slot */
+	__u16 _pad; /* ABI 3 and before: the scaled endpoint's backend set slot */
 };
 
-/* mzr_backends[slot]: the backends of one scaled endpoint. */
-struct mzr_backend_set {
-	__u32 vni; /* the owning scaled endpoint, 0: free slot */
-	__be32 ip;
-	__u32 n;
-	__be32 backend_ip[MZR_MAX_BACKENDS];
+/*
+ * mzr_members: flat table keyed by (VNI, VIP, backend IP), homed by all
+ * three: one entry per backend of each scaled endpoint this host knows.
+ * The agent's direct server return check is one lookup, whatever the
+ * number of backends (up to MZR_MAX_BACKENDS per VIP, MZR_MAX_MEMBERS in
+ * all); an entry exists only for a scaled endpoint's VIP.
+ */
+struct mzr_member {
+	__u32 vni; /* tag */
+	__be32 vip;
+	__be32 ip; /* the backend */
+	__u32 _pad; /* to a multiple of 8 bytes: the mmap'ed table has no holes */
 };
 
 /* mzr_networks: flat table keyed by (VNI, prefix length, network address). */

@@ -4,11 +4,15 @@
  * IPv4 20, UDP 8, Geneve 8 and the inner Ethernet header 14 that now rides
  * inside. An endpoint frame whose encapsulation would not fit the substrate
  * NIC's MTU (mzr_if_cfg.mtu; 0 is taken as 1500) is never sent: the outer
- * header carries DF, so it would be lost further on anyway.
+ * header carries DF, so it would be lost further on anyway. A frame to a
+ * scaled endpoint's VIP may get the scaled function's Geneve option on the
+ * way to a backend (MZR_OPT_LB_BACKEND_LEN, 8 bytes): the agent reserves
+ * them (reserve below), so the sender learns the MTU that carries it.
  *
  *   IPv4 with DF ......... ICMP "fragmentation needed" (type 3 code 4,
- *                          RFC 1191 next-hop MTU = NIC MTU - 50) back to the
- *                          endpoint, XDP_TX out of the veth it came in on
+ *                          RFC 1191 next-hop MTU = NIC MTU - 50 - reserve)
+ *                          back to the endpoint, XDP_TX out of the veth it
+ *                          came in on
  *   anything else ........ dropped, MZR_D_AGENT_TOO_BIG
  *
  * The reply is built in place: 28 bytes (IPv4 + ICMP header) are added in
@@ -54,10 +58,11 @@ static __always_inline __u32 mzr_nic_mtu(const struct mzr_if_cfg *cfg)
 	return cfg->mtu ? cfg->mtu : MZR_MTU_DEFAULT;
 }
 
-/* Would a frame of frame_len bytes, encapsulated, exceed the NIC's MTU? */
-static __always_inline int mzr_too_big(const struct mzr_if_cfg *cfg, __u32 frame_len)
+/* Would a frame of frame_len bytes, encapsulated with reserve bytes of
+ * options, exceed the NIC's MTU? */
+static __always_inline int mzr_too_big(const struct mzr_if_cfg *cfg, __u32 frame_len, __u32 reserve)
 {
-	return frame_len + MZR_OUTER_LEN - sizeof(struct ethhdr) > mzr_nic_mtu(cfg);
+	return frame_len + MZR_OUTER_LEN - sizeof(struct ethhdr) + reserve > mzr_nic_mtu(cfg);
 }
 
 static __always_inline int mzr_icmp_is_error(__u8 type)
@@ -67,11 +72,13 @@ static __always_inline int mzr_icmp_is_error(__u8 type)
 }
 
 /*
- * The endpoint's frame in ctx is too big to encapsulate: turn it into the
- * ICMP "fragmentation needed" reply to send back (returns 0), or say why
- * it must be dropped instead (returns the drop reason). Counts nothing.
+ * The endpoint's frame in ctx is too big to encapsulate (with reserve
+ * bytes of options): turn it into the ICMP "fragmentation needed" reply to
+ * send back (returns 0), or say why it must be dropped instead (returns the
+ * drop reason). Counts nothing.
  */
-static __always_inline __u32 mzr_icmp_frag_needed(struct xdp_md *ctx, const struct mzr_if_cfg *cfg)
+static __always_inline __u32 mzr_icmp_frag_needed(struct xdp_md *ctx, const struct mzr_if_cfg *cfg,
+						  __u32 reserve)
 {
 	__u32 len = ctx->data_end - ctx->data;
 	void *data = (void *)(long)ctx->data;
@@ -140,7 +147,7 @@ static __always_inline __u32 mzr_icmp_frag_needed(struct xdp_md *ctx, const stru
 	icmp->code = MZR_ICMP_FRAG_NEEDED;
 	icmp->checksum = 0;
 	icmp->unused = 0;
-	icmp->mtu = bpf_htons(mzr_nic_mtu(cfg) - MZR_OUTER_LEN); /* RFC 1191 */
+	icmp->mtu = bpf_htons(mzr_nic_mtu(cfg) - MZR_OUTER_LEN - reserve); /* RFC 1191 */
 
 	/* The ICMP message ends where the packet does: sum to there. */
 	w = (void *)icmp;

@@ -83,11 +83,12 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, MZR_BACKEND_SLOTS);
+	__uint(max_entries, MZR_MEMBER_SLOTS);
 	__type(key, __u32);
-	__type(value, struct mzr_backend_set);
+	__type(value, struct mzr_member);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} mzr_backends SEC(".maps");
+} mzr_members SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -62,6 +62,14 @@ static __always_inline struct mzr_peer *mzr_peer_find(__u32 vni, __u8 plen, __be
 			 net, e->vni == vni && e->ip == net && e->plen == plen);
 }
 
+/* Home of a membership: the VIP mixed into the VNI, the backend as the
+ * second word (tables.py MemberCodec computes the same). */
+static __always_inline struct mzr_member *mzr_member_find(__u32 vni, __be32 vip, __be32 ip)
+{
+	return MZR_PROBE(mzr_members, MZR_MEMBER_SLOTS, struct mzr_member, vni, vni ^ mzr_mix32(vip), ip,
+			 e->vni == vni && e->vip == vip && e->ip == ip);
+}
+
 static __always_inline struct mzr_agent *mzr_agent_find(__u32 ifindex)
 {
 	return MZR_PROBE(mzr_agents, MZR_AGENT_SLOTS, struct mzr_agent, ifindex, ifindex, 0,

@@ -82,10 +82,10 @@ actions:
     - "publish: write 1 slot of mzr_endpoints"
 changes:
   description:
-    - The entries added, changed or removed, one item per entry, in readable form.
+    - The entries added, changed or removed, one item per entry, in readable form. A scaled
+      endpoint's backends are entries of map C(members), one per backend.
     - "Items with C(op: repair) (and C(what)) put right what an interrupted run left behind: a stale
-      second version of an entry, tombstones left uncleaned, a backend set or substrate slot
-      nobody uses."
+      second version of an entry, tombstones left uncleaned, a substrate slot nobody uses."
   returned: always
   type: list
   elements: dict

@@ -109,7 +109,16 @@ WORLD_BARE = {"if_cfg": {"ip": ip("h2"), "mac": mac("h2"), "ifindex": 2}, "endpo
 WORLD_H1_1400 = dict(WORLD_H1, if_cfg=dict(WORLD_H1["if_cfg"], mtu=1400))
 WORLD_H1_9000 = dict(WORLD_H1, if_cfg=dict(WORLD_H1["if_cfg"], mtu=9000))
 
-WORLDS = {"b": WORLD_B, "h1": WORLD_H1, "bare": WORLD_BARE, "h1_1400": WORLD_H1_1400, "h1_9000": WORLD_H1_9000}
+# h1 as a backend's host: it holds the scaled endpoint 10.0.0.9 its 10.0.0.5 serves.
+VIP_IP = "10.0.0.9"
+VIP_OPT = 8  # MZR_OPT_LB_BACKEND_LEN
+WORLD_H1_VIP = dict(WORLD_H1, endpoints=WORLD_H1["endpoints"] + [
+    ep(100, 9, type="scaled", backends=["10.0.0.5", "10.0.0.6"])])
+
+WORLD_H1_VIP_1400 = dict(WORLD_H1_VIP, if_cfg=dict(WORLD_H1["if_cfg"], mtu=1400))
+
+WORLDS = {"b": WORLD_B, "h1": WORLD_H1, "bare": WORLD_BARE, "h1_1400": WORLD_H1_1400, "h1_9000": WORLD_H1_9000,
+          "h1_vip": WORLD_H1_VIP, "h1_vip_1400": WORLD_H1_VIP_1400}
 
 
 # the datapath's flow hash and hop choice (bpf/include/mzr_hash.h), as abi.py computes them
@@ -665,18 +674,18 @@ def sized(total, src=5, dst="10.0.0.6", src_mac=None, flags="DF", **kw):
                         payload=b"m" * (total - 28 - len(opts)), flags=flags, **kw)
 
 
-def frag_needed(frame, nic_mtu):
+def frag_needed(frame, nic_mtu, reserve=0):
     """What the agent must send back for a DF frame too big to encapsulate
     over a NIC of nic_mtu, built independently: scapy computes both
     checksums; the quote is the original IPv4 header (options included)
     and 8 bytes of its payload (RFC 792), the next-hop MTU nic_mtu - 50
-    (RFC 1191)."""
+    (RFC 1191), less reserve (the scaled function's option, to a VIP)."""
     orig = Ether(frame)
     hlen = orig[IP].ihl * 4
     quote = frame[14:14 + hlen + 8]
     return bytes(Ether(src=orig.dst, dst=orig.src)
                  / IP(src=orig[IP].dst, dst=orig[IP].src, tos=0xc0, id=0, flags=0, ttl=64, proto=1)
-                 / ICMP(type=3, code=4, unused=0, nexthopmtu=nic_mtu - 50) / Raw(quote))
+                 / ICMP(type=3, code=4, unused=0, nexthopmtu=nic_mtu - 50 - reserve) / Raw(quote))
 
 
 PMTU = {"tx": 1, "agent_pmtu": 1}
@@ -723,6 +732,28 @@ AGENT_MTU = [
        sized(1451, src=7, dst="10.0.0.6"), XDP_TX,
        frag_needed(P.with_dst_mac(sized(1451, src=7, dst="10.0.0.6"), ep_mac(100, 6)), 1500), dict(PMTU, bounce=1),
        program="agent", ingress=LO),
+    # to a scaled endpoint's VIP (10.0.0.9): 8 bytes are kept for the scaled function's backend option
+    fx("agent_mtu_vip_fits", "to a VIP, inner IPv4 of NIC MTU - 58 (1442) fits: encapsulated to the bouncer",
+       sized(1442, dst=VIP_IP), XDP_REDIRECT, agent_encap(sized(1442, dst=VIP_IP), "10.0.0.5", VIP_IP),
+       {"redirect": 1, "agent_encap": 1}, world="h1_vip", program="agent", ingress=LO),
+    fx("agent_mtu_vip_frag_needed", "to a VIP, DF, 1443 bytes: fits the tunnel but not the option; "
+       "fragmentation needed with next-hop MTU 1442", sized(1443, dst=VIP_IP), XDP_TX,
+       frag_needed(sized(1443, dst=VIP_IP), 1500, VIP_OPT), PMTU, world="h1_vip", program="agent", ingress=LO),
+    fx("agent_mtu_vip_frag_needed_full", "to a VIP, DF, the endpoint's full MTU (1450): next-hop MTU 1442",
+       sized(1450, dst=VIP_IP), XDP_TX, frag_needed(sized(1450, dst=VIP_IP), 1500, VIP_OPT), PMTU,
+       world="h1_vip", program="agent", ingress=LO),
+    fx("agent_mtu_vip_no_df", "to a VIP, 1443 bytes without DF: dropped as any oversized datagram",
+       sized(1443, dst=VIP_IP, flags=0), XDP_DROP, None, drop("agent_too_big"),
+       world="h1_vip", program="agent", ingress=LO),
+    fx("agent_mtu_vip_1400", "to a VIP over a 1400-byte NIC: 1343 with DF gets next-hop MTU 1342",
+       sized(1343, dst=VIP_IP), XDP_TX, frag_needed(sized(1343, dst=VIP_IP), 1400, VIP_OPT), PMTU,
+       world="h1_vip_1400", program="agent", ingress=LO),
+    fx("agent_mtu_vip_self_bouncer", "to a VIP, the agent is the bouncer: the option is kept free before "
+       "the function is offered the frame", sized(1443, src=7, dst=VIP_IP), XDP_TX,
+       frag_needed(sized(1443, src=7, dst=VIP_IP), 1500, VIP_OPT), PMTU, program="agent", ingress=LO),
+    fx("agent_mtu_vip_self_bouncer_fits", "to a VIP, the agent is the bouncer, 1442 bytes: on to the "
+       "function's stage (empty here)", sized(1442, src=7, dst=VIP_IP), XDP_DROP, None,
+       {"scaled": 1, "drop": 1, "scaled_no_fn": 1}, program="agent", ingress=LO),
 ]
 
 

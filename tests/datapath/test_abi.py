@@ -51,7 +51,6 @@ def test_map_definitions_match_codecs():
             assert d["value_size"] == ctypes.sizeof(codec.ctype), name
             assert d["max_entries"] == codec.slots, name
         for pin, ctype, slots in ((abi.SUBSTRATE_MAP, abi.Host, capacity.HOST_SLOTS),
-                                  (abi.BACKENDS_MAP, abi.BackendSet, capacity.BACKEND_SLOTS),
                                   (abi.IF_CFG_MAP, abi.IfCfg, 1)):
             d = obj.map_def(pin)
             assert (d["value_size"], d["max_entries"]) == (ctypes.sizeof(ctype), slots), pin
@@ -79,7 +78,7 @@ def test_enums_match_header():
     text = open(HEADER).read()
     assert int(re.search(r"#define MZR_ABI_VERSION (\d+)", text).group(1)) == abi.ABI_VERSION
     for const in ("MAX_ENDPOINTS", "MAX_NETWORKS", "MAX_VPCS", "MAX_AGENTS", "MAX_HOPS", "MAX_BACKENDS",
-                  "MAX_PLENS", "MAX_PEERS"):
+                  "MAX_PLENS", "MAX_PEERS", "MAX_MEMBERS"):
         assert int(re.search(r"#define MZR_%s (\d+)" % const, text).group(1)) == getattr(capacity, const)
 
 
@@ -89,15 +88,14 @@ def test_constants_match_header():
     def define(name):
         m = re.search(r"#define MZR_%s \(?(\d+)(?: << (\d+))?" % name, text)
         return int(m.group(1)) << int(m.group(2) or 0)
-    for name in ("EP_SLOTS", "NET_SLOTS", "VPC_SLOTS", "AGENT_SLOTS", "HOST_SLOTS", "BACKEND_SLOTS", "PROBES",
-                 "PEER_SLOTS"):
+    for name in ("EP_SLOTS", "NET_SLOTS", "VPC_SLOTS", "AGENT_SLOTS", "HOST_SLOTS", "PROBES",
+                 "PEER_SLOTS", "MEMBER_SLOTS"):
         assert define(name) == getattr(capacity, name), name
     assert int(re.search(r"#define MZR_TAG_DEAD (0x[0-9a-fA-F]+)U", text).group(1), 16) == abi.TAG_DEAD
     assert capacity.MAX_SUBSTRATE == capacity.HOST_SLOTS - 1
-    assert capacity.MAX_SCALED == capacity.BACKEND_SLOTS - 1
     for slots, limit in ((capacity.EP_SLOTS, capacity.MAX_ENDPOINTS), (capacity.NET_SLOTS, capacity.MAX_NETWORKS),
                          (capacity.VPC_SLOTS, capacity.MAX_VPCS), (capacity.AGENT_SLOTS, capacity.MAX_AGENTS),
-                         (capacity.PEER_SLOTS, capacity.MAX_PEERS)):
+                         (capacity.PEER_SLOTS, capacity.MAX_PEERS), (capacity.MEMBER_SLOTS, capacity.MAX_MEMBERS)):
         assert slots >= 4 * limit  # load factor at most 1/4 keeps probe runs short
 
 
@@ -112,6 +110,7 @@ SAMPLES = {
               "src_cidr": "10.1.0.0/16"},
     "agents": {"ifindex": 12, "vni": 5, "ip": "10.0.0.4", "mac": "02:00:00:00:00:44",
                "bouncers": ["192.168.0.%d" % (i % 2 + 1) for i in range(128)]},
+    "members": {"vni": 100, "vip": "10.0.0.9", "ip": "10.0.0.250"},
 }
 
 
@@ -120,9 +119,9 @@ def test_codec_roundtrip(name):
     slots = {"192.168.0.1": 1, "192.168.0.2": 2}
     ips = dict((v, k) for k, v in slots.items())
     codec = abi.TABLES[name]
-    raw = codec.encode(SAMPLES[name], slots.__getitem__, lambda key: 0)
+    raw = codec.encode(SAMPLES[name], slots.__getitem__)
     assert len(raw) == ctypes.sizeof(codec.ctype)
-    assert codec.decode(raw, ips.get, lambda s: []) == SAMPLES[name]
+    assert codec.decode(raw, ips.get) == SAMPLES[name]
     assert codec.key(codec.decode(raw, ips.get)) == codec.key(SAMPLES[name])
 
 

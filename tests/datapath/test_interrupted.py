@@ -46,20 +46,15 @@ def wipe(pin_dir):
 
 
 def assert_converged(pin_dir, desired, logical=None):
-    """The maps hold exactly desired: it reads back, every key is live
-    once, every substrate host has one slot, every backend set is used by
-    exactly its endpoint, and a new plan writes nothing."""
+    """The maps hold exactly desired: it reads back (the members of
+    scaled endpoints included), every key is live once, every substrate
+    host has one slot, and a new plan writes nothing."""
     with tables.Maps(pin_dir) as maps:
         snap = tables.Snapshot(maps)
         assert snap.logical() == (logical or _logical(desired))
         for name, t in snap.tables.items():
             assert not t.extra, (name, "a key is live more than once")
         assert all(len(slots) == 1 for slots in snap.host_slots.values())
-        codec, eps = abi.TABLES["endpoints"], snap.tables["endpoints"]
-        refs = sorted(codec.backend_ref(raw) for slot, raw in eps.live.values() if codec.backend_ref(raw))
-        assert refs == sorted(snap.backends), "backend sets: used %s, held %s" % (refs, sorted(snap.backends))
-        for slot, (key, ips) in snap.backends.items():
-            assert codec.backend_ref(eps.live[codec.bin_key_of(key)][1]) == slot
         again = tables.plan(snap, desired)
         assert not again.changed and again.writes() == 0, again.phases[:3]
 
@@ -228,8 +223,8 @@ def test_a_move_stopped_after_publish_is_repaired_and_shown(host):
 
 def test_crafted_leftovers_are_repaired(host):
     """States no finished run leaves, written by hand: a second substrate
-    slot of a host that an endpoint uses, two backend sets owned by one
-    endpoint, a set nobody owns, a staged entry and a lone tombstone."""
+    slot of a host that an endpoint uses, a membership of a VIP nobody
+    declares, a staged entry and a lone tombstone."""
     wipe(host.pin_dir)
     tables.converge(host.pin_dir, F.WORLD_B)
     eps = abi.TABLES["endpoints"]
@@ -241,10 +236,9 @@ def test_crafted_leftovers_are_repaired(host):
         slot, raw = snap.tables["endpoints"].live[eps.bin_key_of((100, "10.0.0.5"))]
         assert raw[10:12] == h1.to_bytes(2, "little")
         tables.write_slots(maps[eps.pin_name], [(slot, raw[:10] + spare.to_bytes(2, "little") + raw[12:])])
-        assert len(snap.backends) == 1
-        bslot, (bkey, ips) = list(snap.backends.items())[0]
-        tables.write_slots(maps[abi.BACKENDS_MAP], [(bslot + 1, abi.encode_backends(bkey, ips)),
-                                                    (bslot + 2, abi.encode_backends((300, "10.3.0.9"), []))])
+        members = abi.TABLES["members"]
+        stray = {"vni": 300, "vip": "10.3.0.9", "ip": "10.3.0.5"}
+        tables.write_slots(maps[members.pin_name], [(members.home(stray), members.encode(stray, None))])
         ghost = eps.encode(F.ep(100, 99, host_ip=F.ip("h1")), lambda ip: h1)
         far = (eps.home(F.ep(100, 99)) + 7) & (eps.slots - 1)
         tables.write_slots(maps[eps.pin_name], [(far, tables.TAG_DEAD + ghost[4:])])
@@ -257,9 +251,8 @@ def test_crafted_leftovers_are_repaired(host):
     assert p.diff["endpoints"]["changed"] == []
     assert [(r["what"], r["slot"]) for r in p.diff["substrate"]["repaired"]] == [("second slot of a host", spare)]
     whats = sorted((r["what"], r["slot"], r["detail"]) for r in p.diff["endpoints"]["repaired"])
-    assert whats == [("backend set nobody uses", bslot + 1, "of vni 100 10.0.0.9: 10.0.0.5, 10.0.0.6"),
-                     ("backend set nobody uses", bslot + 2, "of vni 300 10.3.0.9: no backends"),
-                     ("tombstones left behind", None, "2 cleaned")]
+    assert whats == [("tombstones left behind", None, "2 cleaned")]
+    assert p.diff["members"]["removed"] == [stray]
     assert_converged(host.pin_dir, F.WORLD_B)
 
 

@@ -12,6 +12,7 @@ the program again on the packet it already rewrote)."""
 import os
 import socket
 import struct
+from collections import Counter
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
@@ -22,7 +23,7 @@ import fixtures as F
 import packets as P
 from harness import BPF_OUT, assert_codec_matches_btf
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, fnconfig, libbpf
-from ansible_collections.mizar.transit.plugins.module_utils.model import maglev
+from ansible_collections.mizar.transit.plugins.module_utils.model import capacity, maglev
 
 VNIS = {"blue": 100, "red": 200}
 LB = fnconfig.configurator("scaled")
@@ -242,6 +243,29 @@ def test_only_a_backend_of_the_vip_may_send_from_it(dp, lb, backends, src, allow
         assert got[:3] == (DROP, frame, {"drop": 1, "agent_spoof": 1})
 
 
+def many(at=None):
+    """MAX_BACKENDS backends (10.0.16.0 on), the agent's endpoint 10.0.0.5 at
+    index at (None: not among them)."""
+    ips = [socket.inet_ntoa(struct.pack(">I", 0x0A001000 + i)) for i in range(capacity.MAX_BACKENDS)]
+    if at is not None:
+        ips[at] = "10.0.0.5"
+    return ips
+
+
+@pytest.mark.parametrize("at,allowed", [(3999, True), (None, False)], ids=["backend-4000", "not-a-member"])
+def test_backend_4000_of_4096_may_send_from_the_vip(dp, lb, at, allowed):
+    """The agent's check is one lookup in mzr_members, whatever the number
+    of backends: the 4,000th of 4,096 passes, a non-member is a spoof."""
+    world = dict(F.WORLD_H1, endpoints=F.WORLD_H1["endpoints"] + [F.ep(100, 9, type="scaled", backends=many(at))])
+    dp.load_world(world)
+    frame = _reply(VIP)
+    got = run(dp, "agent", frame, F.LO)
+    if allowed:
+        assert got[:3] == (REDIRECT, F.agent_encap(frame), {"redirect": 1, "agent_encap": 1})
+    else:
+        assert got[:3] == (DROP, frame, {"drop": 1, "agent_spoof": 1})
+
+
 # ------------------------------------------------------------------ malformed and refused
 
 
@@ -328,6 +352,31 @@ def test_shares_follow_the_weights(dp, lb):
     for last, weight in MANY:
         share = sum(1 for b in got.values() if b == "10.0.0.%d" % last) / float(len(PORTS))
         assert abs(share - weight / total) < 0.02, (last, share, weight / total)
+
+
+THOUSAND = ["10.0.%d.%d" % (4 + i // 250, 1 + i % 250) for i in range(1000)]
+
+
+def test_a_thousand_backends_share_the_flows_as_the_ring_says(dp, lb):
+    """1,000 backends on five hosts: each of 12,000 flows goes to the backend
+    the Maglev model's ring gives it, and the flows spread over all of them."""
+    hosts = ("h1", "h2", "h4", "h5", "h6")
+    world = dict(F.WORLD_B, endpoints=F.WORLD_B["endpoints"] + [
+        dict(F.ep(100, 4, host_ip=F.ip(hosts[i % len(hosts)])), ip=ip) for i, ip in enumerate(THOUSAND)])
+    cfg = {"endpoints": [{"vpc": "blue", "ip": VIP, "ring_size": maglev.endpoint_ring_size([1] * len(THOUSAND)),
+                          "backends": [{"ip": ip, "weight": 1} for ip in THOUSAND]}]}
+    setup(dp, cfg, world)
+    got = balance(dp, PORTS)
+    ep = cfg["endpoints"][0]
+    ring = fnconfig.lb_ring([(b["ip"], b["weight"]) for b in ep["backends"]], ep["ring_size"])
+    frame = bytearray(client_frame(1))
+    for sport in PORTS:
+        frame[34:36] = struct.pack("!H", sport)
+        src, dst = socket.inet_ntoa(bytes(frame[26:30])), socket.inet_ntoa(bytes(frame[30:34]))
+        want = abi.u32_to_ip(ring[fnconfig.lb_slot(ep["ring_size"], 100, src, dst, frame[23], bytes(frame[34:38]))])
+        assert got[sport] == want, sport
+    counts = sorted(Counter(got.values()).values())
+    assert len(counts) >= 990 and counts[-1] <= 40, (len(counts), counts[-5:])  # 12 flows each on average
 
 
 @pytest.mark.parametrize("change", ["add", "remove", "drain"])

@@ -2,6 +2,7 @@
 exactly, a re-run writes nothing, changes touch only what changed, and at
 every phase of an apply every unaffected entry stays reachable."""
 import copy
+import ctypes
 import socket
 
 import pytest
@@ -34,6 +35,12 @@ def _logical(state):
     for name in ("endpoints", "networks", "agents", "sources", "peers"):
         codec = abi.TABLES[name]
         out[name] = dict((codec.key(e), dict(e)) for e in state.get(name, []))
+    # a scaled endpoint's backends are its members: a set, read back in address order
+    members = tables.members_of(state.get("endpoints", []))
+    out["members"] = dict((abi.TABLES["members"].key(m), m) for m in members)
+    for e in out["endpoints"].values():
+        if e.get("type") == "scaled":
+            e["backends"] = sorted(e["backends"], key=abi.ip_to_u32)
     out["vpcs"] = dict((v["vni"], dict(v, plens=sorted(plens["networks"].get(v["vni"], ()), reverse=True),
                                        peer_plens=sorted(plens["peers"].get(v["vni"], ()), reverse=True)))
                        for v in state["vpcs"])
@@ -96,8 +103,8 @@ def _probe(snap, codec, entry):
             return None
         if tag != abi.TAG_DEAD:
             raw = t.raw(slot)
-            if codec.key(codec.decode(raw, lambda s: s, lambda s: [])) == key:
-                return codec.decode(raw, snap.host_ip, snap.backend_ips)
+            if codec.key(codec.decode(raw, lambda s: s)) == key:
+                return codec.decode(raw, snap.host_ip)
     return None
 
 
@@ -114,11 +121,13 @@ def test_make_before_break(host):
         for phase, map_name, writes in p.phases:
             tables.write_slots(maps[map_name], writes)
             snap = tables.Snapshot(maps)
-            for name in ("endpoints", "networks", "vpcs", "agents"):
+            for name in ("endpoints", "members", "networks", "vpcs", "agents"):
                 codec = abi.TABLES[name]
                 for key, entry in old_l[name].items():
                     seen = _probe(snap, codec, entry)
                     want = new_l[name].get(key)
+                    if name == "endpoints":  # a scaled endpoint's backends: its members, probed as such
+                        entry, want = dict(entry, backends=[]), want and dict(want, backends=[])
                     if want == entry:
                         assert seen == entry, (phase, name, key)
                     elif want is not None:
@@ -259,9 +268,9 @@ def test_codecs_refuse_a_vni_off_the_wire(vni):
     }
     for name, e in entries.items():
         with pytest.raises(ValueError, match="is not a VNI"):
-            abi.TABLES[name].encode(e, slot, lambda key: 1)
+            abi.TABLES[name].encode(e, slot)
     with pytest.raises(ValueError, match="is not a VNI"):
-        abi.encode_backends((vni, "10.0.0.9"), ["10.0.0.5"])
+        abi.TABLES["members"].encode({"vni": vni, "vip": "10.0.0.9", "ip": "10.0.0.5"}, slot)
     assert abi.check_vni(abi.VNI_MAX) == 0xFFFFFF and abi.check_vni(1) == 1
 
 
@@ -372,3 +381,47 @@ def test_peer_routes_come_and_go_without_a_trace(host):
     assert state == _logical(gone)
     with tables.Maps(host.pin_dir) as maps:
         assert libbpf.read_array_blob(maps["mzr_peers"]) == bytes(len(libbpf.read_array_blob(maps["mzr_peers"])))
+
+
+# ---------------------------------------------------------------- scaled endpoints' members
+
+
+def _scaled(n):
+    """WORLD_B with a scaled endpoint 10.0.0.10 of n backends (10.0.16.0 on)."""
+    w = copy.deepcopy(F.WORLD_B)
+    ips = [socket.inet_ntoa((0x0A001000 + i).to_bytes(4, "big")) for i in range(n)]
+    w["endpoints"].append(F.ep(100, 10, type="scaled", backends=ips))
+    return w, ips
+
+
+def test_a_scaled_endpoint_of_4096_backends_applies_member_by_member(host):
+    tables.converge(host.pin_dir, F.WORLD_B)
+    world, ips = _scaled(capacity.MAX_BACKENDS)
+    p = tables.converge(host.pin_dir, world)
+    assert len(p.diff["members"]["added"]) == capacity.MAX_BACKENDS and not p.diff["endpoints"]["changed"]
+    codec = abi.TABLES["members"]
+    with tables.Maps(host.pin_dir) as maps:
+        blob = libbpf.read_array_blob(maps[codec.pin_name])
+    size = ctypes.sizeof(codec.ctype)
+    held = [codec.decode(blob[s * size:(s + 1) * size], None) for s in range(codec.slots)
+            if blob[s * size:s * size + 4] != bytes(4)]
+    theirs = sorted(m["ip"] for m in held if (m["vni"], m["vip"]) == (100, "10.0.0.10"))
+    assert theirs == sorted(ips) and len(held) == capacity.MAX_BACKENDS + 2  # and 10.0.0.9's two
+    assert tables.read_state(host.pin_dir) == _logical(world)
+    assert tables.converge(host.pin_dir, world).writes() == 0
+    # one backend less: one member retired, nothing else written but its cleanup
+    fewer = copy.deepcopy(world)
+    fewer["endpoints"][-1]["backends"] = ips[:-1]
+    p = tables.converge(host.pin_dir, fewer)
+    assert p.diff["members"]["removed"] == [{"vni": 100, "vip": "10.0.0.10", "ip": ips[-1]}]
+    assert sum(len(w) for phase, name, w in p.phases if phase != "clean") == 1
+    assert tables.read_state(host.pin_dir) == _logical(fewer)
+
+
+def test_a_scaled_endpoint_of_4097_backends_is_refused_whole(host):
+    tables.converge(host.pin_dir, F.WORLD_B)
+    before = tables.read_state(host.pin_dir)
+    world, dummy = _scaled(capacity.MAX_BACKENDS + 1)
+    with pytest.raises(tables.TableError, match=r"endpoints: entry \(100, '10.0.0.10'\): backends: 4097, at most 4096"):
+        tables.converge(host.pin_dir, world)
+    assert tables.read_state(host.pin_dir) == before

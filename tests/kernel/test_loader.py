@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, loader, libbpf, stages, xdp
 
-from machine import PROGS, build_at
+from machine import PROGS, build_at, converge_at
 from packets import XDP_DROP, XDP_PASS, XDP_TX, geneve_bad_version, geneve_icmp, plain_udp
 
 from .conftest import build_variant, edit_struct, member_line, quiet_veth
@@ -322,7 +322,7 @@ def test_an_upgrade_from_one_program_per_stage_migrates_to_chains(ld, tmp_path, 
     old_objs = build_at(PRE_CHAINS, str(tmp_path), progs=["stage_verdicts.bpf.c"])
     old = loader.Loader(ld.pin_dir, old_objs, netns=ld.netns)
     old.load()
-    old.converge(desired(2))
+    converge_at(PRE_CHAINS, str(tmp_path), ld.maps_dir, desired(2))  # that commit's maps, by its control plane
     old.attach("transit", "a0")
     old.attach("agent", "a1")
     # what the stage module of that layout did: the program in the stage's one slot, pinned
@@ -365,5 +365,46 @@ def test_an_upgrade_from_one_program_per_stage_migrates_to_chains(ld, tmp_path, 
         assert struct.unpack("<Q", m.lookup(struct.pack("<I", 1)))[0] == 1, "chain_a ran first"
     assert st.set_chain("on_xdp_pass", [])["action"] == "removed"
     assert run_attached(ld, "a0", plain_udp()).retval == XDP_PASS
+    again = loader.Loader(ld.pin_dir, ld.obj_dir, netns=ld.netns).load()
+    assert (again["changed"], again["action"]) == (False, "reused")
+
+
+PRE_MEMBERS = "0d154ec"  # the last layout with 32-slot backend sets (mzr_backends) and no mzr_members
+
+
+def test_an_upgrade_from_backend_sets_converts_them_to_members(ld, tmp_path):
+    """A host of ABI 3 holds its scaled endpoints' backends in mzr_backends;
+    the migration turns them into mzr_members entries (the agent's DSR check
+    works from the first packet on the new programs) and retires the map."""
+    old_objs = build_at(PRE_MEMBERS, str(tmp_path))
+    old = loader.Loader(ld.pin_dir, old_objs, netns=ld.netns)
+    old.load()
+    want = desired(2)
+    backends = ["10.0.0.2", "10.0.0.3"] + ["10.0.0.%d" % i for i in range(10, 40)]  # 32, the old limit
+    want["endpoints"] += [{"vni": VNI, "ip": "10.0.0.9", "type": "scaled", "mac": "02:0a:00:00:00:09",
+                           "backends": backends},
+                          {"vni": VNI, "ip": "10.0.0.8", "type": "scaled", "mac": "02:0a:00:00:00:08",
+                           "backends": ["10.0.0.3"]}]
+    converge_at(PRE_MEMBERS, str(tmp_path), ld.maps_dir, want)
+    old.attach("agent", "a1")
+    assert os.path.exists(os.path.join(ld.maps_dir, abi.LEGACY_BACKENDS_MAP))
+    old_state = raw_state(ld)
+
+    new = loader.Loader(ld.pin_dir, ld.obj_dir, netns=ld.netns)
+    assert "mzr_endpoints" in new.layout_diff(), "the endpoint's backend set slot is gone"
+    res = new.load()
+    assert (res["changed"], res["action"]) == (True, "migrated")
+    assert res["maps"][abi.LEGACY_BACKENDS_MAP] == "converted" and res["entries"]["mzr_members"] == 33
+    assert res["entries"]["mzr_endpoints"] == 5
+    assert not os.path.exists(os.path.join(ld.maps_dir, abi.LEGACY_BACKENDS_MAP)), "retired, not kept"
+    assert set(os.listdir(ld.maps_dir)) <= set(new._new_layouts()), "nothing but the new ABI's maps"
+    state = ld.read_state()
+    assert sorted(state["members"]) == sorted([(VNI, "10.0.0.9", ip) for ip in backends] + [(VNI, "10.0.0.8", "10.0.0.3")])
+    assert state["endpoints"][(VNI, "10.0.0.9")]["backends"] == sorted(backends, key=abi.ip_to_u32)
+    for m in ("mzr_networks", "mzr_vpcs", "mzr_agents", "mzr_substrate", "mzr_sources"):
+        assert raw_state(ld)[m] == old_state[m], m
+    # the converted maps are exactly what the new engine writes: nothing to do
+    p = ld.converge(want)
+    assert not p.changed and p.writes() == 0
     again = loader.Loader(ld.pin_dir, ld.obj_dir, netns=ld.netns).load()
     assert (again["changed"], again["action"]) == (False, "reused")

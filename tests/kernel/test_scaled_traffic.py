@@ -2,7 +2,9 @@
 namespace hosts: streams through a VIP keep their backend, and never break,
 while a backend is added and another drained; new connections reach the
 new backend and never the drained one; backends reply from the VIP
-themselves (direct server return, the agent letting only them).
+themselves (direct server return, the agent letting only them); a sender
+learns the VIP's path MTU (the tunnel's less the function's option) from its
+own agent.
 
   VPC A (VNI 1100): 10.0.0.0/24 bounced by h3, which balances
     c1 10.0.0.2 (h1), c2 10.0.0.3 (h2): clients
@@ -11,8 +13,11 @@ themselves (direct server return, the agent letting only them).
 
 Every host runs the scaled function, configured with the VIP (the
 balancing host and the backends' hosts need it)."""
+import errno
 import os
+import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -24,7 +29,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.host import netlink
 from ansible_collections.mizar.transit.plugins.module_utils.model import maglev
 
 from .conftest import BPF_OUT, RUN
-from .topology import Lab, poll
+from .topology import Lab, deltas, poll
 
 A = 1100
 VNIS = {"A": A}
@@ -231,3 +236,57 @@ def test_only_a_backend_may_send_from_the_vip(lab):
         sock.close()
         netlink.addr_del("lo", "%s/32" % VIP, netns=lab.ns("c1"))
     assert after["agent_spoof"] == before["agent_spoof"] + 1
+
+
+def _sh(ns, *cmd):
+    return subprocess.run(["ip", "netns", "exec", ns] + list(cmd), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, check=False).stdout
+
+
+EP_MTU = 1500 - 50  # the clients' MTU: the NIC's less the tunnel
+VIP_MTU = EP_MTU - 8  # what reaches a VIP: the scaled function's backend option too
+IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14  # linux/in.h
+
+
+def test_a_sender_learns_the_vips_path_mtu_from_its_agent(lab):
+    """A datagram with DF to the VIP that fits the tunnel but not the
+    scaled function's option gets "fragmentation needed" (next-hop MTU
+    1442) from the client's own agent; the kernel records it, and what it
+    sends then reaches a backend and is answered from the VIP."""
+    sent, received, out = lab.ping("c1", VIP, count=1)  # ARP, and the path works
+    assert received == 1, out
+    before = lab.counters("h1")
+    res = _sh(lab.ns("c1"), "ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", str(EP_MTU - 28), VIP)
+    assert re.search(r"From %s icmp_seq=1 Frag needed and DF set \(mtu = %d\)" % (re.escape(VIP), VIP_MTU), res), res
+    d = deltas(before, lab.counters("h1"))
+    assert d == {"agent_pmtu": 1, "tx": 1}, d
+    route = _sh(lab.ns("c1"), "ip", "route", "get", VIP)
+    assert re.search(r"\bmtu %d\b" % VIP_MTU, route), "the kernel recorded the path MTU: %s" % route
+    res = _sh(lab.ns("c1"), "ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", str(VIP_MTU - 28), VIP)
+    assert "2 packets transmitted, 2 received" in res, res
+
+
+def test_a_udp_sender_with_df_learns_the_vips_path_mtu(lab):
+    """The same for UDP (from c2, whose kernel knows no path MTU yet): the
+    socket's IP_MTU drops to 1442 after one datagram of the endpoint's MTU."""
+    sock = netlink.netns_socket(lab.ns("c2"), socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        sock.connect((VIP, 9))
+        assert sock.getsockopt(socket.IPPROTO_IP, IP_MTU) == EP_MTU
+        before = lab.counters("h2")
+        sock.send(b"u" * (EP_MTU - 28))
+
+        def mtu():
+            return sock.getsockopt(socket.IPPROTO_IP, IP_MTU)
+        assert poll(mtu, lambda m: m == VIP_MTU) == VIP_MTU
+        assert deltas(before, lab.counters("h2")) == {"agent_pmtu": 1, "tx": 1}
+        # the ICMP error is also reported to the connected socket once: read it, then the kernel
+        # refuses a datagram of the old size itself and sends one of the new
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) in (0, errno.EMSGSIZE)
+        with pytest.raises(OSError) as err:
+            sock.send(b"u" * (EP_MTU - 28))
+        assert err.value.errno == errno.EMSGSIZE
+        assert sock.send(b"u" * (VIP_MTU - 28)) == VIP_MTU - 28
+    finally:
+        sock.close()

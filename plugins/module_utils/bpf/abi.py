@@ -23,7 +23,7 @@ import struct
 
 from ansible_collections.mizar.transit.plugins.module_utils.model import capacity
 
-ABI_VERSION = 3
+ABI_VERSION = 4
 GENEVE_PORT = 6081
 
 u8, u16, u32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
@@ -98,11 +98,21 @@ class Host(ctypes.Structure):
 
 class Endpoint(ctypes.Structure):
     _fields_ = [("vni", u32), ("ip", u32), ("type", u8), ("flags", u8), ("host", u16), ("ifindex", u32),
-                ("mac", Mac), ("backends", u16)]
+                ("mac", Mac), ("_pad", u16)]
 
 
-class BackendSet(ctypes.Structure):
-    _fields_ = [("vni", u32), ("ip", u32), ("n", u32), ("backend_ip", u32 * capacity.MAX_BACKENDS)]
+class Member(ctypes.Structure):
+    _fields_ = [("vni", u32), ("vip", u32), ("ip", u32), ("_pad", u32)]
+
+
+# ABI 3 and before: mzr_backends[slot], the backends of one scaled endpoint,
+# read only to migrate an upgraded host's maps to mzr_members (bpf/loader.py)
+LEGACY_BACKENDS_MAP = "mzr_backends"
+LEGACY_MAX_BACKENDS = 32
+
+
+class LegacyBackendSet(ctypes.Structure):
+    _fields_ = [("vni", u32), ("ip", u32), ("n", u32), ("backend_ip", u32 * LEGACY_MAX_BACKENDS)]
 
 
 class Network(ctypes.Structure):
@@ -136,7 +146,7 @@ class Agent(ctypes.Structure):
 
 # C struct name for every codec, for the BTF comparison.
 C_NAMES = {
-    IfCfg: "mzr_if_cfg", Host: "mzr_host", Endpoint: "mzr_endpoint", BackendSet: "mzr_backend_set",
+    IfCfg: "mzr_if_cfg", Host: "mzr_host", Endpoint: "mzr_endpoint", Member: "mzr_member",
     Network: "mzr_network", Vpc: "mzr_vpc", Agent: "mzr_agent", StageCtx: "mzr_stage_ctx",
     Source: "mzr_source", Peer: "mzr_peer",
 }
@@ -260,15 +270,15 @@ class FlatCodec:
     def home(self, entry):
         return slot_hash(*self.hash_words(entry)) & (self.slots - 1)
 
-    def encode(self, entry, host_slot, backend_slot=None):
+    def encode(self, entry, host_slot):
         raise NotImplementedError
 
-    def encode_all(self, entries, host_slot, backend_slot=None):
+    def encode_all(self, entries, host_slot):
         """[encode(entry) for entry in entries]; a codec of numerous
         entries does it in one loop."""
-        return [self.encode(e, host_slot, backend_slot) for e in entries]
+        return [self.encode(e, host_slot) for e in entries]
 
-    def decode(self, raw, host_ip, backends=None):
+    def decode(self, raw, host_ip):
         raise NotImplementedError
 
     def bin_key(self, raw):
@@ -287,9 +297,11 @@ def _ips(arr, n, host_ip):
 
 
 class EndpointCodec(FlatCodec):
-    """{vni, ip, type, host_ip, ifindex, mac, bypass_decap, backends}. The
-    most numerous entries: packed with struct, not ctypes (same layout, the
-    BTF test checks the ctypes twin)."""
+    """{vni, ip, type, host_ip, ifindex, mac, bypass_decap}. The most
+    numerous entries: packed with struct, not ctypes (same layout, the BTF
+    test checks the ctypes twin). A scaled endpoint's backends are not in
+    its entry but in mzr_members (MemberCodec); decode gives backends [],
+    which Snapshot.logical() fills from there."""
 
     pin_name = "mzr_endpoints"
     ctype = Endpoint
@@ -303,10 +315,10 @@ class EndpointCodec(FlatCodec):
     def hash_words(self, entry):
         return entry["vni"], ip_to_u32(entry["ip"])
 
-    def encode(self, entry, host_slot, backend_slot=None):
-        return self.encode_all((entry,), host_slot, backend_slot)[0]
+    def encode(self, entry, host_slot):
+        return self.encode_all((entry,), host_slot)[0]
 
-    def encode_all(self, entries, host_slot, backend_slot=None):
+    def encode_all(self, entries, host_slot):
         """Every entry's bytes in one loop, with the lookups bound once: a
         host's 100,000 endpoints are encoded on every run, even one that
         changes nothing."""
@@ -316,7 +328,6 @@ class EndpointCodec(FlatCodec):
             kind = get("type") or "simple"
             ifindex = get("ifindex") or 0
             host = host_slot(entry["host_ip"]) if kind == "simple" and not ifindex else 0
-            backends = backend_slot((entry["vni"], entry["ip"])) if kind == "scaled" else 0
             vni = entry["vni"]
             if vni.__class__ is not int or not 0 < vni <= VNI_MAX:
                 check_vni(vni)
@@ -325,26 +336,21 @@ class EndpointCodec(FlatCodec):
             if len(raw_mac) != 6 or (mac and len(mac) != 17):
                 raw_mac = mac_to_bytes(mac)  # which says what is wrong with it
             out.append(pack(vni, aton(entry["ip"]), types[kind], EP_F_BYPASS_DECAP if get("bypass_decap") else 0,
-                            host, ifindex, raw_mac, backends))
+                            host, ifindex, raw_mac, 0))
         return out
 
     def bin_key_of(self, key):
         """The binary key of a logical key (vni, ip)."""
         return struct.pack("<I4s", key[0], socket.inet_aton(key[1]))
 
-    def backend_ref(self, raw):
-        """The backend set slot a slot's bytes refer to (0: none)."""
-        fields = self.layout.unpack(raw)
-        return fields[7] if fields[2] == EP_TYPES["scaled"] else 0
-
-    def decode(self, raw, host_ip, backends=None):
-        vni, ip, etype, flags, host, ifindex, mac, bset = self.layout.unpack(raw)
+    def decode(self, raw, host_ip):
+        vni, ip, etype, flags, host, ifindex, mac, dummy = self.layout.unpack(raw)
         kind = EP_TYPE_NAMES.get(etype, str(etype))
         return {
             "vni": vni, "ip": socket.inet_ntoa(ip), "type": kind,
             "host_ip": host_ip(host) if host else None, "ifindex": ifindex,
             "mac": bytes_to_mac(mac), "bypass_decap": bool(flags & EP_F_BYPASS_DECAP),
-            "backends": list(backends(bset)) if (kind == "scaled" and backends) else [],
+            "backends": [],
         }
 
 
@@ -370,14 +376,14 @@ class NetworkCodec(PrefixCodec):
     ctype = Network
     slots = capacity.NET_SLOTS
 
-    def encode(self, entry, host_slot, backend_slot=None):
+    def encode(self, entry, host_slot):
         net, plen = _cidr(entry["cidr"])
         v = Network(vni=check_vni(entry["vni"]), ip=int.from_bytes(net, "little"), plen=plen,
                     flags=NET_F_LOCAL_BOUNCER if entry.get("local_bouncer") else 0)
         v.nbouncers = _slots(v.bouncer, entry["bouncers"], host_slot)
         return bytes(v)
 
-    def decode(self, raw, host_ip, backends=None):
+    def decode(self, raw, host_ip):
         v = Network.from_buffer_copy(raw)
         return {"vni": v.vni, "cidr": "%s/%d" % (u32_to_ip(v.ip), v.plen),
                 "bouncers": _ips(v.bouncer, v.nbouncers, host_ip),
@@ -407,7 +413,7 @@ class VpcCodec(FlatCodec):
     def hash_words(self, entry):
         return entry["vni"], 0
 
-    def encode(self, entry, host_slot, backend_slot=None):
+    def encode(self, entry, host_slot):
         plens = _plens(entry, "plens", "network")
         peer_plens = _plens(entry, "peer_plens", "peer route")
         v = Vpc(vni=check_vni(entry["vni"]), flags=VPC_F_LOCAL_DIVIDER if entry.get("local_divider") else 0,
@@ -419,7 +425,7 @@ class VpcCodec(FlatCodec):
         v.ndividers = _slots(v.divider, entry.get("dividers") or [], host_slot)
         return bytes(v)
 
-    def decode(self, raw, host_ip, backends=None):
+    def decode(self, raw, host_ip):
         v = Vpc.from_buffer_copy(raw)
         return {"vni": v.vni, "dividers": _ips(v.divider, v.ndividers, host_ip),
                 "local_divider": bool(v.flags & VPC_F_LOCAL_DIVIDER),
@@ -437,7 +443,7 @@ class PeerCodec(PrefixCodec):
     ctype = Peer
     slots = capacity.PEER_SLOTS
 
-    def encode(self, entry, host_slot, backend_slot=None):
+    def encode(self, entry, host_slot):
         net, plen = _cidr(entry["cidr"])
         src, src_plen = _cidr(entry["src_cidr"])
         vni, peer_vni = check_vni(entry["vni"]), check_vni(entry["peer_vni"], "peer_vni")
@@ -448,7 +454,7 @@ class PeerCodec(PrefixCodec):
         v.ndividers = _slots(v.divider, entry["dividers"], host_slot)
         return bytes(v)
 
-    def decode(self, raw, host_ip, backends=None):
+    def decode(self, raw, host_ip):
         v = Peer.from_buffer_copy(raw)
         return {"vni": v.vni, "cidr": "%s/%d" % (u32_to_ip(v.ip), v.plen), "peer_vni": v.peer_vni,
                 "dividers": _ips(v.divider, v.ndividers, host_ip),
@@ -468,13 +474,13 @@ class AgentCodec(FlatCodec):
     def hash_words(self, entry):
         return entry["ifindex"], 0
 
-    def encode(self, entry, host_slot, backend_slot=None):
+    def encode(self, entry, host_slot):
         v = Agent(ifindex=entry["ifindex"], vni=check_vni(entry["vni"]), ip=ip_to_u32(entry["ip"]))
         _put_mac(v.mac, entry.get("mac"))
         v.nbouncers = _slots(v.bouncer, entry["bouncers"], host_slot)
         return bytes(v)
 
-    def decode(self, raw, host_ip, backends=None):
+    def decode(self, raw, host_ip):
         v = Agent.from_buffer_copy(raw)
         return {"ifindex": v.ifindex, "vni": v.vni, "ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac),
                 "bouncers": _ips(v.bouncer, v.nbouncers, host_ip)}
@@ -498,16 +504,43 @@ class SourceCodec(FlatCodec):
     def hash_words(self, entry):
         return ip_to_u32(entry["ip"]), 0
 
-    def encode(self, entry, host_slot, backend_slot=None):
+    def encode(self, entry, host_slot):
         ip = socket.inet_aton(entry["ip"])
         if ip in (b"\0\0\0\0", b"\xff\xff\xff\xff"):
             raise ValueError("%s cannot be a tunnel source" % entry["ip"])
         vni = entry.get("vni") or 0
         return self.layout.pack(ip, vni and check_vni(vni))
 
-    def decode(self, raw, host_ip, backends=None):
+    def decode(self, raw, host_ip):
         ip, vni = self.layout.unpack(raw)
         return {"ip": socket.inet_ntoa(ip), "vni": vni}
+
+
+class MemberCodec(FlatCodec):
+    """{vni, vip, ip}: ip is a backend of the scaled endpoint vip of VPC
+    vni. Keyed and homed by all three (mzr_member_find() of
+    bpf/include/mzr_tables.h); the plan derives these entries from the
+    scaled endpoints' backends (tables.members_of())."""
+
+    pin_name = "mzr_members"
+    ctype = Member
+    slots = capacity.MEMBER_SLOTS
+    layout = struct.Struct("<I4s4sI")
+    key_len = 12  # vni, vip, ip
+
+    def key(self, entry):
+        return (entry["vni"], entry["vip"], entry["ip"])
+
+    def hash_words(self, entry):
+        return entry["vni"] ^ _mix32(ip_to_u32(entry["vip"])), ip_to_u32(entry["ip"])
+
+    def encode(self, entry, host_slot):
+        return self.layout.pack(check_vni(entry["vni"]), socket.inet_aton(entry["vip"]),
+                                socket.inet_aton(entry["ip"]), 0)
+
+    def decode(self, raw, host_ip):
+        vni, vip, ip, dummy = self.layout.unpack(raw)
+        return {"vni": vni, "vip": socket.inet_ntoa(vip), "ip": socket.inet_ntoa(ip)}
 
 
 def encode_if_cfg(entry):
@@ -534,21 +567,12 @@ def decode_host(raw):
     return {"ip": u32_to_ip(v.ip), "mac": bytes_to_mac(v.mac)} if v.ip else None
 
 
-def encode_backends(key, ips):
-    if len(ips) > capacity.MAX_BACKENDS:
-        raise ValueError("%d backends, at most %d" % (len(ips), capacity.MAX_BACKENDS))
-    v = BackendSet(vni=check_vni(key[0]), ip=ip_to_u32(key[1]), n=len(ips))
-    for i, ip in enumerate(ips):
-        v.backend_ip[i] = ip_to_u32(ip)
-    return bytes(v)
-
-
-def decode_backends(raw):
-    """(owner key, [ips]) or None for a free slot."""
-    v = BackendSet.from_buffer_copy(raw)
+def decode_legacy_backends(raw):
+    """(owner key, [ips]) of an ABI 3 backend set's slot, or None for a free slot."""
+    v = LegacyBackendSet.from_buffer_copy(raw)
     if not v.vni:
         return None
-    return (v.vni, u32_to_ip(v.ip)), [u32_to_ip(v.backend_ip[i]) for i in range(min(v.n, capacity.MAX_BACKENDS))]
+    return (v.vni, u32_to_ip(v.ip)), [u32_to_ip(v.backend_ip[i]) for i in range(min(v.n, LEGACY_MAX_BACKENDS))]
 
 
 # rendered map name -> codec of its flat table
@@ -559,17 +583,17 @@ TABLES = {
     "agents": AgentCodec(),
     "sources": SourceCodec(),
     "peers": PeerCodec(),
+    "members": MemberCodec(),
 }
 
 IF_CFG_MAP = "mzr_if_cfg"
 SUBSTRATE_MAP = "mzr_substrate"
-BACKENDS_MAP = "mzr_backends"
 STAGE_CTX_MAP = "mzr_stage_ctx"
 COUNTERS_MAP = "mzr_counters"
 STAGES_MAP = "mzr_stages"
 STAGE_BANK_MAP = "mzr_stage_bank"
 DATA_MAPS = tuple(c.pin_name for c in TABLES.values()) + (
-    IF_CFG_MAP, SUBSTRATE_MAP, BACKENDS_MAP, COUNTERS_MAP)
+    IF_CFG_MAP, SUBSTRATE_MAP, COUNTERS_MAP)
 
 
 def sum_slots(values_per_key, names):

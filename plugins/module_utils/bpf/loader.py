@@ -27,6 +27,10 @@ Loading is idempotent and never mixes map layouts:
   stage table (a table from before chains held one program per stage); every link is switched to the program of
   the same role from the new objects; then maps_new and maps are exchanged
   (renameat2 RENAME_EXCHANGE, else three renames) and the old pins removed.
+  A map an older ABI had and this one retired is converted, not kept:
+  ABI 3's backend sets (mzr_backends, 32 backends each) become the
+  mzr_members entries of the same scaled endpoints, so a backend's replies
+  from its VIP pass the agent from the first packet on the new programs.
   Per-CPU maps (counters, scratch) restart from zero across a migration
   (statistics, not state). Entries
   written to the old maps by someone else during a migration would be lost:
@@ -168,6 +172,25 @@ def array_entries(m):
     blob = libbpf.read_array_blob(m)
     size = m.value_size
     return [(struct.pack("<I", s), blob[s * size:(s + 1) * size]) for s in pinned.nonzero_slots(blob, size)]
+
+
+def _members_from_legacy(old_path, new_path):
+    """Fill the new, empty mzr_members map at new_path with the backends of
+    ABI 3's backend sets pinned at old_path; returns the count."""
+    with libbpf.Map.from_pin(old_path) as old:
+        size = ctypes.sizeof(abi.LegacyBackendSet)
+        if old.value_size != size:
+            raise LoaderError("%s: %d-byte values, not the %d of ABI 3's backend sets: cannot convert it to %s"
+                              % (old_path, old.value_size, size, os.path.basename(new_path)))
+        blob = libbpf.read_array_blob(old)
+    entries = []
+    for slot in range(1, len(blob) // size):
+        found = abi.decode_legacy_backends(blob[slot * size:(slot + 1) * size])
+        if found:
+            (vni, vip), ips = found
+            entries += [{"vni": vni, "vip": vip, "ip": ip} for ip in ips]
+    with libbpf.Map.from_pin(new_path) as m:
+        return tables.fill(m, abi.TABLES["members"], entries)
 
 
 def _rmtree_pins(path):
@@ -429,11 +452,19 @@ class Loader:
                     continue  # the stage table is refilled below, in bank 0
                 entries[m] = self._copy_map(lay.map(m), os.path.join(lay.maps_new, m), new[m])
 
+            # 1b. maps this ABI retired, converted into their successors
+            retired = {}
+            if abi.LEGACY_BACKENDS_MAP not in new and os.path.exists(lay.map(abi.LEGACY_BACKENDS_MAP)):
+                members = abi.TABLES["members"].pin_name
+                entries[members] = _members_from_legacy(lay.map(abi.LEGACY_BACKENDS_MAP),
+                                                        os.path.join(lay.maps_new, members))
+                retired[abi.LEGACY_BACKENDS_MAP] = "converted"
+
             # 2. maps private to stage functions (rules, statistics) are not
             # the datapath's ABI: the same map objects move along, state kept
             kept = []
             for m in sorted(os.listdir(lay.maps)):
-                if m not in new and libbpf.pin_kind(lay.map(m)) == "map":
+                if m not in new and m not in retired and libbpf.pin_kind(lay.map(m)) == "map":
                     fd = libbpf.obj_get(lay.map(m))
                     try:
                         libbpf.obj_pin(fd, os.path.join(lay.maps_new, m))
@@ -502,7 +533,8 @@ class Loader:
         _rmtree_pins(lay.maps_new)  # the old maps now
         programs = dict((role, _prog_summary_at(lay.prog(role))) for role in ROLES)
         return {"changed": True, "action": "migrated",
-                "maps": dict([(m, "migrated" if m in diff else "copied") for m in new] + [(m, "kept") for m in kept]),
+                "maps": dict([(m, "migrated" if m in diff else "copied") for m in new] + [(m, "kept") for m in kept]
+                             + list(retired.items())),
                 "programs": dict((r, {"prog_id": p["prog_id"], "tag": p["tag"], "changed": True})
                                  for r, p in programs.items()),
                 "entries": entries, "relinked": relinked, "layout_changes": diff}

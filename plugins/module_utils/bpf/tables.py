@@ -9,8 +9,7 @@ from what they hold to a desired state, and the per-map difference a
 person reads in --diff; apply_plan() performs them, in batches, in an order
 that never shows a reader a gap or a half-written entry:
 
-  1. prepare: if_cfg, new substrate hosts and backend sets (nothing refers
-     to them yet)
+  1. prepare: if_cfg, new substrate hosts (nothing refers to them yet)
   2. stage: new and changed entries written into free slots with the
      tombstone tag, invisible to lookups
   3. publish: the same slots rewritten with their real tag; a changed entry
@@ -18,7 +17,7 @@ that never shows a reader a gap or a half-written entry:
   4. retire: removed entries and old versions get the tombstone tag
   5. restage, republish: see below
   6. clean: tombstones at the end of a probe run become empty again
-  7. free: the substrate and backend slots nothing refers to any more
+  7. free: the substrate slots nothing refers to any more
 
 Whole entries. An array map update copies a slot's bytes with no order a
 concurrent lookup can rely on, so a slot is only ever rewritten in ways
@@ -39,7 +38,7 @@ slot is still refused (TableError), as nothing else could make room.
 Interrupted runs. A run stopped between phases (a killed ansible-playbook,
 a reboot of the controller) leaves states a finished run never does:
 several live versions of a key (stopped after publish), staged entries and
-tombstones left uncleaned, backend sets and substrate slots nobody uses. The
+tombstones left uncleaned, substrate slots nobody uses. The
 snapshot sees all of them and plan() repairs them with the same phases: of
 several versions the desired one is kept (or a new one published) and the
 others retired; such work is reported as a change, in the diff's
@@ -61,7 +60,6 @@ import array
 import ctypes
 import itertools
 import os
-import struct
 
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import abi, libbpf
 
@@ -71,8 +69,9 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Ma
 TAG_DEAD = abi.TAG_DEAD.to_bytes(4, "little")
 TAG_EMPTY = bytes(4)
 # publish order: a peer route before the VPC entry that lists its prefix length
-ORDER = ("sources", "peers", "vpcs", "networks", "endpoints", "agents")
-LOGICAL = ("if_cfg", "substrate", "sources", "endpoints", "networks", "vpcs", "agents", "peers")
+# and a scaled endpoint's members before the endpoint
+ORDER = ("sources", "peers", "vpcs", "networks", "members", "endpoints", "agents")
+LOGICAL = ("if_cfg", "substrate", "sources", "endpoints", "members", "networks", "vpcs", "agents", "peers")
 
 
 class TableError(Exception):
@@ -153,7 +152,7 @@ def _scan(blob, size, block=4096):
 # ---------------------------------------------------------------- snapshot
 
 # the maps a plan depends on: their images make a Snapshot
-IMAGE_MAPS = (abi.IF_CFG_MAP, abi.SUBSTRATE_MAP, abi.BACKENDS_MAP) + tuple(c.pin_name for c in abi.TABLES.values())
+IMAGE_MAPS = (abi.IF_CFG_MAP, abi.SUBSTRATE_MAP) + tuple(c.pin_name for c in abi.TABLES.values())
 
 
 def read_images(maps):
@@ -165,8 +164,8 @@ def read_images(maps):
 class Snapshot:
     """What a host's maps hold: raw slots, decoded entries and free slots,
     including what an interrupted run may have left behind (several live
-    versions of a key, several substrate slots of one host, several backend
-    sets of one endpoint), for plan() to repair.
+    versions of a key, several substrate slots of one host), for plan() to
+    repair.
 
     Snapshot(maps) reads a host's Maps; Snapshot.from_images(images) decodes
     images read_images() gave, live or recorded."""
@@ -197,12 +196,6 @@ class Snapshot:
         for slot in sorted(self.hosts):
             self.host_slots.setdefault(self.hosts[slot]["ip"], []).append(slot)
         self.host_slot = dict((ip, slots[0]) for ip, slots in self.host_slots.items())
-        backends = images[abi.BACKENDS_MAP]
-        bsize = ctypes.sizeof(abi.BackendSet)
-        self.backends = {}  # slot -> (owner key, [ips])
-        for slot in _scan(backends, bsize)[0]:  # so is one whose VNI is 0
-            if slot:
-                self.backends[slot] = abi.decode_backends(backends[slot * bsize:(slot + 1) * bsize])
         self.tables = {}
         for name, codec in abi.TABLES.items():
             self.tables[name] = _TableSnapshot(codec, images[codec.pin_name])
@@ -211,18 +204,22 @@ class Snapshot:
         h = self.hosts.get(slot)
         return h["ip"] if h else None
 
-    def backend_ips(self, slot):
-        b = self.backends.get(slot)
-        return b[1] if b else []
-
     def logical(self):
         """{map: {key: entry}} in the renderer's terms; of several versions
-        of a key, the one a lookup finds."""
+        of a key, the one a lookup finds. A scaled endpoint's backends are
+        its members, in address order (the membership is a set)."""
         out = {"if_cfg": abi.decode_if_cfg(self.if_cfg) if self.if_cfg else None,
                "substrate": dict((ip, self.hosts[slots[0]]) for ip, slots in self.host_slots.items())}
         for name, t in self.tables.items():
-            decoded = (t.codec.decode(raw, self.host_ip, self.backend_ips) for slot, raw in t.live.values())
+            decoded = (t.codec.decode(raw, self.host_ip) for slot, raw in t.live.values())
             out[name] = dict((t.codec.key(e), e) for e in decoded)
+        backends = {}
+        for vni, vip, ip in out["members"]:
+            backends.setdefault((vni, vip), []).append(ip)
+        for key, ips in backends.items():
+            ep = out["endpoints"].get(key)
+            if ep is not None and ep["type"] == "scaled":
+                ep["backends"] = sorted(ips, key=abi.ip_to_u32)
         return out
 
 
@@ -356,7 +353,7 @@ class Plan:
     repaired: [{what, slot, entry, detail}]}}). repaired lists what an
     interrupted run left behind and this plan puts right: a stale second
     version of an entry (entry: that version), tombstones left uncleaned
-    (detail: how many), a backend set or substrate slot nobody uses."""
+    (detail: how many), a substrate slot nobody uses."""
 
     def __init__(self):
         self.phases = []  # [(phase name, map name, [(slot, bytes)])]
@@ -469,45 +466,6 @@ def plan(snap, desired):
         except KeyError:
             raise TableError("an entry refers to substrate host %s, which has no substrate entry" % ip)
 
-    # -- backend sets of scaled endpoints. A set is never rewritten in place:
-    # a changed one goes to a free slot, and the old slot is freed last.
-    owned = {}  # owner key -> [(slot, ips)]
-    for slot, (key, ips) in sorted(snap.backends.items()):
-        owned.setdefault(key, []).append((slot, ips))
-    taken = set(snap.backends)
-    backend_of, backend_writes, backend_frees = {}, [], []
-    ep_codec, ep_table = abi.TABLES["endpoints"], snap.tables["endpoints"]
-    scaled = [e for e in _norm_entries(desired, "endpoints") if e.get("type") == "scaled"]
-    for e in scaled:
-        key = (e["vni"], e["ip"])
-        ips = list(e.get("backends") or [])
-        same = [slot for slot, have in owned.get(key, ()) if have == ips]
-        if same:
-            refs = _backend_refs(ep_codec, ep_table, key)
-            backend_of[key] = next((slot for slot in same if slot in refs), same[0])
-            continue
-        slot = next((s for s in range(1, capacity.BACKEND_SLOTS) if s not in taken), None)
-        if slot is None:
-            raise TableError("scaled endpoints: more than %d on one host" % capacity.MAX_SCALED)
-        taken.add(slot)
-        backend_of[key] = slot
-        try:
-            backend_writes.append((slot, abi.encode_backends(key, ips)))
-        except ValueError as err:
-            raise TableError("endpoints: entry %r: backends: %s" % (key, err))
-    kept = set(backend_of.values())
-    for slot, (key, ips) in sorted(snap.backends.items()):
-        if slot in kept:
-            continue
-        backend_frees.append((slot, bytes(ctypes.sizeof(abi.BackendSet))))
-        if slot not in _backend_refs(ep_codec, ep_table, key):  # not a change the endpoint diff shows
-            p._diff["endpoints"]["repaired"].append(_repair(
-                "backend set nobody uses", slot, None,
-                "of vni %d %s: %s" % (key[0], key[1], ", ".join(ips) or "no backends")))
-
-    def backend_slot(key):
-        return backend_of[key]
-
     # -- VPC entries carry the prefix lengths of the networks and of the
     # peer routes held here
     networks, peers = _norm_entries(desired, "networks"), _norm_entries(desired, "peers")
@@ -528,39 +486,55 @@ def plan(snap, desired):
     for vni, v in vpcs.items():
         v["plens"] = sorted(plens["networks"].get(vni, ()), reverse=True)
         v["peer_plens"] = sorted(plens["peers"].get(vni, ()), reverse=True)
-    want = {"endpoints": _norm_entries(desired, "endpoints"), "networks": networks,
+    endpoints = _norm_entries(desired, "endpoints")
+    want = {"endpoints": endpoints, "networks": networks, "members": members_of(endpoints),
             "vpcs": [vpcs[k] for k in sorted(vpcs)], "agents": _norm_entries(desired, "agents"),
             "sources": _norm_entries(desired, "sources"), "peers": peers}
 
     limits = {"endpoints": capacity.MAX_ENDPOINTS, "networks": capacity.MAX_NETWORKS,
               "vpcs": capacity.MAX_VPCS, "agents": capacity.MAX_AGENTS, "sources": capacity.MAX_SOURCES,
-              "peers": capacity.MAX_PEERS}
+              "peers": capacity.MAX_PEERS, "members": capacity.MAX_MEMBERS}
     writes = {}
     new_host_ip = dict((s, ip) for ip, s in slot_of.items()).get
-    new_backend_ips = dict((s, ips) for s, ips in
-                           [(backend_of[k], list(e.get("backends") or [])) for k, e in
-                            [((e["vni"], e["ip"]), e) for e in scaled]]).get
     for name in ORDER:
         codec = abi.TABLES[name]
         t = snap.tables[name]
         entries = want[name]
         if len(entries) > limits[name]:
             raise TableError("%s: %d entries, at most %d on one host" % (name, len(entries), limits[name]))
-        raw_diff = p._raw[name] = _RawDiff(codec, (snap.host_ip, snap.backend_ips),
-                                           (new_host_ip, lambda slot: new_backend_ips(slot) or []))
+        raw_diff = p._raw[name] = _RawDiff(codec, (snap.host_ip,), (new_host_ip,))
         try:
-            writes[name] = _plan_table(codec, t, entries, host_slot, backend_slot, raw_diff)
+            writes[name] = _plan_table(codec, t, entries, host_slot, raw_diff)
         except (KeyError, ValueError) as e:
             raise TableError("%s: %s" % (name, e))
 
     p.add("prepare", abi.SUBSTRATE_MAP, host_writes)
-    p.add("prepare", abi.BACKENDS_MAP, backend_writes)
     for i, phase in enumerate(PHASES):
         for name in ORDER:
             p.add(phase, abi.TABLES[name].pin_name, writes[name][i])
-    p.add("free", abi.BACKENDS_MAP, backend_frees)
     p.add("free", abi.SUBSTRATE_MAP, host_frees)
     return p
+
+
+def members_of(endpoints):
+    """The mzr_members entries of the scaled endpoints among endpoints: one
+    {vni, vip, ip} per backend. Raises TableError for an endpoint with more
+    backends than MAX_BACKENDS."""
+    out = []
+    for e in endpoints:
+        if e.get("type") != "scaled":
+            continue
+        ips = e.get("backends") or []
+        if len(ips) > capacity.MAX_BACKENDS:
+            raise TableError("endpoints: entry %r: backends: %d, at most %d"
+                             % ((e["vni"], e["ip"]), len(ips), capacity.MAX_BACKENDS))
+        vni, vip = e["vni"], e["ip"]
+        try:
+            abi.check_vni(vni)
+        except ValueError as err:
+            raise TableError("endpoints: entry %r: backends: %s" % ((vni, vip), err))
+        out += [{"vni": vni, "vip": vip, "ip": ip} for ip in ips]
+    return out
 
 
 def _key_of(codec, entry):
@@ -570,20 +544,11 @@ def _key_of(codec, entry):
         return entry
 
 
-def _backend_refs(codec, table, key):
-    """The backend set slots the live versions of endpoint key refer to."""
-    try:
-        bkey = codec.bin_key_of(key)
-    except (OSError, ValueError, TypeError, struct.error):
-        return set()
-    return set(codec.backend_ref(raw) for dummy, raw in table.versions(bkey))
-
-
 TAKEN = 0xFFFFFFFE  # a slot this plan fills (not a tag the datapath ever sees)
 PHASES = ("stage", "publish", "retire", "restage", "republish", "clean")
 
 
-def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
+def _plan_table(codec, t, entries, host_slot, diff):
     """The writes of one table, one list per phase of PHASES.
 
     Every entry is written twice: first with the tombstone tag (stage), then
@@ -596,7 +561,7 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
     never half-written. Of several live versions of a key (an interrupted
     run's), the desired one is kept and the others retired."""
     try:  # all at once; an entry that does not encode is named by the loop below, in its turn
-        raws = codec.encode_all(entries, host_slot, backend_slot)
+        raws = codec.encode_all(entries, host_slot)
     except Exception:
         raws = None
     if raws is not None and t.holds(raws):
@@ -619,7 +584,7 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
 
     for i, e in enumerate(entries):
         try:
-            raw = raws[i] if raws is not None else codec.encode(e, host_slot, backend_slot)
+            raw = raws[i] if raws is not None else codec.encode(e, host_slot)
         except (KeyError, ValueError) as err:
             raise ValueError("entry %r: %s" % (_key_of(codec, e), err))
         tag = raw[:4]
@@ -689,6 +654,19 @@ def _plan_table(codec, t, entries, host_slot, backend_slot, diff):
     return stage, publish, retire, restage, republish, [(s, zero) for s in clean]
 
 
+def fill(m, codec, entries):
+    """Write entries into m, an empty table of codec that no program reads
+    yet (a migration's new map), each in the slot a plan would give it;
+    returns the count. Raises TableError when they do not fit."""
+    t = _TableSnapshot(codec, bytes(m.value_size * m.max_entries))
+    try:
+        writes = _plan_table(codec, t, entries, _no_host, _RawDiff(codec, (_no_host,), (_no_host,)))
+    except (KeyError, ValueError) as e:
+        raise TableError("%s: %s" % (codec.pin_name, e))
+    write_slots(m, writes[1])  # published: nobody reads the map yet
+    return len(writes[1])
+
+
 def _cleanable(tags, mask, dead):
     """Tombstones that may become empty: those followed (in probe order) by
     an empty slot, repeatedly, so no live entry's probe run is cut. dead:
@@ -740,9 +718,22 @@ def scoped(snap, desired, scope):
         for e in _norm_entries(desired, name):
             key = codec.key(e)
             if scope == "update" or key not in merged or key in torn:
+                if name == "endpoints" and key in have[name] and key not in torn:
+                    e = _keep_members(e, have[name][key])
                 merged[key] = e
         out[name] = list(merged.values())
     return out
+
+
+def _keep_members(want, held):
+    """A scaled endpoint's desired entry, with the backends held now that it
+    no longer lists kept (after its own): the members table loses nothing
+    before scope all."""
+    if want.get("type") != "scaled" or held["type"] != "scaled":
+        return want
+    ips = list(want.get("backends") or [])
+    gone = [ip for ip in held["backends"] if ip not in set(ips)]
+    return dict(want, backends=ips + gone) if gone else want
 
 
 def apply_plan(maps, p):

@@ -18,9 +18,9 @@ MAX_NETWORKS = 16384
 MAX_VPCS = 8192
 MAX_SUBSTRATE = 16383  # substrate hosts one host forwards to
 MAX_AGENTS = 8192  # endpoints hosted on one host
-MAX_SCALED = 4095  # scaled endpoints one host knows
 MAX_HOPS = 128  # bouncers per network, dividers per VPC
-MAX_BACKENDS = 32  # backends of one scaled endpoint
+MAX_BACKENDS = 4096  # backends of one scaled endpoint
+MAX_MEMBERS = 131072  # backends of all the scaled endpoints one host knows (mzr_members entries)
 MAX_PLENS = 8  # distinct network prefix lengths in one VPC
 MAX_SOURCES = 16384  # trusted tunnel sources of one host: transit hosts and tunnel peers' (ip, VNI)
 MAX_PEERS = 4096  # peer routes one divider holds: one per peering of each VPC it divides
@@ -32,9 +32,9 @@ NET_SLOTS = 1 << 16
 VPC_SLOTS = 1 << 15
 AGENT_SLOTS = 1 << 15
 HOST_SLOTS = MAX_SUBSTRATE + 1  # slot 0 unused
-BACKEND_SLOTS = MAX_SCALED + 1  # slot 0 unused
 SRC_SLOTS = 1 << 16
 PEER_SLOTS = 1 << 14
+MEMBER_SLOTS = 1 << 19
 
 # map name (as rendered) -> capacity
 MAP_CAPACITY = {

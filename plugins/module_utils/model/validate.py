@@ -591,15 +591,13 @@ def _check_capacity(plans, errors):
     if sources > capacity.MAX_SOURCES:
         errors.add("mizar_hosts", "the fleet has %d trusted tunnel sources (transit hosts, and tunnel peers once "
                    "per VPC), more than the %d a host's datapath holds" % (sources, capacity.MAX_SOURCES))
-    max_scaled = getattr(capacity, "MAX_SCALED", None)  # backend sets one host holds
     for name in plans:
         counts = plans[name].counts()
-        if max_scaled is not None:
-            scaled = sum(1 for ep in plans[name].remote if ep.type == "scaled")
-            if scaled > max_scaled:
-                errors.add("hostvars[%s]" % name, "host %s would hold %d scaled endpoints, more than the %d the "
-                           "datapath holds per host: give the bouncer roles of their networks to more hosts"
-                           % (name, scaled, max_scaled))
+        members = sum(len(ep.backends) for ep in plans[name].remote if ep.type == "scaled")
+        if members > capacity.MAX_MEMBERS:
+            errors.add("hostvars[%s]" % name, "host %s would hold %d backends of scaled endpoints in all, more than "
+                       "the %d its members map holds: give the bouncer roles of their networks to more hosts"
+                       % (name, members, capacity.MAX_MEMBERS))
         for mapname in sorted(counts):
             limit = capacity.MAP_CAPACITY[mapname]
             if mapname == "sources":

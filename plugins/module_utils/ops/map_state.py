@@ -239,13 +239,15 @@ class Names:
             label = self.by_key.get((name, iface)) or iface
             return "%s on %s: vni %d %s mac %s -> bouncers %s" % (
                 label, iface, e["vni"], e["ip"], e["mac"], ", ".join(self.host(b) for b in e["bouncers"]))
+        if name == "members":
+            label = self.by_key.get(("endpoints", (e["vni"], e["vip"]))) or "(not in the inventory)"
+            return "%s: vni %d %s backend %s" % (label, e["vni"], e["vip"], e["ip"])
         key = abi.TABLES[name].key(e)
         label = self.by_key.get((name, key)) or "(not in the inventory)"
         if name == "endpoints":
             where = ("local on %s" % (self.iface_of(e["ifindex"]) or "ifindex %d" % e["ifindex"])
                      if e["ifindex"] else "on %s" % self.host(e["host_ip"]))
-            extra = " backends %s" % ", ".join(e["backends"]) if e["type"] == "scaled" else ""
-            extra += " bypass_decap" if e.get("bypass_decap") else ""
+            extra = " bypass_decap" if e.get("bypass_decap") else ""
             kind = "%s %s" % (e["type"], where) if e["type"] == "simple" else e["type"]
             return "%s: vni %d %s %s mac %s%s" % (label, e["vni"], e["ip"], kind, e["mac"], extra)
         if name == "peers":
@@ -266,7 +268,7 @@ def describe(plan, names):
     """(before, after, changes): texts for Ansible's --diff, listing per map
     only the entries that change, and a structured list of the changes."""
     before, after, changes = [], [], []
-    for name in ("if_cfg", "substrate", "sources", "vpcs", "peers", "networks", "endpoints", "agents"):
+    for name in ("if_cfg", "substrate", "sources", "vpcs", "peers", "networks", "endpoints", "members", "agents"):
         d = plan.diff[name]
         repaired = d.get("repaired") or []
         if not (d["added"] or d["changed"] or d["removed"] or repaired):

@@ -1,11 +1,13 @@
 """Validation: one defect per inventory, each with its own path and message."""
 import copy
+import ipaddress
 import re
 
 import pytest
 
 from ansible_collections.mizar.transit.plugins.module_utils.model import addr, capacity
 from ansible_collections.mizar.transit.plugins.module_utils.model.errors import InvalidInventory, format_errors
+from ansible_collections.mizar.transit.plugins.module_utils.model.render import render_inventory
 from ansible_collections.mizar.transit.plugins.module_utils.model.validate import check, validate
 
 from unit_inventory import assert_one_defect, base, hostvars
@@ -35,14 +37,17 @@ def RULE(inv):
     return F(inv)["config"]["rules"][0]
 
 
-def _many_backends(inv):
-    eps = N(inv)["endpoints"]
-    names = []
-    for i in range(33):
-        name = "b%d" % i
-        eps.append({"name": name, "ip": "10.1.0.%d" % (100 + i), "host": "h2", "netns": name})
-        names.append(name)
+def many_backends(inv, n):
+    """lb's backends: n endpoints of a new network of vpc1 (10.1.32.0/19), on h1 and h2."""
+    names = ["b%d" % i for i in range(n)]
+    V(inv)["networks"].append({"name": "big", "cidr": "10.1.32.0/19", "bouncers": ["h3"], "endpoints": [
+        {"name": name, "ip": str(ipaddress.ip_address("10.1.32.10") + i), "host": "h%d" % (1 + i % 2),
+         "netns": name} for i, name in enumerate(names)]})
     E(inv, k=2)["backends"] = names
+
+
+def _many_backends(inv):
+    many_backends(inv, capacity.MAX_BACKENDS + 1)
 
 
 def _second_scaled(inv):
@@ -194,7 +199,7 @@ CASES = [
     ("backend-scaled", _second_scaled, "mizar_vpcs[0].networks[0].endpoints[2].backends[1]",
      r"backend 'lb2' is itself a scaled endpoint"),
     ("backends-too-many", _many_backends, "mizar_vpcs[0].networks[0].endpoints[2].backends",
-     r"33 backends, more than the 32 a scaled endpoint holds"),
+     r"4097 backends, more than the 4096 a scaled endpoint holds: list at most 4096"),
     ("scaled-with-host", lambda inv: E(inv, k=2).update(host="h1"), "mizar_vpcs[0].networks[0].endpoints[2].host",
      r"a scaled endpoint has no host"),
     ("scaled-with-netns", lambda inv: E(inv, k=2).update(netns="lb"), "mizar_vpcs[0].networks[0].endpoints[2].netns",
@@ -341,12 +346,13 @@ def test_too_many_trusted_sources(monkeypatch):
                      r"more than the %d" % (len(inv["hosts"]), len(inv["hosts"]) - 1), errors[0].message)
 
 
-def test_too_many_scaled_endpoints_on_a_host(monkeypatch):
-    monkeypatch.setattr(capacity, "MAX_SCALED", 0, raising=False)
+def test_too_many_backends_of_scaled_endpoints_on_a_host(monkeypatch):
+    monkeypatch.setattr(capacity, "MAX_MEMBERS", 1)
     errors = validate(base())
-    # h3 balances lb; h1 and h2 host its backends, and deliver to them
+    # h3 balances lb; h1 and h2 host its backends, and deliver to them: each holds lb's 2 members
     assert [e.path for e in errors] == ["hostvars[h1]", "hostvars[h2]", "hostvars[h3]"]
-    assert "host h3 would hold 1 scaled endpoints, more than the 0 the datapath holds per host" in errors[2].message
+    assert ("host h3 would hold 2 backends of scaled endpoints in all, more than the 1 its members map holds"
+            in errors[2].message)
 
 
 def test_too_many_bouncers(monkeypatch):
@@ -508,3 +514,16 @@ def test_pin_dir_on_other_bpffs_mount():
     inv = base()
     inv["hosts"]["h1"] = hostvars(1, mizar_bpf_pin_dir="/run/bpffs/mizar")
     assert list(validate(inv)) == []
+
+
+def test_a_scaled_endpoint_of_4096_backends_validates_and_renders():
+    inv = base()
+    many_backends(inv, capacity.MAX_BACKENDS)
+    assert validate(inv) == [], format_errors(validate(inv))
+    r = render_inventory(inv)
+    want = [str(ipaddress.ip_address("10.1.32.10") + i) for i in range(capacity.MAX_BACKENDS)]
+    for host in ("h1", "h2", "h3"):  # the balancer and the backends' hosts (their agents check DSR)
+        (lb,) = [e for e in r[host]["maps"]["endpoints"] if e["name"] == "vpc1/net1/lb"]
+        assert lb["backends"] == want, host
+    (cfg,) = [f["config"] for f in r["h3"]["functions"] if f["program"] == "scaled"]
+    assert [b["ip"] for b in cfg["endpoints"][0]["backends"]] == want
