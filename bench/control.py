@@ -11,6 +11,7 @@ For the shipped lab (inventories/lab, 3 hosts) and generated labs of
     noop_calls        module calls per host in the no-op run (most of any host),
                       counted by the bench/callback_plugins/mizar_calls callback
     noop_tasks        those calls by task, on the busiest host
+    noop_calls_by_host  module calls of each host in the no-op run
 
 and for the table engine:
 
@@ -62,8 +63,8 @@ def playbook(inventory, name, *extra, **kw):
 
 
 def calls(path):
-    """(module calls of the busiest host, {task: calls} on it) from a
-    mizar_calls record."""
+    """(module calls of the busiest host, {task: calls} on it, {host: calls})
+    from a mizar_calls record."""
     with open(path) as f:
         tasks = json.load(f)["tasks"]
     per_host = Counter()
@@ -71,13 +72,13 @@ def calls(path):
         if t["host"].startswith("mzh"):
             per_host[t["host"]] += t["calls"]
     if not per_host:
-        return 0, {}
+        return 0, {}, {}
     busiest = max(sorted(per_host), key=per_host.get)
     by_task = Counter()
     for t in tasks:
         if t["host"] == busiest and t["calls"]:
             by_task[t["task"]] += t["calls"]
-    return per_host[busiest], dict(by_task)
+    return per_host[busiest], dict(by_task), dict(per_host)
 
 
 def lab_rounds(inventory, hosts, rounds):
@@ -97,9 +98,10 @@ def lab_rounds(inventory, hosts, rounds):
         finally:
             playbook(inventory, "teardown")
             playbook(inventory, "lab", "-e", "mizar_lab_state=absent")
-    n_calls, by_task = calls(record)
+    n_calls, by_task, by_host = calls(record)
     out = {"hosts": hosts, "converge_s": round(statistics.median(converge), 1),
-           "noop_s": round(statistics.median(noop), 1), "noop_calls": n_calls, "noop_tasks": by_task}
+           "noop_s": round(statistics.median(noop), 1), "noop_calls": n_calls, "noop_tasks": by_task,
+           "noop_calls_by_host": by_host}
     out["noop_per_host_s"] = round(out["noop_s"] / hosts, 2)
     return out
 
@@ -188,7 +190,10 @@ def main():
             print("%-8s %5d %11.1f %8.1f %10.2f %11d" % (name, lab["hosts"], lab["converge_s"], lab["noop_s"],
                                                          lab["noop_per_host_s"], lab["noop_calls"]))
         print()
-        print("no-op module calls on one host of the shipped lab:")
+        by_host = res["labs"]["shipped"]["noop_calls_by_host"]
+        print("no-op module calls per host of the shipped lab: %s"
+              % ", ".join("%s %d" % (h, by_host[h]) for h in sorted(by_host)))
+        print("no-op module calls on the busiest host of the shipped lab:")
         for task, n in sorted(res["labs"]["shipped"]["noop_tasks"].items(), key=lambda kv: -kv[1]):
             print("  %3d  %s" % (n, task))
         print()

@@ -96,6 +96,8 @@ def show_checks():
                 cells.append(("%s" if ok else "%s!") % shown)
             print("  %-8s %-10s %-5s %-8s %-8s %s" % (c["from"], c["to"], cells[0], cells[1], cells[2], c["what"]))
         bad += show_rates()
+        bad += show_vips()
+        bad += show_flowlogs()
     finally:
         for ns in servers:
             traffic("stop", ns)
@@ -126,6 +128,49 @@ def show_rates():
     return bad
 
 
+def show_vips():
+    """The connections of mizar_lab_vips: which backend of a scaled endpoint
+    answered each, and whether each kept its backend and the VIP answered
+    (the checks molecule's verify asserts). Returns how many were not."""
+    bad = 0
+    print("\nScaled endpoints (several requests on each connection; UDP: a source port each)")
+    for v in yaml.safe_load(open(CHECKS))["mizar_lab_vips"]:
+        for proto in ("tcp", "udp"):
+            dummy, out = traffic("spread", v["from"], v["to"], proto, str(v["connections"]),
+                                 "--exchanges", str(v["exchanges"]))
+            got = json.loads(out) if out else {"answered": False, "sticky": False, "from_dst": False,
+                                               "by_endpoint": {}, "connections": []}
+            ok = (got["answered"] and got["sticky"] and got["from_dst"] and len(got["by_endpoint"]) > 1
+                  and set(got["by_endpoint"]) <= set(v["backends"]) and len(got["connections"]) == v["connections"])
+            bad += not ok
+            shares = ", ".join("%s %d" % kv for kv in sorted(got["by_endpoint"].items())) or "nobody"
+            print("  %-6s -> %-10s %d %s %s: %s; %s, %s%s" % (
+                v["from"], v["to"], v["connections"], proto.upper(), "connections" if proto == "tcp" else "flows",
+                shares, "each kept its backend" if got["sticky"] else "SOME MOVED",
+                "answered from the VIP (DSR)" if got["from_dst"] else "NOT ALL FROM THE VIP", "" if ok else " !"))
+    return bad
+
+
+def show_flowlogs():
+    """The flows of mizar_lab_flowlogs through a user-space function: sent,
+    answered, and what its log counted. Returns how many were not exact."""
+    bad = 0
+    functions = dict((f["name"], f) for f in inventory_data().get("mizar_functions") or [])
+    print("\nUser-space functions (one UDP flow through each; its log read back)")
+    for c in yaml.safe_load(open(CHECKS))["mizar_lab_flowlogs"]:
+        log = (functions[c["function"]].get("config") or {}).get("log") or "/var/log/mizar/%s.jsonl" % c["function"]
+        dummy, out = traffic("flowlog", c["from"], c["to"], log, str(c["count"]), "--size", str(c["size"]))
+        got = json.loads(out) if out else {"sent": 0, "answered": 0, "logged": 0, "logged_bytes": 0}
+        ok = (got["sent"] == got["answered"] == got["logged"] == c["count"]
+              and got["logged_bytes"] == c["count"] * (c["size"] + 28)
+              and (got.get("vni"), got.get("outer_src")) == (c["vni"], c["outer_src"]))
+        bad += not ok
+        print("  %-6s -> %-10s %d sent, %d answered; %s logged %d packets, %d bytes (VNI %s, from %s) in %s%s"
+              % (c["from"], c["to"], got["sent"], got["answered"], c["function"], got["logged"], got["logged_bytes"],
+                 got.get("vni"), got.get("outer_src"), log, "" if ok else " !"))
+    return bad
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     ap.add_argument("--destroy", action="store_true", help="tear the overlay and the lab down")
@@ -152,7 +197,7 @@ def main():
     bad = show_checks()
     print("\n%s  (a cell marked ! is not what the lab must do)" % (
         "ALL PATHS AS EXPECTED: reachability within each VPC and across the peering, isolation elsewhere, "
-        "the ACL's drop, the rate limit"
+        "the ACL's drop, the rate limit, the VIP's balancing, the flow log"
         if not bad else "%d PROBE(S) NOT AS EXPECTED" % bad))
     print("Run it again: nothing changes. Remove it all: scripts/demo --destroy")
     return 1 if bad else 0

@@ -6,6 +6,10 @@
     traffic.py probe  NETNS DST PROTO [--port P]   # one exchange; prints JSON, exits 0 when answered
     traffic.py stream NETNS DST SECONDS [--port P] # TCP stream of numbered records; prints JSON
     traffic.py flood  NETNS DST PPS SECONDS [--port P] # UDP at PPS for SECONDS; prints how many were answered
+    traffic.py spread NETNS DST tcp|udp N [--exchanges K] # N connections (UDP: source ports), K requests each;
+                                                   # prints who answered each, and whether each kept one
+    traffic.py flowlog NETNS DST LOG COUNT [--size B] # COUNT datagrams of one flow to a flowlog endpoint;
+                                                   # prints how many its log (LOG) counted
     traffic.py batch  CHECKS [--protos icmp,tcp,udp] # every check (JSON list of {"from": NETNS, "to": DST,
                                                    # ...}) over every protocol, all at once; prints the
                                                    # results, each with its check, as one JSON list
@@ -32,6 +36,8 @@ RUN_DIR = "/run/mizar-traffic"
 DEFAULT_PORT = 7777
 STREAM_PORT = 7778
 RECORD = struct.Struct("!Q")
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # linux/in.h
+PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 
 
 def enter(netns):
@@ -47,8 +53,9 @@ def enter(netns):
 
 
 def _serve_forever(name, port, ready_fd):
-    """Answer every TCP connection and UDP datagram with this endpoint's
-    name; count the numbered records of stream connections."""
+    """Answer every request on a TCP connection, and every UDP datagram
+    (from the address it was sent to), with this endpoint's name; count the
+    numbered records of stream connections."""
     import selectors
     sel = selectors.DefaultSelector()
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -56,6 +63,7 @@ def _serve_forever(name, port, ready_fd):
     tcp.bind(("0.0.0.0", port))
     tcp.listen(64)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     udp.bind(("0.0.0.0", port))
     stream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     stream.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,16 +81,30 @@ def _serve_forever(name, port, ready_fd):
             kind = key.data
             if kind == "tcp":
                 conn, dummy = tcp.accept()
-                conn.settimeout(2)
+                conn.setblocking(False)
+                sel.register(conn, selectors.EVENT_READ, "chat")
+            elif kind == "chat":
+                # every request on the connection is answered, until the client closes it
+                conn = key.fileobj
                 try:
-                    conn.recv(256)
-                    conn.sendall(answer)
+                    data = conn.recv(256)
+                    if data:
+                        conn.settimeout(2)
+                        conn.sendall(answer)
+                        conn.setblocking(False)
                 except OSError:
-                    pass
-                conn.close()
+                    data = b""
+                if not data:
+                    sel.unregister(conn)
+                    conn.close()
             elif kind == "udp":
-                dummy, peer = udp.recvfrom(2048)
-                udp.sendto(answer, peer)
+                # answered from the address it was sent to, as a UDP service
+                # behind a VIP must (the VIP, on a backend's lo)
+                dummy, ancillary, dummy_flags, peer = udp.recvmsg(2048, socket.CMSG_SPACE(PKTINFO.size))
+                to = [PKTINFO.unpack(data)[2] for level, kind_, data in ancillary
+                      if level == socket.IPPROTO_IP and kind_ == IP_PKTINFO and len(data) >= PKTINFO.size]
+                info = [(socket.IPPROTO_IP, IP_PKTINFO, PKTINFO.pack(0, to[0], bytes(4)))] if to else []
+                udp.sendmsg([answer], info, 0, peer)
             elif kind == "stream":
                 conn, dummy = stream.accept()
                 conn.setblocking(False)
@@ -235,6 +257,124 @@ def batch(args):
     return 0
 
 
+def _tcp_exchanges(dst, port, exchanges):
+    """One TCP connection to dst, `exchanges` requests on it: (its source
+    port, the peer it was connected to, the answers)."""
+    with socket.create_connection((dst, port), timeout=3) as s:
+        replies = []
+        for dummy in range(exchanges):
+            s.sendall(b"hello")
+            replies.append(s.recv(256).decode())
+        return s.getsockname()[1], s.getpeername()[0], replies
+
+
+def _udp_exchanges(dst, port, exchanges):
+    """`exchanges` datagrams to dst from one socket (one source port): (the
+    source port, the addresses the answers came from, the answers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        s.settimeout(1)
+        replies, peers = [], set()
+        for dummy in range(exchanges):
+            for attempt in range(3):  # the first may be lost to ARP
+                s.sendto(b"hello", (dst, port))
+                try:
+                    data, peer = s.recvfrom(256)
+                except socket.timeout:
+                    continue
+                replies.append(data.decode())
+                peers.add(peer[0])
+                break
+            else:
+                replies.append(None)
+        return s.getsockname()[1], ",".join(sorted(peers)), replies
+
+
+def spread(args):
+    """Several connections (TCP) or flows (UDP, each from a source port of
+    its own) to dst, each carrying several requests. Prints which endpoint
+    answered each, how many each endpoint got, whether every connection
+    kept one endpoint (sticky) and whether every answer came from dst
+    itself (from_dst: direct server return from a VIP); exits 0 when every
+    request was answered."""
+    enter(args.netns)
+    one = _tcp_exchanges if args.proto == "tcp" else _udp_exchanges
+    result = {"from": args.netns, "to": args.dst, "proto": args.proto, "connections": []}
+    for dummy in range(args.connections):
+        try:
+            sport, peer, replies = one(args.dst, args.port, args.exchanges)
+        except OSError as e:
+            sport, peer, replies = None, None, [None] * args.exchanges
+            result["error"] = str(e)
+        result["connections"].append({"sport": sport, "peer": peer, "replies": replies})
+    conns = result["connections"]
+    result["answered"] = all(None not in c["replies"] and "" not in c["replies"] for c in conns)
+    result["sticky"] = all(len(set(c["replies"])) == 1 for c in conns)
+    result["from_dst"] = all(c["peer"] == args.dst for c in conns)
+    result["by_endpoint"] = {}
+    for c in conns:
+        if c["replies"][0]:
+            result["by_endpoint"][c["replies"][0]] = result["by_endpoint"].get(c["replies"][0], 0) + 1
+    print(json.dumps(result))
+    return 0 if result["answered"] else 1
+
+
+def _logged(log, key):
+    """The packets and bytes of the last record of flow `key` (proto, src,
+    dst, sport, dport) in a flowlog log: (0, 0) when it has none."""
+    last = (0, 0, None)
+    try:
+        with open(log) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                if r.get("type") == "flow" and (r["proto"], r["src"], r["dst"], r["sport"], r["dport"]) == key:
+                    last = (r["packets"], r["bytes"], r)
+    except OSError:
+        pass
+    return last
+
+
+def flowlog(args):
+    """`count` UDP datagrams of `size` bytes from one source port to dst,
+    an endpoint running the flowlog function, each answered by the server
+    there; then the function's log, read until its record of the flow
+    grows by what was sent (or `wait` seconds pass). Prints what was sent,
+    answered and logged (the growth in packets and bytes, with the flow's
+    VNI and outer source); exits 0 when the log has every packet."""
+    enter(args.netns)
+    result = {"from": args.netns, "to": args.dst, "sent": 0, "answered": 0}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((args.dst, args.port))
+        src, sport = s.getsockname()
+        key = ("udp", src, args.dst, sport, args.port)
+        before = _logged(args.log, key)
+        s.settimeout(1)
+        payload = b"f" * args.size
+        for dummy in range(args.count):
+            s.send(payload)
+            result["sent"] += 1
+            try:
+                s.recv(256)
+                result["answered"] += 1
+            except OSError:
+                pass
+    result.update(src=src, sport=sport, dport=args.port, bytes_sent=args.count * (20 + 8 + args.size))
+    end = time.time() + args.wait
+    while True:
+        after = _logged(args.log, key)
+        if after[0] - before[0] >= result["sent"] or time.time() > end:
+            break
+        time.sleep(0.2)
+    result["logged"], result["logged_bytes"] = after[0] - before[0], after[1] - before[1]
+    record = after[2] or {}
+    result["vni"], result["outer_src"] = record.get("vni"), record.get("outer_src")
+    print(json.dumps(result))
+    return 0 if result["logged"] == result["sent"] else 1
+
+
 def stream(args):
     """Send numbered records for a while; the server says how many arrived
     and whether any came out of order. A connection that breaks fails."""
@@ -332,12 +472,27 @@ def main():
     p.add_argument("pps", type=float)
     p.add_argument("seconds", type=float)
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p = sub.add_parser("spread")
+    p.add_argument("netns")
+    p.add_argument("dst")
+    p.add_argument("proto", choices=["tcp", "udp"])
+    p.add_argument("connections", type=int)
+    p.add_argument("--exchanges", type=int, default=4)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p = sub.add_parser("flowlog")
+    p.add_argument("netns")
+    p.add_argument("dst")
+    p.add_argument("log")
+    p.add_argument("count", type=int)
+    p.add_argument("--size", type=int, default=100)
+    p.add_argument("--wait", type=float, default=5.0)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p = sub.add_parser("batch")
     p.add_argument("checks", help="JSON list of {from, to}")
     p.add_argument("--protos", default="icmp,tcp,udp")
     args = ap.parse_args()
     return {"serve": serve, "stop": stop, "probe": probe, "stream": stream, "flood": flood,
-            "batch": batch}[args.cmd](args)
+            "batch": batch, "spread": spread, "flowlog": flowlog}[args.cmd](args)
 
 
 if __name__ == "__main__":

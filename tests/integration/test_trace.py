@@ -29,7 +29,8 @@ def _netns(name):
 
 
 def _tenants():
-    """The shipped lab's tenants, on this test's hosts and namespaces."""
+    """The shipped lab's tenants, on this test's hosts and namespaces (a
+    user-space function logging to a file of this run)."""
     with open(os.path.join(LAB_INVENTORY, "group_vars", "all.yml")) as f:
         text = f.read()
     data = yaml.safe_load(text)
@@ -38,9 +39,13 @@ def _tenants():
         for net in vpc["networks"]:
             net["bouncers"] = [HOSTS[h] for h in net["bouncers"]]
             for ep in net["endpoints"]:
-                ep["host"], ep["netns"] = HOSTS[ep["host"]], _netns(ep["netns"])
+                if ep.get("type") != "scaled":  # a VIP lives on no host
+                    ep["host"], ep["netns"] = HOSTS[ep["host"]], _netns(ep["netns"])
     for fn in data["mizar_functions"]:
-        fn["hosts"] = [HOSTS[h] for h in fn["hosts"]]
+        if "hosts" in fn:
+            fn["hosts"] = [HOSTS[h] for h in fn["hosts"]]
+        if fn.get("kind") == "userspace":
+            fn["config"] = dict(fn.get("config") or {}, log="/tmp/%s-%s.jsonl" % (RUN, fn["name"]))
     return data
 
 
@@ -48,7 +53,7 @@ TENANTS = _tenants()
 IPS = dict(("%s/%s/%s" % (v["name"], n["name"], e["name"]), e["ip"]) for v in TENANTS["mizar_vpcs"]
            for n in v["networks"] for e in n["endpoints"])
 NETNS = dict(("%s/%s/%s" % (v["name"], n["name"], e["name"]), e["netns"]) for v in TENANTS["mizar_vpcs"]
-             for n in v["networks"] for e in n["endpoints"])
+             for n in v["networks"] for e in n["endpoints"] if "netns" in e)
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +68,13 @@ def inventory(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def deployed(ansible, inventory):
-    with LAB_HOSTS.deployed(ansible, inventory):
-        yield
+    try:
+        with LAB_HOSTS.deployed(ansible, inventory):
+            yield
+    finally:  # the user-space functions' logs stay after teardown (docs/inventory.md)
+        for fn in TENANTS["mizar_functions"]:
+            if fn.get("kind") == "userspace" and os.path.exists(fn["config"]["log"]):
+                os.unlink(fn["config"]["log"])
 
 
 def trace(ansible, inventory, tmp_path, src, dst, *extra):

@@ -63,7 +63,12 @@ def test_the_demo_summary_names_everything_in_the_lab():
         bouncers = "bouncer" if len(net["bouncers"]) == 1 else "bouncers"
         assert "%s  %s  %s %s" % (net["name"], net["cidr"], bouncers, ", ".join(net["bouncers"])) in lines, net
     for ep in want["endpoints"]:
-        assert [line for line in lines if line.split() == [ep["name"], ep["ip"], "on", ep["host"]]], ep["name"]
+        if ep.get("type") == "scaled":  # where it lives: its backends
+            backends = [b if isinstance(b, str) else b["name"] for b in ep["backends"]]
+            where = ["scaled", "over"] + ", ".join(backends).split()
+        else:
+            where = ["on", ep["host"]]
+        assert [line for line in lines if line.split() == [ep["name"], ep["ip"]] + where], ep["name"]
     for fn in want["functions"]:
         assert [line for line in lines if line.startswith("function %s: " % fn)], fn
     for host in want["hosts"]:

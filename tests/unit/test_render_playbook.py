@@ -155,10 +155,14 @@ def test_site_and_render_playbooks_render_the_example_and_the_lab_alike(tmp_path
     lab = site
     assert sorted(lab) == ["mzh1", "mzh2", "mzh3"]
     assert lab["mzh3"]["transit"]["obj_dir"] == "/var/lib/mizar-mzh3"  # templated per host
-    assert lab["mzh3"]["transit"]["stages"] == [  # acl-blue, then ratelimit-red: one chain
+    assert lab["mzh3"]["transit"]["stages"] == [  # acl-blue, then ratelimit-red: one chain; web-lb on every host
         {"stage": "on_xdp_redirect", "object": "/var/lib/mizar-mzh3/functions/acl.bpf.o"},
-        {"stage": "on_xdp_redirect", "object": "/var/lib/mizar-mzh3/functions/ratelimit.bpf.o"}]
-    assert lab["mzh1"]["transit"]["stages"] == [] and lab["mzh1"]["vnis"] == {}
+        {"stage": "on_xdp_redirect", "object": "/var/lib/mizar-mzh3/functions/ratelimit.bpf.o"},
+        {"stage": "on_xdp_scaled_ep", "object": "/var/lib/mizar-mzh3/functions/scaled.bpf.o"}]
+    # mzh1 runs only web-lb, which the rendering configures from the VIPs it holds
+    assert lab["mzh1"]["transit"]["stages"] == [
+        {"stage": "on_xdp_scaled_ep", "object": "/var/lib/mizar-mzh1/functions/scaled.bpf.o"}]
+    assert [f["name"] for f in lab["mzh1"]["functions"]] == ["web-lb"]
 
 
 def test_site_and_render_playbooks_root_relative_sources_alike(tmp_path):

@@ -190,6 +190,8 @@ def _network(net, stroke, edges, right=False):
                 edges.append({"tail": endpoint_id(ep), "head": endpoint_id(backend),
                               "attrs": {"style": "dashed", "color": stroke, "constraint": "false"}})
         else:
+            if ep.bypass_decap:  # it gets whole tunnel packets (a user-space function's endpoint)
+                node["label"].append("bypass_decap")
             where = peer_id(ep.host) if ep.peer else host_id(ep.host)
             if right:
                 edges.append({"tail": where, "head": endpoint_id(ep), "attrs": {"color": stroke, "dir": "back"}})

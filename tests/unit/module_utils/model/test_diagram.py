@@ -83,6 +83,15 @@ def test_every_endpoint_points_at_its_host_and_a_scaled_one_at_its_backends():
     assert not [a for a in drawn if a[0] == "ep/vpc1/net1/lb" and a[1].startswith("host/")]
 
 
+def test_a_bypass_decap_endpoint_says_so_and_points_at_its_host():
+    inv = base()
+    inv["mizar_vpcs"][0]["networks"][1]["endpoints"][0]["bypass_decap"] = True
+    g = diagram.diagram(inv)
+    assert nodes(g)["ep/vpc1/net2/ep3"]["label"] == ["ep3  10.1.1.5", "bypass_decap"]
+    assert nodes(g)["ep/vpc1/net1/ep2"]["label"] == ["ep2  10.1.0.6"]
+    assert ("ep/vpc1/net2/ep3", "host/h1") in arrows(g)
+
+
 def test_vpcs_alternate_sides_of_the_hosts():
     """The second VPC's arrows are laid out from the host, drawn back at it,
     so dot puts that VPC right of the hosts."""
