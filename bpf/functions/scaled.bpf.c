@@ -71,7 +71,7 @@
 
 #define LB_CHUNK_SLOTS 256	/* ring slots in one chunk */
 #define LB_POOL_CHUNKS 16384	/* the rings of a host: 4 Mi slots, 16 MiB */
-#define LB_MAX_VIPS 4096	/* scaled endpoints one host holds (MZR_MAX_SCALED) */
+#define LB_MAX_VIPS 4096	/* scaled endpoints one host holds (MAX_SCALED, model/capacity.py) */
 #define LB_MAX_MEMBERS 131072	/* backends of all of them */
 #define LB_CONNS 262144		/* flows remembered */
 #define LB_OPT_LEN 8		/* our option: 4 bytes of header, the backend's address */

@@ -82,14 +82,18 @@ static __always_inline void mzr_bypass_address(struct udphdr *udp, struct ethhdr
 	const __u16 *m = (const __u16 *)mac;
 	__u16 check = udp->check;
 
+	if (!check) { /* no checksum: nothing covers the frame */
+		mzr_mac_copy(ieth->h_dest, mac);
+		return;
+	}
+	/* Every word updates the running checksum, whatever it reads on the
+	 * way: 0x0000 is a valid intermediate value (the same as 0xffff). */
 #pragma unroll
 	for (int i = 0; i < 3; i++) {
-		if (check)
-			check = mzr_csum_replace16(check, w[i], m[i]);
+		check = mzr_csum_replace16(check, w[i], m[i]);
 		w[i] = m[i];
 	}
-	if (udp->check)
-		udp->check = check ? check : 0xffff;
+	udp->check = check ? check : 0xffff;
 }
 
 #endif /* MZR_DELIVER_H */

@@ -185,6 +185,30 @@ def _with_udp_checksum(pkt):
     return bytes(o)
 
 
+def _oc_add(a, b):
+    total = a + b
+    return (total & 0xFFFF) + (total >> 16)
+
+
+def _bypass_checksum_ffff():
+    """(in, out): a frame routed to the bypass endpoint 10.0.0.8 whose inner
+    destination MAC already shares its first word with the endpoint's, and
+    whose outer UDP checksum is 0xffff (a computed 0): the first word's
+    update leaves a running checksum of 0, which the others must still
+    update. An option's data word is chosen to make the sum so."""
+    first = ep_mac(100, 8)[:5] + ":00:00:00:01"
+
+    def build(word):
+        opt = P.geneve_option(data=word.to_bytes(2, "big") + b"\0\0")
+        return (_with_udp_checksum(enc(v4(5, "10.0.0.8", dst_mac=first), options=opt)),
+                _with_udp_checksum(enc(v4(5, "10.0.0.8", dst_mac=ep_mac(100, 8)), options=opt)))
+
+    total = ~int.from_bytes(build(0)[0][40:42], "big") & 0xFFFF  # the ones' complement sum with word 0
+    pkt, out = build(_oc_add(0, 0xFFFF - total) & 0xFFFF)
+    assert pkt[40:42] == b"\xff\xff", pkt[40:42].hex()
+    return pkt, out
+
+
 def _frag(**kw):  # a 10.0.0.5 -> 10.0.0.6 packet, already addressed to 10.0.0.6
     return v4(5, "10.0.0.6", dst_mac=ep_mac(100, 6), **kw)
 
@@ -236,6 +260,9 @@ FORWARDING = [
     fx("bypass_udp_checksum", "bypass-decap endpoint: a sender's outer UDP checksum is updated with the inner MAC",
        _with_udp_checksum(enc(v4(5, "10.0.0.8"))), XDP_REDIRECT,
        _with_udp_checksum(enc(v4(5, "10.0.0.8", dst_mac=ep_mac(100, 8)))), {"redirect": 1, "bypass": 1}),
+    fx("bypass_udp_checksum_ffff", "bypass-decap endpoint: every MAC word updates the outer UDP checksum, "
+       "also after a running value of 0", _bypass_checksum_ffff()[0], XDP_REDIRECT, _bypass_checksum_ffff()[1],
+       {"redirect": 1, "bypass": 1}),
     fx("bypass_arp", "bypass-decap endpoint: an ARP request is the tunnel packet as it came",
        enc(P.inner_arp_request(ep_mac(100, 5), "10.0.0.5", "10.0.0.8")), XDP_REDIRECT, None,
        {"redirect": 1, "bypass": 1}),

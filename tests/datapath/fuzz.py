@@ -134,12 +134,11 @@ def bypassed(p, i, mac, arp):
     if arp:
         return p
     out = bytearray(p)
+    out[i:i + 6] = mac
     check = _u16(p, 40)
-    for k in range(0, 6, 2):
-        if check:
+    if check:  # every word updates it, a running value of 0 included
+        for k in range(0, 6, 2):
             check = _csum_replace16(check, _u16(p, i + k), _u16(mac, k))
-        out[i + k:i + k + 2] = mac[k:k + 2]
-    if _u16(p, 40):
         out[40:42] = (check or 0xFFFF).to_bytes(2, "big")
     return bytes(out)
 

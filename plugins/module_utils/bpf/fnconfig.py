@@ -31,7 +31,7 @@ from ansible_collections.mizar.transit.plugins.module_utils.bpf.abi import check
     tuple_hash, u32_to_ip
 from ansible_collections.mizar.transit.plugins.module_utils.bpf import libbpf
 from ansible_collections.mizar.transit.plugins.module_utils.bpf.libbpf import Map, possible_cpus
-from ansible_collections.mizar.transit.plugins.module_utils.model import maglev
+from ansible_collections.mizar.transit.plugins.module_utils.model import capacity, maglev
 from ansible_collections.mizar.transit.plugins.module_utils.model.functions import duration_text, parse_bitrate, \
     parse_duration
 
@@ -396,7 +396,7 @@ class Ratelimit:
 
 
 # bpf/functions/scaled.bpf.c
-LB_MAX_VIPS = 4096
+LB_MAX_VIPS = capacity.MAX_SCALED
 LB_COUNTERS = (("new", 0), ("established", 1), ("moved", 2), ("local", 3), ("remote", 4), ("at_backend", 5),
                ("no_vip", 8), ("no_backend", 9), ("forged", 10), ("not_here", 11), ("malformed", 12),
                ("too_big", 13), ("adjust", 14), ("no_route", 15))

@@ -183,14 +183,18 @@ def _members_from_legacy(old_path, new_path):
             raise LoaderError("%s: %d-byte values, not the %d of ABI 3's backend sets: cannot convert it to %s"
                               % (old_path, old.value_size, size, os.path.basename(new_path)))
         blob = libbpf.read_array_blob(old)
-    entries = []
+    # An old run stopped between writing a changed set and freeing the old
+    # one leaves two sets of one endpoint: each member is taken once (the
+    # next converge removes the members the inventory no longer lists).
+    entries = {}
     for slot in range(1, len(blob) // size):
         found = abi.decode_legacy_backends(blob[slot * size:(slot + 1) * size])
         if found:
             (vni, vip), ips = found
-            entries += [{"vni": vni, "vip": vip, "ip": ip} for ip in ips]
+            for ip in ips:
+                entries[(vni, vip, ip)] = {"vni": vni, "vip": vip, "ip": ip}
     with libbpf.Map.from_pin(new_path) as m:
-        return tables.fill(m, abi.TABLES["members"], entries)
+        return tables.fill(m, abi.TABLES["members"], list(entries.values()))
 
 
 def _rmtree_pins(path):

@@ -732,7 +732,8 @@ def _keep_members(want, held):
     if want.get("type") != "scaled" or held["type"] != "scaled":
         return want
     ips = list(want.get("backends") or [])
-    gone = [ip for ip in held["backends"] if ip not in set(ips)]
+    listed = set(ips)
+    gone = [ip for ip in held["backends"] if ip not in listed]
     return dict(want, backends=ips + gone) if gone else want
 
 

@@ -21,6 +21,7 @@ MAX_AGENTS = 8192  # endpoints hosted on one host
 MAX_HOPS = 128  # bouncers per network, dividers per VPC
 MAX_BACKENDS = 4096  # backends of one scaled endpoint
 MAX_MEMBERS = 131072  # backends of all the scaled endpoints one host knows (mzr_members entries)
+MAX_SCALED = 4096  # scaled endpoints one host's scaled function serves (LB_MAX_VIPS, bpf/functions/scaled.bpf.c)
 MAX_PLENS = 8  # distinct network prefix lengths in one VPC
 MAX_SOURCES = 16384  # trusted tunnel sources of one host: transit hosts and tunnel peers' (ip, VNI)
 MAX_PEERS = 4096  # peer routes one divider holds: one per peering of each VPC it divides

@@ -593,6 +593,11 @@ def _check_capacity(plans, errors):
                    "per VPC), more than the %d a host's datapath holds" % (sources, capacity.MAX_SOURCES))
     for name in plans:
         counts = plans[name].counts()
+        scaled = sum(1 for ep in plans[name].remote if ep.type == "scaled")
+        if scaled > capacity.MAX_SCALED:
+            errors.add("hostvars[%s]" % name, "host %s would hold %d scaled endpoints, more than the %d its scaled "
+                       "function serves: give the bouncer roles of their networks to more hosts"
+                       % (name, scaled, capacity.MAX_SCALED))
         members = sum(len(ep.backends) for ep in plans[name].remote if ep.type == "scaled")
         if members > capacity.MAX_MEMBERS:
             errors.add("hostvars[%s]" % name, "host %s would hold %d backends of scaled endpoints in all, more than "

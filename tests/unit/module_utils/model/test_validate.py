@@ -355,6 +355,18 @@ def test_too_many_backends_of_scaled_endpoints_on_a_host(monkeypatch):
             in errors[2].message)
 
 
+def test_too_many_scaled_endpoints_on_a_host(monkeypatch):
+    inv = base()
+    lb = [ep for vpc in inv["mizar_vpcs"] for net in vpc["networks"] for ep in net["endpoints"]
+          if ep.get("type") == "scaled"]
+    monkeypatch.setattr(capacity, "MAX_SCALED", len(lb) - 1)
+    errors = validate(inv)
+    # h3 balances lb; h1 and h2 host its backends, and deliver to them: each holds it
+    assert [e.path for e in errors] == ["hostvars[h1]", "hostvars[h2]", "hostvars[h3]"]
+    assert ("host h3 would hold %d scaled endpoints, more than the %d its scaled function serves" % (len(lb), len(lb) - 1)
+            in errors[2].message)
+
+
 def test_too_many_bouncers(monkeypatch):
     monkeypatch.setattr(capacity, "MAX_HOPS", 1)
     inv = base()
