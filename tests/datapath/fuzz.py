@@ -304,8 +304,9 @@ def check(w, p, verdict, out, exp):
     if exp.kind == "drop":
         return None
     if exp.kind == "bypass":
-        return None if out == exp.data else (INV_DELIVER, "bypass endpoint got other bytes than the tunnel packet "
-                                                           "with its inner frame addressed to it")
+        if out == exp.data:
+            return None
+        return INV_DELIVER, "bypass endpoint got other bytes than the tunnel packet with its inner frame addressed to it"
     if exp.kind == "decap":
         return _check_decap(p, out, exp)
     if exp.kind == "forward":

@@ -102,7 +102,6 @@ def test_a_task_sees_only_its_namespace(ansible, hosts, tmp_path):
     assert sorted(e for e in os.listdir(VIEWS) if e.startswith(RUN)) == sorted([C1, C2])
 
 
-
 def test_a_delegated_task_runs_in_the_delegated_hosts_namespace(ansible, hosts):
     """delegate_to enters the namespace of the host it names (its own, or the
     one its ansible_mizar_netns names), not the delegating host's."""
