@@ -150,6 +150,29 @@ def test_the_acl_drop_is_named_at_the_host_whose_stage_drops(ansible, inventory,
     assert decisions == [("acl-blue", "passed"), ("ratelimit-red", "passed")]
 
 
+def test_a_flow_to_the_vip_is_traced_through_the_balancer_to_its_backend(ansible, inventory, deployed, tmp_path):
+    """web-vip (10.0.1.100) is balanced by web-lb at web's bouncer (mzh1) over
+    blue1 (mzh1) and blue2 (mzh2): each flow's trace names the stage and the
+    function where it is balanced, and ends delivered to the backend it
+    picked, on that backend's host."""
+    ends = {}
+    for sport in range(40011, 40019):
+        res, t = trace(ansible, inventory, tmp_path, "blue3", "10.0.1.100", "proto=udp", "sport=%d" % sport,
+                       "dport=80")
+        assert t is not None and t["outcome"] == "delivered", (res, t and t["lines"])
+        backend = t["hops"][-1]["delivered_to"]
+        assert backend in ("blue/web/blue1", "blue/web/blue2"), t["lines"]
+        balanced = t["hops"][1]
+        assert (visited(t)[1], balanced["stage"]) == ("mzh1", "on_xdp_scaled_ep"), t["lines"]
+        assert [f["function"] for f in balanced["functions"]] == ["web-lb"], t["lines"]
+        # blue1 is on the balancing host; blue2 gets the packet from it, with the pick in an option
+        assert visited(t) == (["mzh2", "mzh1"] if backend == "blue/web/blue1" else ["mzh2", "mzh1", "mzh2"]), t["lines"]
+        if backend == "blue/web/blue2":
+            assert t["hops"][2]["stage"] == "on_xdp_scaled_ep", t["lines"]
+        ends[sport] = backend
+    assert set(ends.values()) == {"blue/web/blue1", "blue/web/blue2"}, ends
+
+
 def test_tenants_are_isolated_and_the_drop_is_at_the_right_hop(ansible, inventory, deployed, tmp_path):
     # red has no network 10.0.2.0/24 (blue's db) and no divider: its bouncer drops it
     res, t = trace(ansible, inventory, tmp_path, "red1", "10.0.2.10")

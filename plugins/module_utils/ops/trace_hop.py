@@ -131,6 +131,8 @@ def _stage_of(program, counted, out_ip, own_ip):
     encapsulation to a remote bouncer enters none."""
     if counted.get("drop"):
         return "on_xdp_drop"
+    if counted.get("scaled"):  # a scaled endpoint's stage: its function sent the packet on itself
+        return "on_xdp_scaled_ep"
     if counted.get("pass"):
         return "on_xdp_pass"
     if counted.get("tx"):

@@ -19,6 +19,9 @@ DROP, REDIRECT = 1, 4
     ("agent", {"redirect": 1, "agent_encap": 1}, "192.168.77.1", "on_xdp_redirect"),  # bypass_decap, this host
     ("agent", {"redirect": 1, "agent_encap": 1}, "192.168.77.3", None),  # to a remote bouncer: no stage
     ("agent", {"tx": 1, "arp_reply": 1}, None, "on_xdp_tx"),
+    ("transit", {"tx": 1, "scaled": 1}, "192.168.77.2", "on_xdp_scaled_ep"),  # balanced to a backend's host
+    ("transit", {"redirect": 1, "scaled": 1}, None, "on_xdp_scaled_ep"),  # delivered to the backend here
+    ("agent", {"redirect": 1, "scaled": 1}, "192.168.77.2", "on_xdp_scaled_ep"),  # the agent's host balances
 ])
 def test_the_stage_entered_follows_from_the_counters(program, counted, out_ip, stage):
     assert trace_hop._stage_of(program, counted, out_ip, "192.168.77.1") == stage
